@@ -1,0 +1,143 @@
+//! The blob backend seam (SPEC §4.3): [`BlobStore`] and its staged writer.
+//!
+//! Backends store opaque bytes under their BLAKE3 key
+//! (`blobs/blake3/<2 hex>/<64 hex>`); hashing, verification and the catalog live in the
+//! library, so a backend's contract stays small: stage bytes, publish them atomically under a
+//! key, read (optionally a range), stat, delete, list.
+
+use std::fmt::Debug;
+use std::pin::Pin;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use tokio::io::AsyncRead;
+
+use crate::digest::Blake3;
+use crate::error::Result;
+
+/// Where a blob lives, for tiering (`hot` now; `cold` for archive storage classes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Tier {
+    /// Immediately readable storage.
+    Hot,
+    /// Cheaper storage that may be slower or costlier to read.
+    Cold,
+}
+
+impl Tier {
+    /// The wire name (`hot` / `cold`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tier::Hot => "hot",
+            Tier::Cold => "cold",
+        }
+    }
+
+    /// Parses the wire name.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "hot" => Some(Tier::Hot),
+            "cold" => Some(Tier::Cold),
+            _ => None,
+        }
+    }
+}
+
+/// The storage key of a blob, identical in every backend: `blobs/blake3/<2 hex>/<64 hex>`.
+pub fn blob_key(blake3: &Blake3) -> String {
+    let hex = blake3.to_hex();
+    format!("blobs/blake3/{}/{hex}", &hex[..2])
+}
+
+/// A byte range `[start, end)` of a blob; `end: None` means "to the end".
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ByteRange {
+    /// First byte.
+    pub start: u64,
+    /// One past the last byte, or `None` for the end of the blob.
+    pub end: Option<u64>,
+}
+
+impl ByteRange {
+    /// The concrete `[start, end)` within a blob of `size` bytes, or `None` when unsatisfiable
+    /// (start beyond the end, or an empty range).
+    pub fn resolve(self, size: u64) -> Option<(u64, u64)> {
+        let end = self.end.unwrap_or(size).min(size);
+        (self.start < end).then_some((self.start, end))
+    }
+}
+
+/// A readable byte stream.
+pub type ByteReader = Pin<Box<dyn AsyncRead + Send>>;
+
+/// An open read of a blob (or of a range of it).
+pub struct BlobRead {
+    /// Total size of the blob in the backend.
+    pub size: u64,
+    /// The `[start, end)` range this reader yields.
+    pub range: (u64, u64),
+    /// The bytes.
+    pub reader: ByteReader,
+}
+
+impl Debug for BlobRead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlobRead")
+            .field("size", &self.size)
+            .field("range", &self.range)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a backend knows of a stored blob.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlobMeta {
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// A blob storage backend. Object-safe: the library holds `Arc<dyn BlobStore>`.
+#[async_trait]
+pub trait BlobStore: Debug + Send + Sync + 'static {
+    /// A short backend name for messages and metrics (`fs`, `s3`).
+    fn name(&self) -> &'static str;
+
+    /// The tier new blobs land in.
+    fn tier(&self) -> Tier {
+        Tier::Hot
+    }
+
+    /// Starts a staged write; staged bytes are invisible to readers until
+    /// [`StagedBlob::commit`] publishes them.
+    async fn stage(&self) -> Result<Box<dyn StagedBlob>>;
+
+    /// Opens a blob (or a range of it). `NotFound` when absent; an unsatisfiable range is
+    /// `InvalidInput`.
+    async fn get(&self, key: &Blake3, range: Option<ByteRange>) -> Result<BlobRead>;
+
+    /// Stats a blob; `None` when absent.
+    async fn head(&self, key: &Blake3) -> Result<Option<BlobMeta>>;
+
+    /// Deletes a blob; deleting an absent blob succeeds.
+    async fn delete(&self, key: &Blake3) -> Result<()>;
+
+    /// Every stored key.
+    async fn list(&self) -> Result<Vec<Blake3>>;
+
+    /// Checks the backend is reachable and writable (for `readyz` and start-up).
+    async fn check(&self) -> Result<()>;
+}
+
+/// Bytes being written to a backend, not yet visible.
+#[async_trait]
+pub trait StagedBlob: Send {
+    /// Appends the next bytes.
+    async fn write(&mut self, chunk: Bytes) -> Result<()>;
+
+    /// Makes the bytes durable and publishes them under `key` atomically: readers see the whole
+    /// blob or nothing. If `key` already exists the staged bytes are discarded (same content).
+    async fn commit(self: Box<Self>, key: &Blake3) -> Result<()>;
+
+    /// Discards the staged bytes.
+    async fn abort(self: Box<Self>) -> Result<()>;
+}

@@ -1,0 +1,425 @@
+//! The catalog: the event log and its materialised views in SQL (SPEC §2.4, §2.5, §4.2).
+//!
+//! This is the only module that knows SQL. It runs on sqlx's `Any` driver so that one
+//! implementation serves every dialect; dialect differences (how a write transaction is
+//! serialised, migrations) are confined to [`Dialect`].
+//!
+//! Every state change goes through a [`WriteTx`]: it serialises writers, reads the log head,
+//! and for each appended event inserts the event row and applies the event to the views with
+//! [`apply_event`] — the same function `rebuild_views` replays the log through, so the views are
+//! a pure function of the log by construction.
+
+mod views;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
+use sqlx::{AnyConnection, AnyPool, Executor as _, Row as _};
+use tokio::sync::{Mutex, OwnedMutexGuard};
+
+use crate::cbor::Value;
+use crate::config::RetentionClasses;
+use crate::digest::{Blake3, PackageId};
+use crate::error::{Error, Result};
+use crate::event::{ChainVerifier, Event, Head, StoredEvent};
+use crate::time::Timestamp;
+
+pub use views::{
+    BlobRecord, EventQuery, HoldRecord, PackageFilter, PackageRecord, RetentionStatus, apply_event,
+};
+pub(crate) use views::{
+    blob as views_blob, due_for_sweep as views_due_for_sweep, hold_active as views_hold_active,
+    list_packages as views_list_packages, package as views_package,
+    package_id_by_name as views_package_id_by_name, retention_status as views_retention_status,
+};
+
+/// The SQL dialect behind a catalog URL.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dialect {
+    /// SQLite (embedded default).
+    Sqlite,
+    /// PostgreSQL (scale-out).
+    Postgres,
+}
+
+impl Dialect {
+    /// The dialect of a `sqlite://` or `postgres://` URL.
+    pub fn of_url(url: &str) -> Result<Self> {
+        if url.starts_with("sqlite:") {
+            Ok(Dialect::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Dialect::Postgres)
+        } else {
+            Err(Error::Config(format!(
+                "metadata url `{url}` must start with sqlite:// or postgres://"
+            )))
+        }
+    }
+}
+
+/// Catalog connection settings.
+#[derive(Clone, Debug)]
+pub struct CatalogOptions {
+    /// `sqlite://PATH` or `postgres://…`.
+    pub url: String,
+    /// Pool size.
+    pub max_connections: u32,
+    /// SQLite only: create the database file if missing.
+    pub create_if_missing: bool,
+}
+
+/// The event log and views in a SQL database.
+#[derive(Clone, Debug)]
+pub struct Catalog {
+    pool: AnyPool,
+    dialect: Dialect,
+    /// Serialises this process's writers before the database does (fair queueing instead of
+    /// SQLite busy-waiting); cross-process serialisation is the database's job.
+    write_lock: Arc<Mutex<()>>,
+}
+
+static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
+
+impl Catalog {
+    /// Connects, configures and migrates.
+    pub async fn open(options: &CatalogOptions) -> Result<Self> {
+        sqlx::any::install_default_drivers();
+        let dialect = Dialect::of_url(&options.url)?;
+        let connect_options: AnyConnectOptions = match dialect {
+            Dialect::Sqlite => {
+                use sqlx::ConnectOptions as _;
+                let path = options
+                    .url
+                    .trim_start_matches("sqlite://")
+                    .trim_start_matches("sqlite:");
+                let sqlite = sqlx::sqlite::SqliteConnectOptions::new()
+                    .filename(path)
+                    .create_if_missing(options.create_if_missing);
+                AnyConnectOptions::from_url(&sqlite.to_url_lossy())?
+            }
+            Dialect::Postgres => options.url.parse()?,
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(options.max_connections.max(1))
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if dialect == Dialect::Sqlite {
+                        // WAL: readers never block the writer. FULL: a committed event survives
+                        // power loss (NORMAL would not). busy_timeout: writers from other
+                        // processes wait instead of failing.
+                        conn.execute("PRAGMA journal_mode = WAL").await?;
+                        conn.execute("PRAGMA synchronous = FULL").await?;
+                        conn.execute("PRAGMA busy_timeout = 60000").await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(connect_options)
+            .await
+            .map_err(|e| match dialect {
+                Dialect::Sqlite if !options.create_if_missing => Error::Config(format!(
+                    "cannot open the catalog {}: {e} (run `artifactstore init` first?)",
+                    options.url
+                )),
+                _ => Error::Database(e),
+            })?;
+        match dialect {
+            Dialect::Sqlite => SQLITE_MIGRATOR.run(&pool).await?,
+            Dialect::Postgres => {
+                return Err(Error::Config(
+                    "the PostgreSQL catalog is not available in this build yet (see ROADMAP.md)"
+                        .to_owned(),
+                ));
+            }
+        }
+        Ok(Self {
+            pool,
+            dialect,
+            write_lock: Arc::new(Mutex::new(())),
+        })
+    }
+
+    /// The dialect in use.
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// The connection pool (for tests and tools that inspect the database directly).
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Closes every connection.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Starts a serialised write transaction positioned at the current head.
+    pub async fn write(&self) -> Result<WriteTx> {
+        let guard = self.write_lock.clone().lock_owned().await;
+        let mut tx = match self.dialect {
+            Dialect::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Dialect::Postgres => {
+                let mut tx = self.pool.begin().await?;
+                // One transaction-scoped advisory lock serialises appends across processes.
+                sqlx::query("SELECT pg_advisory_xact_lock(7232917406151681)")
+                    .execute(&mut *tx)
+                    .await?;
+                tx
+            }
+        };
+        let head = read_head(&mut tx).await?;
+        Ok(WriteTx {
+            tx,
+            head,
+            appended: Vec::new(),
+            _guard: guard,
+        })
+    }
+
+    /// The head of the log.
+    pub async fn head(&self) -> Result<Head> {
+        let mut conn = self.pool.acquire().await?;
+        read_head(&mut conn).await
+    }
+
+    /// Seeds `retention_classes` from configuration.
+    pub async fn seed_classes(&self, classes: &RetentionClasses) -> Result<()> {
+        let mut tx = self.write().await?;
+        seed_classes(tx.conn(), classes).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Events in seq order, filtered.
+    pub async fn events(&self, query: &EventQuery) -> Result<Vec<Event>> {
+        let mut conn = self.pool.acquire().await?;
+        views::events(&mut conn, query).await
+    }
+
+    /// Verifies the whole hash chain; returns the verified head, or the first bad seq as
+    /// [`Error::Integrity`].
+    pub async fn verify_chain(&self) -> Result<Head> {
+        let mut conn = self.pool.acquire().await?;
+        let mut verifier = ChainVerifier::new();
+        let mut after: i64 = 0;
+        loop {
+            let rows = sqlx::query(
+                "SELECT seq, type, package_id, body, hash FROM events WHERE seq > $1 ORDER BY seq LIMIT 5000",
+            )
+            .bind(after)
+            .fetch_all(&mut *conn)
+            .await?;
+            if rows.is_empty() {
+                break;
+            }
+            for row in &rows {
+                let stored = StoredEvent {
+                    seq: row.try_get::<i64, _>("seq")? as u64,
+                    event_type: row.try_get("type")?,
+                    package_id: row.try_get("package_id")?,
+                    body: row.try_get("body")?,
+                    hash: row.try_get("hash")?,
+                };
+                after = stored.seq as i64;
+                verifier.check(&stored)?;
+            }
+        }
+        let stored_head = self.head().await?;
+        let verified = verifier.head();
+        if stored_head != verified {
+            return Err(Error::Integrity {
+                seq: verified.seq + 1,
+                reason: "the log changed while it was being verified; run it again".to_owned(),
+            });
+        }
+        Ok(verified)
+    }
+
+    /// Rebuilds every view by replaying the log through [`apply_event`]; returns the number of
+    /// events replayed. Runs in one write transaction: readers see the old views until it commits.
+    pub async fn rebuild_views(&self, classes: &RetentionClasses) -> Result<u64> {
+        let mut tx = self.write().await?;
+        let replayed = rebuild_in(tx.conn(), classes).await?;
+        tx.commit().await?;
+        Ok(replayed)
+    }
+
+    /// Every view's rows as sorted text lines, table by table (for equality checks).
+    pub async fn dump_views(&self) -> Result<BTreeMap<&'static str, Vec<String>>> {
+        let mut conn = self.pool.acquire().await?;
+        views::dump_views(&mut conn).await
+    }
+
+    /// Whether the live views equal a replay of the log: replays inside a transaction that is
+    /// rolled back, and compares dumps. Returns the tables that differ.
+    pub async fn views_match_replay(&self, classes: &RetentionClasses) -> Result<Vec<String>> {
+        let mut tx = self.write().await?;
+        let live = views::dump_views(tx.conn()).await?;
+        rebuild_in(tx.conn(), classes).await?;
+        let replayed = views::dump_views(tx.conn()).await?;
+        tx.rollback().await?;
+        Ok(live
+            .iter()
+            .filter(|(table, rows)| replayed.get(*table) != Some(rows))
+            .map(|(table, _)| (*table).to_owned())
+            .collect())
+    }
+
+    /// Runs a read with a pooled connection.
+    pub async fn read(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Any>> {
+        Ok(self.pool.acquire().await?)
+    }
+}
+
+async fn rebuild_in(conn: &mut AnyConnection, classes: &RetentionClasses) -> Result<u64> {
+    for table in views::VIEW_TABLES {
+        conn.execute(sqlx::AssertSqlSafe(format!("DELETE FROM {table}")))
+            .await?;
+    }
+    seed_classes(conn, classes).await?;
+    let mut after: i64 = 0;
+    let mut replayed = 0u64;
+    loop {
+        let rows =
+            sqlx::query("SELECT seq, body FROM events WHERE seq > $1 ORDER BY seq LIMIT 5000")
+                .bind(after)
+                .fetch_all(&mut *conn)
+                .await?;
+        if rows.is_empty() {
+            break;
+        }
+        for row in &rows {
+            let seq: i64 = row.try_get("seq")?;
+            let body: Vec<u8> = row.try_get("body")?;
+            let event = Event::from_canonical_bytes(&body).map_err(|e| Error::Integrity {
+                seq: seq as u64,
+                reason: format!("body does not decode: {e}"),
+            })?;
+            apply_event(conn, &event).await?;
+            after = seq;
+            replayed += 1;
+        }
+    }
+    Ok(replayed)
+}
+
+async fn seed_classes(conn: &mut AnyConnection, classes: &RetentionClasses) -> Result<()> {
+    conn.execute("DELETE FROM retention_classes").await?;
+    for (name, period) in classes.iter() {
+        sqlx::query("INSERT INTO retention_classes (name, default_period) VALUES ($1, $2)")
+            .bind(name)
+            .bind(period.to_string())
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+async fn read_head(conn: &mut AnyConnection) -> Result<Head> {
+    let row = sqlx::query("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1")
+        .fetch_optional(&mut *conn)
+        .await?;
+    match row {
+        None => Ok(Head::EMPTY),
+        Some(row) => {
+            let seq: i64 = row.try_get("seq")?;
+            let hash: String = row.try_get("hash")?;
+            Ok(Head {
+                seq: seq as u64,
+                hash: Some(hash.parse().map_err(|e| Error::Integrity {
+                    seq: seq as u64,
+                    reason: format!("stored hash is not a digest: {e}"),
+                })?),
+            })
+        }
+    }
+}
+
+/// A serialised write transaction positioned at the log head.
+pub struct WriteTx {
+    tx: sqlx::Transaction<'static, sqlx::Any>,
+    head: Head,
+    appended: Vec<Event>,
+    _guard: OwnedMutexGuard<()>,
+}
+
+impl std::fmt::Debug for WriteTx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriteTx")
+            .field("head", &self.head)
+            .field("appended", &self.appended.len())
+            .finish()
+    }
+}
+
+impl WriteTx {
+    /// The connection inside the transaction, for reads that must see the same snapshot.
+    pub fn conn(&mut self) -> &mut AnyConnection {
+        &mut self.tx
+    }
+
+    /// The head including events appended in this transaction.
+    pub fn head(&self) -> Head {
+        self.head
+    }
+
+    /// Appends one event (next seq, chained to the head) and applies it to the views.
+    pub async fn append(
+        &mut self,
+        event_type: &str,
+        package_id: Option<PackageId>,
+        actor: &str,
+        at: Timestamp,
+        data: Value,
+    ) -> Result<Event> {
+        let event = Event {
+            seq: self.head.seq + 1,
+            event_type: event_type.to_owned(),
+            package_id,
+            actor: actor.to_owned(),
+            at,
+            data,
+            prev: self.head.hash,
+        };
+        let body = event.canonical_bytes()?;
+        let hash = Blake3::of(&body);
+        sqlx::query(
+            "INSERT INTO events (seq, type, package_id, actor, at, body, hash) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(event.seq as i64)
+        .bind(event.event_type.as_str())
+        .bind(event.package_id.map(|p| p.to_string()))
+        .bind(event.actor.as_str())
+        .bind(event.at.to_string())
+        .bind(body)
+        .bind(hash.to_string())
+        .execute(&mut *self.tx)
+        .await?;
+        apply_event(&mut self.tx, &event).await?;
+        self.head = Head {
+            seq: event.seq,
+            hash: Some(hash),
+        };
+        self.appended.push(event.clone());
+        Ok(event)
+    }
+
+    /// Commits; returns the events appended.
+    pub async fn commit(self) -> Result<Vec<Event>> {
+        self.tx.commit().await?;
+        Ok(self.appended)
+    }
+
+    /// Rolls back; nothing appended survives.
+    pub async fn rollback(self) -> Result<()> {
+        self.tx.rollback().await?;
+        Ok(())
+    }
+}
+
+pub(crate) fn row_ts(row: &AnyRow, column: &str) -> Result<Option<Timestamp>> {
+    let ms: Option<i64> = row.try_get(column)?;
+    Ok(ms.and_then(Timestamp::from_unix_millis))
+}

@@ -1,0 +1,704 @@
+//! The materialised views: how each event changes them, and how they are read.
+
+use std::collections::BTreeMap;
+
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row as _};
+
+use super::row_ts;
+use crate::blob::Tier;
+use crate::cbor::Value;
+use crate::digest::{AnyDigest, BlobInfo, PackageId};
+use crate::error::{Error, Result};
+use crate::event::{Event, types};
+use crate::manifest::Manifest;
+use crate::time::Timestamp;
+
+/// Every view table, in the order `rebuild_views` clears them.
+pub(crate) const VIEW_TABLES: [&str; 6] = [
+    "blobs",
+    "packages",
+    "package_files",
+    "retention_state",
+    "holds",
+    "retention_classes",
+];
+
+fn data_text<'a>(event: &'a Event, key: &str) -> Result<&'a str> {
+    event.data_text(key).ok_or_else(|| Error::Integrity {
+        seq: event.seq,
+        reason: format!(
+            "`{}` event has no text `{key}` in its data",
+            event.event_type
+        ),
+    })
+}
+
+fn data_ts(event: &Event, key: &str) -> Result<Option<i64>> {
+    match &event.data {
+        Value::Map(map) => match map.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Text(text)) => text
+                .parse::<Timestamp>()
+                .map(|t| Some(t.unix_millis()))
+                .map_err(|e| Error::Integrity {
+                    seq: event.seq,
+                    reason: format!("`{key}`: {e}"),
+                }),
+            Some(_) => Err(Error::Integrity {
+                seq: event.seq,
+                reason: format!("`{key}` must be a timestamp or null"),
+            }),
+        },
+        _ => Err(Error::Integrity {
+            seq: event.seq,
+            reason: "data must be a map".to_owned(),
+        }),
+    }
+}
+
+fn package_id_of(event: &Event) -> Result<String> {
+    event
+        .package_id
+        .map(|p| p.to_string())
+        .ok_or_else(|| Error::Integrity {
+            seq: event.seq,
+            reason: format!("`{}` event has no package_id", event.event_type),
+        })
+}
+
+/// Applies one event to the views. The live path calls it right after inserting the event in
+/// the same transaction; `rebuild_views` calls it for every event in seq order. Unknown event
+/// types change nothing.
+pub async fn apply_event(conn: &mut AnyConnection, event: &Event) -> Result<()> {
+    let seq = event.seq as i64;
+    let at = event.at.unix_millis();
+    match event.event_type.as_str() {
+        types::BLOB_STORED => {
+            let size = match &event.data {
+                Value::Map(map) => map.get("size").and_then(Value::as_i64),
+                _ => None,
+            }
+            .ok_or_else(|| Error::Integrity {
+                seq: event.seq,
+                reason: "blob.stored has no integer size".to_owned(),
+            })?;
+            sqlx::query(
+                "INSERT INTO blobs (blake3, sha256, size, tier, stored_seq, stored_at) VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(data_text(event, "blake3")?)
+            .bind(data_text(event, "sha256")?)
+            .bind(size)
+            .bind(data_text(event, "tier")?)
+            .bind(seq)
+            .bind(at)
+            .execute(&mut *conn)
+            .await?;
+        }
+        types::BLOB_DELETED => {
+            sqlx::query("DELETE FROM blobs WHERE blake3 = $1")
+                .bind(data_text(event, "blake3")?)
+                .execute(&mut *conn)
+                .await?;
+        }
+        types::PACKAGE_CREATED => {
+            let package_id = package_id_of(event)?;
+            let manifest_value = match &event.data {
+                Value::Map(map) => map.get("manifest"),
+                _ => None,
+            }
+            .ok_or_else(|| Error::Integrity {
+                seq: event.seq,
+                reason: "package.created has no manifest".to_owned(),
+            })?;
+            let manifest = Manifest::from_value(manifest_value).map_err(|e| Error::Integrity {
+                seq: event.seq,
+                reason: format!("manifest: {e}"),
+            })?;
+            let manifest_size = crate::cbor::encode(manifest_value)?.len() as i64;
+            let labels = Value::Map(
+                manifest
+                    .labels
+                    .iter()
+                    .map(|(k, v)| (k.clone(), Value::Text(v.clone())))
+                    .collect(),
+            );
+            sqlx::query(
+                "INSERT INTO packages (package_id, name, version, retention_class, created_seq, created_at, actor, file_count, total_size, manifest_size, labels) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            )
+            .bind(package_id.as_str())
+            .bind(manifest.name.as_str())
+            .bind(manifest.version.as_str())
+            .bind(manifest.retention_class.as_str())
+            .bind(seq)
+            .bind(at)
+            .bind(event.actor.as_str())
+            .bind(manifest.files.len() as i64)
+            .bind(manifest.files.iter().map(|f| f.size as i64).sum::<i64>())
+            .bind(manifest_size)
+            .bind(crate::jcs::to_jcs(&labels))
+            .execute(&mut *conn)
+            .await?;
+            for file in &manifest.files {
+                sqlx::query(
+                    "INSERT INTO package_files (package_id, path, blake3, sha256, size, media_type) VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(package_id.as_str())
+                .bind(file.path.as_str())
+                .bind(file.blake3.to_string())
+                .bind(file.sha256.to_string())
+                .bind(file.size as i64)
+                .bind(file.media_type.as_deref())
+                .execute(&mut *conn)
+                .await?;
+            }
+        }
+        types::PACKAGE_PURGED => {
+            sqlx::query("UPDATE packages SET purged_seq = $1 WHERE package_id = $2")
+                .bind(seq)
+                .bind(package_id_of(event)?)
+                .execute(&mut *conn)
+                .await?;
+        }
+        types::RETENTION_DEFAULT_APPLIED => {
+            let expires_at = data_ts(event, "expires_at")?;
+            sqlx::query(
+                "INSERT INTO retention_state (package_id, retention_class, default_period, default_expires_at, current_expires_at, active_holds, eligible_for_deletion, eligible_seq, updated_seq) \
+                 VALUES ($1, $2, $3, $4, $5, 0, 0, NULL, $6)",
+            )
+            .bind(package_id_of(event)?)
+            .bind(data_text(event, "retention_class")?)
+            .bind(data_text(event, "period")?)
+            .bind(expires_at)
+            .bind(expires_at)
+            .bind(seq)
+            .execute(&mut *conn)
+            .await?;
+        }
+        types::RETENTION_EXTENDED => {
+            sqlx::query(
+                "UPDATE retention_state SET current_expires_at = $1, eligible_for_deletion = 0, eligible_seq = NULL, updated_seq = $2 WHERE package_id = $3",
+            )
+            .bind(data_ts(event, "new_expires_at")?)
+            .bind(seq)
+            .bind(package_id_of(event)?)
+            .execute(&mut *conn)
+            .await?;
+        }
+        types::RETENTION_HOLD_APPLIED => {
+            let package_id = package_id_of(event)?;
+            sqlx::query(
+                "INSERT INTO holds (hold_id, package_id, reason, actor, applied_seq, applied_at) VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(data_text(event, "hold_id")?)
+            .bind(package_id.as_str())
+            .bind(data_text(event, "reason")?)
+            .bind(event.actor.as_str())
+            .bind(seq)
+            .bind(at)
+            .execute(&mut *conn)
+            .await?;
+            sqlx::query(
+                "UPDATE retention_state SET active_holds = active_holds + 1, eligible_for_deletion = 0, eligible_seq = NULL, updated_seq = $1 WHERE package_id = $2",
+            )
+            .bind(seq)
+            .bind(package_id.as_str())
+            .execute(&mut *conn)
+            .await?;
+        }
+        types::RETENTION_HOLD_RELEASED => {
+            let package_id = package_id_of(event)?;
+            sqlx::query(
+                "UPDATE holds SET released_seq = $1, released_at = $2, released_by = $3, release_reason = $4 WHERE hold_id = $5 AND package_id = $6",
+            )
+            .bind(seq)
+            .bind(at)
+            .bind(event.actor.as_str())
+            .bind(data_text(event, "reason")?)
+            .bind(data_text(event, "hold_id")?)
+            .bind(package_id.as_str())
+            .execute(&mut *conn)
+            .await?;
+            sqlx::query(
+                "UPDATE retention_state SET active_holds = active_holds - 1, updated_seq = $1 WHERE package_id = $2",
+            )
+            .bind(seq)
+            .bind(package_id.as_str())
+            .execute(&mut *conn)
+            .await?;
+        }
+        types::RETENTION_DELETION_ELIGIBLE => {
+            sqlx::query(
+                "UPDATE retention_state SET eligible_for_deletion = 1, eligible_seq = $1, updated_seq = $1 WHERE package_id = $2",
+            )
+            .bind(seq)
+            .bind(package_id_of(event)?)
+            .execute(&mut *conn)
+            .await?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// A blob as the `blobs` view records it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlobRecord {
+    /// Digests and size.
+    pub info: BlobInfo,
+    /// Retrieval tier.
+    pub tier: Tier,
+    /// The `v1.blob.stored` event.
+    pub stored_seq: u64,
+    /// When it was recorded.
+    pub stored_at: Timestamp,
+}
+
+fn integrity(seq: u64, what: impl std::fmt::Display) -> Error {
+    Error::Integrity {
+        seq,
+        reason: what.to_string(),
+    }
+}
+
+impl BlobRecord {
+    fn from_row(row: &AnyRow) -> Result<Self> {
+        let stored_seq = row.try_get::<i64, _>("stored_seq")? as u64;
+        let blake3: String = row.try_get("blake3")?;
+        let sha256: String = row.try_get("sha256")?;
+        let tier: String = row.try_get("tier")?;
+        Ok(BlobRecord {
+            info: BlobInfo {
+                blake3: blake3.parse().map_err(|e| integrity(stored_seq, e))?,
+                sha256: sha256.parse().map_err(|e| integrity(stored_seq, e))?,
+                size: row.try_get::<i64, _>("size")? as u64,
+            },
+            tier: Tier::parse(&tier).unwrap_or(Tier::Hot),
+            stored_seq,
+            stored_at: row_ts(row, "stored_at")?
+                .unwrap_or(Timestamp::from_unix_millis(0).unwrap_or_else(|| unreachable_ts())),
+        })
+    }
+}
+
+fn unreachable_ts() -> Timestamp {
+    // 0 ms is always within range; this exists only to avoid a panic path.
+    Timestamp::from_unix_millis(0).expect("epoch is a valid timestamp")
+}
+
+/// Looks a blob up by either digest.
+pub(crate) async fn blob(
+    conn: &mut AnyConnection,
+    digest: &AnyDigest,
+) -> Result<Option<BlobRecord>> {
+    let row = match digest {
+        AnyDigest::Blake3(d) => {
+            sqlx::query("SELECT * FROM blobs WHERE blake3 = $1")
+                .bind(d.to_string())
+                .fetch_optional(&mut *conn)
+                .await?
+        }
+        AnyDigest::Sha256(d) => {
+            sqlx::query("SELECT * FROM blobs WHERE sha256 = $1")
+                .bind(d.to_string())
+                .fetch_optional(&mut *conn)
+                .await?
+        }
+    };
+    row.as_ref().map(BlobRecord::from_row).transpose()
+}
+
+/// A hold as the `holds` view records it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HoldRecord {
+    /// Hold id.
+    pub hold_id: String,
+    /// Why.
+    pub reason: String,
+    /// Who applied it.
+    pub actor: String,
+    /// When.
+    pub applied_at: Timestamp,
+    /// The `hold_applied` event.
+    pub applied_seq: u64,
+    /// The `hold_released` event, once released.
+    pub released_seq: Option<u64>,
+}
+
+/// The retention state of a package (the `retention_state` view plus its active holds).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RetentionStatus {
+    /// The package.
+    pub package_id: PackageId,
+    /// Its class.
+    pub retention_class: String,
+    /// The class default period at creation (`730d`, `permanent`).
+    pub default_period: String,
+    /// Expiry computed at creation (`None` = permanent).
+    pub default_expires_at: Option<Timestamp>,
+    /// Current expiry (`None` = permanent).
+    pub current_expires_at: Option<Timestamp>,
+    /// Active holds.
+    pub active_holds: Vec<HoldRecord>,
+    /// Marked eligible by the sweeper (and not flipped back since).
+    pub eligible_for_deletion: bool,
+    /// The `deletion_eligible` event, while eligible.
+    pub eligible_seq: Option<u64>,
+    /// The last event that changed this state.
+    pub updated_seq: u64,
+}
+
+impl RetentionStatus {
+    /// As a data-model value (`--json`, HTTP).
+    pub fn to_value(&self) -> Value {
+        let ts = |t: Option<Timestamp>| t.map_or(Value::Null, |t| Value::Text(t.to_string()));
+        let holds = self
+            .active_holds
+            .iter()
+            .map(|h| {
+                Value::Map(BTreeMap::from([
+                    ("hold_id".to_owned(), Value::Text(h.hold_id.clone())),
+                    ("reason".to_owned(), Value::Text(h.reason.clone())),
+                    ("actor".to_owned(), Value::Text(h.actor.clone())),
+                    (
+                        "applied_at".to_owned(),
+                        Value::Text(h.applied_at.to_string()),
+                    ),
+                    ("applied_seq".to_owned(), Value::Int(h.applied_seq as i64)),
+                ]))
+            })
+            .collect();
+        Value::Map(BTreeMap::from([
+            (
+                "package_id".to_owned(),
+                Value::Text(self.package_id.to_string()),
+            ),
+            (
+                "retention_class".to_owned(),
+                Value::Text(self.retention_class.clone()),
+            ),
+            (
+                "default_period".to_owned(),
+                Value::Text(self.default_period.clone()),
+            ),
+            ("default_expires_at".to_owned(), ts(self.default_expires_at)),
+            ("current_expires_at".to_owned(), ts(self.current_expires_at)),
+            (
+                "active_holds".to_owned(),
+                Value::Int(self.active_holds.len() as i64),
+            ),
+            ("holds".to_owned(), Value::Array(holds)),
+            (
+                "eligible_for_deletion".to_owned(),
+                Value::Bool(self.eligible_for_deletion),
+            ),
+            (
+                "eligible_seq".to_owned(),
+                self.eligible_seq
+                    .map_or(Value::Null, |s| Value::Int(s as i64)),
+            ),
+            (
+                "updated_seq".to_owned(),
+                Value::Int(self.updated_seq as i64),
+            ),
+        ]))
+    }
+}
+
+/// Reads a package's retention state; `None` if it has none.
+pub(crate) async fn retention_status(
+    conn: &mut AnyConnection,
+    package_id: &PackageId,
+) -> Result<Option<RetentionStatus>> {
+    let Some(row) = sqlx::query("SELECT * FROM retention_state WHERE package_id = $1")
+        .bind(package_id.to_string())
+        .fetch_optional(&mut *conn)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let holds = sqlx::query(
+        "SELECT * FROM holds WHERE package_id = $1 AND released_seq IS NULL ORDER BY applied_seq",
+    )
+    .bind(package_id.to_string())
+    .fetch_all(&mut *conn)
+    .await?;
+    let active_holds = holds
+        .iter()
+        .map(|h| {
+            Ok(HoldRecord {
+                hold_id: h.try_get("hold_id")?,
+                reason: h.try_get("reason")?,
+                actor: h.try_get("actor")?,
+                applied_at: row_ts(h, "applied_at")?.unwrap_or_else(unreachable_ts),
+                applied_seq: h.try_get::<i64, _>("applied_seq")? as u64,
+                released_seq: h
+                    .try_get::<Option<i64>, _>("released_seq")?
+                    .map(|s| s as u64),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Some(RetentionStatus {
+        package_id: *package_id,
+        retention_class: row.try_get("retention_class")?,
+        default_period: row.try_get("default_period")?,
+        default_expires_at: row_ts(&row, "default_expires_at")?,
+        current_expires_at: row_ts(&row, "current_expires_at")?,
+        active_holds,
+        eligible_for_deletion: row.try_get::<i64, _>("eligible_for_deletion")? != 0,
+        eligible_seq: row
+            .try_get::<Option<i64>, _>("eligible_seq")?
+            .map(|s| s as u64),
+        updated_seq: row.try_get::<i64, _>("updated_seq")? as u64,
+    }))
+}
+
+/// Whether a hold exists on a package and is active: `None` = unknown hold.
+pub(crate) async fn hold_active(
+    conn: &mut AnyConnection,
+    package_id: &PackageId,
+    hold_id: &str,
+) -> Result<Option<(bool, Option<u64>)>> {
+    let row = sqlx::query("SELECT released_seq FROM holds WHERE hold_id = $1 AND package_id = $2")
+        .bind(hold_id)
+        .bind(package_id.to_string())
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.map(|row| {
+        let released: Option<i64> = row.try_get("released_seq")?;
+        Ok((released.is_none(), released.map(|s| s as u64)))
+    })
+    .transpose()
+}
+
+/// A package as the `packages` view records it, with its retention state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PackageRecord {
+    /// Package id.
+    pub package_id: PackageId,
+    /// Name.
+    pub name: String,
+    /// Version.
+    pub version: String,
+    /// Retention class.
+    pub retention_class: String,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// The `v1.package.created` event.
+    pub created_seq: u64,
+    /// Who created it.
+    pub actor: String,
+    /// Number of files.
+    pub file_count: u64,
+    /// Sum of file sizes.
+    pub total_size: u64,
+    /// Size of the manifest's canonical CBOR.
+    pub manifest_size: u64,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// The `v1.package.purged` event, once purged.
+    pub purged_seq: Option<u64>,
+}
+
+impl PackageRecord {
+    fn from_row(row: &AnyRow) -> Result<Self> {
+        let created_seq = row.try_get::<i64, _>("created_seq")? as u64;
+        let package_id: String = row.try_get("package_id")?;
+        let labels_text: String = row.try_get("labels")?;
+        let labels = match crate::jcs::from_json(labels_text.as_bytes())
+            .map_err(|e| integrity(created_seq, e))?
+        {
+            Value::Map(map) => map
+                .into_iter()
+                .map(|(k, v)| (k, v.as_str().unwrap_or_default().to_owned()))
+                .collect(),
+            _ => BTreeMap::new(),
+        };
+        Ok(PackageRecord {
+            package_id: package_id.parse().map_err(|e| integrity(created_seq, e))?,
+            name: row.try_get("name")?,
+            version: row.try_get("version")?,
+            retention_class: row.try_get("retention_class")?,
+            created_at: row_ts(row, "created_at")?.unwrap_or_else(unreachable_ts),
+            created_seq,
+            actor: row.try_get("actor")?,
+            file_count: row.try_get::<i64, _>("file_count")? as u64,
+            total_size: row.try_get::<i64, _>("total_size")? as u64,
+            manifest_size: row.try_get::<i64, _>("manifest_size")? as u64,
+            labels,
+            purged_seq: row
+                .try_get::<Option<i64>, _>("purged_seq")?
+                .map(|s| s as u64),
+        })
+    }
+}
+
+/// Looks a package up by id.
+pub(crate) async fn package(
+    conn: &mut AnyConnection,
+    package_id: &PackageId,
+) -> Result<Option<PackageRecord>> {
+    sqlx::query("SELECT * FROM packages WHERE package_id = $1")
+        .bind(package_id.to_string())
+        .fetch_optional(&mut *conn)
+        .await?
+        .as_ref()
+        .map(PackageRecord::from_row)
+        .transpose()
+}
+
+/// Looks a package id up by name and version.
+pub(crate) async fn package_id_by_name(
+    conn: &mut AnyConnection,
+    name: &str,
+    version: &str,
+) -> Result<Option<PackageId>> {
+    let row = sqlx::query("SELECT package_id FROM packages WHERE name = $1 AND version = $2")
+        .bind(name)
+        .bind(version)
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.map(|row| {
+        let text: String = row.try_get("package_id")?;
+        text.parse().map_err(|e| integrity(0, e))
+    })
+    .transpose()
+}
+
+/// Filters for listing packages.
+#[derive(Clone, Debug, Default)]
+pub struct PackageFilter {
+    /// Only this name.
+    pub name: Option<String>,
+    /// Only this class.
+    pub retention_class: Option<String>,
+    /// Only packages marked eligible for deletion.
+    pub eligible: bool,
+    /// Cursor: only packages created after this seq.
+    pub after_seq: u64,
+    /// At most this many (default 1000).
+    pub limit: Option<u32>,
+}
+
+/// Lists packages in creation order.
+pub(crate) async fn list_packages(
+    conn: &mut AnyConnection,
+    filter: &PackageFilter,
+) -> Result<Vec<PackageRecord>> {
+    let rows = sqlx::query(
+        "SELECT p.* FROM packages p LEFT JOIN retention_state r ON r.package_id = p.package_id \
+         WHERE p.created_seq > $1 \
+           AND ($2 IS NULL OR p.name = $2) \
+           AND ($3 IS NULL OR p.retention_class = $3) \
+           AND ($4 = 0 OR r.eligible_for_deletion = 1) \
+         ORDER BY p.created_seq LIMIT $5",
+    )
+    .bind(filter.after_seq as i64)
+    .bind(filter.name.as_deref())
+    .bind(filter.retention_class.as_deref())
+    .bind(i64::from(filter.eligible))
+    .bind(i64::from(filter.limit.unwrap_or(1000)))
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter().map(PackageRecord::from_row).collect()
+}
+
+/// Filters for reading events.
+#[derive(Clone, Debug, Default)]
+pub struct EventQuery {
+    /// Only events with seq greater than this.
+    pub after: u64,
+    /// At most this many (default 1000).
+    pub limit: Option<u32>,
+    /// Only this type.
+    pub event_type: Option<String>,
+    /// Only events of this package.
+    pub package_id: Option<PackageId>,
+}
+
+/// Reads events in seq order (decoded from their canonical bodies, the source of truth).
+pub(crate) async fn events(conn: &mut AnyConnection, query: &EventQuery) -> Result<Vec<Event>> {
+    let rows = sqlx::query(
+        "SELECT seq, body FROM events WHERE seq > $1 \
+           AND ($2 IS NULL OR type = $2) \
+           AND ($3 IS NULL OR package_id = $3) \
+         ORDER BY seq LIMIT $4",
+    )
+    .bind(query.after as i64)
+    .bind(query.event_type.as_deref())
+    .bind(query.package_id.map(|p| p.to_string()))
+    .bind(i64::from(query.limit.unwrap_or(1000)))
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            let seq: i64 = row.try_get("seq")?;
+            let body: Vec<u8> = row.try_get("body")?;
+            Event::from_canonical_bytes(&body).map_err(|e| integrity(seq as u64, e))
+        })
+        .collect()
+}
+
+/// Every view's rows as sorted lines.
+pub(crate) async fn dump_views(
+    conn: &mut AnyConnection,
+) -> Result<BTreeMap<&'static str, Vec<String>>> {
+    let mut dump = BTreeMap::new();
+    for table in VIEW_TABLES {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT * FROM {table}")))
+            .fetch_all(&mut *conn)
+            .await?;
+        let mut lines: Vec<String> = rows
+            .iter()
+            .map(|row| {
+                use sqlx::Column as _;
+                row.columns()
+                    .iter()
+                    .map(|column| {
+                        let index = column.ordinal();
+                        if let Ok(v) = row.try_get::<Option<i64>, _>(index) {
+                            format!("{}={v:?}", column.name())
+                        } else if let Ok(v) = row.try_get::<Option<String>, _>(index) {
+                            format!("{}={v:?}", column.name())
+                        } else {
+                            format!("{}=<unreadable>", column.name())
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect();
+        lines.sort();
+        dump.insert(table, lines);
+    }
+    Ok(dump)
+}
+
+/// Packages due to become eligible at `as_of`, oldest expiry first, through the partial
+/// `retention_sweep` index (cost grows with the packages due, not with the store).
+pub(crate) async fn due_for_sweep(
+    conn: &mut AnyConnection,
+    as_of: Timestamp,
+    limit: i64,
+) -> Result<Vec<(PackageId, Timestamp)>> {
+    let rows = sqlx::query(
+        "SELECT package_id, current_expires_at FROM retention_state \
+         WHERE eligible_for_deletion = 0 AND active_holds = 0 AND current_expires_at IS NOT NULL \
+           AND current_expires_at <= $1 \
+         ORDER BY current_expires_at, package_id LIMIT $2",
+    )
+    .bind(as_of.unix_millis())
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            let package_id: String = row.try_get("package_id")?;
+            Ok((
+                package_id.parse().map_err(|e| integrity(0, e))?,
+                row_ts(row, "current_expires_at")?.unwrap_or_else(unreachable_ts),
+            ))
+        })
+        .collect()
+}

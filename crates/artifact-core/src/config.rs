@@ -1,0 +1,301 @@
+//! Operator configuration (SPEC §4.6): one TOML file, every key with a default.
+//!
+//! The file is found by `--config`, else `ARTIFACTSTORE_CONFIG`, else `<data-dir>/config.toml`
+//! (written by `artifactstore init`); without a file every default applies. Unknown keys are
+//! rejected so that a typo never silently falls back to a default.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+use crate::manifest::validate_class_name;
+use crate::time::Period;
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// `[metadata]`: where the catalog lives.
+    pub metadata: MetadataConfig,
+    /// `[blobs]`: where blob bytes live.
+    pub blobs: BlobsConfig,
+    /// `[server]`: the HTTP server.
+    pub server: ServerConfig,
+    /// `[retention]`: classes and the sweeper.
+    pub retention: RetentionConfig,
+}
+
+/// `[metadata]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetadataConfig {
+    /// `sqlite://…` or `postgres://…`; default `sqlite://<data-dir>/catalog.db`.
+    pub url: Option<String>,
+    /// Connection pool size.
+    pub max_connections: u32,
+}
+
+impl Default for MetadataConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            max_connections: 8,
+        }
+    }
+}
+
+/// `[blobs]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BlobsConfig {
+    /// `fs` (default) or `s3`.
+    pub backend: String,
+    /// fs: root directory; default `<data-dir>/blobs`.
+    pub path: Option<PathBuf>,
+    /// s3: bucket name.
+    pub bucket: Option<String>,
+    /// s3: key prefix inside the bucket.
+    pub prefix: Option<String>,
+    /// s3: endpoint URL (AWS when absent).
+    pub endpoint: Option<String>,
+    /// s3: region.
+    pub region: Option<String>,
+    /// s3: allow plain-HTTP endpoints.
+    pub allow_http: Option<bool>,
+}
+
+impl Default for BlobsConfig {
+    fn default() -> Self {
+        Self {
+            backend: "fs".to_owned(),
+            path: None,
+            bucket: None,
+            prefix: None,
+            endpoint: None,
+            region: None,
+            allow_http: None,
+        }
+    }
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Listen address.
+    pub listen: String,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".to_owned(),
+        }
+    }
+}
+
+/// `[retention]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// How often the server sweeps (a fixed period such as `1h`).
+    pub sweep_interval: String,
+    /// `[retention.classes.NAME]` entries; they add to and override the shipped defaults.
+    pub classes: BTreeMap<String, ClassConfig>,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        Self {
+            sweep_interval: "1h".to_owned(),
+            classes: BTreeMap::new(),
+        }
+    }
+}
+
+/// `[retention.classes.NAME]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClassConfig {
+    /// Default retention period: `permanent` or a period such as `730d` / `2y`.
+    pub default: String,
+}
+
+/// The retention classes in force: the shipped defaults plus the operator's entries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetentionClasses(BTreeMap<String, Period>);
+
+impl Default for RetentionClasses {
+    /// The shipped classes (SPEC §3).
+    fn default() -> Self {
+        Self(BTreeMap::from([
+            ("ephemeral".to_owned(), Period::Millis(7 * 86_400_000)),
+            ("build-cache".to_owned(), Period::Millis(30 * 86_400_000)),
+            ("release-evidence".to_owned(), Period::Years(2)),
+            ("compliance-record".to_owned(), Period::Years(11)),
+            ("permanent-record".to_owned(), Period::Permanent),
+        ]))
+    }
+}
+
+impl RetentionClasses {
+    /// The default period of `class`; an unknown class is `InvalidInput` naming the known ones.
+    pub fn period(&self, class: &str) -> Result<Period> {
+        self.0.get(class).copied().ok_or_else(|| {
+            Error::invalid(format!(
+                "unknown retention class `{}` (known: {})",
+                class.escape_debug(),
+                self.0.keys().cloned().collect::<Vec<_>>().join(", ")
+            ))
+        })
+    }
+
+    /// Every class and its period, by name.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, Period)> {
+        self.0.iter().map(|(name, period)| (name.as_str(), *period))
+    }
+
+    /// Adds or overrides a class.
+    pub fn insert(&mut self, name: &str, period: Period) -> Result<()> {
+        validate_class_name(name)?;
+        self.0.insert(name.to_owned(), period);
+        Ok(())
+    }
+}
+
+impl Config {
+    /// Parses TOML text; `origin` names the file in errors.
+    pub fn from_toml(text: &str, origin: &str) -> Result<Self> {
+        let config: Config = toml::from_str(text)
+            .map_err(|e| Error::Config(format!("{origin}: {}", e.to_string().trim_end())))?;
+        config.retention_classes()?;
+        config.sweep_interval()?;
+        Ok(config)
+    }
+
+    /// Reads and parses a file.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::Config(format!("cannot read {}: {e}", path.display())))?;
+        Self::from_toml(&text, &path.display().to_string())
+    }
+
+    /// The classes in force (shipped defaults overridden/extended by `[retention.classes]`).
+    pub fn retention_classes(&self) -> Result<RetentionClasses> {
+        let mut classes = RetentionClasses::default();
+        for (name, class) in &self.retention.classes {
+            let period: Period = class
+                .default
+                .parse()
+                .map_err(|e| Error::Config(format!("[retention.classes.{name}] default: {e}")))?;
+            classes
+                .insert(name, period)
+                .map_err(|e| Error::Config(format!("[retention.classes.{name}]: {e}")))?;
+        }
+        Ok(classes)
+    }
+
+    /// The sweeper interval.
+    pub fn sweep_interval(&self) -> Result<std::time::Duration> {
+        self.retention
+            .sweep_interval
+            .parse::<Period>()
+            .ok()
+            .and_then(Period::as_duration)
+            .ok_or_else(|| {
+                Error::Config(format!(
+                    "[retention] sweep_interval `{}` must be a fixed period such as `1h` or `15m`",
+                    self.retention.sweep_interval
+                ))
+            })
+    }
+
+    /// The metadata URL, defaulting to the SQLite file in `data_dir`.
+    pub fn metadata_url(&self, data_dir: &Path) -> String {
+        self.metadata
+            .url
+            .clone()
+            .unwrap_or_else(|| sqlite_url(&data_dir.join("catalog.db")))
+    }
+
+    /// The fs blob root, defaulting to `<data_dir>/blobs`.
+    pub fn blob_path(&self, data_dir: &Path) -> PathBuf {
+        self.blobs
+            .path
+            .clone()
+            .unwrap_or_else(|| data_dir.join("blobs"))
+    }
+}
+
+/// A `sqlite://` URL for a database file.
+pub fn sqlite_url(path: &Path) -> String {
+    format!("sqlite://{}", path.display())
+}
+
+/// The commented configuration `artifactstore init` writes.
+pub const DEFAULT_CONFIG_TOML: &str = r#"# artifactstore configuration. Every key is optional; the values shown are the defaults.
+# Found by --config, else ARTIFACTSTORE_CONFIG, else <data-dir>/config.toml.
+
+[metadata]
+# url = "sqlite://<data-dir>/catalog.db"     # or "postgres://user@host/db"
+# max_connections = 8
+
+[blobs]
+# backend = "fs"
+# path = "<data-dir>/blobs"
+
+[server]
+# listen = "127.0.0.1:8080"
+
+[retention]
+# sweep_interval = "1h"
+# Shipped classes: ephemeral 7d, build-cache 30d, release-evidence 2y,
+# compliance-record 11y, permanent-record permanent. Add or override:
+# [retention.classes.release-evidence]
+# default = "730d"                           # or "permanent"; units ms s m h d w y
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_overrides() {
+        let config = Config::from_toml(DEFAULT_CONFIG_TOML, "default").unwrap();
+        let classes = config.retention_classes().unwrap();
+        assert_eq!(classes, RetentionClasses::default());
+        assert_eq!(
+            config.sweep_interval().unwrap(),
+            std::time::Duration::from_secs(3600)
+        );
+
+        let config = Config::from_toml(
+            "[retention.classes.release-evidence]\ndefault = \"730d\"\n[retention.classes.audit-trail]\ndefault = \"permanent\"\n",
+            "t",
+        )
+        .unwrap();
+        let classes = config.retention_classes().unwrap();
+        assert_eq!(
+            classes.period("release-evidence").unwrap(),
+            Period::Millis(730 * 86_400_000)
+        );
+        assert_eq!(classes.period("audit-trail").unwrap(), Period::Permanent);
+        assert!(
+            classes
+                .period("nope")
+                .unwrap_err()
+                .to_string()
+                .contains("unknown retention class `nope`")
+        );
+    }
+
+    #[test]
+    fn rejects_typos_and_bad_values() {
+        assert!(Config::from_toml("[metdata]\nurl=\"x\"", "t").is_err());
+        assert!(Config::from_toml("[retention.classes.x]\ndefault = \"soon\"", "t").is_err());
+        assert!(Config::from_toml("[retention.classes.Bad]\ndefault = \"1d\"", "t").is_err());
+        assert!(Config::from_toml("[retention]\nsweep_interval = \"2y\"", "t").is_err());
+    }
+}

@@ -1,0 +1,128 @@
+//! The library's error type.
+
+use crate::digest::{BlobInfo, DigestParseError};
+
+/// A blob a manifest names that the store does not hold (with the same size and digests).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MissingBlob {
+    /// The file path in the manifest.
+    pub path: String,
+    /// What the manifest says the blob is.
+    pub expected: BlobInfo,
+}
+
+/// Everything that can go wrong in the library.
+///
+/// Variants name what went wrong precisely enough for the server to pick a status code
+/// (`NotFound` → 404, `Conflict` → 409, `InvalidInput`/`DigestMismatch`/`MissingBlobs` → 400/422)
+/// and for the CLI to print one actionable line.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The named thing does not exist.
+    #[error("{what} not found: {id}")]
+    NotFound {
+        /// What kind of thing (`package`, `blob`, `file`, `hold`).
+        what: &'static str,
+        /// How it was named.
+        id: String,
+    },
+    /// The request contradicts what is already recorded.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The request is malformed or breaks a rule; nothing was changed.
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+    /// Content did not hash to the digest the caller expected; nothing was stored.
+    #[error("digest mismatch: expected {expected}, content hashes to {actual}")]
+    DigestMismatch {
+        /// What the caller claimed.
+        expected: String,
+        /// What the bytes hash to.
+        actual: String,
+    },
+    /// A manifest names blobs the store does not hold; upload them first.
+    #[error("{} blob(s) named by the manifest are not stored (upload them first): {}", missing.len(), summarize_missing(missing))]
+    MissingBlobs {
+        /// Every missing blob.
+        missing: Vec<MissingBlob>,
+    },
+    /// Stored bytes no longer match their digests (or size): the blob is corrupt.
+    #[error(
+        "stored blob {blake3} is corrupt: {reason}; run `artifactstore verify` and restore it from a replica or backup"
+    )]
+    Corrupt {
+        /// The blob.
+        blake3: String,
+        /// What was found.
+        reason: String,
+    },
+    /// The event log fails verification.
+    #[error("event log integrity failure at seq {seq}: {reason}")]
+    Integrity {
+        /// The first bad sequence number.
+        seq: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Bad configuration.
+    #[error("configuration error: {0}")]
+    Config(String),
+    /// Canonical CBOR input rejected.
+    #[error(transparent)]
+    Cbor(#[from] crate::cbor::CborError),
+    /// JSON input rejected.
+    #[error(transparent)]
+    Json(#[from] crate::jcs::JsonError),
+    /// A digest's text form rejected.
+    #[error(transparent)]
+    Digest(#[from] DigestParseError),
+    /// The metadata database failed.
+    #[error("metadata store error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// A migration could not be applied.
+    #[error("metadata store migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A blob backend failed.
+    #[error("blob store `{store}` error: {source}")]
+    Backend {
+        /// Which backend.
+        store: &'static str,
+        /// The backend's own error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// Local IO failed.
+    #[error("io error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+fn summarize_missing(missing: &[MissingBlob]) -> String {
+    let mut names: Vec<String> = missing
+        .iter()
+        .take(5)
+        .map(|m| format!("{} ({})", m.path, m.expected.blake3.fmt_short()))
+        .collect();
+    if missing.len() > 5 {
+        names.push(format!("and {} more", missing.len() - 5));
+    }
+    names.join(", ")
+}
+
+impl Error {
+    /// Shorthand for [`Error::InvalidInput`].
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Error::InvalidInput(message.into())
+    }
+
+    /// Shorthand for [`Error::NotFound`].
+    pub fn not_found(what: &'static str, id: impl Into<String>) -> Self {
+        Error::NotFound {
+            what,
+            id: id.into(),
+        }
+    }
+}
+
+/// The library's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

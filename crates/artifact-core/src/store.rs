@@ -1,0 +1,973 @@
+//! The library facade: [`ArtifactStore`] ties a [`Catalog`] and a [`BlobStore`] together and
+//! enforces the control-plane / data-plane contract (ADR-0004): bytes are durable before the
+//! event that names them.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::pin::Pin;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
+
+use crate::blob::{BlobRead, BlobStore, ByteRange, StagedBlob};
+use crate::catalog::{
+    self, BlobRecord, Catalog, CatalogOptions, EventQuery, PackageFilter, PackageRecord,
+    RetentionStatus, WriteTx,
+};
+use crate::cbor::Value;
+use crate::config::RetentionClasses;
+use crate::digest::{AnyDigest, Blake3, BlobInfo, DualHasher, PackageId};
+use crate::error::{Error, MissingBlob, Result};
+use crate::event::{Event, Head, types};
+use crate::manifest::{Manifest, validate_name, validate_version};
+use crate::retention::{self, Explanation, validate_reason};
+use crate::time::{Clock, SystemClock, Timestamp};
+
+/// Size of the chunks the ingest pipeline reads, hashes and writes.
+pub const CHUNK_SIZE: usize = 1 << 20;
+
+/// Above this many bytes a blob's hashing moves to its own thread, overlapping the backend's
+/// writes; below it, hashing inline is cheaper than a thread hand-off.
+const PIPELINE_THRESHOLD: u64 = 4 << 20;
+
+/// How to open an [`ArtifactStore`].
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    /// Catalog connection settings.
+    pub catalog: CatalogOptions,
+    /// The blob backend.
+    pub blob_store: Arc<dyn BlobStore>,
+    /// The source of "now".
+    pub clock: Arc<dyn Clock>,
+    /// Retention classes in force.
+    pub classes: RetentionClasses,
+}
+
+impl StoreOptions {
+    /// Options with the system clock and the shipped retention classes.
+    pub fn new(catalog_url: impl Into<String>, blob_store: Arc<dyn BlobStore>) -> Self {
+        Self {
+            catalog: CatalogOptions {
+                url: catalog_url.into(),
+                max_connections: 8,
+                create_if_missing: true,
+            },
+            blob_store,
+            clock: Arc::new(SystemClock),
+            classes: RetentionClasses::default(),
+        }
+    }
+
+    /// Replaces the clock.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Replaces the retention classes.
+    pub fn with_classes(mut self, classes: RetentionClasses) -> Self {
+        self.classes = classes;
+        self
+    }
+}
+
+/// A package named by id (`blake3:…`) or by `NAME@VERSION`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PackageRef {
+    /// By package id.
+    Id(PackageId),
+    /// By name and version.
+    NameVersion {
+        /// Name.
+        name: String,
+        /// Version.
+        version: String,
+    },
+}
+
+impl FromStr for PackageRef {
+    type Err = Error;
+
+    fn from_str(text: &str) -> Result<Self> {
+        if text.starts_with("blake3:") {
+            return Ok(PackageRef::Id(text.parse()?));
+        }
+        match text.rsplit_once('@') {
+            Some((name, version)) => {
+                validate_name(name)?;
+                validate_version(version)?;
+                Ok(PackageRef::NameVersion {
+                    name: name.to_owned(),
+                    version: version.to_owned(),
+                })
+            }
+            None => Err(Error::invalid(format!(
+                "`{}` is neither a package id (blake3:…) nor NAME@VERSION",
+                text.escape_debug()
+            ))),
+        }
+    }
+}
+
+impl fmt::Display for PackageRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PackageRef::Id(id) => id.fmt(f),
+            PackageRef::NameVersion { name, version } => write!(f, "{name}@{version}"),
+        }
+    }
+}
+
+/// The result of creating a package.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CreatedPackage {
+    /// The package id.
+    pub package_id: PackageId,
+    /// `false` when the identical manifest already existed (idempotent repeat).
+    pub created: bool,
+    /// The package as recorded.
+    pub package: PackageRecord,
+    /// Its retention state.
+    pub retention: RetentionStatus,
+}
+
+/// The result of a sweep.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SweepReport {
+    /// The instant swept for.
+    pub as_of: Timestamp,
+    /// Packages marked eligible by this sweep.
+    pub newly_eligible: Vec<PackageId>,
+}
+
+/// An event-sourced, content-addressed artifact store.
+#[derive(Clone, Debug)]
+pub struct ArtifactStore {
+    catalog: Catalog,
+    blobs: Arc<dyn BlobStore>,
+    clock: Arc<dyn Clock>,
+    classes: RetentionClasses,
+}
+
+impl ArtifactStore {
+    /// Opens (and migrates) the catalog and seeds the retention classes.
+    pub async fn open(options: StoreOptions) -> Result<Self> {
+        let catalog = Catalog::open(&options.catalog).await?;
+        catalog.seed_classes(&options.classes).await?;
+        Ok(Self {
+            catalog,
+            blobs: options.blob_store,
+            clock: options.clock,
+            classes: options.classes,
+        })
+    }
+
+    /// The catalog.
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    /// The blob backend.
+    pub fn blob_store(&self) -> &Arc<dyn BlobStore> {
+        &self.blobs
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// The retention classes in force.
+    pub fn classes(&self) -> &RetentionClasses {
+        &self.classes
+    }
+
+    // ----- blobs -------------------------------------------------------------------------
+
+    /// Streams `reader` into the blob backend while hashing it, and makes the bytes durable
+    /// under their BLAKE3 key. Records nothing: pair with [`ArtifactStore::record_blobs`], or
+    /// use [`ArtifactStore::ingest_blob`]. If `expected` digests are given and any differs,
+    /// nothing is stored and the error is [`Error::DigestMismatch`].
+    pub async fn write_blob<R>(&self, reader: R, expected: &[AnyDigest]) -> Result<BlobInfo>
+    where
+        R: AsyncRead + Unpin + Send,
+    {
+        let mut staged = self.blobs.stage().await?;
+        match pump(reader, staged.as_mut()).await {
+            Ok(info) => {
+                if let Some(wrong) = expected.iter().find(|d| !info.matches(d)) {
+                    staged.abort().await?;
+                    let actual = match wrong {
+                        AnyDigest::Blake3(_) => info.blake3.to_string(),
+                        AnyDigest::Sha256(_) => info.sha256.to_string(),
+                    };
+                    return Err(Error::DigestMismatch {
+                        expected: wrong.to_string(),
+                        actual,
+                    });
+                }
+                staged.commit(&info.blake3).await?;
+                Ok(info)
+            }
+            Err(e) => {
+                // The stream failed; the staged bytes must never become visible.
+                let _ = staged.abort().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Records durable blobs in the log (`v1.blob.stored`), one transaction for all; blobs
+    /// already recorded are skipped. Every blob is checked present in the backend with the
+    /// right size first (bytes durable before the event that names them).
+    pub async fn record_blobs(&self, actor: &str, blobs: &[BlobInfo]) -> Result<Vec<BlobRecord>> {
+        for info in blobs {
+            match self.blobs.head(&info.blake3).await? {
+                Some(meta) if meta.size == info.size => {}
+                Some(meta) => {
+                    return Err(Error::Corrupt {
+                        blake3: info.blake3.to_string(),
+                        reason: format!(
+                            "backend holds {} bytes, expected {}",
+                            meta.size, info.size
+                        ),
+                    });
+                }
+                None => return Err(Error::not_found("blob bytes", info.blake3.to_string())),
+            }
+        }
+        let mut tx = self.catalog.write().await?;
+        let mut records = Vec::with_capacity(blobs.len());
+        for info in blobs {
+            records.push(self.record_blob_in(&mut tx, actor, info).await?);
+        }
+        tx.commit().await?;
+        Ok(records)
+    }
+
+    async fn record_blob_in(
+        &self,
+        tx: &mut WriteTx,
+        actor: &str,
+        info: &BlobInfo,
+    ) -> Result<BlobRecord> {
+        if let Some(existing) =
+            catalog::views_blob(tx.conn(), &AnyDigest::Blake3(info.blake3)).await?
+        {
+            if existing.info != *info {
+                return Err(Error::Conflict(format!(
+                    "blob {} is recorded with sha256 {} and size {}, not {} and {}",
+                    info.blake3, existing.info.sha256, existing.info.size, info.sha256, info.size
+                )));
+            }
+            return Ok(existing);
+        }
+        if let Some(existing) =
+            catalog::views_blob(tx.conn(), &AnyDigest::Sha256(info.sha256)).await?
+        {
+            return Err(Error::Conflict(format!(
+                "sha256 {} is already recorded for blob {}",
+                info.sha256, existing.info.blake3
+            )));
+        }
+        let tier = self.blobs.tier();
+        let data = Value::Map(BTreeMap::from([
+            ("blake3".to_owned(), Value::Text(info.blake3.to_string())),
+            ("sha256".to_owned(), Value::Text(info.sha256.to_string())),
+            ("size".to_owned(), Value::Int(info.size as i64)),
+            ("tier".to_owned(), Value::Text(tier.as_str().to_owned())),
+        ]));
+        let event = tx
+            .append(types::BLOB_STORED, None, actor, self.clock.now(), data)
+            .await?;
+        Ok(BlobRecord {
+            info: *info,
+            tier,
+            stored_seq: event.seq,
+            stored_at: event.at,
+        })
+    }
+
+    /// Writes and records one blob.
+    pub async fn ingest_blob<R>(
+        &self,
+        actor: &str,
+        reader: R,
+        expected: &[AnyDigest],
+    ) -> Result<BlobRecord>
+    where
+        R: AsyncRead + Unpin + Send,
+    {
+        let info = self.write_blob(reader, expected).await?;
+        let mut records = self.record_blobs(actor, &[info]).await?;
+        records
+            .pop()
+            .ok_or_else(|| Error::not_found("blob", info.blake3.to_string()))
+    }
+
+    /// The recorded blob named by either digest.
+    pub async fn blob(&self, digest: &AnyDigest) -> Result<Option<BlobRecord>> {
+        let mut conn = self.catalog.read().await?;
+        catalog::views_blob(&mut conn, digest).await
+    }
+
+    /// Opens a recorded blob. A full read verifies size and both digests as it streams and
+    /// fails at the end instead of completing if they do not match; a ranged read checks the
+    /// size only.
+    pub async fn read_blob(
+        &self,
+        digest: &AnyDigest,
+        range: Option<ByteRange>,
+    ) -> Result<BlobRead> {
+        let record = self
+            .blob(digest)
+            .await?
+            .ok_or_else(|| Error::not_found("blob", digest.to_string()))?;
+        self.open_verified(&record.info, range).await
+    }
+
+    async fn open_verified(&self, info: &BlobInfo, range: Option<ByteRange>) -> Result<BlobRead> {
+        if let Some(range) = range {
+            if range.resolve(info.size).is_none() {
+                return Err(Error::invalid(format!(
+                    "range {}-{} is not satisfiable for a blob of {} bytes",
+                    range.start,
+                    range
+                        .end
+                        .map_or(String::new(), |e| (e.saturating_sub(1)).to_string()),
+                    info.size
+                )));
+            }
+        }
+        let read = self.blobs.get(&info.blake3, range).await?;
+        if read.size != info.size {
+            return Err(Error::Corrupt {
+                blake3: info.blake3.to_string(),
+                reason: format!("backend holds {} bytes, expected {}", read.size, info.size),
+            });
+        }
+        if range.is_some() {
+            return Ok(read);
+        }
+        Ok(BlobRead {
+            size: read.size,
+            range: read.range,
+            reader: Box::pin(VerifyingReader {
+                inner: read.reader,
+                hasher: Some(DualHasher::new()),
+                expected: *info,
+            }),
+        })
+    }
+
+    /// Reads a whole recorded blob into memory, verified.
+    pub async fn read_blob_bytes(&self, info: &BlobInfo) -> Result<Vec<u8>> {
+        let mut read = self.open_verified(info, None).await?;
+        let mut bytes = Vec::with_capacity(usize::try_from(info.size).unwrap_or(0).min(64 << 20));
+        read.reader
+            .read_to_end(&mut bytes)
+            .await
+            .map_err(|e| corrupt_or_io(info, e))?;
+        Ok(bytes)
+    }
+
+    // ----- packages ----------------------------------------------------------------------
+
+    /// Creates a package from a manifest. Idempotent for the identical manifest; a different
+    /// manifest under an existing name@version is [`Error::Conflict`]; blobs the manifest names
+    /// that are not recorded with the same size and digests are [`Error::MissingBlobs`].
+    pub async fn create_package(&self, actor: &str, manifest: &Manifest) -> Result<CreatedPackage> {
+        manifest.validate()?;
+        let period = self.classes.period(&manifest.retention_class)?;
+        let manifest_bytes = manifest.canonical_bytes()?;
+        let package_id = Blake3::of(&manifest_bytes);
+
+        // Fast path for an idempotent repeat, and the checks that need no lock.
+        if let Some(existing) = self.existing_package(package_id, manifest).await? {
+            return Ok(existing);
+        }
+        let missing = self.missing_blobs(manifest).await?;
+        if !missing.is_empty() {
+            return Err(Error::MissingBlobs { missing });
+        }
+
+        // The manifest bytes are a blob too, durable before the event that names them.
+        let manifest_info = self.write_blob(&manifest_bytes[..], &[]).await?;
+
+        let mut tx = self.catalog.write().await?;
+        // Re-check under the write lock: a concurrent writer may have created it.
+        if let Some(id) =
+            catalog::views_package_id_by_name(tx.conn(), &manifest.name, &manifest.version).await?
+        {
+            tx.rollback().await?;
+            return self.resolve_existing(id, package_id, manifest).await;
+        }
+        let missing = self.missing_blobs_in(&mut tx, manifest).await?;
+        if !missing.is_empty() {
+            tx.rollback().await?;
+            return Err(Error::MissingBlobs { missing });
+        }
+        self.record_blob_in(&mut tx, actor, &manifest_info).await?;
+        let now = self.clock.now();
+        let data = Value::Map(BTreeMap::from([(
+            "manifest".to_owned(),
+            manifest.to_value(),
+        )]));
+        tx.append(types::PACKAGE_CREATED, Some(package_id), actor, now, data)
+            .await?;
+        let expires_at = now.checked_add(period);
+        let default_data = Value::Map(BTreeMap::from([
+            (
+                "retention_class".to_owned(),
+                Value::Text(manifest.retention_class.clone()),
+            ),
+            ("period".to_owned(), Value::Text(period.to_string())),
+            (
+                "expires_at".to_owned(),
+                expires_at.map_or(Value::Null, |t| Value::Text(t.to_string())),
+            ),
+        ]));
+        tx.append(
+            types::RETENTION_DEFAULT_APPLIED,
+            Some(package_id),
+            actor,
+            now,
+            default_data,
+        )
+        .await?;
+        let package = catalog::views_package(tx.conn(), &package_id)
+            .await?
+            .ok_or_else(|| Error::not_found("package", package_id.to_string()))?;
+        let retention = catalog::views_retention_status(tx.conn(), &package_id)
+            .await?
+            .ok_or_else(|| Error::not_found("retention state", package_id.to_string()))?;
+        tx.commit().await?;
+        Ok(CreatedPackage {
+            package_id,
+            created: true,
+            package,
+            retention,
+        })
+    }
+
+    /// Creates a package from manifest bytes that claim to be canonical CBOR (rejected, never
+    /// re-encoded, if they are not).
+    pub async fn create_package_from_cbor(
+        &self,
+        actor: &str,
+        bytes: &[u8],
+    ) -> Result<CreatedPackage> {
+        let manifest = Manifest::from_canonical_bytes(bytes)?;
+        self.create_package(actor, &manifest).await
+    }
+
+    async fn existing_package(
+        &self,
+        package_id: PackageId,
+        manifest: &Manifest,
+    ) -> Result<Option<CreatedPackage>> {
+        let mut conn = self.catalog.read().await?;
+        match catalog::views_package_id_by_name(&mut conn, &manifest.name, &manifest.version)
+            .await?
+        {
+            None => Ok(None),
+            Some(existing) => {
+                drop(conn);
+                self.resolve_existing(existing, package_id, manifest)
+                    .await
+                    .map(Some)
+            }
+        }
+    }
+
+    async fn resolve_existing(
+        &self,
+        existing: PackageId,
+        package_id: PackageId,
+        manifest: &Manifest,
+    ) -> Result<CreatedPackage> {
+        if existing != package_id {
+            return Err(Error::Conflict(format!(
+                "{}@{} already exists as package {existing} with a different manifest",
+                manifest.name, manifest.version
+            )));
+        }
+        Ok(CreatedPackage {
+            package_id,
+            created: false,
+            package: self.package(&PackageRef::Id(package_id)).await?,
+            retention: self.retention_status(&PackageRef::Id(package_id)).await?,
+        })
+    }
+
+    async fn missing_blobs(&self, manifest: &Manifest) -> Result<Vec<MissingBlob>> {
+        let mut conn = self.catalog.read().await?;
+        missing_blobs_with(&mut conn, manifest).await
+    }
+
+    async fn missing_blobs_in(
+        &self,
+        tx: &mut WriteTx,
+        manifest: &Manifest,
+    ) -> Result<Vec<MissingBlob>> {
+        missing_blobs_with(tx.conn(), manifest).await
+    }
+
+    /// The id a [`PackageRef`] names (which must exist).
+    pub async fn resolve(&self, package: &PackageRef) -> Result<PackageId> {
+        let mut conn = self.catalog.read().await?;
+        let found = match package {
+            PackageRef::Id(id) => catalog::views_package(&mut conn, id)
+                .await?
+                .map(|p| p.package_id),
+            PackageRef::NameVersion { name, version } => {
+                catalog::views_package_id_by_name(&mut conn, name, version).await?
+            }
+        };
+        found.ok_or_else(|| Error::not_found("package", package.to_string()))
+    }
+
+    /// A package's record.
+    pub async fn package(&self, package: &PackageRef) -> Result<PackageRecord> {
+        let id = self.resolve(package).await?;
+        let mut conn = self.catalog.read().await?;
+        catalog::views_package(&mut conn, &id)
+            .await?
+            .ok_or_else(|| Error::not_found("package", package.to_string()))
+    }
+
+    /// Lists packages in creation order.
+    pub async fn list_packages(&self, filter: &PackageFilter) -> Result<Vec<PackageRecord>> {
+        let mut conn = self.catalog.read().await?;
+        catalog::views_list_packages(&mut conn, filter).await
+    }
+
+    /// A package's manifest and its canonical bytes, read from the blob backend and verified.
+    pub async fn manifest(&self, package: &PackageRef) -> Result<(Manifest, Vec<u8>)> {
+        let record = self.package(package).await?;
+        let info = self
+            .blob(&AnyDigest::Blake3(record.package_id))
+            .await?
+            .ok_or_else(|| Error::not_found("manifest blob", record.package_id.to_string()))?
+            .info;
+        let bytes = self.read_blob_bytes(&info).await?;
+        let manifest = Manifest::from_canonical_bytes(&bytes)?;
+        Ok((manifest, bytes))
+    }
+
+    /// Opens one file of a package (verified on full reads).
+    pub async fn read_file(
+        &self,
+        package: &PackageRef,
+        path: &str,
+        range: Option<ByteRange>,
+    ) -> Result<(crate::manifest::FileEntry, BlobRead)> {
+        let (manifest, _) = self.manifest(package).await?;
+        let file = manifest
+            .file(path)
+            .cloned()
+            .ok_or_else(|| Error::not_found("file", format!("{path} in {package}")))?;
+        let read = self.open_verified(&file.blob(), range).await?;
+        Ok((file, read))
+    }
+
+    // ----- events ------------------------------------------------------------------------
+
+    /// Events in seq order, filtered.
+    pub async fn events(&self, query: &EventQuery) -> Result<Vec<Event>> {
+        self.catalog.events(query).await
+    }
+
+    /// The head of the log.
+    pub async fn head(&self) -> Result<Head> {
+        self.catalog.head().await
+    }
+
+    /// Verifies the hash chain; [`Error::Integrity`] names the first bad seq.
+    pub async fn audit_verify(&self) -> Result<Head> {
+        self.catalog.verify_chain().await
+    }
+
+    /// Rebuilds every view from the log; returns the number of events replayed.
+    pub async fn rebuild_views(&self) -> Result<u64> {
+        self.catalog.rebuild_views(&self.classes).await
+    }
+
+    // ----- retention ---------------------------------------------------------------------
+
+    /// A package's retention state.
+    pub async fn retention_status(&self, package: &PackageRef) -> Result<RetentionStatus> {
+        let id = self.resolve(package).await?;
+        let mut conn = self.catalog.read().await?;
+        catalog::views_retention_status(&mut conn, &id)
+            .await?
+            .ok_or_else(|| Error::not_found("retention state", id.to_string()))
+    }
+
+    async fn locked_status(
+        &self,
+        tx: &mut WriteTx,
+        package: &PackageRef,
+    ) -> Result<RetentionStatus> {
+        let id = match package {
+            PackageRef::Id(id) => *id,
+            PackageRef::NameVersion { name, version } => {
+                catalog::views_package_id_by_name(tx.conn(), name, version)
+                    .await?
+                    .ok_or_else(|| Error::not_found("package", package.to_string()))?
+            }
+        };
+        catalog::views_retention_status(tx.conn(), &id)
+            .await?
+            .ok_or_else(|| Error::not_found("package", package.to_string()))
+    }
+
+    /// Extends a package's expiry to `until` (strictly later than the current expiry).
+    pub async fn extend(
+        &self,
+        actor: &str,
+        package: &PackageRef,
+        until: Timestamp,
+        reason: &str,
+    ) -> Result<RetentionStatus> {
+        validate_reason(reason)?;
+        let mut tx = self.catalog.write().await?;
+        let status = self.locked_status(&mut tx, package).await?;
+        match status.current_expires_at {
+            None => {
+                return Err(Error::Conflict(format!(
+                    "package {} is retained permanently (class `{}`); it cannot be extended",
+                    status.package_id, status.retention_class
+                )));
+            }
+            Some(current) if until <= current => {
+                return Err(Error::invalid(format!(
+                    "new expiry {until} must be strictly later than the current expiry {current}"
+                )));
+            }
+            Some(current) => {
+                let data = Value::Map(BTreeMap::from([
+                    (
+                        "previous_expires_at".to_owned(),
+                        Value::Text(current.to_string()),
+                    ),
+                    ("new_expires_at".to_owned(), Value::Text(until.to_string())),
+                    ("reason".to_owned(), Value::Text(reason.to_owned())),
+                ]));
+                tx.append(
+                    types::RETENTION_EXTENDED,
+                    Some(status.package_id),
+                    actor,
+                    self.clock.now(),
+                    data,
+                )
+                .await?;
+            }
+        }
+        let updated = catalog::views_retention_status(tx.conn(), &status.package_id)
+            .await?
+            .ok_or_else(|| Error::not_found("package", package.to_string()))?;
+        tx.commit().await?;
+        Ok(updated)
+    }
+
+    /// Applies a hold; returns its id.
+    pub async fn hold(&self, actor: &str, package: &PackageRef, reason: &str) -> Result<String> {
+        validate_reason(reason)?;
+        let mut tx = self.catalog.write().await?;
+        let status = self.locked_status(&mut tx, package).await?;
+        let hold_id = format!("hold-{}", tx.head().seq + 1);
+        let data = Value::Map(BTreeMap::from([
+            ("hold_id".to_owned(), Value::Text(hold_id.clone())),
+            ("reason".to_owned(), Value::Text(reason.to_owned())),
+        ]));
+        tx.append(
+            types::RETENTION_HOLD_APPLIED,
+            Some(status.package_id),
+            actor,
+            self.clock.now(),
+            data,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(hold_id)
+    }
+
+    /// Releases an active hold.
+    pub async fn release(
+        &self,
+        actor: &str,
+        package: &PackageRef,
+        hold_id: &str,
+        reason: &str,
+    ) -> Result<RetentionStatus> {
+        validate_reason(reason)?;
+        let mut tx = self.catalog.write().await?;
+        let status = self.locked_status(&mut tx, package).await?;
+        match catalog::views_hold_active(tx.conn(), &status.package_id, hold_id).await? {
+            None => {
+                return Err(Error::not_found(
+                    "hold",
+                    format!("{hold_id} on package {}", status.package_id),
+                ));
+            }
+            Some((false, released_seq)) => {
+                return Err(Error::Conflict(format!(
+                    "hold {hold_id} was already released (seq {})",
+                    released_seq.unwrap_or_default()
+                )));
+            }
+            Some((true, _)) => {}
+        }
+        let data = Value::Map(BTreeMap::from([
+            ("hold_id".to_owned(), Value::Text(hold_id.to_owned())),
+            ("reason".to_owned(), Value::Text(reason.to_owned())),
+        ]));
+        tx.append(
+            types::RETENTION_HOLD_RELEASED,
+            Some(status.package_id),
+            actor,
+            self.clock.now(),
+            data,
+        )
+        .await?;
+        let updated = catalog::views_retention_status(tx.conn(), &status.package_id)
+            .await?
+            .ok_or_else(|| Error::not_found("package", package.to_string()))?;
+        tx.commit().await?;
+        Ok(updated)
+    }
+
+    /// Every event of a package, in seq order (its full history, retention included).
+    pub async fn package_events(&self, package_id: &PackageId) -> Result<Vec<Event>> {
+        let mut all = Vec::new();
+        let mut after = 0;
+        loop {
+            let page = self
+                .events(&EventQuery {
+                    after,
+                    limit: Some(5000),
+                    event_type: None,
+                    package_id: Some(*package_id),
+                })
+                .await?;
+            let Some(last) = page.last() else {
+                break;
+            };
+            after = last.seq;
+            all.extend(page);
+        }
+        Ok(all)
+    }
+
+    /// The retention events of a package, in seq order.
+    pub async fn retention_history(&self, package: &PackageRef) -> Result<Vec<Event>> {
+        let id = self.resolve(package).await?;
+        Ok(self
+            .package_events(&id)
+            .await?
+            .into_iter()
+            .filter(|e| e.event_type.starts_with("v1.retention."))
+            .collect())
+    }
+
+    /// Marks every package whose expiry is at or before `as_of` (default: now), with no active
+    /// hold and not yet marked, as eligible for deletion — at most once per transition. Runs
+    /// under the catalog's write serialisation, so concurrent sweeps never double-mark.
+    pub async fn sweep(&self, actor: &str, as_of: Option<Timestamp>) -> Result<SweepReport> {
+        let as_of = as_of.unwrap_or_else(|| self.clock.now());
+        let mut newly_eligible = Vec::new();
+        // Bounded batches keep each transaction short on large back-fills.
+        loop {
+            let mut tx = self.catalog.write().await?;
+            let due = catalog::views_due_for_sweep(tx.conn(), as_of, 1000).await?;
+            if due.is_empty() {
+                tx.rollback().await?;
+                break;
+            }
+            let now = self.clock.now();
+            for (package_id, expires_at) in &due {
+                let data = Value::Map(BTreeMap::from([
+                    ("as_of".to_owned(), Value::Text(as_of.to_string())),
+                    ("expires_at".to_owned(), Value::Text(expires_at.to_string())),
+                ]));
+                tx.append(
+                    types::RETENTION_DELETION_ELIGIBLE,
+                    Some(*package_id),
+                    actor,
+                    now,
+                    data,
+                )
+                .await?;
+            }
+            tx.commit().await?;
+            newly_eligible.extend(due.into_iter().map(|(id, _)| id));
+        }
+        Ok(SweepReport {
+            as_of,
+            newly_eligible,
+        })
+    }
+
+    /// Explains a package's retention at `as_of` (default: now) from its events alone.
+    pub async fn explain(
+        &self,
+        package: &PackageRef,
+        as_of: Option<Timestamp>,
+    ) -> Result<Explanation> {
+        let id = self.resolve(package).await?;
+        let events = self.package_events(&id).await?;
+        retention::explain(id, &events, as_of.unwrap_or_else(|| self.clock.now()))
+    }
+}
+
+async fn missing_blobs_with(
+    conn: &mut sqlx::AnyConnection,
+    manifest: &Manifest,
+) -> Result<Vec<MissingBlob>> {
+    let mut missing = Vec::new();
+    for file in &manifest.files {
+        let expected = file.blob();
+        match catalog::views_blob(conn, &AnyDigest::Blake3(file.blake3)).await? {
+            Some(record) if record.info == expected => {}
+            _ => missing.push(MissingBlob {
+                path: file.path.clone(),
+                expected,
+            }),
+        }
+    }
+    Ok(missing)
+}
+
+/// Reads `reader` to the end in [`CHUNK_SIZE`] chunks, hashing every byte once and writing it
+/// to `staged`. Large streams hash on a separate thread so hashing overlaps the backend's
+/// writes.
+async fn pump<R>(mut reader: R, staged: &mut dyn StagedBlob) -> Result<BlobInfo>
+where
+    R: AsyncRead + Unpin + Send,
+{
+    let mut inline = Some(DualHasher::new());
+    let mut pipeline: Option<(
+        tokio::sync::mpsc::Sender<Bytes>,
+        tokio::task::JoinHandle<DualHasher>,
+    )> = None;
+    let mut total: u64 = 0;
+    loop {
+        let chunk = read_chunk(&mut reader).await?;
+        if chunk.is_empty() {
+            break;
+        }
+        total += chunk.len() as u64;
+        if pipeline.is_none() && total > PIPELINE_THRESHOLD {
+            let hasher = inline.take().unwrap_or_default();
+            let (sender, mut receiver) = tokio::sync::mpsc::channel::<Bytes>(4);
+            let handle = tokio::task::spawn_blocking(move || {
+                let mut hasher = hasher;
+                while let Some(chunk) = receiver.blocking_recv() {
+                    hasher.update(&chunk);
+                }
+                hasher
+            });
+            pipeline = Some((sender, handle));
+        }
+        match (&mut inline, &pipeline) {
+            (Some(hasher), _) => hasher.update(&chunk),
+            (None, Some((sender, _))) => sender
+                .send(chunk.clone())
+                .await
+                .map_err(|_| Error::Io(std::io::Error::other("the hashing thread stopped")))?,
+            (None, None) => unreachable!("a hasher is always inline or pipelined"),
+        }
+        staged.write(chunk).await?;
+    }
+    let hasher = match (inline, pipeline) {
+        (Some(hasher), _) => hasher,
+        (None, Some((sender, handle))) => {
+            drop(sender);
+            handle.await.map_err(|e| {
+                Error::Io(std::io::Error::other(format!("hashing thread failed: {e}")))
+            })?
+        }
+        (None, None) => DualHasher::new(),
+    };
+    Ok(hasher.finalize())
+}
+
+async fn read_chunk<R: AsyncRead + Unpin>(reader: &mut R) -> Result<Bytes> {
+    let mut buffer = BytesMut::with_capacity(CHUNK_SIZE);
+    while buffer.len() < CHUNK_SIZE {
+        if reader.read_buf(&mut buffer).await? == 0 {
+            break;
+        }
+    }
+    Ok(buffer.freeze())
+}
+
+fn corrupt_or_io(info: &BlobInfo, error: std::io::Error) -> Error {
+    if error.kind() == std::io::ErrorKind::InvalidData {
+        Error::Corrupt {
+            blake3: info.blake3.to_string(),
+            reason: error.to_string(),
+        }
+    } else {
+        Error::Io(error)
+    }
+}
+
+/// Passes bytes through while hashing them; at the end of the stream, a size or digest
+/// mismatch becomes an `InvalidData` error instead of a clean end.
+struct VerifyingReader {
+    inner: crate::blob::ByteReader,
+    hasher: Option<DualHasher>,
+    expected: BlobInfo,
+}
+
+impl AsyncRead for VerifyingReader {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        match this.inner.as_mut().poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                let new = &buf.filled()[before..];
+                if let Some(hasher) = this.hasher.as_mut() {
+                    if new.is_empty() {
+                        let hasher = this.hasher.take().unwrap_or_default();
+                        let actual = hasher.finalize();
+                        if actual != this.expected {
+                            return Poll::Ready(Err(std::io::Error::new(
+                                std::io::ErrorKind::InvalidData,
+                                format!(
+                                    "stored blob {} is corrupt: read {} bytes hashing to {}, expected {} bytes",
+                                    this.expected.blake3,
+                                    actual.size,
+                                    actual.blake3,
+                                    this.expected.size
+                                ),
+                            )));
+                        }
+                    } else {
+                        hasher.update(new);
+                        if hasher.size() > this.expected.size {
+                            return Poll::Ready(Err(std::io::Error::new(
+                                std::io::ErrorKind::InvalidData,
+                                format!(
+                                    "stored blob {} is corrupt: longer than its recorded {} bytes",
+                                    this.expected.blake3, this.expected.size
+                                ),
+                            )));
+                        }
+                    }
+                }
+                Poll::Ready(Ok(()))
+            }
+            other => other,
+        }
+    }
+}

@@ -1,0 +1,105 @@
+//! The embedded store: SQLite catalog + fs blobs in one data directory, opened in one call.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use artifact_core::catalog::CatalogOptions;
+use artifact_core::config::Config;
+use artifact_core::time::{Clock, SystemClock};
+use artifact_core::{ArtifactStore, Error, Result, StoreOptions};
+
+use crate::FsBlobStore;
+
+/// How to open an embedded store.
+#[derive(Debug, Clone)]
+pub struct EmbeddedOptions {
+    /// The data directory (`catalog.db`, `blobs/`, `config.toml`).
+    pub data_dir: PathBuf,
+    /// Configuration; `None` reads `<data-dir>/config.toml` if present, else defaults.
+    pub config: Option<Config>,
+    /// Create the data directory and catalog if missing (what `init` does).
+    pub create: bool,
+    /// The clock.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl EmbeddedOptions {
+    /// Options for an existing (or, with `create`, new) data directory and the system clock.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            config: None,
+            create: true,
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// Replaces the clock.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Uses this configuration instead of `<data-dir>/config.toml`.
+    pub fn with_config(mut self, config: Config) -> Self {
+        self.config = Some(config);
+        self
+    }
+
+    /// Whether to create a missing store.
+    pub fn with_create(mut self, create: bool) -> Self {
+        self.create = create;
+        self
+    }
+
+    /// Opens the store.
+    pub async fn open(self) -> Result<ArtifactStore> {
+        let config = match self.config {
+            Some(config) => config,
+            None => {
+                let path = self.data_dir.join("config.toml");
+                if path.exists() {
+                    Config::load(&path)?
+                } else {
+                    Config::default()
+                }
+            }
+        };
+        if config.blobs.backend != "fs" {
+            return Err(Error::Config(format!(
+                "[blobs] backend `{}` is not available here: this build supports `fs` (s3 is on the ROADMAP)",
+                config.blobs.backend
+            )));
+        }
+        if self.create {
+            std::fs::create_dir_all(&self.data_dir).map_err(|e| {
+                Error::Config(format!(
+                    "cannot create data directory {}: {e}",
+                    self.data_dir.display()
+                ))
+            })?;
+        } else if !self.data_dir.join("catalog.db").exists() && config.metadata.url.is_none() {
+            return Err(Error::Config(format!(
+                "no store at {}: run `artifactstore init` first (or pass --data-dir)",
+                self.data_dir.display()
+            )));
+        }
+        let blob_store = FsBlobStore::open(config.blob_path(&self.data_dir))?;
+        let options = StoreOptions {
+            catalog: CatalogOptions {
+                url: config.metadata_url(&self.data_dir),
+                max_connections: config.metadata.max_connections,
+                create_if_missing: self.create,
+            },
+            blob_store: Arc::new(blob_store),
+            clock: self.clock,
+            classes: config.retention_classes()?,
+        };
+        ArtifactStore::open(options).await
+    }
+}
+
+/// Opens (creating if needed) the embedded store in `data_dir`: one call.
+pub async fn open_embedded(data_dir: impl AsRef<Path>) -> Result<ArtifactStore> {
+    EmbeddedOptions::new(data_dir.as_ref()).open().await
+}

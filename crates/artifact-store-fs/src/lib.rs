@@ -1,0 +1,462 @@
+//! # artifact-store-fs
+//!
+//! The local-filesystem blob backend of artifactstore, and the one-call embedded store
+//! ([`open_embedded`]: SQLite catalog + this backend in a data directory).
+//!
+//! # Layout
+//! The configured root plays the role of the `blobs/` key prefix shared by every backend:
+//! key `blobs/blake3/ab/abcd…` lives at `<root>/blake3/ab/abcd…`. Writes go to
+//! `<root>/tmp/` (same filesystem, so the final rename is atomic).
+//!
+//! # Durability (see docs/DURABILITY.md)
+//! A put writes a temp file while holding an exclusive lock on it, starts writeback every
+//! 8 MiB (`sync_file_range`), `fdatasync`s it, renames it into place and fsyncs the shard
+//! directory (and the parent when the shard was new). Readers therefore see a whole blob or
+//! nothing. Temp files whose writer died (no lock held) are reclaimed when a store opens.
+#![warn(missing_docs, unreachable_pub)]
+
+mod embedded;
+mod error;
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write as _};
+use std::os::unix::fs::MetadataExt as _;
+use std::os::unix::io::AsRawFd as _;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use artifact_core::blob::{BlobMeta, BlobRead, BlobStore, ByteRange, StagedBlob};
+use artifact_core::digest::Blake3;
+use artifact_core::{Error, Result};
+use async_trait::async_trait;
+use bytes::Bytes;
+use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
+use tokio::sync::{mpsc, oneshot};
+
+pub use embedded::{EmbeddedOptions, open_embedded};
+use error::FsError;
+
+/// Start writeback after this many dirty bytes, so the final fsync has little left to do.
+const WRITEBACK_WINDOW: u64 = 8 << 20;
+
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Blobs in a local directory.
+#[derive(Debug, Clone)]
+pub struct FsBlobStore {
+    root: PathBuf,
+    tmp: PathBuf,
+}
+
+impl FsBlobStore {
+    /// Opens (creating if needed) a blob directory and reclaims abandoned temp files.
+    pub fn open(root: impl Into<PathBuf>) -> Result<Self> {
+        let root = root.into();
+        let tmp = root.join("tmp");
+        for dir in [&root, &root.join("blake3"), &tmp] {
+            fs::create_dir_all(dir).map_err(|source| FsError::CreateDir {
+                path: dir.clone(),
+                source,
+            })?;
+        }
+        let store = Self { root, tmp };
+        store.reclaim_temp_files()?;
+        Ok(store)
+    }
+
+    /// The root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The path of a blob.
+    pub fn blob_path(&self, key: &Blake3) -> PathBuf {
+        let hex = key.to_hex();
+        self.root.join("blake3").join(&hex[..2]).join(hex)
+    }
+
+    /// Deletes temp files no live writer holds a lock on; returns how many were removed.
+    pub fn reclaim_temp_files(&self) -> Result<usize> {
+        let mut removed = 0;
+        let entries = fs::read_dir(&self.tmp).map_err(|source| FsError::Read {
+            path: self.tmp.clone(),
+            source,
+        })?;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Ok(file) = OpenOptions::new().read(true).write(true).open(&path) else {
+                continue;
+            };
+            // A writer holds an exclusive lock for the whole life of its temp file.
+            if file.try_lock().is_ok() {
+                if fs::remove_file(&path).is_ok() {
+                    removed += 1;
+                }
+                let _ = file.unlock();
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Temp files currently present (for fsck and tests).
+    pub fn temp_files(&self) -> Result<Vec<PathBuf>> {
+        let entries = fs::read_dir(&self.tmp).map_err(|source| FsError::Read {
+            path: self.tmp.clone(),
+            source,
+        })?;
+        Ok(entries.flatten().map(|e| e.path()).collect())
+    }
+
+    fn create_temp(&self) -> Result<(File, PathBuf)> {
+        loop {
+            let name = format!(
+                "{}-{}.part",
+                std::process::id(),
+                TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+            );
+            let path = self.tmp.join(name);
+            let file = match OpenOptions::new().write(true).create_new(true).open(&path) {
+                Ok(file) => file,
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(source) => {
+                    return Err(FsError::CreateTemp {
+                        dir: self.tmp.clone(),
+                        source,
+                    }
+                    .into());
+                }
+            };
+            file.lock().map_err(|source| FsError::CreateTemp {
+                dir: self.tmp.clone(),
+                source,
+            })?;
+            // A reclaimer may have removed the file between create and lock: start over.
+            match file.metadata() {
+                Ok(meta) if meta.nlink() > 0 => return Ok((file, path)),
+                _ => continue,
+            }
+        }
+    }
+}
+
+fn sync_dir(path: &Path) -> std::result::Result<(), FsError> {
+    File::open(path)
+        .and_then(|dir| dir.sync_all())
+        .map_err(|source| FsError::Sync {
+            path: path.to_owned(),
+            source,
+        })
+}
+
+enum WriterMessage {
+    Data(Bytes),
+    Commit(PathBuf, oneshot::Sender<std::result::Result<(), FsError>>),
+}
+
+/// A blob being written to a temp file by a dedicated thread (so the caller's hashing overlaps
+/// the disk writes).
+struct FsStagedBlob {
+    sender: Option<mpsc::Sender<WriterMessage>>,
+    thread: Option<std::thread::JoinHandle<std::result::Result<(), FsError>>>,
+    temp_path: PathBuf,
+    root: PathBuf,
+}
+
+fn writer_thread(
+    mut file: File,
+    temp_path: PathBuf,
+    root: PathBuf,
+    mut receiver: mpsc::Receiver<WriterMessage>,
+) -> std::result::Result<(), FsError> {
+    let mut written: u64 = 0;
+    let mut flushed_to: u64 = 0;
+    let write_error = |source| FsError::Write {
+        path: temp_path.clone(),
+        source,
+    };
+    while let Some(message) = receiver.blocking_recv() {
+        match message {
+            WriterMessage::Data(chunk) => {
+                file.write_all(&chunk).map_err(write_error)?;
+                written += chunk.len() as u64;
+                if written - flushed_to >= WRITEBACK_WINDOW {
+                    start_writeback(&file, flushed_to, written - flushed_to);
+                    flushed_to = written;
+                }
+            }
+            WriterMessage::Commit(final_path, reply) => {
+                let result = publish(&file, &temp_path, &final_path, &root);
+                let failed = result.is_err();
+                let _ = reply.send(result);
+                if failed {
+                    let _ = fs::remove_file(&temp_path);
+                }
+                return Ok(());
+            }
+        }
+    }
+    // The caller aborted or went away: the bytes must never become visible.
+    let _ = fs::remove_file(&temp_path);
+    Ok(())
+}
+
+/// Starts (does not wait for) writeback of a window, so dirty pages drain while we keep writing.
+fn start_writeback(file: &File, offset: u64, len: u64) {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: the fd is valid for the life of `file`; sync_file_range only reads its arguments.
+        unsafe {
+            libc::sync_file_range(
+                file.as_raw_fd(),
+                offset as libc::off64_t,
+                len as libc::off64_t,
+                libc::SYNC_FILE_RANGE_WRITE,
+            );
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (file, offset, len);
+}
+
+fn publish(
+    file: &File,
+    temp_path: &Path,
+    final_path: &Path,
+    root: &Path,
+) -> std::result::Result<(), FsError> {
+    file.sync_data().map_err(|source| FsError::Sync {
+        path: temp_path.to_owned(),
+        source,
+    })?;
+    if final_path.exists() {
+        // Same key, same content: keep the existing blob (never rewrite a recorded blob).
+        let _ = fs::remove_file(temp_path);
+        return Ok(());
+    }
+    let shard = final_path.parent().unwrap_or(root);
+    if !shard.exists() {
+        fs::create_dir_all(shard).map_err(|source| FsError::CreateDir {
+            path: shard.to_owned(),
+            source,
+        })?;
+        sync_dir(shard.parent().unwrap_or(root))?;
+    }
+    fs::rename(temp_path, final_path).map_err(|source| FsError::Rename {
+        from: temp_path.to_owned(),
+        to: final_path.to_owned(),
+        source,
+    })?;
+    sync_dir(shard)
+}
+
+impl FsStagedBlob {
+    async fn writer_result(&mut self) -> Result<()> {
+        self.sender = None;
+        match self.thread.take() {
+            Some(thread) => tokio::task::spawn_blocking(move || thread.join())
+                .await
+                .map_err(|_| Error::from(FsError::WriterGone))?
+                .map_err(|_| Error::from(FsError::WriterGone))?
+                .map_err(Error::from),
+            None => Err(FsError::WriterGone.into()),
+        }
+    }
+}
+
+#[async_trait]
+impl StagedBlob for FsStagedBlob {
+    async fn write(&mut self, chunk: Bytes) -> Result<()> {
+        let sent = match &self.sender {
+            Some(sender) => sender.send(WriterMessage::Data(chunk)).await.is_ok(),
+            None => false,
+        };
+        if sent {
+            return Ok(());
+        }
+        // The thread stopped: report its error.
+        self.writer_result().await?;
+        Err(FsError::WriterGone.into())
+    }
+
+    async fn commit(mut self: Box<Self>, key: &Blake3) -> Result<()> {
+        let final_path = blob_path_in(&self.root, key);
+        let (reply, answer) = oneshot::channel();
+        let sent = match &self.sender {
+            Some(sender) => sender
+                .send(WriterMessage::Commit(final_path, reply))
+                .await
+                .is_ok(),
+            None => false,
+        };
+        if !sent {
+            self.writer_result().await?;
+            return Err(FsError::WriterGone.into());
+        }
+        let published = answer.await.map_err(|_| Error::from(FsError::WriterGone));
+        self.writer_result().await?;
+        published?.map_err(Error::from)
+    }
+
+    async fn abort(mut self: Box<Self>) -> Result<()> {
+        self.writer_result().await
+    }
+}
+
+impl Drop for FsStagedBlob {
+    fn drop(&mut self) {
+        // Closing the channel makes the thread delete the temp file.
+        self.sender = None;
+        let _ = &self.temp_path;
+    }
+}
+
+fn blob_path_in(root: &Path, key: &Blake3) -> PathBuf {
+    let hex = key.to_hex();
+    root.join("blake3").join(&hex[..2]).join(hex)
+}
+
+#[async_trait]
+impl BlobStore for FsBlobStore {
+    fn name(&self) -> &'static str {
+        "fs"
+    }
+
+    async fn stage(&self) -> Result<Box<dyn StagedBlob>> {
+        let store = self.clone();
+        let (file, temp_path) = tokio::task::spawn_blocking(move || store.create_temp())
+            .await
+            .map_err(|_| Error::from(FsError::WriterGone))??;
+        let (sender, receiver) = mpsc::channel(4);
+        let thread_temp = temp_path.clone();
+        let root = self.root.clone();
+        let thread = std::thread::Builder::new()
+            .name("artifactstore-fs-writer".to_owned())
+            .spawn(move || writer_thread(file, thread_temp, root, receiver))
+            .map_err(|source| FsError::CreateTemp {
+                dir: self.tmp.clone(),
+                source,
+            })?;
+        Ok(Box::new(FsStagedBlob {
+            sender: Some(sender),
+            thread: Some(thread),
+            temp_path,
+            root: self.root.clone(),
+        }))
+    }
+
+    async fn get(&self, key: &Blake3, range: Option<ByteRange>) -> Result<BlobRead> {
+        let path = self.blob_path(key);
+        let mut file = match tokio::fs::File::open(&path).await {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(Error::not_found("blob", key.to_string()));
+            }
+            Err(source) => return Err(FsError::Read { path, source }.into()),
+        };
+        let size = file
+            .metadata()
+            .await
+            .map_err(|source| FsError::Read {
+                path: path.clone(),
+                source,
+            })?
+            .len();
+        let (start, end) = match range {
+            None => (0, size),
+            Some(range) => range.resolve(size).ok_or_else(|| {
+                Error::invalid(format!(
+                    "range starting at {} is not satisfiable for a blob of {size} bytes",
+                    range.start
+                ))
+            })?,
+        };
+        if start > 0 {
+            file.seek(io::SeekFrom::Start(start))
+                .await
+                .map_err(|source| FsError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+        }
+        Ok(BlobRead {
+            size,
+            range: (start, end),
+            reader: Box::pin(file.take(end - start)),
+        })
+    }
+
+    async fn head(&self, key: &Blake3) -> Result<Option<BlobMeta>> {
+        let path = self.blob_path(key);
+        match tokio::fs::metadata(&path).await {
+            Ok(meta) => Ok(Some(BlobMeta { size: meta.len() })),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(FsError::Read { path, source }.into()),
+        }
+    }
+
+    async fn delete(&self, key: &Blake3) -> Result<()> {
+        let path = self.blob_path(key);
+        let shard = path.parent().map(Path::to_owned);
+        tokio::task::spawn_blocking(move || {
+            match fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+                Err(source) => return Err(FsError::Delete { path, source }),
+            }
+            match shard {
+                Some(shard) => sync_dir(&shard),
+                None => Ok(()),
+            }
+        })
+        .await
+        .map_err(|_| Error::from(FsError::WriterGone))?
+        .map_err(Error::from)
+    }
+
+    async fn list(&self) -> Result<Vec<Blake3>> {
+        let root = self.root.join("blake3");
+        tokio::task::spawn_blocking(move || {
+            let mut keys = Vec::new();
+            let shards = fs::read_dir(&root).map_err(|source| FsError::Read {
+                path: root.clone(),
+                source,
+            })?;
+            for shard in shards.flatten() {
+                let Ok(entries) = fs::read_dir(shard.path()) else {
+                    continue;
+                };
+                for entry in entries.flatten() {
+                    let name = entry.file_name();
+                    if let Some(key) = name
+                        .to_str()
+                        .and_then(|hex| format!("blake3:{hex}").parse::<Blake3>().ok())
+                    {
+                        keys.push(key);
+                    }
+                }
+            }
+            keys.sort();
+            Ok::<_, FsError>(keys)
+        })
+        .await
+        .map_err(|_| Error::from(FsError::WriterGone))?
+        .map_err(Error::from)
+    }
+
+    async fn check(&self) -> Result<()> {
+        let probe = self.tmp.join(format!(".probe-{}", std::process::id()));
+        tokio::fs::write(&probe, b"ok")
+            .await
+            .map_err(|source| FsError::Write {
+                path: probe.clone(),
+                source,
+            })?;
+        tokio::fs::remove_file(&probe)
+            .await
+            .map_err(|source| FsError::Delete {
+                path: probe,
+                source,
+            })?;
+        Ok(())
+    }
+}
