@@ -1,0 +1,241 @@
+//! Command-line arguments (parsing and validation only).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// An event-sourced, content-addressed artifact store.
+#[derive(Debug, Parser)]
+#[command(name = "artifactstore", version, about, long_about = None)]
+pub(crate) struct Cli {
+    /// Data directory of the embedded store.
+    #[arg(
+        long,
+        global = true,
+        env = "ARTIFACTSTORE_DATA_DIR",
+        default_value = "./artifactstore-data"
+    )]
+    pub(crate) data_dir: PathBuf,
+
+    /// Configuration file (default: <data-dir>/config.toml when present).
+    #[arg(long, global = true, env = "ARTIFACTSTORE_CONFIG")]
+    pub(crate) config: Option<PathBuf>,
+
+    /// Metadata store URL (sqlite://… or postgres://…), overriding the configuration.
+    #[arg(long, global = true, env = "ARTIFACTSTORE_DATABASE_URL")]
+    pub(crate) database_url: Option<String>,
+
+    /// Print one JSON (JCS) document instead of human output.
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
+
+    /// The principal recorded as actor of local changes (default: local:$USER).
+    #[arg(long, global = true, env = "ARTIFACTSTORE_ACTOR")]
+    pub(crate) actor: Option<String>,
+
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Create an embedded store (SQLite + fs) in the data directory.
+    Init,
+    /// Upload files or directories as one package.
+    Push(PushArgs),
+    /// Write a package's files under DEST.
+    Pull {
+        /// Package id (blake3:…) or NAME@VERSION.
+        package: String,
+        /// Destination directory (created if missing).
+        dest: PathBuf,
+        /// Overwrite existing files.
+        #[arg(long)]
+        force: bool,
+    },
+    /// List packages.
+    Ls {
+        /// Only this name.
+        #[arg(long)]
+        name: Option<String>,
+        /// Only this retention class.
+        #[arg(long)]
+        class: Option<String>,
+        /// Only packages marked eligible for deletion.
+        #[arg(long)]
+        eligible: bool,
+        /// At most this many.
+        #[arg(long, default_value_t = 1000)]
+        limit: u32,
+    },
+    /// Show a package and its retention state.
+    Show {
+        /// Package id or NAME@VERSION.
+        package: String,
+    },
+    /// Write one file's bytes to stdout.
+    Cat {
+        /// Package id or NAME@VERSION.
+        package: String,
+        /// Path of the file in the package.
+        path: String,
+    },
+    /// Print the manifest as JCS JSON, or its canonical CBOR bytes.
+    Manifest {
+        /// Package id or NAME@VERSION.
+        package: String,
+        /// Print the canonical CBOR bytes (whose BLAKE3 is the package id).
+        #[arg(long)]
+        cbor: bool,
+    },
+    /// Raw blobs in and out.
+    #[command(subcommand)]
+    Blob(BlobCommand),
+    /// Retention: status, extensions, holds, history, sweeps, explanations.
+    #[command(subcommand)]
+    Retention(RetentionCommand),
+    /// Read the event log.
+    Events(EventsArgs),
+    /// Audit the event log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Operator commands.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct PushArgs {
+    /// Files or directories (a directory's files keep their paths relative to it).
+    #[arg(required = true)]
+    pub(crate) paths: Vec<PathBuf>,
+    /// Package name.
+    #[arg(long)]
+    pub(crate) name: String,
+    /// Package version.
+    #[arg(long)]
+    pub(crate) version: String,
+    /// Retention class.
+    #[arg(long, default_value = "build-cache")]
+    pub(crate) class: String,
+    /// A label KEY=VALUE (repeatable).
+    #[arg(long = "label", value_parser = parse_label)]
+    pub(crate) labels: Vec<(String, String)>,
+}
+
+fn parse_label(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("label `{text}` must be KEY=VALUE"))
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum BlobCommand {
+    /// Store a file as a blob; prints both digests.
+    Put {
+        /// The file.
+        file: PathBuf,
+    },
+    /// Write a blob (by either digest) to stdout or a file.
+    Get {
+        /// blake3:… or sha256:…
+        digest: String,
+        /// Write to this file instead of stdout.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum RetentionCommand {
+    /// Current retention state.
+    Status {
+        /// Package id or NAME@VERSION.
+        package: String,
+    },
+    /// Move the expiry later.
+    Extend {
+        /// Package id or NAME@VERSION.
+        package: String,
+        /// New expiry (RFC 3339), strictly later than the current one.
+        #[arg(long)]
+        until: String,
+        /// Why (mandatory).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Apply a hold; prints the hold id.
+    Hold {
+        /// Package id or NAME@VERSION.
+        package: String,
+        /// Why (mandatory).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Release a hold.
+    Release {
+        /// Package id or NAME@VERSION.
+        package: String,
+        /// The hold id.
+        hold_id: String,
+        /// Why (mandatory).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Every retention event of a package, in order.
+    History {
+        /// Package id or NAME@VERSION.
+        package: String,
+        /// Print a canonical CBOR array of the envelopes.
+        #[arg(long)]
+        cbor: bool,
+    },
+    /// Mark expired, unheld packages eligible for deletion; prints how many.
+    Sweep {
+        /// Sweep as of this instant (RFC 3339) instead of now.
+        #[arg(long)]
+        as_of: Option<String>,
+    },
+    /// Why is this package retained, or (not) eligible?
+    Explain {
+        /// Package id or NAME@VERSION.
+        package: String,
+        /// Explain as of this instant (RFC 3339) instead of now.
+        #[arg(long)]
+        as_of: Option<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct EventsArgs {
+    /// Only events after this seq.
+    #[arg(long, default_value_t = 0)]
+    pub(crate) after: u64,
+    /// Only events of this package (id or NAME@VERSION).
+    #[arg(long)]
+    pub(crate) package: Option<String>,
+    /// Only events of this type (e.g. v1.retention.extended).
+    #[arg(long = "type")]
+    pub(crate) event_type: Option<String>,
+    /// At most this many (without --follow).
+    #[arg(long)]
+    pub(crate) limit: Option<u32>,
+    /// Keep printing new events as they are appended.
+    #[arg(long)]
+    pub(crate) follow: bool,
+    /// Print canonical CBOR (an array; with --follow, one envelope after another).
+    #[arg(long)]
+    pub(crate) cbor: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AuditCommand {
+    /// Check the hash chain; prints the head seq and hash.
+    Verify,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AdminCommand {
+    /// Rebuild every view by replaying the event log.
+    RebuildViews,
+}
