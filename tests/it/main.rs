@@ -1,1 +1,3 @@
+mod retention_model;
 mod smoke;
+mod support;

@@ -812,6 +812,35 @@ impl ArtifactStore {
         })
     }
 
+    /// Sweeps every `interval` until `shutdown` resolves (what the server schedules; the
+    /// interval comes from `[retention] sweep_interval`, default 1 h). The first sweep runs
+    /// immediately. Each sweep's result goes to `on_report`; a failed sweep is retried at the
+    /// next tick and never stops the loop. Returns the number of sweeps run.
+    pub async fn run_sweeper<F>(
+        &self,
+        actor: &str,
+        interval: std::time::Duration,
+        shutdown: F,
+        mut on_report: impl FnMut(Result<SweepReport>) + Send,
+    ) -> u64
+    where
+        F: std::future::Future<Output = ()> + Send,
+    {
+        let mut ticker = tokio::time::interval(interval.max(std::time::Duration::from_millis(1)));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tokio::pin!(shutdown);
+        let mut sweeps = 0;
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => return sweeps,
+                _ = ticker.tick() => {
+                    on_report(self.sweep(actor, None).await);
+                    sweeps += 1;
+                }
+            }
+        }
+    }
+
     /// Explains a package's retention at `as_of` (default: now) from its events alone.
     pub async fn explain(
         &self,

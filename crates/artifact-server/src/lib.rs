@@ -1,14 +1,9 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
-    }
-}
+//! # artifact-server
+//!
+//! The thin axum HTTP server of artifactstore over the `artifact-core` library (SPEC §4.4):
+//! resumable upload sessions, blobs with ranges, packages, retention, the event stream, bearer
+//! token auth, problem+json errors, health, metrics and the scheduled sweeper.
+//!
+//! **Status: not implemented yet.** This crate holds only the workspace slot; the CLI works on
+//! the embedded store in the meantime. The plan is in ROADMAP.md, milestone 3.
+#![warn(missing_docs, unreachable_pub)]

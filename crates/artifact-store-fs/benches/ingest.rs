@@ -1,0 +1,250 @@
+//! Ingest benchmark: figures beside this machine's ceilings measured in the same run.
+//!
+//! ```sh
+//! cargo bench -p artifact-store-fs --bench ingest                 # 1 GiB, 3 rounds, 2000 packages
+//! cargo bench -p artifact-store-fs --bench ingest -- --size-mib 256 --rounds 1 --packages 500
+//! ```
+//! Set `BENCH_DIR` to choose the filesystem (default: a temp dir under the system temp dir).
+//!
+//! Large file: library ingest (`write_blob` + `record_blobs`: read, dual hash, write, fsync,
+//! rename, dir fsync, event) of one file, beside
+//! - hash-only: BLAKE3 + SHA-256 over the same bytes in memory (one thread, 1 MiB chunks),
+//! - write-only: writing the same bytes to a new file on the same filesystem + fsync,
+//!
+//! reported as ratios to min(hash-only, write-only), the bound ingest cannot beat.
+//!
+//! Small packages: packages of one 1 KiB file each through the library (blob write + fsync +
+//! rename + dir fsync, `v1.blob.stored`, manifest blob, `v1.package.created` +
+//! `v1.retention.default_applied`), beside a raw SQLite transaction rate (2 event inserts + 1
+//! upsert per transaction, WAL, synchronous=FULL — the catalog's settings).
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use artifact_core::digest::DualHasher;
+use artifact_core::manifest::{FileEntry, Manifest};
+use artifact_store_fs::EmbeddedOptions;
+
+struct Args {
+    size_mib: usize,
+    rounds: usize,
+    packages: usize,
+}
+
+fn parse_args() -> Args {
+    let mut args = Args {
+        size_mib: 1024,
+        rounds: 3,
+        packages: 2000,
+    };
+    let mut iter = std::env::args().skip(1);
+    while let Some(arg) = iter.next() {
+        let mut value = || iter.next().and_then(|v| v.parse().ok());
+        match arg.as_str() {
+            "--size-mib" => args.size_mib = value().unwrap_or(args.size_mib),
+            "--rounds" => args.rounds = value().unwrap_or(args.rounds).max(1),
+            "--packages" => args.packages = value().unwrap_or(args.packages).max(1),
+            _ => {} // cargo bench passes --bench
+        }
+    }
+    args
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(|a, b| a.total_cmp(b));
+    values[values.len() / 2]
+}
+
+fn gbps(bytes: usize, elapsed: Duration) -> f64 {
+    bytes as f64 / elapsed.as_secs_f64() / 1e9
+}
+
+/// Deterministic incompressible-looking bytes (xorshift).
+fn make_data(len: usize) -> Vec<u8> {
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut data = Vec::with_capacity(len);
+    while data.len() < len {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        data.extend_from_slice(&state.to_le_bytes());
+    }
+    data.truncate(len);
+    data
+}
+
+fn hash_only(data: &[u8]) -> Duration {
+    let start = Instant::now();
+    let mut hasher = DualHasher::new();
+    for chunk in data.chunks(1 << 20) {
+        hasher.update(chunk);
+    }
+    std::hint::black_box(hasher.finalize());
+    start.elapsed()
+}
+
+fn write_only(data: &[u8], path: &Path) -> Duration {
+    let start = Instant::now();
+    let mut file = std::fs::File::create(path).expect("create");
+    for chunk in data.chunks(1 << 20) {
+        file.write_all(chunk).expect("write");
+    }
+    file.sync_all().expect("fsync");
+    let elapsed = start.elapsed();
+    drop(file);
+    std::fs::remove_file(path).expect("remove");
+    elapsed
+}
+
+fn main() {
+    let args = parse_args();
+    let base = std::env::var_os("BENCH_DIR").map_or_else(std::env::temp_dir, PathBuf::from);
+    let dir = tempfile::tempdir_in(base).expect("bench dir");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    println!(
+        "# artifactstore ingest benchmark ({} MiB, {} round(s), {cpus} CPUs, dir {})",
+        args.size_mib,
+        args.rounds,
+        dir.path().display()
+    );
+
+    let size = args.size_mib << 20;
+    let data = make_data(size);
+    let source = dir.path().join("source.bin");
+    std::fs::write(&source, &data).expect("write source");
+
+    let mut hash = Vec::new();
+    let mut write = Vec::new();
+    let mut ingest = Vec::new();
+    for round in 0..args.rounds {
+        hash.push(gbps(size, hash_only(&data)));
+        write.push(gbps(
+            size,
+            write_only(&data, &dir.path().join("write-only.bin")),
+        ));
+        let store_dir = dir.path().join(format!("store-{round}"));
+        let elapsed = runtime.block_on(async {
+            let store = EmbeddedOptions::new(&store_dir).open().await.expect("open");
+            let start = Instant::now();
+            let file = tokio::fs::File::open(&source).await.expect("open source");
+            let info = store.write_blob(file, &[]).await.expect("ingest");
+            store.record_blobs("bench", &[info]).await.expect("record");
+            let elapsed = start.elapsed();
+            store.catalog().close().await;
+            elapsed
+        });
+        ingest.push(gbps(size, elapsed));
+        std::fs::remove_dir_all(&store_dir).expect("clean");
+    }
+    let (hash, write, ingest) = (median(hash), median(write), median(ingest));
+    let ceiling = hash.min(write);
+    println!(
+        "large file ({} MiB), medians of {} round(s):",
+        args.size_mib, args.rounds
+    );
+    println!("  hash-only (BLAKE3+SHA-256, 1 thread)  {hash:6.3} GB/s");
+    println!("  write-only (write + fsync)            {write:6.3} GB/s");
+    println!(
+        "  library ingest                        {ingest:6.3} GB/s   = {:.2} x min(hash, write) = {:.2} x hash-only, {:.2} x write-only",
+        ingest / ceiling,
+        ingest / hash,
+        ingest / write
+    );
+    drop(data);
+    std::fs::remove_file(&source).expect("remove source");
+
+    // ----- small packages -----------------------------------------------------------------
+    let store_dir = dir.path().join("small");
+    let n = args.packages;
+    let package_rate = runtime.block_on(async {
+        let store = EmbeddedOptions::new(&store_dir).open().await.expect("open");
+        let start = Instant::now();
+        for i in 0..n {
+            let mut content = make_data(1024);
+            content[..8].copy_from_slice(&(i as u64).to_le_bytes());
+            let info = store.write_blob(&content[..], &[]).await.expect("blob");
+            store.record_blobs("bench", &[info]).await.expect("record");
+            let manifest = Manifest {
+                name: "small".into(),
+                version: format!("1.0.{i}"),
+                retention_class: "ephemeral".into(),
+                files: vec![FileEntry {
+                    path: "f.bin".into(),
+                    size: info.size,
+                    blake3: info.blake3,
+                    sha256: info.sha256,
+                    media_type: None,
+                }],
+                labels: Default::default(),
+            };
+            store
+                .create_package("bench", &manifest)
+                .await
+                .expect("package");
+        }
+        let rate = n as f64 / start.elapsed().as_secs_f64();
+        store.catalog().close().await;
+        rate
+    });
+
+    let raw_rate = runtime.block_on(raw_sqlite_rate(&dir.path().join("raw.db"), n));
+    println!("small packages (1 file of 1 KiB each), {n} packages:");
+    println!("  raw SQLite txn (2 inserts + 1 upsert, WAL, FULL)  {raw_rate:8.0} txn/s");
+    println!(
+        "  library package creation                          {package_rate:8.0} pkg/s   = {:.2} x raw txn rate",
+        package_rate / raw_rate
+    );
+}
+
+async fn raw_sqlite_rate(path: &Path, n: usize) -> f64 {
+    use sqlx::Executor as _;
+    sqlx::any::install_default_drivers();
+    let url = format!("sqlite://{}?mode=rwc", path.display());
+    let pool = sqlx::any::AnyPoolOptions::new()
+        .max_connections(1)
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                conn.execute("PRAGMA journal_mode = WAL").await?;
+                conn.execute("PRAGMA synchronous = FULL").await?;
+                Ok(())
+            })
+        })
+        .connect(&url)
+        .await
+        .expect("raw db");
+    pool.execute("CREATE TABLE ev (seq INTEGER PRIMARY KEY, body BLOB NOT NULL)")
+        .await
+        .expect("ddl");
+    pool.execute("CREATE TABLE st (id TEXT PRIMARY KEY, n INTEGER NOT NULL)")
+        .await
+        .expect("ddl");
+    let body = vec![7u8; 300];
+    let start = Instant::now();
+    for i in 0..n {
+        let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.expect("begin");
+        for k in 0..2 {
+            sqlx::query("INSERT INTO ev (seq, body) VALUES ($1, $2)")
+                .bind((i * 2 + k + 1) as i64)
+                .bind(body.clone())
+                .execute(&mut *tx)
+                .await
+                .expect("insert");
+        }
+        sqlx::query(
+            "INSERT INTO st (id, n) VALUES ($1, 1) ON CONFLICT (id) DO UPDATE SET n = n + 1",
+        )
+        .bind(format!("p{}", i % 100))
+        .execute(&mut *tx)
+        .await
+        .expect("upsert");
+        tx.commit().await.expect("commit");
+    }
+    let rate = n as f64 / start.elapsed().as_secs_f64();
+    pool.close().await;
+    rate
+}
