@@ -225,19 +225,7 @@ impl ArtifactStore {
     /// right size first (bytes durable before the event that names them).
     pub async fn record_blobs(&self, actor: &str, blobs: &[BlobInfo]) -> Result<Vec<BlobRecord>> {
         for info in blobs {
-            match self.blobs.head(&info.blake3).await? {
-                Some(meta) if meta.size == info.size => {}
-                Some(meta) => {
-                    return Err(Error::Corrupt {
-                        blake3: info.blake3.to_string(),
-                        reason: format!(
-                            "backend holds {} bytes, expected {}",
-                            meta.size, info.size
-                        ),
-                    });
-                }
-                None => return Err(Error::not_found("blob bytes", info.blake3.to_string())),
-            }
+            self.check_durable(info).await?;
         }
         let mut tx = self.catalog.write().await?;
         let mut records = Vec::with_capacity(blobs.len());
@@ -246,6 +234,18 @@ impl ArtifactStore {
         }
         tx.commit().await?;
         Ok(records)
+    }
+
+    /// Checks that a blob's bytes are in the backend with the right size.
+    async fn check_durable(&self, info: &BlobInfo) -> Result<()> {
+        match self.blobs.head(&info.blake3).await? {
+            Some(meta) if meta.size == info.size => Ok(()),
+            Some(meta) => Err(Error::Corrupt {
+                blake3: info.blake3.to_string(),
+                reason: format!("backend holds {} bytes, expected {}", meta.size, info.size),
+            }),
+            None => Err(Error::not_found("blob bytes", info.blake3.to_string())),
+        }
     }
 
     async fn record_blob_in(
@@ -380,6 +380,19 @@ impl ArtifactStore {
     /// manifest under an existing name@version is [`Error::Conflict`]; blobs the manifest names
     /// that are not recorded with the same size and digests are [`Error::MissingBlobs`].
     pub async fn create_package(&self, actor: &str, manifest: &Manifest) -> Result<CreatedPackage> {
+        self.create_package_with_blobs(actor, manifest, &[]).await
+    }
+
+    /// Like [`ArtifactStore::create_package`], but also records `written` — blobs this caller
+    /// made durable with [`ArtifactStore::write_blob`] and has not recorded yet — in the same
+    /// transaction as the package (one commit instead of two; what `push` does). Each is checked
+    /// present in the backend with its size first.
+    pub async fn create_package_with_blobs(
+        &self,
+        actor: &str,
+        manifest: &Manifest,
+        written: &[BlobInfo],
+    ) -> Result<CreatedPackage> {
         manifest.validate()?;
         let period = self.classes.period(&manifest.retention_class)?;
         let manifest_bytes = manifest.canonical_bytes()?;
@@ -389,9 +402,12 @@ impl ArtifactStore {
         if let Some(existing) = self.existing_package(package_id, manifest).await? {
             return Ok(existing);
         }
-        let missing = self.missing_blobs(manifest).await?;
+        let missing = self.missing_blobs(manifest, written).await?;
         if !missing.is_empty() {
             return Err(Error::MissingBlobs { missing });
+        }
+        for info in written {
+            self.check_durable(info).await?;
         }
 
         // The manifest bytes are a blob too, durable before the event that names them.
@@ -405,10 +421,13 @@ impl ArtifactStore {
             tx.rollback().await?;
             return self.resolve_existing(id, package_id, manifest).await;
         }
-        let missing = self.missing_blobs_in(&mut tx, manifest).await?;
+        let missing = missing_blobs_with(tx.conn(), manifest, written).await?;
         if !missing.is_empty() {
             tx.rollback().await?;
             return Err(Error::MissingBlobs { missing });
+        }
+        for info in written {
+            self.record_blob_in(&mut tx, actor, info).await?;
         }
         self.record_blob_in(&mut tx, actor, &manifest_info).await?;
         let now = self.clock.now();
@@ -503,17 +522,13 @@ impl ArtifactStore {
         })
     }
 
-    async fn missing_blobs(&self, manifest: &Manifest) -> Result<Vec<MissingBlob>> {
-        let mut conn = self.catalog.read().await?;
-        missing_blobs_with(&mut conn, manifest).await
-    }
-
-    async fn missing_blobs_in(
+    async fn missing_blobs(
         &self,
-        tx: &mut WriteTx,
         manifest: &Manifest,
+        written: &[BlobInfo],
     ) -> Result<Vec<MissingBlob>> {
-        missing_blobs_with(tx.conn(), manifest).await
+        let mut conn = self.catalog.read().await?;
+        missing_blobs_with(&mut conn, manifest, written).await
     }
 
     /// The id a [`PackageRef`] names (which must exist).
@@ -856,10 +871,14 @@ impl ArtifactStore {
 async fn missing_blobs_with(
     conn: &mut sqlx::AnyConnection,
     manifest: &Manifest,
+    written: &[BlobInfo],
 ) -> Result<Vec<MissingBlob>> {
     let mut missing = Vec::new();
     for file in &manifest.files {
         let expected = file.blob();
+        if written.contains(&expected) {
+            continue;
+        }
         match catalog::views_blob(conn, &AnyDigest::Blake3(file.blake3)).await? {
             Some(record) if record.info == expected => {}
             _ => missing.push(MissingBlob {

@@ -168,7 +168,6 @@ fn main() {
             let mut content = make_data(1024);
             content[..8].copy_from_slice(&(i as u64).to_le_bytes());
             let info = store.write_blob(&content[..], &[]).await.expect("blob");
-            store.record_blobs("bench", &[info]).await.expect("record");
             let manifest = Manifest {
                 name: "small".into(),
                 version: format!("1.0.{i}"),

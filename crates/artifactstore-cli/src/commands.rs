@@ -278,8 +278,6 @@ async fn push(
             media_type: Some(media_type(package_path).to_owned()),
         });
     }
-    // One transaction records every blob (bytes are already durable).
-    store.record_blobs(actor, &infos).await?;
     let manifest = Manifest {
         name: args.name,
         version: args.version,
@@ -287,7 +285,10 @@ async fn push(
         files: entries,
         labels: args.labels.into_iter().collect(),
     };
-    let created = store.create_package(actor, &manifest).await?;
+    // One transaction records every blob (bytes are already durable) and the package.
+    let created = store
+        .create_package_with_blobs(actor, &manifest, &infos)
+        .await?;
     if json {
         print_json(&Value::map([
             ("package_id", text(created.package_id.to_string())),
