@@ -1,3 +1,6 @@
+mod concurrency;
+mod integrity;
+mod pilot;
 mod retention_model;
 mod smoke;
 mod support;

@@ -22,11 +22,9 @@ use artifact_core::event::types;
 use artifact_core::retention::RetentionState;
 use artifact_core::time::{Timestamp, ymd};
 use proptest::prelude::*;
-use proptest::test_runner::TestCaseError;
+use proptest::test_runner::{FileFailurePersistence, TestCaseError};
 
-use crate::support::{
-    Fixture, by_id, days, error_kind, events_of, head_seq, manifest, plus_days,
-};
+use crate::support::{Fixture, by_id, days, error_kind, events_of, head_seq, manifest, plus_days};
 
 /// At most this many distinct packages; further creations repeat an existing one.
 const MAX_PACKAGES: usize = 3;
@@ -67,10 +65,12 @@ enum Op {
         by_name: bool,
         reason: String,
     },
-    /// Releases the `hold`-th hold ever applied (to any package), or an unknown hold.
+    /// Releases the `k`-th most recent hold ever applied (possibly already released), or with
+    /// `None` (or too few holds) an unknown hold; on the hold's own package when `pkg` is
+    /// `None`, else on package `pkg` (possibly not the hold's).
     Release {
-        pkg: usize,
-        hold: usize,
+        pkg: Option<usize>,
+        hold: Option<usize>,
         reason: String,
     },
     Sweep,
@@ -93,7 +93,7 @@ fn class_strategy() -> impl Strategy<Value = Class> {
 
 fn reason_strategy() -> impl Strategy<Value = String> {
     prop_oneof![
-        4 => "[a-z]{1,10}( [a-z]{1,10})?",
+        8 => "[a-z]{1,10}( [a-z]{1,10})?",
         1 => Just(String::new()),
         1 => Just(" \t ".to_owned()),
     ]
@@ -114,7 +114,11 @@ fn op_strategy() -> impl Strategy<Value = Op> {
         ),
         3 => (0..MAX_PACKAGES, any::<bool>(), reason_strategy())
             .prop_map(|(pkg, by_name, reason)| Op::Hold { pkg, by_name, reason }),
-        3 => (0..MAX_PACKAGES, 0usize..6, reason_strategy())
+        3 => (
+            prop_oneof![3 => Just(None), 1 => (0..MAX_PACKAGES).prop_map(Some)],
+            prop_oneof![1 => Just(None), 4 => (0usize..4).prop_map(Some)],
+            reason_strategy()
+        )
             .prop_map(|(pkg, hold, reason)| Op::Release { pkg, hold, reason }),
         3 => Just(Op::Sweep),
         3 => advance.prop_map(|days| Op::AdvanceClock { days }),
@@ -391,10 +395,10 @@ async fn run_op(fixture: &mut Fixture, model: &mut Model, op: &Op) -> Result<(),
             }
         }
         Op::Release { pkg, hold, reason } => {
-            let hold_id = model
-                .holds
-                .get(*hold)
-                .map_or_else(|| "hold-0".to_owned(), |h| h.hold_id.clone());
+            // `hold-0` names no hold: hold ids are `hold-<seq>` and seqs start at 1.
+            let hold_index = hold.and_then(|k| model.holds.len().checked_sub(k + 1));
+            let hold_id =
+                hold_index.map_or_else(|| "hold-0".to_owned(), |i| model.holds[i].hold_id.clone());
             let (package_ref, decision) = if model.packages.is_empty() {
                 let decision = if is_blank(reason) {
                     Decision::Reject("InvalidInput")
@@ -403,11 +407,15 @@ async fn run_op(fixture: &mut Fixture, model: &mut Model, op: &Op) -> Result<(),
                 };
                 (unknown_package(), decision)
             } else {
-                let index = pkg % model.packages.len();
+                let index = match (pkg, hold_index) {
+                    (Some(pkg), _) => pkg % model.packages.len(),
+                    (None, Some(i)) => model.holds[i].package,
+                    (None, None) => 0,
+                };
                 let decision = if is_blank(reason) {
                     Decision::Reject("InvalidInput")
                 } else {
-                    match model.holds.get(*hold) {
+                    match hold_index.map(|i| &model.holds[i]) {
                         None => Decision::Reject("NotFound"),
                         Some(h) if h.package != index => Decision::Reject("NotFound"),
                         Some(h) if !h.active => Decision::Reject("Conflict"),
@@ -422,8 +430,8 @@ async fn run_op(fixture: &mut Fixture, model: &mut Model, op: &Op) -> Result<(),
                 .await;
             let head_after = head_seq(&fixture.store).await;
             check_decision(op, &decision, &result, head_before, head_after)?;
-            if result.is_ok() {
-                model.holds[*hold].active = false;
+            if let (Ok(_), Some(i)) = (&result, hold_index) {
+                model.holds[i].active = false;
                 model.head = head_after;
             }
         }
@@ -495,8 +503,11 @@ async fn check_invariants(
             .retention_status(&by_id(package.package_id))
             .await
             .map_err(|e| TestCaseError::fail(format!("status: {e}")))?;
-        let active_ids: BTreeSet<String> =
-            status.active_holds.iter().map(|h| h.hold_id.clone()).collect();
+        let active_ids: BTreeSet<String> = status
+            .active_holds
+            .iter()
+            .map(|h| h.hold_id.clone())
+            .collect();
 
         // The model.
         prop_assert_eq!(&status.retention_class, package.class.name());
@@ -524,8 +535,12 @@ async fn check_invariants(
         last_expiry[index] = status.current_expires_at;
 
         // One deletion_eligible event per eligibility transition, never more.
-        let eligible_events =
-            events_of(store, package.package_id, types::RETENTION_DELETION_ELIGIBLE).await;
+        let eligible_events = events_of(
+            store,
+            package.package_id,
+            types::RETENTION_DELETION_ELIGIBLE,
+        )
+        .await;
         prop_assert_eq!(
             eligible_events.len(),
             package.eligibility_transitions,
@@ -562,7 +577,7 @@ async fn check_invariants(
     Ok(())
 }
 
-async fn run_case(ops: Vec<Op>) -> Result<(), TestCaseError> {
+async fn run_case(initial: Vec<Class>, ops: Vec<Op>) -> Result<(), TestCaseError> {
     let start = ymd(2026, 1, 1);
     let mut fixture = Fixture::new(start).await;
     let mut model = Model {
@@ -573,6 +588,11 @@ async fn run_case(ops: Vec<Op>) -> Result<(), TestCaseError> {
         holds: Vec::new(),
     };
     let mut last_expiry = Vec::new();
+    let ops: Vec<Op> = initial
+        .into_iter()
+        .map(Op::CreatePackage)
+        .chain(ops)
+        .collect();
     for op in &ops {
         run_op(&mut fixture, &mut model, op).await?;
         check_invariants(&fixture, &model, &mut last_expiry).await?;
@@ -583,12 +603,22 @@ async fn run_case(ops: Vec<Op>) -> Result<(), TestCaseError> {
         .views_match_replay(store.classes())
         .await
         .map_err(|e| TestCaseError::fail(format!("views_match_replay: {e}")))?;
-    prop_assert!(differing.is_empty(), "views differ from a replay: {:?}", differing);
+    prop_assert!(
+        differing.is_empty(),
+        "views differ from a replay: {:?}",
+        differing
+    );
     let verified = store
         .audit_verify()
         .await
         .map_err(|e| TestCaseError::fail(format!("audit_verify: {e}")))?;
-    prop_assert_eq!(verified, store.head().await.map_err(|e| TestCaseError::fail(e.to_string()))?);
+    prop_assert_eq!(
+        verified,
+        store
+            .head()
+            .await
+            .map_err(|e| TestCaseError::fail(e.to_string()))?
+    );
     Ok(())
 }
 
@@ -596,15 +626,26 @@ proptest! {
     #![proptest_config(ProptestConfig {
         cases: 48,
         max_shrink_iters: 512,
+        // Beside this file (cargo runs tests from the package root, `tests/`): commit it.
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
+            "it/proptest-regressions/retention_model.txt"
+        ))),
         ..ProptestConfig::default()
     })]
 
     #[test]
-    fn retention_lifecycle_matches_the_model(ops in prop::collection::vec(op_strategy(), 1..40)) {
+    fn retention_lifecycle_matches_the_model(
+        // Mostly start with packages to act on; sometimes with none (unknown-package paths).
+        initial in prop_oneof![
+            1 => Just(Vec::new()),
+            6 => prop::collection::vec(class_strategy(), 1..=MAX_PACKAGES),
+        ],
+        ops in prop::collection::vec(op_strategy(), 1..40),
+    ) {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .expect("tokio runtime");
-        runtime.block_on(run_case(ops))?;
+        runtime.block_on(run_case(initial, ops))?;
     }
 }

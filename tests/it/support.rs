@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use artifact_core::catalog::EventQuery;
-use artifact_core::digest::{AnyDigest, BlobInfo, PackageId};
+use artifact_core::digest::{BlobInfo, PackageId};
 use artifact_core::event::Event;
 use artifact_core::manifest::{FileEntry, Manifest};
 use artifact_core::time::{ManualClock, Period, Timestamp};
@@ -145,7 +145,11 @@ pub async fn all_events(store: &ArtifactStore) -> Vec<Event> {
 }
 
 /// The events of one type for one package, in seq order.
-pub async fn events_of(store: &ArtifactStore, package_id: PackageId, event_type: &str) -> Vec<Event> {
+pub async fn events_of(
+    store: &ArtifactStore,
+    package_id: PackageId,
+    event_type: &str,
+) -> Vec<Event> {
     store
         .events(&EventQuery {
             after: 0,
@@ -194,9 +198,4 @@ pub fn error_kind(error: &Error) -> &'static str {
         Error::Cbor(_) => "Cbor",
         _ => "Other",
     }
-}
-
-/// `Blake3` digest as `AnyDigest`.
-pub fn blake3_of(content: &[u8]) -> AnyDigest {
-    AnyDigest::Blake3(BlobInfo::of(content).blake3)
 }

@@ -126,6 +126,46 @@ pub trait BlobStore: Debug + Send + Sync + 'static {
 
     /// Checks the backend is reachable and writable (for `readyz` and start-up).
     async fn check(&self) -> Result<()>;
+
+    /// Takes a complete local file whose content is the blob `key` and publishes it under
+    /// `key` with the same guarantees as [`StagedBlob::commit`]; the file is consumed (gone
+    /// afterwards, whatever the outcome). The default streams it through [`BlobStore::stage`];
+    /// a backend on the same filesystem can move it into place instead (no second copy).
+    async fn adopt_file(&self, path: &std::path::Path, key: &Blake3) -> Result<()> {
+        let result = copy_file_into(self, path, key).await;
+        let _ = tokio::fs::remove_file(path).await;
+        result
+    }
+}
+
+/// Streams a local file through [`BlobStore::stage`] and commits it under `key` (the portable
+/// way to [`BlobStore::adopt_file`]); does not remove the file.
+pub async fn copy_file_into<S: BlobStore + ?Sized>(
+    store: &S,
+    path: &std::path::Path,
+    key: &Blake3,
+) -> Result<()> {
+    use tokio::io::AsyncReadExt as _;
+    let mut file = tokio::fs::File::open(path).await?;
+    let mut staged = store.stage().await?;
+    loop {
+        let mut buffer = bytes::BytesMut::with_capacity(1 << 20);
+        let n = match file.read_buf(&mut buffer).await {
+            Ok(n) => n,
+            Err(e) => {
+                let _ = staged.abort().await;
+                return Err(e.into());
+            }
+        };
+        if n == 0 {
+            break;
+        }
+        if let Err(e) = staged.write(buffer.freeze()).await {
+            let _ = staged.abort().await;
+            return Err(e);
+        }
+    }
+    staged.commit(key).await
 }
 
 /// Bytes being written to a backend, not yet visible.

@@ -86,14 +86,45 @@ impl Default for BlobsConfig {
 pub struct ServerConfig {
     /// Listen address.
     pub listen: String,
+    /// Largest blob body (monolithic PUT or one upload chunk), in bytes.
+    pub max_blob_bytes: u64,
+    /// Largest JSON/CBOR request body (manifests, retention requests), in bytes.
+    pub max_json_bytes: u64,
+    /// Timeout for non-streaming requests (a fixed period such as `60s`).
+    pub request_timeout: String,
+    /// Where upload sessions keep their bytes; default `<data-dir>/uploads`. Put it on the
+    /// blob filesystem so finished uploads are moved, not copied.
+    pub upload_dir: Option<PathBuf>,
+    /// Upload sessions idle longer than this expire and their bytes are deleted.
+    pub upload_ttl: String,
+    /// Bearer tokens from configuration (in addition to minted ones).
+    pub tokens: Vec<TokenConfig>,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
             listen: "127.0.0.1:8080".to_owned(),
+            max_blob_bytes: 64 << 30,
+            max_json_bytes: 16 << 20,
+            request_timeout: "60s".to_owned(),
+            upload_dir: None,
+            upload_ttl: "24h".to_owned(),
+            tokens: Vec::new(),
         }
     }
+}
+
+/// `[[server.tokens]]`: a bearer token known by its hash.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    /// Principal recorded as the actor of its requests.
+    pub principal: String,
+    /// Role names.
+    pub roles: Vec<String>,
+    /// `sha256:<hex>` of the token text (never the token itself).
+    pub sha256: String,
 }
 
 /// `[retention]`.
@@ -172,6 +203,8 @@ impl Config {
             .map_err(|e| Error::Config(format!("{origin}: {}", e.to_string().trim_end())))?;
         config.retention_classes()?;
         config.sweep_interval()?;
+        config.server_durations()?;
+        config.config_tokens()?;
         Ok(config)
     }
 
@@ -195,6 +228,54 @@ impl Config {
                 .map_err(|e| Error::Config(format!("[retention.classes.{name}]: {e}")))?;
         }
         Ok(classes)
+    }
+
+    /// `[server] request_timeout` and `upload_ttl` as durations.
+    pub fn server_durations(&self) -> Result<(std::time::Duration, std::time::Duration)> {
+        let fixed = |key: &str, text: &str| {
+            text.parse::<Period>()
+                .ok()
+                .and_then(Period::as_duration)
+                .ok_or_else(|| {
+                    Error::Config(format!(
+                        "[server] {key} `{text}` must be a fixed period such as `60s`"
+                    ))
+                })
+        };
+        Ok((
+            fixed("request_timeout", &self.server.request_timeout)?,
+            fixed("upload_ttl", &self.server.upload_ttl)?,
+        ))
+    }
+
+    /// `[[server.tokens]]` as (token hash, principal).
+    pub fn config_tokens(&self) -> Result<Vec<(crate::digest::Sha256, crate::auth::Principal)>> {
+        self.server
+            .tokens
+            .iter()
+            .map(|token| {
+                crate::auth::validate_principal(&token.principal)
+                    .map_err(|e| Error::Config(format!("[[server.tokens]]: {e}")))?;
+                let roles = token
+                    .roles
+                    .iter()
+                    .map(|r| r.parse())
+                    .collect::<Result<_>>()
+                    .map_err(|e| {
+                        Error::Config(format!("[[server.tokens]] {}: {e}", token.principal))
+                    })?;
+                let hash = token.sha256.parse().map_err(|e| {
+                    Error::Config(format!("[[server.tokens]] {} sha256: {e}", token.principal))
+                })?;
+                Ok((
+                    hash,
+                    crate::auth::Principal {
+                        name: token.principal.clone(),
+                        roles,
+                    },
+                ))
+            })
+            .collect()
     }
 
     /// The sweeper interval.
@@ -248,6 +329,16 @@ pub const DEFAULT_CONFIG_TOML: &str = r#"# artifactstore configuration. Every ke
 
 [server]
 # listen = "127.0.0.1:8080"
+# max_blob_bytes = 68719476736               # 64 GiB per blob body / upload chunk
+# max_json_bytes = 16777216                  # 16 MiB per manifest or retention request
+# request_timeout = "60s"                    # non-streaming requests
+# upload_dir = "<data-dir>/uploads"          # upload sessions (same filesystem as blobs)
+# upload_ttl = "24h"                         # idle upload sessions expire
+# Tokens known by hash (mint more with `artifactstore admin token create`):
+# [[server.tokens]]
+# principal = "ci"
+# roles = ["writer"]                          # reader, writer, retention-admin, admin
+# sha256 = "sha256:<hex of the token text>"
 
 [retention]
 # sweep_interval = "1h"

@@ -36,6 +36,10 @@ pub mod types {
     pub const INTEGRITY_CHECKED: &str = "v1.integrity.checked";
     /// A scrub found a blob missing or corrupt.
     pub const INTEGRITY_FAILED: &str = "v1.integrity.failed";
+    /// A bearer token was minted (data: principal, roles, token_sha256 — never the token).
+    pub const AUTH_TOKEN_CREATED: &str = "v1.auth.token_created";
+    /// A bearer token was revoked.
+    pub const AUTH_TOKEN_REVOKED: &str = "v1.auth.token_revoked";
 }
 
 /// One entry of the event log.
@@ -165,6 +169,10 @@ pub struct StoredEvent {
     pub event_type: String,
     /// The `package_id` column.
     pub package_id: Option<String>,
+    /// The `actor` column.
+    pub actor: String,
+    /// The `at` column.
+    pub at: String,
     /// The canonical CBOR body.
     pub body: Vec<u8>,
     /// The `hash` column (BLAKE3 of the body, text form).
@@ -235,9 +243,11 @@ impl ChainVerifier {
         }
         if event.event_type != stored.event_type
             || event.package_id.map(|p| p.to_string()) != stored.package_id
+            || event.actor != stored.actor
+            || event.at.to_string() != stored.at
         {
             return Err(fail(
-                "indexed columns (type, package_id) disagree with the body".to_owned(),
+                "indexed columns (type, package_id, actor, at) disagree with the body".to_owned(),
             ));
         }
         self.head = Some((event.seq, hash));
@@ -269,6 +279,8 @@ mod tests {
                     seq,
                     event_type: event.event_type,
                     package_id: None,
+                    actor: event.actor,
+                    at: event.at.to_string(),
                     body,
                     hash: hash.to_string(),
                 }
@@ -315,6 +327,7 @@ mod tests {
         event.actor = "mallory".into();
         altered[2].body = event.canonical_bytes().unwrap();
         altered[2].hash = Blake3::of(&altered[2].body).to_string();
+        altered[2].actor = "mallory".into();
         assert_eq!(bad_seq(verify(&altered)), 4);
 
         // Altered body without touching the hash column.
@@ -330,6 +343,9 @@ mod tests {
         let mut altered = chain(5);
         altered[3].event_type = types::BLOB_DELETED.to_owned();
         assert_eq!(bad_seq(verify(&altered)), 4);
+        let mut altered = chain(5);
+        altered[2].actor = "mallory".to_owned();
+        assert_eq!(bad_seq(verify(&altered)), 3);
     }
 
     #[test]

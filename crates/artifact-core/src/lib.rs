@@ -43,6 +43,7 @@
 //! opens a whole embedded store from a directory in one call.
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod auth;
 pub mod blob;
 pub mod catalog;
 pub mod cbor;
@@ -54,6 +55,8 @@ pub mod jcs;
 pub mod manifest;
 pub mod retention;
 pub mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod time;
 
 pub use error::{Error, Result};

@@ -308,6 +308,96 @@ impl ArtifactStore {
             .ok_or_else(|| Error::not_found("blob", info.blake3.to_string()))
     }
 
+    /// Ingests a complete local file (e.g. a finished upload session): hashes it unless its
+    /// digests are `known`, checks `expected`, hands the file to the backend
+    /// ([`BlobStore::adopt_file`], which consumes it) and records it. On a digest mismatch the
+    /// file is left in place for the caller and nothing is stored.
+    pub async fn ingest_file(
+        &self,
+        actor: &str,
+        path: &std::path::Path,
+        known: Option<BlobInfo>,
+        expected: &[AnyDigest],
+    ) -> Result<BlobRecord> {
+        let info = match known {
+            Some(info) => info,
+            None => hash_file(path).await?,
+        };
+        if let Some(wrong) = expected.iter().find(|d| !info.matches(d)) {
+            let actual = match wrong {
+                AnyDigest::Blake3(_) => info.blake3.to_string(),
+                AnyDigest::Sha256(_) => info.sha256.to_string(),
+            };
+            return Err(Error::DigestMismatch {
+                expected: wrong.to_string(),
+                actual,
+            });
+        }
+        if self.blobs.head(&info.blake3).await?.is_some() {
+            let _ = tokio::fs::remove_file(path).await;
+        } else {
+            self.blobs.adopt_file(path, &info.blake3).await?;
+        }
+        let mut records = self.record_blobs(actor, &[info]).await?;
+        records
+            .pop()
+            .ok_or_else(|| Error::not_found("blob", info.blake3.to_string()))
+    }
+
+    // ----- auth --------------------------------------------------------------------------
+
+    /// Mints a bearer token for `principal` with `roles`; returns the token, which is shown
+    /// once: only its SHA-256 is recorded (`v1.auth.token_created`).
+    pub async fn create_token(
+        &self,
+        actor: &str,
+        principal: &str,
+        roles: &[crate::auth::Role],
+        secret: &[u8; 32],
+    ) -> Result<String> {
+        crate::auth::validate_principal(principal)?;
+        if roles.is_empty() {
+            return Err(Error::invalid("a token needs at least one role"));
+        }
+        let token = crate::auth::format_token(secret);
+        let mut role_names: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
+        role_names.sort_unstable();
+        role_names.dedup();
+        let data = Value::Map(BTreeMap::from([
+            ("principal".to_owned(), Value::Text(principal.to_owned())),
+            (
+                "roles".to_owned(),
+                Value::Array(
+                    role_names
+                        .iter()
+                        .map(|r| Value::Text((*r).to_owned()))
+                        .collect(),
+                ),
+            ),
+            (
+                "token_sha256".to_owned(),
+                Value::Text(crate::auth::token_hash(&token).to_string()),
+            ),
+        ]));
+        let mut tx = self.catalog.write().await?;
+        tx.append(
+            types::AUTH_TOKEN_CREATED,
+            None,
+            actor,
+            self.clock.now(),
+            data,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(token)
+    }
+
+    /// The principal of a minted, unrevoked token.
+    pub async fn token_principal(&self, token: &str) -> Result<Option<crate::auth::Principal>> {
+        let mut conn = self.catalog.read().await?;
+        catalog::views_token_principal(&mut conn, &crate::auth::token_hash(token).to_string()).await
+    }
+
     /// The recorded blob named by either digest.
     pub async fn blob(&self, digest: &AnyDigest) -> Result<Option<BlobRecord>> {
         let mut conn = self.catalog.read().await?;
@@ -330,17 +420,17 @@ impl ArtifactStore {
     }
 
     async fn open_verified(&self, info: &BlobInfo, range: Option<ByteRange>) -> Result<BlobRead> {
-        if let Some(range) = range {
-            if range.resolve(info.size).is_none() {
-                return Err(Error::invalid(format!(
-                    "range {}-{} is not satisfiable for a blob of {} bytes",
-                    range.start,
-                    range
-                        .end
-                        .map_or(String::new(), |e| (e.saturating_sub(1)).to_string()),
-                    info.size
-                )));
-            }
+        if let Some(range) = range
+            && range.resolve(info.size).is_none()
+        {
+            return Err(Error::invalid(format!(
+                "range {}-{} is not satisfiable for a blob of {} bytes",
+                range.start,
+                range
+                    .end
+                    .map_or(String::new(), |e| (e.saturating_sub(1)).to_string()),
+                info.size
+            )));
         }
         let read = self.blobs.get(&info.blake3, range).await?;
         if read.size != info.size {
@@ -942,6 +1032,27 @@ where
         (None, None) => DualHasher::new(),
     };
     Ok(hasher.finalize())
+}
+
+/// Hashes a local file (both digests and size).
+async fn hash_file(path: &std::path::Path) -> Result<BlobInfo> {
+    let path = path.to_owned();
+    tokio::task::spawn_blocking(move || {
+        use std::io::Read as _;
+        let mut file = std::fs::File::open(&path)?;
+        let mut hasher = DualHasher::new();
+        let mut buffer = vec![0u8; CHUNK_SIZE];
+        loop {
+            let n = file.read(&mut buffer)?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buffer[..n]);
+        }
+        Ok(hasher.finalize())
+    })
+    .await
+    .map_err(|e| Error::Io(std::io::Error::other(format!("hashing thread failed: {e}"))))?
 }
 
 async fn read_chunk<R: AsyncRead + Unpin>(reader: &mut R) -> Result<Bytes> {

@@ -27,6 +27,9 @@ const MIN_MS: i64 = -62_167_219_200_000;
 const MAX_MS: i64 = 253_402_300_799_999;
 
 impl Timestamp {
+    /// 1970-01-01T00:00:00.000Z.
+    pub const EPOCH: Timestamp = Timestamp(0);
+
     /// The instant `ms` milliseconds after 1970-01-01T00:00:00Z, if it lies in years 0000–9999.
     pub fn from_unix_millis(ms: i64) -> Option<Self> {
         (MIN_MS..=MAX_MS).contains(&ms).then_some(Self(ms))

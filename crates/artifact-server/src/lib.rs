@@ -1,9 +1,257 @@
 //! # artifact-server
 //!
-//! The thin axum HTTP server of artifactstore over the `artifact-core` library (SPEC §4.4):
-//! resumable upload sessions, blobs with ranges, packages, retention, the event stream, bearer
-//! token auth, problem+json errors, health, metrics and the scheduled sweeper.
+//! The thin axum HTTP server of artifactstore over the `artifact-core` library (SPEC §4.4).
+//! Every handler parses and authorises the request, calls one library method and encodes the
+//! answer; the rules live in the library.
 //!
-//! **Status: not implemented yet.** This crate holds only the workspace slot; the CLI works on
-//! the embedded store in the meantime. The plan is in ROADMAP.md, milestone 3.
+//! - [`app`] builds the [`axum::Router`] from an [`AppState`] (tests drive it with
+//!   `oneshot`, no socket);
+//! - [`serve`] runs it on a listener until a shutdown future resolves, with the scheduled
+//!   sweeper and the upload-session reaper beside it.
+//!
+//! Routes (module per resource): `uploads` (resumable sessions shaped like the OCI blob
+//! upload protocol), `blobs`, `packages` (+ files, manifest), `retention`, `events` (JSON, CBOR,
+//! Server-Sent Events), `ops` (health, readiness, metrics, OpenAPI, audit, admin).
+//! Errors are `application/problem+json` (RFC 9457). Auth: bearer tokens (minted ones from the
+//! event log, or `[[server.tokens]]` hashes from configuration) map to a principal with roles;
+//! the principal is the actor of every event the request causes.
 #![warn(missing_docs, unreachable_pub)]
+
+mod auth;
+mod blobs;
+mod error;
+mod events;
+mod metrics;
+mod ops;
+mod packages;
+mod retention;
+mod uploads;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use artifact_core::ArtifactStore;
+use artifact_core::auth::Principal;
+use artifact_core::digest::Sha256;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+
+pub use error::ApiError;
+pub use metrics::Metrics;
+
+/// The OpenAPI document of this server (also served at `GET /openapi.json`).
+pub const OPENAPI_JSON: &str = include_str!("../openapi.json");
+
+/// Server settings (from `[server]` and `[retention]` of the configuration).
+#[derive(Clone, Debug)]
+pub struct ServerOptions {
+    /// Largest blob body (monolithic PUT or one upload request), in bytes.
+    pub max_blob_bytes: u64,
+    /// Largest JSON/CBOR request body, in bytes.
+    pub max_json_bytes: u64,
+    /// Timeout of non-streaming requests.
+    pub request_timeout: Duration,
+    /// Directory of upload sessions (same filesystem as fs blobs, so finishing is a rename).
+    pub upload_dir: PathBuf,
+    /// Idle upload sessions older than this are deleted.
+    pub upload_ttl: Duration,
+    /// Interval of the scheduled sweeper; `None` disables it.
+    pub sweep_interval: Option<Duration>,
+    /// Tokens from configuration: (SHA-256 of the token, principal).
+    pub config_tokens: Vec<(Sha256, Principal)>,
+}
+
+impl ServerOptions {
+    /// Defaults for a given upload directory.
+    pub fn new(upload_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            max_blob_bytes: 64 << 30,
+            max_json_bytes: 16 << 20,
+            request_timeout: Duration::from_secs(60),
+            upload_dir: upload_dir.into(),
+            upload_ttl: Duration::from_secs(24 * 3600),
+            sweep_interval: Some(Duration::from_secs(3600)),
+            config_tokens: Vec::new(),
+        }
+    }
+}
+
+/// Shared state of every handler.
+#[derive(Clone, Debug)]
+pub struct AppState(Arc<Inner>);
+
+#[derive(Debug)]
+struct Inner {
+    store: ArtifactStore,
+    options: ServerOptions,
+    uploads: uploads::UploadSessions,
+    metrics: Metrics,
+    /// Woken whenever this process appends events, so event streams deliver promptly.
+    appended: Notify,
+}
+
+impl AppState {
+    /// State over a store. Creates the upload directory.
+    pub fn new(store: ArtifactStore, options: ServerOptions) -> std::io::Result<Self> {
+        let uploads =
+            uploads::UploadSessions::open(options.upload_dir.clone(), options.upload_ttl)?;
+        Ok(Self(Arc::new(Inner {
+            store,
+            options,
+            uploads,
+            metrics: Metrics::default(),
+            appended: Notify::new(),
+        })))
+    }
+
+    /// The store.
+    pub fn store(&self) -> &ArtifactStore {
+        &self.0.store
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.0.metrics
+    }
+
+    pub(crate) fn options(&self) -> &ServerOptions {
+        &self.0.options
+    }
+
+    pub(crate) fn uploads(&self) -> &uploads::UploadSessions {
+        &self.0.uploads
+    }
+
+    /// Wakes event streams after an append.
+    pub(crate) fn notify_appended(&self) {
+        self.0.appended.notify_waiters();
+    }
+
+    pub(crate) fn appended(&self) -> &Notify {
+        &self.0.appended
+    }
+}
+
+/// The router: every route, with body limits, timeouts, request ids, tracing and metrics.
+pub fn app(state: AppState) -> Router {
+    let options = state.options().clone();
+    // Streaming routes (blob bodies, downloads, event streams) have no request timeout and
+    // enforce max_blob_bytes while streaming.
+    let streaming = Router::new()
+        .merge(uploads::router())
+        .merge(blobs::router())
+        .merge(packages::streaming_router())
+        .merge(events::streaming_router())
+        .layer(DefaultBodyLimit::disable());
+    let bounded = Router::new()
+        .merge(packages::router())
+        .merge(retention::router())
+        .merge(events::router())
+        .merge(ops::router())
+        .layer(DefaultBodyLimit::max(
+            usize::try_from(options.max_json_bytes).unwrap_or(usize::MAX),
+        ))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            options.request_timeout,
+        ));
+    Router::new()
+        .merge(streaming)
+        .merge(bounded)
+        .fallback(error::not_found_route)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
+        .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(
+            |request: &axum::http::Request<axum::body::Body>| {
+                let request_id = request
+                    .headers()
+                    .get("x-request-id")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-");
+                tracing::info_span!("request", method = %request.method(), uri = %request.uri(), request_id)
+            },
+        ))
+        .layer(tower_http::request_id::PropagateRequestIdLayer::x_request_id())
+        .layer(tower_http::request_id::SetRequestIdLayer::x_request_id(
+            metrics::RequestIds::default(),
+        ))
+        .with_state(state)
+}
+
+/// Serves `state` on `listener` until `shutdown` resolves, then stops accepting connections and
+/// lets in-flight requests finish (upload sessions stay on disk, resumable after a restart).
+/// Runs the scheduled sweeper and the upload-session reaper beside the server.
+pub async fn serve<F>(listener: TcpListener, state: AppState, shutdown: F) -> std::io::Result<()>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let background = tokio::spawn(background_tasks(state.clone(), stop_rx));
+    let router = app(state);
+    let result = axum::serve(listener, router)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        })
+        .await;
+    let _ = background.await;
+    result
+}
+
+async fn background_tasks(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let sweeper_state = state.clone();
+    let mut sweeper_stop = stop.clone();
+    let sweeper = async move {
+        let Some(interval) = sweeper_state.options().sweep_interval else {
+            return;
+        };
+        let metrics = sweeper_state.metrics().clone();
+        let notify_state = sweeper_state.clone();
+        sweeper_state
+            .store()
+            .run_sweeper(
+                "system:sweeper",
+                interval,
+                async move {
+                    let _ = sweeper_stop.wait_for(|stopped| *stopped).await;
+                },
+                move |report| {
+                    metrics.record_sweep(&report);
+                    match report {
+                        Ok(report) if !report.newly_eligible.is_empty() => {
+                            notify_state.notify_appended();
+                            tracing::info!(
+                                newly_eligible = report.newly_eligible.len(),
+                                "scheduled sweep"
+                            );
+                        }
+                        Ok(_) => {}
+                        Err(error) => tracing::error!(%error, "scheduled sweep failed"),
+                    }
+                },
+            )
+            .await;
+    };
+    let reaper_state = state.clone();
+    let reaper = async move {
+        let period = (reaper_state.options().upload_ttl / 4)
+            .clamp(Duration::from_secs(1), Duration::from_secs(600));
+        loop {
+            let removed = reaper_state.uploads().reap_expired().await;
+            if removed > 0 {
+                tracing::info!(removed, "expired upload sessions reclaimed");
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(period) => {}
+                _ = stop.wait_for(|stopped| *stopped) => return,
+            }
+        }
+    };
+    tokio::join!(sweeper, reaper);
+}

@@ -25,6 +25,19 @@ pub(crate) struct Cli {
     #[arg(long, global = true, env = "ARTIFACTSTORE_DATABASE_URL")]
     pub(crate) database_url: Option<String>,
 
+    /// Talk to an artifactstore server instead of the embedded store.
+    #[arg(long, global = true, env = "ARTIFACTSTORE_SERVER")]
+    pub(crate) server: Option<String>,
+
+    /// Bearer token for --server.
+    #[arg(
+        long,
+        global = true,
+        env = "ARTIFACTSTORE_TOKEN",
+        hide_env_values = true
+    )]
+    pub(crate) token: Option<String>,
+
     /// Print one JSON (JCS) document instead of human output.
     #[arg(long, global = true)]
     pub(crate) json: bool,
@@ -41,6 +54,12 @@ pub(crate) struct Cli {
 pub(crate) enum Command {
     /// Create an embedded store (SQLite + fs) in the data directory.
     Init,
+    /// Run the HTTP server (with the scheduled sweeper) over the data directory's store.
+    Serve {
+        /// Listen address (default: [server] listen, 127.0.0.1:8080).
+        #[arg(long)]
+        listen: Option<String>,
+    },
     /// Upload files or directories as one package.
     Push(PushArgs),
     /// Write a package's files under DEST.
@@ -238,4 +257,20 @@ pub(crate) enum AuditCommand {
 pub(crate) enum AdminCommand {
     /// Rebuild every view by replaying the event log.
     RebuildViews,
+    /// Bearer tokens for the server.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum TokenCommand {
+    /// Mint a token; prints it once (only its hash is stored, as an event).
+    Create {
+        /// The principal recorded as actor of the token's requests.
+        #[arg(long)]
+        principal: String,
+        /// A role: reader, writer, retention-admin, admin (repeatable).
+        #[arg(long = "role", required = true)]
+        roles: Vec<String>,
+    },
 }

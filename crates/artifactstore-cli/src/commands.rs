@@ -1,4 +1,7 @@
-//! The second stage: open the store and carry out a parsed command.
+//! The second stage: open the store (embedded) or a client (`--server`) and carry out a parsed
+//! command. Every command works the same on both targets: the local path calls the library, the
+//! remote path calls the HTTP API over the same library; both produce the same values, printed
+//! by one set of functions.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -6,6 +9,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context as _, anyhow, bail};
+use artifact_core::auth::Role;
 use artifact_core::catalog::{EventQuery, PackageFilter};
 use artifact_core::cbor::{self, Value};
 use artifact_core::config::{Config, DEFAULT_CONFIG_TOML};
@@ -15,64 +19,145 @@ use artifact_core::manifest::{FileEntry, Manifest};
 use artifact_core::time::Timestamp;
 use artifact_core::{ArtifactStore, PackageRef};
 use artifact_store_fs::EmbeddedOptions;
+use reqwest::Method;
 use tokio::io::AsyncWriteExt as _;
 
 use crate::args::{
     AdminCommand, AuditCommand, BlobCommand, Cli, Command, EventsArgs, PushArgs, RetentionCommand,
+    TokenCommand,
 };
-use crate::output::{self, print_json, text, ts};
+use crate::output::{self, print_json, text};
+use crate::remote::{Remote, encode_path, encode_segment};
+
+/// Where commands go.
+enum Target {
+    Local { store: ArtifactStore, actor: String },
+    Remote(Remote),
+}
 
 /// Runs one command.
 pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let actor = cli.actor.clone().unwrap_or_else(default_actor);
-    if matches!(cli.command, Command::Init) {
-        return init(&cli).await;
+    match &cli.command {
+        Command::Init => return init(&cli).await,
+        Command::Serve { listen } => {
+            let listen = listen.clone();
+            return serve(&cli, listen).await;
+        }
+        _ => {}
     }
-    let store = open(&cli, false).await?;
+    let target = match &cli.server {
+        Some(server) => Target::Remote(Remote::new(server, cli.token.clone())?),
+        None => Target::Local {
+            store: open(&cli, false).await?,
+            actor: cli.actor.clone().unwrap_or_else(default_actor),
+        },
+    };
     let json = cli.json;
     match cli.command {
-        // Handled before the store was opened.
-        Command::Init => {}
-        Command::Push(args) => push(&store, &actor, args, json).await?,
+        // Handled above.
+        Command::Init | Command::Serve { .. } => {}
+        Command::Push(args) => push(&target, args, json).await?,
         Command::Pull {
             package,
             dest,
             force,
-        } => pull(&store, &package.parse()?, &dest, force, json).await?,
+        } => pull(&target, &package, &dest, force, json).await?,
         Command::Ls {
             name,
             class,
             eligible,
             limit,
-        } => ls(&store, name, class, eligible, limit, json).await?,
-        Command::Show { package } => show(&store, &package.parse()?, json).await?,
-        Command::Cat { package, path } => cat(&store, &package.parse()?, &path).await?,
+        } => ls(&target, name, class, eligible, limit, json).await?,
+        Command::Show { package } => {
+            let value = package_value(&target, &package).await?;
+            if json {
+                print_json(&value)?;
+            } else {
+                output::print_package(&value);
+            }
+        }
+        Command::Cat { package, path } => cat(&target, &package, &path).await?,
         Command::Manifest { package, cbor } => {
-            let (manifest, bytes) = store.manifest(&package.parse()?).await?;
+            let (value, bytes) = manifest(&target, &package).await?;
             if cbor {
                 output::print_bytes(&bytes)?;
             } else {
-                print_json(&manifest.to_value())?;
+                print_json(&value)?;
             }
         }
-        Command::Blob(BlobCommand::Put { file }) => blob_put(&store, &actor, &file, json).await?,
+        Command::Blob(BlobCommand::Put { file }) => blob_put(&target, &file, json).await?,
         Command::Blob(BlobCommand::Get { digest, output }) => {
-            blob_get(&store, &digest.parse()?, output.as_deref()).await?
+            blob_get(&target, &digest, output.as_deref()).await?
         }
-        Command::Retention(command) => retention(&store, &actor, command, json).await?,
-        Command::Events(args) => events(&store, args, json).await?,
-        Command::Audit(AuditCommand::Verify) => {
-            return audit_verify(&store, json).await;
-        }
+        Command::Retention(command) => retention(&target, command, json).await?,
+        Command::Events(args) => events(&target, args, json).await?,
+        Command::Audit(AuditCommand::Verify) => return audit_verify(&target, json).await,
         Command::Admin(AdminCommand::RebuildViews) => {
-            let replayed = store.rebuild_views().await?;
+            let value = match &target {
+                Target::Local { store, .. } => {
+                    let replayed = store.rebuild_views().await?;
+                    Value::map([("events_replayed", Value::Int(replayed as i64))])
+                }
+                Target::Remote(remote) => {
+                    let response = remote
+                        .send(remote.request(Method::POST, "/admin/rebuild-views"))
+                        .await?;
+                    artifact_core::jcs::from_json(&response.bytes().await?)?
+                }
+            };
             if json {
-                print_json(&Value::map([(
-                    "events_replayed",
-                    Value::Int(replayed as i64),
-                )]))?;
+                print_json(&value)?;
             } else {
-                println!("rebuilt every view from {replayed} events");
+                println!(
+                    "rebuilt every view from {} events",
+                    output::member(&value, "events_replayed")
+                );
+            }
+        }
+        Command::Admin(AdminCommand::Token(TokenCommand::Create { principal, roles })) => {
+            let roles = roles
+                .iter()
+                .map(|r| r.parse::<Role>())
+                .collect::<Result<Vec<_>, _>>()?;
+            let value = match &target {
+                Target::Local { store, actor } => {
+                    let mut secret = [0u8; 32];
+                    getrandom::fill(&mut secret)
+                        .map_err(|e| anyhow!("no randomness from the operating system: {e}"))?;
+                    let token = store
+                        .create_token(actor, &principal, &roles, &secret)
+                        .await?;
+                    Value::map([
+                        ("token", text(token)),
+                        ("principal", text(&principal)),
+                        (
+                            "roles",
+                            Value::Array(roles.iter().map(|r| text(r.as_str())).collect()),
+                        ),
+                    ])
+                }
+                Target::Remote(remote) => {
+                    remote
+                        .post_value(
+                            "/admin/tokens",
+                            &Value::map([
+                                ("principal", text(&principal)),
+                                (
+                                    "roles",
+                                    Value::Array(roles.iter().map(|r| text(r.as_str())).collect()),
+                                ),
+                            ]),
+                        )
+                        .await?
+                }
+            };
+            if json {
+                print_json(&value)?;
+            } else {
+                println!("{}", output::member(&value, "token"));
+                eprintln!(
+                    "token for `{principal}` created; it is shown only this once (only its hash is stored)"
+                );
             }
         }
     }
@@ -109,6 +194,20 @@ fn load_config(cli: &Cli) -> anyhow::Result<Option<Config>> {
     Ok(config)
 }
 
+fn effective_config(cli: &Cli) -> anyhow::Result<Config> {
+    Ok(match load_config(cli)? {
+        Some(config) => config,
+        None => {
+            let path = cli.data_dir.join("config.toml");
+            if path.exists() {
+                Config::load(&path)?
+            } else {
+                Config::default()
+            }
+        }
+    })
+}
+
 async fn open(cli: &Cli, create: bool) -> anyhow::Result<ArtifactStore> {
     let mut options = EmbeddedOptions::new(&cli.data_dir).with_create(create);
     if let Some(config) = load_config(cli)? {
@@ -118,6 +217,9 @@ async fn open(cli: &Cli, create: bool) -> anyhow::Result<ArtifactStore> {
 }
 
 async fn init(cli: &Cli) -> anyhow::Result<ExitCode> {
+    if cli.server.is_some() {
+        bail!("init creates an embedded store; it does not apply to --server");
+    }
     let config_path = cli.data_dir.join("config.toml");
     let existed = cli.data_dir.join("catalog.db").exists();
     let store = open(cli, true).await?;
@@ -145,6 +247,67 @@ async fn init(cli: &Cli) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+async fn serve(cli: &Cli, listen: Option<String>) -> anyhow::Result<ExitCode> {
+    if cli.server.is_some() {
+        bail!("serve runs a server on this machine's store; drop --server");
+    }
+    let level = std::env::var("ARTIFACTSTORE_LOG")
+        .ok()
+        .and_then(|l| l.parse::<tracing::Level>().ok())
+        .unwrap_or(tracing::Level::INFO);
+    let _ = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .try_init();
+    let config = effective_config(cli)?;
+    let store = open(cli, false).await?;
+    let (request_timeout, upload_ttl) = config.server_durations()?;
+    let options = artifact_server::ServerOptions {
+        max_blob_bytes: config.server.max_blob_bytes,
+        max_json_bytes: config.server.max_json_bytes,
+        request_timeout,
+        upload_dir: config
+            .server
+            .upload_dir
+            .clone()
+            .unwrap_or_else(|| cli.data_dir.join("uploads")),
+        upload_ttl,
+        sweep_interval: Some(config.sweep_interval()?),
+        config_tokens: config.config_tokens()?,
+    };
+    let state = artifact_server::AppState::new(store, options)
+        .context("cannot prepare the upload directory")?;
+    let listen = listen.unwrap_or_else(|| config.server.listen.clone());
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let address = listener.local_addr()?;
+    // One line on stdout so scripts and tests can find the (possibly ephemeral) port.
+    println!("listening on http://{address}");
+    std::io::Write::flush(&mut std::io::stdout())?;
+    tracing::info!(%address, "artifactstore server started");
+    artifact_server::serve(listener, state, shutdown_signal()).await?;
+    tracing::info!("artifactstore server stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let terminate = async {
+        match signal(SignalKind::terminate()) {
+            Ok(mut stream) => {
+                stream.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = terminate => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
 }
 
 /// Guesses a media type from a file extension.
@@ -238,37 +401,39 @@ fn collect_files(paths: &[PathBuf]) -> anyhow::Result<BTreeMap<String, PathBuf>>
     Ok(files)
 }
 
-async fn write_file_blob(
-    store: &ArtifactStore,
-    path: &Path,
-    label: &str,
-) -> anyhow::Result<BlobInfo> {
-    let file = tokio::fs::File::open(path)
+/// Streams a local file into the target as a blob (not yet recorded locally; recorded remotely).
+async fn send_file(target: &Target, path: &Path, label: &str) -> anyhow::Result<BlobInfo> {
+    let total = tokio::fs::metadata(path)
         .await
-        .with_context(|| format!("cannot open {}", path.display()))?;
-    let total = file.metadata().await?.len();
+        .with_context(|| format!("cannot read {}", path.display()))?
+        .len();
     let bar = output::progress(total, label.to_owned());
-    let info = store.write_blob(bar.wrap_async_read(file), &[]).await?;
+    let info = match target {
+        Target::Local { store, .. } => {
+            let file = tokio::fs::File::open(path)
+                .await
+                .with_context(|| format!("cannot open {}", path.display()))?;
+            store.write_blob(bar.wrap_async_read(file), &[]).await?
+        }
+        Target::Remote(remote) => remote.upload_file(path, &bar).await?,
+    };
     bar.finish_and_clear();
     Ok(info)
 }
 
-async fn push(
-    store: &ArtifactStore,
-    actor: &str,
-    args: PushArgs,
-    json: bool,
-) -> anyhow::Result<()> {
+async fn push(target: &Target, args: PushArgs, json: bool) -> anyhow::Result<()> {
     // Validate everything cheap before moving any bytes.
     artifact_core::manifest::validate_name(&args.name)?;
     artifact_core::manifest::validate_version(&args.version)?;
-    store.classes().period(&args.class)?;
+    if let Target::Local { store, .. } = target {
+        store.classes().period(&args.class)?;
+    }
     let files = collect_files(&args.paths)?;
 
     let mut entries = Vec::with_capacity(files.len());
     let mut infos = Vec::with_capacity(files.len());
     for (package_path, source) in &files {
-        let info = write_file_blob(store, source, package_path).await?;
+        let info = send_file(target, source, package_path).await?;
         infos.push(info);
         entries.push(FileEntry {
             path: package_path.clone(),
@@ -285,25 +450,58 @@ async fn push(
         files: entries,
         labels: args.labels.into_iter().collect(),
     };
-    // One transaction records every blob (bytes are already durable) and the package.
-    let created = store
-        .create_package_with_blobs(actor, &manifest, &infos)
-        .await?;
+    let (package, created) = match target {
+        Target::Local { store, actor } => {
+            // One transaction records every blob (bytes are already durable) and the package.
+            let created = store
+                .create_package_with_blobs(actor, &manifest, &infos)
+                .await?;
+            (
+                created.package.to_value(&created.retention),
+                created.created,
+            )
+        }
+        Target::Remote(remote) => {
+            let response = remote
+                .send(
+                    remote
+                        .request(Method::POST, "/packages")
+                        .header("content-type", "application/cbor")
+                        .body(manifest.canonical_bytes()?),
+                )
+                .await?;
+            let created = response.status() == reqwest::StatusCode::CREATED;
+            (
+                artifact_core::jcs::from_json(&response.bytes().await?)?,
+                created,
+            )
+        }
+    };
     if json {
         print_json(&Value::map([
-            ("package_id", text(created.package_id.to_string())),
+            ("package_id", text(output::member(&package, "package_id"))),
             ("name", text(&manifest.name)),
             ("version", text(&manifest.version)),
             ("retention_class", text(&manifest.retention_class)),
-            ("expires_at", ts(created.retention.current_expires_at)),
-            ("created", Value::Bool(created.created)),
+            (
+                "expires_at",
+                package
+                    .as_map()
+                    .and_then(|m| m.get("current_expires_at"))
+                    .cloned()
+                    .unwrap_or(Value::Null),
+            ),
+            ("created", Value::Bool(created)),
             ("file_count", Value::Int(manifest.files.len() as i64)),
-            ("total_size", Value::Int(created.package.total_size as i64)),
+            (
+                "total_size",
+                Value::Int(manifest.files.iter().map(|f| f.size as i64).sum()),
+            ),
         ]))?;
     } else {
         println!(
             "{} {}@{}",
-            if created.created {
+            if created {
                 "created"
             } else {
                 "already exists (identical manifest):"
@@ -311,29 +509,74 @@ async fn push(
             manifest.name,
             manifest.version
         );
-        println!("  package_id  {}", created.package_id);
+        println!("  package_id  {}", output::member(&package, "package_id"));
         println!(
             "  class       {} (expires {})",
             manifest.retention_class,
-            output::expiry(created.retention.current_expires_at)
+            output::expiry_of(&package, "current_expires_at")
         );
         println!(
             "  files       {} ({})",
             manifest.files.len(),
-            output::size(created.package.total_size)
+            output::size(manifest.files.iter().map(|f| f.size).sum())
         );
     }
     Ok(())
 }
 
+fn package_path(package: &str) -> anyhow::Result<String> {
+    // Validate locally for a precise error, then address it on the server as given.
+    let _: PackageRef = package.parse()?;
+    Ok(format!("/packages/{}", encode_segment(package)))
+}
+
+async fn package_value(target: &Target, package: &str) -> anyhow::Result<Value> {
+    match target {
+        Target::Local { store, .. } => {
+            let record = store.package(&package.parse()?).await?;
+            let retention = store
+                .retention_status(&PackageRef::Id(record.package_id))
+                .await?;
+            Ok(record.to_value(&retention))
+        }
+        Target::Remote(remote) => remote.get_value(&package_path(package)?).await,
+    }
+}
+
+/// The manifest (as a value) and its canonical CBOR bytes, checked against each other.
+async fn manifest(target: &Target, package: &str) -> anyhow::Result<(Value, Vec<u8>)> {
+    match target {
+        Target::Local { store, .. } => {
+            let (manifest, bytes) = store.manifest(&package.parse()?).await?;
+            Ok((manifest.to_value(), bytes))
+        }
+        Target::Remote(remote) => {
+            let bytes = remote
+                .get_bytes(
+                    &format!("{}/manifest", package_path(package)?),
+                    "application/cbor",
+                )
+                .await?;
+            let manifest = Manifest::from_canonical_bytes(&bytes)?;
+            if let Ok(PackageRef::Id(id)) = package.parse::<PackageRef>()
+                && manifest.package_id()? != id
+            {
+                bail!("the server sent a manifest that does not hash to {id}");
+            }
+            Ok((manifest.to_value(), bytes))
+        }
+    }
+}
+
 async fn pull(
-    store: &ArtifactStore,
-    package: &PackageRef,
+    target: &Target,
+    package: &str,
     dest: &Path,
     force: bool,
     json: bool,
 ) -> anyhow::Result<()> {
-    let (manifest, _) = store.manifest(package).await?;
+    let (value, _) = manifest(target, package).await?;
+    let manifest = Manifest::from_value(&value)?;
     if !force {
         let existing: Vec<String> = manifest
             .files
@@ -341,12 +584,11 @@ async fn pull(
             .filter(|f| dest.join(&f.path).exists())
             .map(|f| f.path.clone())
             .collect();
-        if !existing.is_empty() {
+        if let Some(first) = existing.first() {
             bail!(
-                "{} file(s) already exist under {} (first: {}); use --force to overwrite",
+                "{} file(s) already exist under {} (first: {first}); use --force to overwrite",
                 existing.len(),
                 dest.display(),
-                existing[0]
             );
         }
     }
@@ -356,39 +598,35 @@ async fn pull(
     let mut total = 0u64;
     for file in &manifest.files {
         // Paths were validated (relative, no `..`), so joining stays under dest.
-        let target = dest.join(&file.path);
-        if let Some(parent) = target.parent() {
+        let target_path = dest.join(&file.path);
+        if let Some(parent) = target_path.parent() {
             tokio::fs::create_dir_all(parent)
                 .await
                 .with_context(|| format!("cannot create {}", parent.display()))?;
         }
-        let temp = target.with_file_name(format!(
+        let temp = target_path.with_file_name(format!(
             ".{}.artifactstore-partial",
-            target
+            target_path
                 .file_name()
                 .and_then(|n| n.to_str())
                 .unwrap_or("file")
         ));
-        let read = store
-            .read_blob(&AnyDigest::Blake3(file.blake3), None)
-            .await?;
-        let bar = output::progress(file.size, file.path.clone());
-        let mut reader = bar.wrap_async_read(read.reader);
         let mut out = tokio::fs::File::create(&temp)
             .await
             .with_context(|| format!("cannot create {}", temp.display()))?;
+        let bar = output::progress(file.size, file.path.clone());
         // A corrupt blob fails here, before the file appears under its name.
-        let copied = tokio::io::copy(&mut reader, &mut out).await;
+        let copied = copy_blob(target, package, file, &mut out, &bar).await;
         bar.finish_and_clear();
         if let Err(e) = copied {
             let _ = tokio::fs::remove_file(&temp).await;
-            return Err(anyhow!("{}: {e}", file.path));
+            return Err(e.context(file.path.clone()));
         }
         out.flush().await?;
         drop(out);
-        tokio::fs::rename(&temp, &target)
+        tokio::fs::rename(&temp, &target_path)
             .await
-            .with_context(|| format!("cannot write {}", target.display()))?;
+            .with_context(|| format!("cannot write {}", target_path.display()))?;
         total += file.size;
     }
     if json {
@@ -411,39 +649,89 @@ async fn pull(
     Ok(())
 }
 
+/// Copies one file's verified bytes into `out`.
+async fn copy_blob<W: tokio::io::AsyncWrite + Unpin>(
+    target: &Target,
+    package: &str,
+    file: &FileEntry,
+    out: &mut W,
+    bar: &indicatif::ProgressBar,
+) -> anyhow::Result<()> {
+    match target {
+        Target::Local { store, .. } => {
+            let read = store
+                .read_blob(&AnyDigest::Blake3(file.blake3), None)
+                .await?;
+            let mut reader = bar.wrap_async_read(read.reader);
+            tokio::io::copy(&mut reader, out)
+                .await
+                .map_err(|e| anyhow!("{e}"))?;
+            Ok(())
+        }
+        Target::Remote(remote) => {
+            let path = format!(
+                "{}/files/{}",
+                package_path(package)?,
+                encode_path(&file.path)
+            );
+            remote.download(&path, &file.blob(), out, bar).await?;
+            Ok(())
+        }
+    }
+}
+
 async fn ls(
-    store: &ArtifactStore,
+    target: &Target,
     name: Option<String>,
     class: Option<String>,
     eligible: bool,
     limit: u32,
     json: bool,
 ) -> anyhow::Result<()> {
-    let packages = store
-        .list_packages(&PackageFilter {
-            name,
-            retention_class: class,
-            eligible,
-            after_seq: 0,
-            limit: Some(limit),
-        })
-        .await?;
-    let mut rows = Vec::with_capacity(packages.len());
-    for package in &packages {
-        let retention = store
-            .retention_status(&PackageRef::Id(package.package_id))
-            .await?;
-        rows.push((package, retention));
-    }
+    let packages: Vec<Value> = match target {
+        Target::Local { store, .. } => {
+            let records = store
+                .list_packages(&PackageFilter {
+                    name,
+                    retention_class: class,
+                    eligible,
+                    after_seq: 0,
+                    limit: Some(limit),
+                })
+                .await?;
+            let mut values = Vec::with_capacity(records.len());
+            for record in &records {
+                let retention = store
+                    .retention_status(&PackageRef::Id(record.package_id))
+                    .await?;
+                values.push(record.to_value(&retention));
+            }
+            values
+        }
+        Target::Remote(remote) => {
+            let mut query = vec![format!("limit={}", limit.clamp(1, 1000))];
+            if let Some(name) = &name {
+                query.push(format!("name={}", encode_segment(name)));
+            }
+            if let Some(class) = &class {
+                query.push(format!("class={}", encode_segment(class)));
+            }
+            if eligible {
+                query.push("eligible=true".to_owned());
+            }
+            let page = remote
+                .get_value(&format!("/packages?{}", query.join("&")))
+                .await?;
+            match page.as_map().and_then(|m| m.get("packages")) {
+                Some(Value::Array(items)) => items.clone(),
+                _ => bail!("the server's package list has no `packages` array"),
+            }
+        }
+    };
     if json {
-        print_json(&Value::Array(
-            rows.iter()
-                .map(|(p, r)| output::package_value(p, r))
-                .collect(),
-        ))?;
-        return Ok(());
+        return print_json(&Value::Array(packages));
     }
-    if rows.is_empty() {
+    if packages.is_empty() {
         println!("no packages");
         return Ok(());
     }
@@ -451,68 +739,62 @@ async fn ls(
         "{:<40}  {:<18}  {:<26}  {:<5}  {:<8}  PACKAGE_ID",
         "NAME@VERSION", "CLASS", "EXPIRES", "HOLDS", "ELIGIBLE"
     );
-    for (package, retention) in rows {
-        println!(
-            "{:<40}  {:<18}  {:<26}  {:<5}  {:<8}  {}",
-            format!("{}@{}", package.name, package.version),
-            package.retention_class,
-            output::expiry(retention.current_expires_at),
-            retention.active_holds.len(),
-            if retention.eligible_for_deletion {
-                "yes"
-            } else {
-                "no"
-            },
-            package.package_id.fmt_short()
-        );
+    for package in &packages {
+        output::print_package_row(package);
     }
     Ok(())
 }
 
-async fn show(store: &ArtifactStore, package: &PackageRef, json: bool) -> anyhow::Result<()> {
-    let record = store.package(package).await?;
-    let retention = store
-        .retention_status(&PackageRef::Id(record.package_id))
-        .await?;
-    if json {
-        print_json(&output::package_value(&record, &retention))?;
-    } else {
-        output::print_package(&record, &retention);
-    }
-    Ok(())
-}
-
-async fn cat(store: &ArtifactStore, package: &PackageRef, path: &str) -> anyhow::Result<()> {
-    let (_, read) = store.read_file(package, path, None).await?;
-    let mut reader = read.reader;
+async fn cat(target: &Target, package: &str, path: &str) -> anyhow::Result<()> {
     let mut stdout = tokio::io::stdout();
-    tokio::io::copy(&mut reader, &mut stdout)
-        .await
-        .with_context(|| format!("reading {path}"))?;
+    match target {
+        Target::Local { store, .. } => {
+            let (_, read) = store.read_file(&package.parse()?, path, None).await?;
+            let mut reader = read.reader;
+            tokio::io::copy(&mut reader, &mut stdout)
+                .await
+                .with_context(|| format!("reading {path}"))?;
+        }
+        Target::Remote(_) => {
+            let (value, _) = manifest(target, package).await?;
+            let manifest = Manifest::from_value(&value)?;
+            let file = manifest
+                .file(path)
+                .ok_or_else(|| anyhow!("file not found: {path} in {package}"))?;
+            copy_blob(
+                target,
+                package,
+                file,
+                &mut stdout,
+                &indicatif::ProgressBar::hidden(),
+            )
+            .await
+            .with_context(|| format!("reading {path}"))?;
+        }
+    }
     stdout.flush().await?;
     Ok(())
 }
 
-async fn blob_put(
-    store: &ArtifactStore,
-    actor: &str,
-    file: &Path,
-    json: bool,
-) -> anyhow::Result<()> {
+async fn blob_put(target: &Target, file: &Path, json: bool) -> anyhow::Result<()> {
     let label = file.display().to_string();
-    let info = write_file_blob(store, file, &label).await?;
-    let record = store
-        .record_blobs(actor, &[info])
-        .await?
-        .pop()
-        .ok_or_else(|| anyhow!("blob was not recorded"))?;
-    if json {
-        print_json(&Value::map([
+    let info = send_file(target, file, &label).await?;
+    let value = match target {
+        Target::Local { store, actor } => store
+            .record_blobs(actor, &[info])
+            .await?
+            .pop()
+            .ok_or_else(|| anyhow!("blob was not recorded"))?
+            .to_value(),
+        // The server recorded it when the upload session finished.
+        Target::Remote(_) => Value::map([
             ("blake3", text(info.blake3.to_string())),
             ("sha256", text(info.sha256.to_string())),
             ("size", Value::Int(info.size as i64)),
-            ("stored_seq", Value::Int(record.stored_seq as i64)),
-        ]))?;
+        ]),
+    };
+    if json {
+        print_json(&value)?;
     } else {
         println!("{}", info.blake3);
         println!("{}", info.sha256);
@@ -522,33 +804,77 @@ async fn blob_put(
 }
 
 async fn blob_get(
-    store: &ArtifactStore,
-    digest: &AnyDigest,
+    target: &Target,
+    digest_text: &str,
     output_path: Option<&Path>,
 ) -> anyhow::Result<()> {
-    let read = store.read_blob(digest, None).await?;
-    let bar = output::progress(read.size, digest.to_string());
-    let mut reader = bar.wrap_async_read(read.reader);
+    let digest: AnyDigest = digest_text.parse()?;
+    let sink_to = |path: &Path| path.with_extension("artifactstore-partial");
     match output_path {
         Some(path) => {
-            let temp = path.with_extension("artifactstore-partial");
+            let temp = sink_to(path);
             let mut out = tokio::fs::File::create(&temp)
                 .await
                 .with_context(|| format!("cannot create {}", temp.display()))?;
-            if let Err(e) = tokio::io::copy(&mut reader, &mut out).await {
+            if let Err(e) = fetch_blob(target, &digest, &mut out).await {
                 let _ = tokio::fs::remove_file(&temp).await;
-                return Err(e.into());
+                return Err(e);
             }
             out.flush().await?;
             tokio::fs::rename(&temp, path).await?;
         }
         None => {
             let mut stdout = tokio::io::stdout();
-            tokio::io::copy(&mut reader, &mut stdout).await?;
+            fetch_blob(target, &digest, &mut stdout).await?;
             stdout.flush().await?;
         }
     }
-    bar.finish_and_clear();
+    Ok(())
+}
+
+async fn fetch_blob<W: tokio::io::AsyncWrite + Unpin>(
+    target: &Target,
+    digest: &AnyDigest,
+    out: &mut W,
+) -> anyhow::Result<()> {
+    match target {
+        Target::Local { store, .. } => {
+            let read = store.read_blob(digest, None).await?;
+            let bar = output::progress(read.size, digest.to_string());
+            let mut reader = bar.wrap_async_read(read.reader);
+            tokio::io::copy(&mut reader, out)
+                .await
+                .map_err(|e| anyhow!("{e}"))?;
+            bar.finish_and_clear();
+        }
+        Target::Remote(remote) => {
+            let path = format!("/blobs/{}", encode_segment(&digest.to_string()));
+            let head = remote.send(remote.request(Method::HEAD, &path)).await?;
+            let header = |name: &str| {
+                head.headers()
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned)
+            };
+            let expected = BlobInfo {
+                blake3: header("artifactstore-blake3")
+                    .ok_or_else(|| anyhow!("the server did not send the blob's BLAKE3"))?
+                    .parse()?,
+                sha256: header("artifactstore-sha256")
+                    .ok_or_else(|| anyhow!("the server did not send the blob's SHA-256"))?
+                    .parse()?,
+                size: header("content-length")
+                    .and_then(|s| s.parse().ok())
+                    .ok_or_else(|| anyhow!("the server did not send the blob's size"))?,
+            };
+            if !expected.matches(digest) {
+                bail!("the server answered {digest} with a different blob");
+            }
+            let bar = output::progress(expected.size, digest.to_string());
+            remote.download(&path, &expected, out, &bar).await?;
+            bar.finish_and_clear();
+        }
+    }
     Ok(())
 }
 
@@ -560,36 +886,64 @@ fn events_value(events: &[Event]) -> Value {
     Value::Array(events.iter().map(Event::to_value).collect())
 }
 
-async fn retention(
-    store: &ArtifactStore,
-    actor: &str,
-    command: RetentionCommand,
-    json: bool,
-) -> anyhow::Result<()> {
+async fn retention(target: &Target, command: RetentionCommand, json: bool) -> anyhow::Result<()> {
     match command {
-        RetentionCommand::Status { package } => show(store, &package.parse()?, json).await?,
+        RetentionCommand::Status { package } => {
+            let value = package_value(target, &package).await?;
+            if json {
+                print_json(&value)?;
+            } else {
+                output::print_package(&value);
+            }
+        }
         RetentionCommand::Extend {
             package,
             until,
             reason,
         } => {
             let until = parse_time(&until)?;
-            let status = store
-                .extend(actor, &package.parse()?, until, &reason)
-                .await?;
+            let status = match target {
+                Target::Local { store, actor } => store
+                    .extend(actor, &package.parse()?, until, &reason)
+                    .await?
+                    .to_value(),
+                Target::Remote(remote) => {
+                    remote
+                        .post_value(
+                            &format!("{}/retention/extensions", package_path(&package)?),
+                            &Value::map([
+                                ("new_expires_at", text(until.to_string())),
+                                ("reason", text(&reason)),
+                            ]),
+                        )
+                        .await?
+                }
+            };
             if json {
-                print_json(&status.to_value())?;
+                print_json(&status)?;
             } else {
                 println!(
                     "extended {} to {}",
-                    status.package_id,
-                    output::expiry(status.current_expires_at)
+                    output::member(&status, "package_id"),
+                    output::expiry_of(&status, "current_expires_at")
                 );
             }
         }
         RetentionCommand::Hold { package, reason } => {
-            let package: PackageRef = package.parse()?;
-            let hold_id = store.hold(actor, &package, &reason).await?;
+            let hold_id = match target {
+                Target::Local { store, actor } => {
+                    store.hold(actor, &package.parse()?, &reason).await?
+                }
+                Target::Remote(remote) => output::member(
+                    &remote
+                        .post_value(
+                            &format!("{}/retention/holds", package_path(&package)?),
+                            &Value::map([("reason", text(&reason))]),
+                        )
+                        .await?,
+                    "hold_id",
+                ),
+            };
             if json {
                 print_json(&Value::map([("hold_id", text(&hold_id))]))?;
             } else {
@@ -601,20 +955,42 @@ async fn retention(
             hold_id,
             reason,
         } => {
-            let status = store
-                .release(actor, &package.parse()?, &hold_id, &reason)
-                .await?;
+            let status = match target {
+                Target::Local { store, actor } => store
+                    .release(actor, &package.parse()?, &hold_id, &reason)
+                    .await?
+                    .to_value(),
+                Target::Remote(remote) => {
+                    remote
+                        .post_value(
+                            &format!(
+                                "{}/retention/holds/{}/release",
+                                package_path(&package)?,
+                                encode_segment(&hold_id)
+                            ),
+                            &Value::map([("reason", text(&reason))]),
+                        )
+                        .await?
+                }
+            };
             if json {
-                print_json(&status.to_value())?;
+                print_json(&status)?;
             } else {
                 println!(
                     "released {hold_id}; {} active hold(s) remain",
-                    status.active_holds.len()
+                    output::member(&status, "active_holds")
                 );
             }
         }
         RetentionCommand::History { package, cbor } => {
-            let history = store.retention_history(&package.parse()?).await?;
+            let history = match target {
+                Target::Local { store, .. } => store.retention_history(&package.parse()?).await?,
+                Target::Remote(remote) => {
+                    remote
+                        .get_events(&format!("{}/retention/history", package_path(&package)?))
+                        .await?
+                }
+            };
             if cbor {
                 output::print_bytes(&cbor::encode(&events_value(&history))?)?;
             } else if json {
@@ -627,53 +1003,117 @@ async fn retention(
         }
         RetentionCommand::Sweep { as_of } => {
             let as_of = as_of.as_deref().map(parse_time).transpose()?;
-            let report = store.sweep(actor, as_of).await?;
-            if json {
-                print_json(&Value::map([
-                    ("as_of", text(report.as_of.to_string())),
-                    (
-                        "newly_eligible",
-                        Value::Int(report.newly_eligible.len() as i64),
-                    ),
-                    (
-                        "package_ids",
-                        Value::Array(
-                            report
-                                .newly_eligible
-                                .iter()
-                                .map(|p| text(p.to_string()))
-                                .collect(),
+            let value = match target {
+                Target::Local { store, actor } => {
+                    let report = store.sweep(actor, as_of).await?;
+                    Value::map([
+                        ("as_of", text(report.as_of.to_string())),
+                        (
+                            "newly_eligible",
+                            Value::Int(report.newly_eligible.len() as i64),
                         ),
-                    ),
-                ]))?;
+                        (
+                            "package_ids",
+                            Value::Array(
+                                report
+                                    .newly_eligible
+                                    .iter()
+                                    .map(|p| text(p.to_string()))
+                                    .collect(),
+                            ),
+                        ),
+                    ])
+                }
+                Target::Remote(remote) => {
+                    let path = match as_of {
+                        Some(t) => {
+                            format!("/retention/sweep?as_of={}", encode_segment(&t.to_string()))
+                        }
+                        None => "/retention/sweep".to_owned(),
+                    };
+                    let response = remote.send(remote.request(Method::POST, &path)).await?;
+                    artifact_core::jcs::from_json(&response.bytes().await?)?
+                }
+            };
+            if json {
+                print_json(&value)?;
             } else {
                 println!(
                     "{} package(s) newly eligible for deletion as of {}",
-                    report.newly_eligible.len(),
-                    report.as_of
+                    output::member(&value, "newly_eligible"),
+                    output::member(&value, "as_of")
                 );
             }
         }
         RetentionCommand::Explain { package, as_of } => {
             let as_of = as_of.as_deref().map(parse_time).transpose()?;
-            let explanation = store.explain(&package.parse()?, as_of).await?;
-            if json {
-                print_json(&explanation.to_value())?;
-            } else {
-                println!("{} as of {}", explanation.package_id, explanation.as_of);
-                for line in &explanation.lines {
-                    println!("  [seq {:>6}] {}", line.seq, line.text);
+            let value = match target {
+                Target::Local { store, .. } => {
+                    store.explain(&package.parse()?, as_of).await?.to_value()
                 }
-                println!("verdict: {}", explanation.verdict);
+                Target::Remote(remote) => {
+                    let mut path = format!("{}/retention/explain", package_path(&package)?);
+                    if let Some(t) = as_of {
+                        path.push_str(&format!("?as_of={}", encode_segment(&t.to_string())));
+                    }
+                    remote.get_value(&path).await?
+                }
+            };
+            if json {
+                print_json(&value)?;
+            } else {
+                println!(
+                    "{} as of {}",
+                    output::member(&value, "package_id"),
+                    output::member(&value, "as_of")
+                );
+                if let Some(Value::Array(lines)) = value.as_map().and_then(|m| m.get("lines")) {
+                    for line in lines {
+                        println!(
+                            "  [seq {:>6}] {}",
+                            output::member(line, "seq"),
+                            output::member(line, "text")
+                        );
+                    }
+                }
+                println!("verdict: {}", output::member(&value, "verdict"));
             }
         }
     }
     Ok(())
 }
 
-async fn events(store: &ArtifactStore, args: EventsArgs, json: bool) -> anyhow::Result<()> {
+async fn fetch_events(target: &Target, query: &EventQuery) -> anyhow::Result<Vec<Event>> {
+    match target {
+        Target::Local { store, .. } => Ok(store.events(query).await?),
+        Target::Remote(remote) => {
+            let mut path = format!(
+                "/events?after={}&limit={}",
+                query.after,
+                query.limit.unwrap_or(1000)
+            );
+            if let Some(event_type) = &query.event_type {
+                path.push_str(&format!("&type={}", encode_segment(event_type)));
+            }
+            if let Some(package_id) = &query.package_id {
+                path.push_str(&format!(
+                    "&package_id={}",
+                    encode_segment(&package_id.to_string())
+                ));
+            }
+            remote.get_events(&path).await
+        }
+    }
+}
+
+async fn events(target: &Target, args: EventsArgs, json: bool) -> anyhow::Result<()> {
     let package_id = match &args.package {
-        Some(package) => Some(store.resolve(&package.parse()?).await?),
+        Some(package) => Some(match target {
+            Target::Local { store, .. } => store.resolve(&package.parse()?).await?,
+            Target::Remote(_) => {
+                output::member(&package_value(target, package).await?, "package_id").parse()?
+            }
+        }),
         None => None,
     };
     let mut query = EventQuery {
@@ -682,87 +1122,122 @@ async fn events(store: &ArtifactStore, args: EventsArgs, json: bool) -> anyhow::
         event_type: args.event_type.clone(),
         package_id,
     };
-    if !args.follow {
-        let mut all = Vec::new();
-        loop {
-            let page_limit = match args.limit {
-                Some(limit) => (limit as usize).saturating_sub(all.len()).min(5000) as u32,
-                None => 5000,
-            };
-            if page_limit == 0 {
-                break;
-            }
-            query.limit = Some(page_limit);
-            let page = store.events(&query).await?;
-            let Some(last) = page.last() else {
-                break;
-            };
-            query.after = last.seq;
-            all.extend(page);
-        }
+    let print_one = |event: &Event| -> anyhow::Result<()> {
         if args.cbor {
-            output::print_bytes(&cbor::encode(&events_value(&all))?)?;
+            output::print_bytes(&event.canonical_bytes()?)
         } else if json {
-            print_json(&events_value(&all))?;
+            print_json(&event.to_value())
         } else {
-            for event in &all {
-                output::print_event_line(event);
-            }
+            output::print_event_line(event);
+            Ok(())
         }
-        return Ok(());
+    };
+    if args.follow {
+        let matches = |event: &Event| {
+            args.event_type
+                .as_ref()
+                .is_none_or(|t| &event.event_type == t)
+                && package_id.is_none_or(|p| event.package_id == Some(p))
+        };
+        return match target {
+            // Live: print each new event as it lands (JSON: one JCS per line).
+            Target::Remote(remote) => {
+                remote
+                    .follow_events(args.after, |event| {
+                        if matches(event) {
+                            print_one(event)
+                        } else {
+                            Ok(())
+                        }
+                    })
+                    .await
+            }
+            Target::Local { .. } => loop {
+                query.limit = Some(1000);
+                let page = fetch_events(target, &query).await?;
+                if page.is_empty() {
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                    continue;
+                }
+                for event in &page {
+                    print_one(event)?;
+                    query.after = event.seq;
+                }
+            },
+        };
     }
-    // --follow: poll the log and print each new event as it lands (JSON: one JCS per line).
+    let mut all = Vec::new();
     loop {
-        query.limit = Some(1000);
-        let page = store.events(&query).await?;
-        if page.is_empty() {
-            tokio::time::sleep(Duration::from_millis(250)).await;
-            continue;
+        let page_limit = match args.limit {
+            Some(limit) => (limit as usize).saturating_sub(all.len()).min(5000) as u32,
+            None => 5000,
+        };
+        if page_limit == 0 {
+            break;
         }
-        for event in &page {
-            if args.cbor {
-                output::print_bytes(&event.canonical_bytes()?)?;
-            } else if json {
-                print_json(&event.to_value())?;
-            } else {
-                output::print_event_line(event);
-            }
-            query.after = event.seq;
+        query.limit = Some(page_limit);
+        let page = fetch_events(target, &query).await?;
+        let Some(last) = page.last() else {
+            break;
+        };
+        query.after = last.seq;
+        all.extend(page);
+    }
+    if args.cbor {
+        output::print_bytes(&cbor::encode(&events_value(&all))?)?;
+    } else if json {
+        print_json(&events_value(&all))?;
+    } else {
+        for event in &all {
+            output::print_event_line(event);
         }
+    }
+    Ok(())
+}
+
+async fn audit_verify(target: &Target, json: bool) -> anyhow::Result<ExitCode> {
+    let value = match target {
+        Target::Local { store, .. } => match store.audit_verify().await {
+            Ok(head) => Value::map([
+                ("ok", Value::Bool(true)),
+                ("head_seq", Value::Int(head.seq as i64)),
+                ("head_hash", ts_hash(head.hash)),
+            ]),
+            Err(artifact_core::Error::Integrity { seq, reason }) => Value::map([
+                ("ok", Value::Bool(false)),
+                ("first_bad_seq", Value::Int(seq as i64)),
+                ("reason", text(&reason)),
+            ]),
+            Err(other) => return Err(other.into()),
+        },
+        Target::Remote(remote) => remote.get_value("/audit/verify").await?,
+    };
+    let ok = matches!(
+        value.as_map().and_then(|m| m.get("ok")),
+        Some(Value::Bool(true))
+    );
+    if json {
+        print_json(&value)?;
+    }
+    if ok {
+        if !json {
+            println!(
+                "ok: head seq {} hash {}",
+                output::member(&value, "head_seq"),
+                output::member(&value, "head_hash")
+            );
+        }
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!(
+            "artifactstore: audit failed: first bad seq {}: {}",
+            output::member(&value, "first_bad_seq"),
+            output::member(&value, "reason")
+        );
+        Ok(ExitCode::FAILURE)
     }
 }
 
-async fn audit_verify(store: &ArtifactStore, json: bool) -> anyhow::Result<ExitCode> {
-    match store.audit_verify().await {
-        Ok(head) => {
-            let hash = head.hash.map(|h| h.to_string());
-            if json {
-                print_json(&Value::map([
-                    ("ok", Value::Bool(true)),
-                    ("head_seq", Value::Int(head.seq as i64)),
-                    ("head_hash", hash.clone().map_or(Value::Null, Value::Text)),
-                ]))?;
-            } else {
-                println!(
-                    "ok: {} events, head seq {} hash {}",
-                    head.seq,
-                    head.seq,
-                    hash.as_deref().unwrap_or("(empty log)")
-                );
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(artifact_core::Error::Integrity { seq, reason }) => {
-            if json {
-                print_json(&Value::map([
-                    ("ok", Value::Bool(false)),
-                    ("first_bad_seq", Value::Int(seq as i64)),
-                    ("reason", text(&reason)),
-                ]))?;
-            }
-            eprintln!("artifactstore: audit failed: first bad seq {seq}: {reason}");
-            Ok(ExitCode::FAILURE)
-        }
-        Err(other) => Err(other.into()),
-    }
+fn ts_hash(hash: Option<artifact_core::digest::Blake3>) -> Value {
+    hash.map_or(Value::Null, |h| text(h.to_string()))
 }

@@ -1,12 +1,9 @@
 //! Output helpers: JSON (JCS) documents, human formatting, progress bars.
 
-use std::collections::BTreeMap;
 use std::io::{IsTerminal as _, Write as _};
 
-use artifact_core::catalog::{PackageRecord, RetentionStatus};
 use artifact_core::cbor::Value;
 use artifact_core::event::Event;
-use artifact_core::time::Timestamp;
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// Transfers larger than this get a progress bar (on a terminal).
@@ -33,45 +30,9 @@ pub(crate) fn text(value: impl Into<String>) -> Value {
     Value::Text(value.into())
 }
 
-pub(crate) fn ts(value: Option<Timestamp>) -> Value {
-    value.map_or(Value::Null, |t| Value::Text(t.to_string()))
-}
-
-/// The JSON of a package with its retention state (SPEC §4.5 `show` / `retention status`).
-pub(crate) fn package_value(package: &PackageRecord, retention: &RetentionStatus) -> Value {
-    let mut map = match retention.to_value() {
-        Value::Map(map) => map,
-        _ => BTreeMap::new(),
-    };
-    map.insert("name".into(), text(&package.name));
-    map.insert("version".into(), text(&package.version));
-    map.insert("created_at".into(), text(package.created_at.to_string()));
-    map.insert("created_seq".into(), Value::Int(package.created_seq as i64));
-    map.insert("created_by".into(), text(&package.actor));
-    map.insert("file_count".into(), Value::Int(package.file_count as i64));
-    map.insert("total_size".into(), Value::Int(package.total_size as i64));
-    map.insert(
-        "labels".into(),
-        Value::Map(
-            package
-                .labels
-                .iter()
-                .map(|(k, v)| (k.clone(), text(v)))
-                .collect(),
-        ),
-    );
-    map.insert(
-        "purged_seq".into(),
-        package
-            .purged_seq
-            .map_or(Value::Null, |s| Value::Int(s as i64)),
-    );
-    Value::Map(map)
-}
-
-/// Human form of an expiry.
-pub(crate) fn expiry(value: Option<Timestamp>) -> String {
-    value.map_or_else(|| "never (permanent)".to_owned(), |t| t.to_string())
+/// Human form of an expiry member of a value.
+pub(crate) fn expiry_of(value: &Value, key: &str) -> String {
+    field_expiry(value, key)
 }
 
 /// Human size.
@@ -90,51 +51,127 @@ pub(crate) fn size(bytes: u64) -> String {
     }
 }
 
-/// Human form of one package and its retention state.
-pub(crate) fn print_package(package: &PackageRecord, retention: &RetentionStatus) {
-    println!("{}@{}", package.name, package.version);
-    println!("  package_id   {}", package.package_id);
+fn field<'a>(value: &'a Value, key: &str) -> Option<&'a Value> {
+    value.as_map().and_then(|map| map.get(key))
+}
+
+fn field_text(value: &Value, key: &str) -> String {
+    match field(value, key) {
+        Some(Value::Text(text)) => text.clone(),
+        Some(Value::Int(n)) => n.to_string(),
+        Some(Value::Bool(b)) => b.to_string(),
+        Some(Value::Null) | None => "-".to_owned(),
+        Some(other) => artifact_core::jcs::to_jcs(other),
+    }
+}
+
+fn field_expiry(value: &Value, key: &str) -> String {
+    match field(value, key) {
+        Some(Value::Text(text)) => text.clone(),
+        _ => "never (permanent)".to_owned(),
+    }
+}
+
+/// Human form of a package value (`PackageRecord::to_value`: package + retention state).
+pub(crate) fn print_package(package: &Value) {
+    println!(
+        "{}@{}",
+        field_text(package, "name"),
+        field_text(package, "version")
+    );
+    println!("  package_id   {}", field_text(package, "package_id"));
     println!(
         "  created      {} by {} (seq {})",
-        package.created_at, package.actor, package.created_seq
+        field_text(package, "created_at"),
+        field_text(package, "created_by"),
+        field_text(package, "created_seq")
     );
+    let total = field(package, "total_size")
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
     println!(
         "  files        {} ({})",
-        package.file_count,
-        size(package.total_size)
+        field_text(package, "file_count"),
+        size(total.max(0) as u64)
     );
-    for (key, value) in &package.labels {
-        println!("  label        {key}={value}");
+    if let Some(Value::Map(labels)) = field(package, "labels") {
+        for (key, value) in labels {
+            println!(
+                "  label        {key}={}",
+                value.as_str().unwrap_or_default()
+            );
+        }
     }
-    print_retention(retention);
-    if let Some(seq) = package.purged_seq {
+    print_retention(package);
+    if let Some(Value::Int(seq)) = field(package, "purged_seq") {
         println!("  purged       seq {seq}");
     }
 }
 
-/// Human form of a retention state.
-pub(crate) fn print_retention(retention: &RetentionStatus) {
+/// Human form of a retention state value.
+pub(crate) fn print_retention(status: &Value) {
     println!(
         "  class        {} (default {})",
-        retention.retention_class, retention.default_period
+        field_text(status, "retention_class"),
+        field_text(status, "default_period")
     );
-    println!("  expires      {}", expiry(retention.current_expires_at));
-    if retention.default_expires_at != retention.current_expires_at {
-        println!("  default      {}", expiry(retention.default_expires_at));
-    }
-    println!("  active holds {}", retention.active_holds.len());
-    for hold in &retention.active_holds {
+    println!(
+        "  expires      {}",
+        field_expiry(status, "current_expires_at")
+    );
+    if field(status, "default_expires_at") != field(status, "current_expires_at") {
         println!(
-            "    {} by {} at {} (seq {}): {}",
-            hold.hold_id, hold.actor, hold.applied_at, hold.applied_seq, hold.reason
+            "  default      {}",
+            field_expiry(status, "default_expires_at")
         );
     }
-    match retention.eligible_seq {
-        Some(seq) if retention.eligible_for_deletion => {
-            println!("  eligible     yes (seq {seq})")
+    println!("  active holds {}", field_text(status, "active_holds"));
+    if let Some(Value::Array(holds)) = field(status, "holds") {
+        for hold in holds {
+            println!(
+                "    {} by {} at {} (seq {}): {}",
+                field_text(hold, "hold_id"),
+                field_text(hold, "actor"),
+                field_text(hold, "applied_at"),
+                field_text(hold, "applied_seq"),
+                field_text(hold, "reason")
+            );
         }
+    }
+    match field(status, "eligible_for_deletion") {
+        Some(Value::Bool(true)) => println!(
+            "  eligible     yes (seq {})",
+            field_text(status, "eligible_seq")
+        ),
         _ => println!("  eligible     no"),
     }
+}
+
+/// One row of `ls`.
+pub(crate) fn print_package_row(package: &Value) {
+    let eligible = matches!(
+        field(package, "eligible_for_deletion"),
+        Some(Value::Bool(true))
+    );
+    let id = field_text(package, "package_id");
+    println!(
+        "{:<40}  {:<18}  {:<26}  {:<5}  {:<8}  {}",
+        format!(
+            "{}@{}",
+            field_text(package, "name"),
+            field_text(package, "version")
+        ),
+        field_text(package, "retention_class"),
+        field_expiry(package, "current_expires_at"),
+        field_text(package, "active_holds"),
+        if eligible { "yes" } else { "no" },
+        id.get(..19).unwrap_or(&id)
+    );
+}
+
+/// Text of a member of a value (`-` when absent).
+pub(crate) fn member(value: &Value, key: &str) -> String {
+    field_text(value, key)
 }
 
 /// One line per event.

@@ -32,6 +32,7 @@ pub(crate) use views::{
     blob as views_blob, due_for_sweep as views_due_for_sweep, hold_active as views_hold_active,
     list_packages as views_list_packages, package as views_package,
     package_id_by_name as views_package_id_by_name, retention_status as views_retention_status,
+    token_principal as views_token_principal,
 };
 
 /// The SQL dialect behind a catalog URL.
@@ -77,6 +78,8 @@ pub struct Catalog {
     /// Serialises this process's writers before the database does (fair queueing instead of
     /// SQLite busy-waiting); cross-process serialisation is the database's job.
     write_lock: Arc<Mutex<()>>,
+    /// Events this process has committed (for metrics).
+    appended: Arc<std::sync::atomic::AtomicU64>,
 }
 
 static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
@@ -137,6 +140,7 @@ impl Catalog {
             pool,
             dialect,
             write_lock: Arc::new(Mutex::new(())),
+            appended: Arc::new(std::sync::atomic::AtomicU64::new(0)),
         })
     }
 
@@ -174,8 +178,14 @@ impl Catalog {
             tx,
             head,
             appended: Vec::new(),
+            counter: self.appended.clone(),
             _guard: guard,
         })
+    }
+
+    /// Events committed by this process since it opened the catalog.
+    pub fn events_appended(&self) -> u64 {
+        self.appended.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The head of the log.
@@ -206,7 +216,7 @@ impl Catalog {
         let mut after: i64 = 0;
         loop {
             let rows = sqlx::query(
-                "SELECT seq, type, package_id, body, hash FROM events WHERE seq > $1 ORDER BY seq LIMIT 5000",
+                "SELECT seq, type, package_id, actor, at, body, hash FROM events WHERE seq > $1 ORDER BY seq LIMIT 5000",
             )
             .bind(after)
             .fetch_all(&mut *conn)
@@ -219,6 +229,8 @@ impl Catalog {
                     seq: row.try_get::<i64, _>("seq")? as u64,
                     event_type: row.try_get("type")?,
                     package_id: row.try_get("package_id")?,
+                    actor: row.try_get("actor")?,
+                    at: row.try_get("at")?,
                     body: row.try_get("body")?,
                     hash: row.try_get("hash")?,
                 };
@@ -342,6 +354,7 @@ pub struct WriteTx {
     tx: sqlx::Transaction<'static, sqlx::Any>,
     head: Head,
     appended: Vec<Event>,
+    counter: Arc<std::sync::atomic::AtomicU64>,
     _guard: OwnedMutexGuard<()>,
 }
 
@@ -409,6 +422,10 @@ impl WriteTx {
     /// Commits; returns the events appended.
     pub async fn commit(self) -> Result<Vec<Event>> {
         self.tx.commit().await?;
+        self.counter.fetch_add(
+            self.appended.len() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
         Ok(self.appended)
     }
 

@@ -15,13 +15,14 @@ use crate::manifest::Manifest;
 use crate::time::Timestamp;
 
 /// Every view table, in the order `rebuild_views` clears them.
-pub(crate) const VIEW_TABLES: [&str; 6] = [
+pub(crate) const VIEW_TABLES: [&str; 7] = [
     "blobs",
     "packages",
     "package_files",
     "retention_state",
     "holds",
     "retention_classes",
+    "auth_tokens",
 ];
 
 fn data_text<'a>(event: &'a Event, key: &str) -> Result<&'a str> {
@@ -237,9 +238,60 @@ pub async fn apply_event(conn: &mut AnyConnection, event: &Event) -> Result<()> 
             .execute(&mut *conn)
             .await?;
         }
+        types::AUTH_TOKEN_CREATED => {
+            let roles = match &event.data {
+                Value::Map(map) => map.get("roles").cloned(),
+                _ => None,
+            }
+            .ok_or_else(|| integrity(event.seq, "token_created has no roles"))?;
+            sqlx::query(
+                "INSERT INTO auth_tokens (token_sha256, principal, roles, created_seq) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(data_text(event, "token_sha256")?)
+            .bind(data_text(event, "principal")?)
+            .bind(crate::jcs::to_jcs(&roles))
+            .bind(seq)
+            .execute(&mut *conn)
+            .await?;
+        }
+        types::AUTH_TOKEN_REVOKED => {
+            sqlx::query("UPDATE auth_tokens SET revoked_seq = $1 WHERE token_sha256 = $2")
+                .bind(seq)
+                .bind(data_text(event, "token_sha256")?)
+                .execute(&mut *conn)
+                .await?;
+        }
         _ => {}
     }
     Ok(())
+}
+
+/// The principal a token hash belongs to, if the token is known and not revoked.
+pub(crate) async fn token_principal(
+    conn: &mut AnyConnection,
+    token_sha256: &str,
+) -> Result<Option<crate::auth::Principal>> {
+    let Some(row) = sqlx::query(
+        "SELECT principal, roles FROM auth_tokens WHERE token_sha256 = $1 AND revoked_seq IS NULL",
+    )
+    .bind(token_sha256)
+    .fetch_optional(&mut *conn)
+    .await?
+    else {
+        return Ok(None);
+    };
+    let roles_text: String = row.try_get("roles")?;
+    let roles = match crate::jcs::from_json(roles_text.as_bytes()).map_err(|e| integrity(0, e))? {
+        Value::Array(items) => items
+            .iter()
+            .filter_map(|item| item.as_str().and_then(|r| r.parse().ok()))
+            .collect(),
+        _ => Default::default(),
+    };
+    Ok(Some(crate::auth::Principal {
+        name: row.try_get("principal")?,
+        roles,
+    }))
 }
 
 /// A blob as the `blobs` view records it.
@@ -276,15 +328,14 @@ impl BlobRecord {
             },
             tier: Tier::parse(&tier).unwrap_or(Tier::Hot),
             stored_seq,
-            stored_at: row_ts(row, "stored_at")?
-                .unwrap_or(Timestamp::from_unix_millis(0).unwrap_or_else(|| unreachable_ts())),
+            stored_at: row_ts(row, "stored_at")?.unwrap_or(Timestamp::EPOCH),
         })
     }
 }
 
+/// Stand-in for a NOT NULL timestamp column that read as NULL (cannot happen with our schema).
 fn unreachable_ts() -> Timestamp {
-    // 0 ms is always within range; this exists only to avoid a panic path.
-    Timestamp::from_unix_millis(0).expect("epoch is a valid timestamp")
+    Timestamp::EPOCH
 }
 
 /// Looks a blob up by either digest.
@@ -531,6 +582,68 @@ impl PackageRecord {
                 .try_get::<Option<i64>, _>("purged_seq")?
                 .map(|s| s as u64),
         })
+    }
+}
+
+impl PackageRecord {
+    /// The package with its retention state as one data-model value: what `show --json`,
+    /// `retention status --json` and `GET /packages/{id}` return.
+    pub fn to_value(&self, retention: &RetentionStatus) -> Value {
+        let mut map = match retention.to_value() {
+            Value::Map(map) => map,
+            _ => BTreeMap::new(),
+        };
+        map.insert("name".into(), Value::Text(self.name.clone()));
+        map.insert("version".into(), Value::Text(self.version.clone()));
+        map.insert(
+            "created_at".into(),
+            Value::Text(self.created_at.to_string()),
+        );
+        map.insert("created_seq".into(), Value::Int(self.created_seq as i64));
+        map.insert("created_by".into(), Value::Text(self.actor.clone()));
+        map.insert("file_count".into(), Value::Int(self.file_count as i64));
+        map.insert("total_size".into(), Value::Int(self.total_size as i64));
+        map.insert(
+            "labels".into(),
+            Value::Map(
+                self.labels
+                    .iter()
+                    .map(|(k, v)| (k.clone(), Value::Text(v.clone())))
+                    .collect(),
+            ),
+        );
+        map.insert(
+            "purged_seq".into(),
+            self.purged_seq
+                .map_or(Value::Null, |s| Value::Int(s as i64)),
+        );
+        Value::Map(map)
+    }
+}
+
+impl BlobRecord {
+    /// As a data-model value.
+    pub fn to_value(&self) -> Value {
+        Value::Map(BTreeMap::from([
+            (
+                "blake3".to_owned(),
+                Value::Text(self.info.blake3.to_string()),
+            ),
+            (
+                "sha256".to_owned(),
+                Value::Text(self.info.sha256.to_string()),
+            ),
+            ("size".to_owned(), Value::Int(self.info.size as i64)),
+            (
+                "tier".to_owned(),
+                Value::Text(self.tier.as_str().to_owned()),
+            ),
+            ("stored_seq".to_owned(), Value::Int(self.stored_seq as i64)),
+            (
+                "stored_at".to_owned(),
+                Value::Text(self.stored_at.to_string()),
+            ),
+        ]))
     }
 }
 

@@ -1,0 +1,578 @@
+//! Conformance suites as library code (cargo feature `testing`), run by every backend crate's
+//! tests against a real backend (object_store's `integration.rs` style).
+//!
+//! # Blob backends
+//!
+//! ```no_run
+//! # async fn demo(store: std::sync::Arc<dyn artifact_core::blob::BlobStore>) {
+//! use artifact_core::testing::{ConformanceOptions, run_all};
+//!
+//! run_all(store, ConformanceOptions::default().with_part_size(5 << 20)).await;
+//! # }
+//! ```
+//!
+//! Each suite function takes the store and the capability/size parameters it needs, panics
+//! with a message naming the broken guarantee, and leaves the store as it found it (it
+//! deletes what it wrote), so the functions may run in any order on a shared store. The one
+//! assumption: no other writer creates or deletes blobs in the same store while
+//! [`list_exact`] runs.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::io::AsyncReadExt as _;
+
+use crate::blob::{BlobStore, ByteRange};
+use crate::digest::{Blake3, BlobInfo, DualHasher};
+use crate::error::Error;
+
+/// How the blob suite drives a backend.
+#[derive(Clone, Debug)]
+pub struct ConformanceOptions {
+    /// The backend's multipart part size (or write-buffer size), when it has one: adds the
+    /// threshold sizes `part − 1`, `part`, `part + 1` and `2 × part + 1` to the size table.
+    pub part_size: Option<u64>,
+    /// The largest blob round-tripped (default 64 MiB).
+    pub large_size: u64,
+    /// How many writers race to store the same content in [`concurrent_same_content`].
+    pub concurrent_writers: usize,
+    /// Size of the chunks handed to [`StagedBlob::write`](crate::blob::StagedBlob::write).
+    /// Deliberately not a power of two by default (1 MiB + 7), so part boundaries fall inside
+    /// chunks.
+    pub chunk_size: usize,
+}
+
+impl Default for ConformanceOptions {
+    fn default() -> Self {
+        Self {
+            part_size: None,
+            large_size: 64 << 20,
+            concurrent_writers: 4,
+            chunk_size: (1 << 20) + 7,
+        }
+    }
+}
+
+impl ConformanceOptions {
+    /// Sets [`ConformanceOptions::part_size`].
+    pub fn with_part_size(mut self, part_size: u64) -> Self {
+        self.part_size = Some(part_size);
+        self
+    }
+
+    /// Sets [`ConformanceOptions::large_size`].
+    pub fn with_large_size(mut self, large_size: u64) -> Self {
+        self.large_size = large_size;
+        self
+    }
+
+    /// Sets [`ConformanceOptions::concurrent_writers`].
+    pub fn with_concurrent_writers(mut self, writers: usize) -> Self {
+        self.concurrent_writers = writers.max(1);
+        self
+    }
+
+    /// Sets [`ConformanceOptions::chunk_size`].
+    pub fn with_chunk_size(mut self, chunk_size: usize) -> Self {
+        self.chunk_size = chunk_size.max(1);
+        self
+    }
+}
+
+/// One entry of the size table: a size and the path it exercises.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InterestingSize {
+    /// Bytes.
+    pub size: u64,
+    /// What this size exercises.
+    pub why: &'static str,
+}
+
+/// S3's minimum part size: the smallest multipart upload has two parts, the first this big.
+pub const S3_MIN_PART: u64 = 5 << 20;
+
+/// The sizes every round trip covers (like iroh-blobs' `INTERESTING_SIZES`), with the
+/// multipart thresholds when the part size is known. Sorted, without duplicates.
+pub fn interesting_sizes(options: &ConformanceOptions) -> Vec<InterestingSize> {
+    let chunk = options.chunk_size as u64;
+    let mut sizes = vec![
+        // Nothing written at all: commit must publish an empty object (single PUT, or an
+        // empty temp file renamed).
+        InterestingSize {
+            size: 0,
+            why: "empty blob: no write call",
+        },
+        // One write of one byte.
+        InterestingSize {
+            size: 1,
+            why: "one byte",
+        },
+        // Exactly one write chunk, then one more byte: the second write is tiny.
+        InterestingSize {
+            size: chunk + 1,
+            why: "one chunk + 1: a tiny trailing write",
+        },
+        // S3's minimum part + 1: with 5 MiB parts, a two-part upload whose last part is 1 B.
+        InterestingSize {
+            size: S3_MIN_PART + 1,
+            why: "S3 minimum part + 1: smallest real multipart upload",
+        },
+        // Many parts (many chunks), with part boundaries inside chunks; hashing is pipelined
+        // on a thread above 4 MiB in the library's ingest.
+        InterestingSize {
+            size: options.large_size,
+            why: "large: many parts, pipelined writes",
+        },
+    ];
+    if let Some(part) = options.part_size {
+        sizes.extend([
+            // One byte short of a part: single-request path.
+            InterestingSize {
+                size: part - 1,
+                why: "part − 1: largest single-request upload but one",
+            },
+            // Exactly one part: the largest blob that still takes the single-request path.
+            InterestingSize {
+                size: part,
+                why: "exactly one part: largest single-request upload",
+            },
+            // One byte over: the smallest multipart upload (one full part + 1 byte).
+            InterestingSize {
+                size: part + 1,
+                why: "part + 1: smallest multipart upload of this store",
+            },
+            // Two full parts and a 1-byte tail.
+            InterestingSize {
+                size: 2 * part + 1,
+                why: "2 × part + 1: full parts then a 1-byte last part",
+            },
+        ]);
+    }
+    sizes.sort_by_key(|s| s.size);
+    sizes.dedup_by_key(|s| s.size);
+    sizes
+}
+
+/// Deterministic, incompressible-looking bytes (xorshift), different for every `seed`.
+pub fn test_bytes(size: u64, seed: u64) -> Vec<u8> {
+    let len = usize::try_from(size).expect("test size fits in memory");
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut data = Vec::with_capacity(len + 8);
+    while data.len() < len {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        data.extend_from_slice(&state.to_le_bytes());
+    }
+    data.truncate(len);
+    data
+}
+
+/// Stages `data` in `chunk_size` writes and commits it under its BLAKE3 key.
+pub async fn put_bytes(store: &dyn BlobStore, data: &[u8], chunk_size: usize) -> BlobInfo {
+    let info = BlobInfo::of(data);
+    let mut staged = store.stage().await.expect("stage");
+    for chunk in data.chunks(chunk_size.max(1)) {
+        staged
+            .write(Bytes::copy_from_slice(chunk))
+            .await
+            .expect("write a staged chunk");
+    }
+    staged.commit(&info.blake3).await.expect("commit");
+    info
+}
+
+/// Reads a blob (or a range) to the end and returns `(size reported, range, bytes)`.
+pub async fn read_range(
+    store: &dyn BlobStore,
+    key: &Blake3,
+    range: Option<ByteRange>,
+) -> crate::Result<(u64, (u64, u64), Vec<u8>)> {
+    let mut read = store.get(key, range).await?;
+    let mut bytes = Vec::new();
+    read.reader.read_to_end(&mut bytes).await?;
+    Ok((read.size, read.range, bytes))
+}
+
+/// Streams a whole blob through [`DualHasher`] and returns what it hashes to.
+pub async fn read_info(store: &dyn BlobStore, key: &Blake3) -> BlobInfo {
+    let mut read = store.get(key, None).await.expect("get a stored blob");
+    let mut hasher = DualHasher::new();
+    let mut buffer = vec![0u8; 256 << 10];
+    loop {
+        let n = read.reader.read(&mut buffer).await.expect("read a blob");
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buffer[..n]);
+    }
+    let info = hasher.finalize();
+    assert_eq!(
+        read.size, info.size,
+        "get() reported a size different from the bytes it yielded"
+    );
+    info
+}
+
+/// Every size of [`interesting_sizes`] round-trips: commit, head, streaming get (both
+/// digests), then delete.
+pub async fn round_trips(store: &dyn BlobStore, options: &ConformanceOptions) {
+    for (index, entry) in interesting_sizes(options).into_iter().enumerate() {
+        let data = test_bytes(entry.size, 1000 + index as u64);
+        let info = put_bytes(store, &data, options.chunk_size).await;
+        drop(data);
+        let meta = store.head(&info.blake3).await.expect("head");
+        assert_eq!(
+            meta.map(|m| m.size),
+            Some(entry.size),
+            "head after commit, size {} ({})",
+            entry.size,
+            entry.why
+        );
+        let read = read_info(store, &info.blake3).await;
+        assert_eq!(
+            read, info,
+            "round trip of {} bytes ({}) returned other bytes",
+            entry.size, entry.why
+        );
+        // Committing the same content again is a no-op that keeps the bytes.
+        if entry.size <= 2 << 20 {
+            let again = put_bytes(store, &test_bytes(entry.size, 1000 + index as u64), 4096).await;
+            assert_eq!(again, info);
+            assert_eq!(read_info(store, &info.blake3).await, info);
+        }
+        store.delete(&info.blake3).await.expect("delete");
+        assert_eq!(store.head(&info.blake3).await.expect("head"), None);
+    }
+}
+
+/// Ranged reads: start, middle, suffix, end past the size (clamped), a range inside a later
+/// part; unsatisfiable ranges are [`Error::InvalidInput`].
+pub async fn ranges(store: &dyn BlobStore, options: &ConformanceOptions) {
+    let size = options.part_size.map_or(3 << 20, |part| 2 * part + 1000);
+    let data = test_bytes(size, 7);
+    let info = put_bytes(store, &data, options.chunk_size).await;
+    let cases: Vec<(ByteRange, (u64, u64), &str)> = vec![
+        (
+            ByteRange {
+                start: 0,
+                end: Some(10),
+            },
+            (0, 10),
+            "start",
+        ),
+        (
+            ByteRange {
+                start: size / 2 - 50,
+                end: Some(size / 2 + 50),
+            },
+            (size / 2 - 50, size / 2 + 50),
+            "middle",
+        ),
+        (
+            ByteRange {
+                start: size - 10,
+                end: None,
+            },
+            (size - 10, size),
+            "suffix (open end)",
+        ),
+        (
+            ByteRange {
+                start: size - 3,
+                end: Some(size + 100),
+            },
+            (size - 3, size),
+            "end past the size is clamped",
+        ),
+        (
+            ByteRange {
+                start: size - 1,
+                end: Some(size),
+            },
+            (size - 1, size),
+            "last byte",
+        ),
+        (
+            ByteRange {
+                start: 0,
+                end: None,
+            },
+            (0, size),
+            "whole blob",
+        ),
+    ];
+    for (range, expected, what) in cases {
+        let (total, got_range, bytes) = read_range(store, &info.blake3, Some(range))
+            .await
+            .unwrap_or_else(|e| panic!("ranged get ({what}) failed: {e}"));
+        assert_eq!(total, size, "ranged get ({what}) reports the blob's size");
+        assert_eq!(got_range, expected, "ranged get ({what}) range");
+        let (start, end) = (expected.0 as usize, expected.1 as usize);
+        assert!(
+            bytes == data[start..end],
+            "ranged get ({what}) returned other bytes"
+        );
+    }
+    let unsatisfiable = [
+        (
+            ByteRange {
+                start: size,
+                end: None,
+            },
+            "start at the size",
+        ),
+        (
+            ByteRange {
+                start: size + 10,
+                end: Some(size + 20),
+            },
+            "start past the size",
+        ),
+        (
+            ByteRange {
+                start: 5,
+                end: Some(5),
+            },
+            "empty range",
+        ),
+    ];
+    for (range, what) in unsatisfiable {
+        match store.get(&info.blake3, Some(range)).await {
+            Err(Error::InvalidInput(_)) => {}
+            Err(other) => {
+                panic!("unsatisfiable range ({what}): expected InvalidInput, got {other}")
+            }
+            Ok(read) => panic!("unsatisfiable range ({what}) was served: {read:?}"),
+        }
+    }
+    // An empty blob has no satisfiable range at all.
+    let empty = put_bytes(store, &[], options.chunk_size).await;
+    match store
+        .get(
+            &empty.blake3,
+            Some(ByteRange {
+                start: 0,
+                end: None,
+            }),
+        )
+        .await
+    {
+        Err(Error::InvalidInput(_)) => {}
+        Err(other) => panic!("range of an empty blob: expected InvalidInput, got {other}"),
+        Ok(read) => panic!("range of an empty blob was served: {read:?}"),
+    }
+    store.delete(&empty.blake3).await.expect("delete");
+    store.delete(&info.blake3).await.expect("delete");
+}
+
+/// Several writers store the same content at once: all succeed, one blob results, intact.
+pub async fn concurrent_same_content(store: Arc<dyn BlobStore>, options: &ConformanceOptions) {
+    let size = options.part_size.map_or(S3_MIN_PART + 1, |part| part + 1);
+    let data = Arc::new(test_bytes(size, 99));
+    let expected = BlobInfo::of(&data);
+    let mut writers = Vec::new();
+    for writer in 0..options.concurrent_writers {
+        let store = Arc::clone(&store);
+        let data = Arc::clone(&data);
+        // Different chunkings, so parts differ in timing.
+        let chunk = options.chunk_size + writer * 4099;
+        writers.push(tokio::spawn(async move {
+            put_bytes(store.as_ref(), &data, chunk).await
+        }));
+    }
+    for writer in writers {
+        let info = writer.await.expect("a concurrent writer panicked");
+        assert_eq!(info, expected);
+    }
+    assert_eq!(
+        store.head(&expected.blake3).await.expect("head"),
+        Some(crate::blob::BlobMeta { size }),
+        "concurrent writers of one content leave one blob of the right size"
+    );
+    assert_eq!(
+        read_info(store.as_ref(), &expected.blake3).await,
+        expected,
+        "concurrent writers of one content corrupted it"
+    );
+    let listed = store.list().await.expect("list");
+    assert_eq!(
+        listed.iter().filter(|k| **k == expected.blake3).count(),
+        1,
+        "the deduplicated blob is listed once"
+    );
+    store.delete(&expected.blake3).await.expect("delete");
+}
+
+/// An absent blob: `get` is [`Error::NotFound`] (also for a range), `head` is `None`, `delete`
+/// succeeds.
+pub async fn missing(store: &dyn BlobStore) {
+    let key = Blake3::of(b"artifactstore conformance: never stored");
+    match store.get(&key, None).await {
+        Err(Error::NotFound { .. }) => {}
+        Err(other) => panic!("get of a missing blob: expected NotFound, got {other}"),
+        Ok(read) => panic!("get of a missing blob succeeded: {read:?}"),
+    }
+    match store
+        .get(
+            &key,
+            Some(ByteRange {
+                start: 0,
+                end: Some(1),
+            }),
+        )
+        .await
+    {
+        Err(Error::NotFound { .. }) => {}
+        Err(other) => panic!("ranged get of a missing blob: expected NotFound, got {other}"),
+        Ok(read) => panic!("ranged get of a missing blob succeeded: {read:?}"),
+    }
+    assert_eq!(
+        store.head(&key).await.expect("head of a missing blob"),
+        None
+    );
+    store
+        .delete(&key)
+        .await
+        .expect("deleting a missing blob succeeds");
+}
+
+/// Aborting (or dropping) a staged write, before or after it outgrew one part, leaves nothing
+/// visible: neither `head` nor `list` shows it, and the key can be written afterwards.
+pub async fn abort_leaves_nothing(store: &dyn BlobStore, options: &ConformanceOptions) {
+    let big = options
+        .part_size
+        .map_or(S3_MIN_PART * 2 + 1, |part| 2 * part + 1);
+    for (size, drop_instead, what) in [
+        (1000u64, false, "small, aborted"),
+        (big, false, "multipart, aborted mid-stream"),
+        (big, true, "multipart, dropped mid-stream"),
+    ] {
+        let data = test_bytes(size, 500 + size);
+        let info = BlobInfo::of(&data);
+        let mut staged = store.stage().await.expect("stage");
+        for chunk in data.chunks(options.chunk_size) {
+            staged
+                .write(Bytes::copy_from_slice(chunk))
+                .await
+                .expect("write");
+        }
+        if drop_instead {
+            drop(staged);
+            // Let a backend's background cleanup run.
+            tokio::task::yield_now().await;
+        } else {
+            staged.abort().await.expect("abort");
+        }
+        assert_eq!(
+            store.head(&info.blake3).await.expect("head"),
+            None,
+            "{what}: the blob is visible"
+        );
+        assert!(
+            !store.list().await.expect("list").contains(&info.blake3),
+            "{what}: the blob is listed"
+        );
+        match store.get(&info.blake3, None).await {
+            Err(Error::NotFound { .. }) => {}
+            Err(other) => panic!("{what}: get expected NotFound, got {other}"),
+            Ok(read) => panic!("{what}: the blob is readable: {read:?}"),
+        }
+        // The same content can still be stored normally afterwards.
+        let stored = put_bytes(store, &data, options.chunk_size).await;
+        assert_eq!(read_info(store, &stored.blake3).await, info);
+        store.delete(&stored.blake3).await.expect("delete");
+    }
+}
+
+/// Deleting is idempotent: delete, delete again, both succeed and the blob is gone.
+pub async fn delete_idempotent(store: &dyn BlobStore) {
+    let info = put_bytes(store, b"delete me twice", 4).await;
+    store.delete(&info.blake3).await.expect("first delete");
+    assert_eq!(store.head(&info.blake3).await.expect("head"), None);
+    store
+        .delete(&info.blake3)
+        .await
+        .expect("second delete of the same blob");
+    match store.get(&info.blake3, None).await {
+        Err(Error::NotFound { .. }) => {}
+        Err(other) => panic!("get after delete: expected NotFound, got {other}"),
+        Ok(read) => panic!("get after delete succeeded: {read:?}"),
+    }
+    assert!(!store.list().await.expect("list").contains(&info.blake3));
+}
+
+/// `list` shows exactly the committed keys: what was there before plus what was committed
+/// (sorted, no duplicates, nothing staged or aborted), and after deleting them, what was there
+/// before.
+pub async fn list_exact(store: &dyn BlobStore, options: &ConformanceOptions) {
+    let before: BTreeSet<Blake3> = store.list().await.expect("list").into_iter().collect();
+    let mut committed = BTreeSet::new();
+    for index in 0..5u64 {
+        let size = index * 1000 + 1;
+        let info = put_bytes(store, &test_bytes(size, 4000 + index), options.chunk_size).await;
+        committed.insert(info.blake3);
+    }
+    // An uncommitted write in progress must not show.
+    let mut pending = store.stage().await.expect("stage");
+    pending
+        .write(Bytes::from_static(b"not committed"))
+        .await
+        .expect("write");
+    let listed = store.list().await.expect("list");
+    let mut sorted = listed.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(listed, sorted, "list() is sorted and has no duplicates");
+    let expected: BTreeSet<Blake3> = before.union(&committed).copied().collect();
+    assert_eq!(
+        listed.into_iter().collect::<BTreeSet<_>>(),
+        expected,
+        "list() shows exactly the committed keys"
+    );
+    pending.abort().await.expect("abort");
+    for key in &committed {
+        store.delete(key).await.expect("delete");
+    }
+    let after: BTreeSet<Blake3> = store.list().await.expect("list").into_iter().collect();
+    assert_eq!(after, before, "list() after deleting what the suite wrote");
+}
+
+/// `check` succeeds on a healthy store.
+pub async fn check_ok(store: &dyn BlobStore) {
+    store
+        .check()
+        .await
+        .unwrap_or_else(|e| panic!("check() of a healthy store failed: {e}"));
+}
+
+/// Runs every blob-backend suite function, one after the other.
+pub async fn run_all(store: Arc<dyn BlobStore>, options: ConformanceOptions) {
+    check_ok(store.as_ref()).await;
+    missing(store.as_ref()).await;
+    round_trips(store.as_ref(), &options).await;
+    ranges(store.as_ref(), &options).await;
+    concurrent_same_content(Arc::clone(&store), &options).await;
+    abort_leaves_nothing(store.as_ref(), &options).await;
+    delete_idempotent(store.as_ref()).await;
+    list_exact(store.as_ref(), &options).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn size_table_has_thresholds_sorted() {
+        let options = ConformanceOptions::default().with_part_size(5 << 20);
+        let sizes: Vec<u64> = interesting_sizes(&options).iter().map(|s| s.size).collect();
+        let part = 5u64 << 20;
+        for size in [0, 1, part - 1, part, part + 1, 2 * part + 1, 64 << 20] {
+            assert!(sizes.contains(&size), "{size} missing from {sizes:?}");
+        }
+        assert!(sizes.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(test_bytes(100, 1), test_bytes(100, 1));
+        assert_ne!(test_bytes(100, 1), test_bytes(100, 2));
+    }
+}

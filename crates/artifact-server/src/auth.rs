@@ -1,0 +1,59 @@
+//! Bearer-token authentication: the [`Caller`] extractor and role checks.
+
+use artifact_core::auth::{Principal, Role, token_hash};
+use axum::extract::FromRequestParts;
+use axum::http::header;
+use axum::http::request::Parts;
+
+use crate::AppState;
+use crate::error::ApiError;
+
+/// The authenticated principal of a request (401 when the token is missing or unknown).
+#[derive(Debug, Clone)]
+pub(crate) struct Caller(pub(crate) Principal);
+
+impl Caller {
+    /// The principal if it has `role`, else 403.
+    pub(crate) fn require(&self, role: Role) -> Result<&str, ApiError> {
+        if self.0.has(role) {
+            Ok(&self.0.name)
+        } else {
+            Err(ApiError::forbidden(format!(
+                "principal `{}` lacks the `{role}` role",
+                self.0.name
+            )))
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let header_value = parts.headers.get(header::AUTHORIZATION).ok_or_else(|| {
+            ApiError::unauthorized("an `Authorization: Bearer <token>` header is required")
+        })?;
+        let token = header_value
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                ApiError::unauthorized("the Authorization header must be `Bearer <token>`")
+            })?;
+        let hash = token_hash(token);
+        if let Some((_, principal)) = state
+            .options()
+            .config_tokens
+            .iter()
+            .find(|(known, _)| *known == hash)
+        {
+            return Ok(Caller(principal.clone()));
+        }
+        match state.store().token_principal(token).await? {
+            Some(principal) => Ok(Caller(principal)),
+            None => Err(ApiError::unauthorized("unknown or revoked bearer token")),
+        }
+    }
+}

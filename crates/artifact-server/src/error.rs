@@ -1,0 +1,198 @@
+//! `application/problem+json` errors (RFC 9457).
+
+use std::collections::BTreeMap;
+
+use artifact_core::Error;
+use artifact_core::cbor::Value;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+/// An error answered as problem+json. Each constructor documents its status.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    title: &'static str,
+    detail: String,
+    /// Extension members (e.g. `upload_offset`, `missing`).
+    extra: BTreeMap<String, Value>,
+    /// Extra response headers.
+    headers: Vec<(header::HeaderName, String)>,
+}
+
+impl ApiError {
+    /// A problem with a status, a short title and a specific detail.
+    pub fn new(status: StatusCode, title: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            status,
+            title,
+            detail: detail.into(),
+            extra: BTreeMap::new(),
+            headers: Vec::new(),
+        }
+    }
+
+    /// 400: the request is malformed.
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad request", detail)
+    }
+
+    /// 401: no or an unknown bearer token.
+    pub fn unauthorized(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", detail)
+            .with_header(header::WWW_AUTHENTICATE, "Bearer realm=\"artifactstore\"")
+    }
+
+    /// 403: the principal lacks the role.
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", detail)
+    }
+
+    /// 404.
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not found", detail)
+    }
+
+    /// 413: a body beyond the configured limit.
+    pub fn too_large(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "payload too large", detail)
+    }
+
+    /// 415.
+    pub fn unsupported_media_type(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported media type",
+            detail,
+        )
+    }
+
+    /// Adds an extension member.
+    pub fn with(mut self, key: &str, value: Value) -> Self {
+        self.extra.insert(key.to_owned(), value);
+        self
+    }
+
+    /// Adds a response header.
+    pub fn with_header(mut self, name: header::HeaderName, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    /// The status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(error: Error) -> Self {
+        match &error {
+            Error::NotFound { .. } => ApiError::not_found(error.to_string()),
+            Error::Conflict(_) => {
+                ApiError::new(StatusCode::CONFLICT, "conflict", error.to_string())
+            }
+            Error::InvalidInput(_) | Error::Cbor(_) | Error::Json(_) | Error::Digest(_) => {
+                ApiError::bad_request(error.to_string())
+            }
+            Error::DigestMismatch { expected, actual } => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "digest mismatch",
+                error.to_string(),
+            )
+            .with("expected", Value::Text(expected.clone()))
+            .with("actual", Value::Text(actual.clone())),
+            Error::MissingBlobs { missing } => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "missing blobs",
+                error.to_string(),
+            )
+            .with(
+                "missing",
+                Value::Array(
+                    missing
+                        .iter()
+                        .map(|m| {
+                            Value::Map(BTreeMap::from([
+                                ("path".to_owned(), Value::Text(m.path.clone())),
+                                (
+                                    "blake3".to_owned(),
+                                    Value::Text(m.expected.blake3.to_string()),
+                                ),
+                                (
+                                    "sha256".to_owned(),
+                                    Value::Text(m.expected.sha256.to_string()),
+                                ),
+                                ("size".to_owned(), Value::Int(m.expected.size as i64)),
+                            ]))
+                        })
+                        .collect(),
+                ),
+            ),
+            Error::Corrupt { .. } | Error::Integrity { .. } => {
+                tracing::error!(%error, "integrity failure");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "integrity failure",
+                    error.to_string(),
+                )
+            }
+            _ => {
+                // Internal details go to the log, not to the client.
+                tracing::error!(%error, "internal error");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal error",
+                    "internal error; the server log has the details (see x-request-id)",
+                )
+            }
+        }
+    }
+}
+
+impl From<artifact_core::cbor::CborError> for ApiError {
+    fn from(error: artifact_core::cbor::CborError) -> Self {
+        ApiError::from(Error::from(error))
+    }
+}
+
+impl From<artifact_core::jcs::JsonError> for ApiError {
+    fn from(error: artifact_core::jcs::JsonError) -> Self {
+        ApiError::from(Error::from(error))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut body = self.extra;
+        body.insert("type".to_owned(), Value::Text("about:blank".to_owned()));
+        body.insert("title".to_owned(), Value::Text(self.title.to_owned()));
+        body.insert(
+            "status".to_owned(),
+            Value::Int(i64::from(self.status.as_u16())),
+        );
+        body.insert("detail".to_owned(), Value::Text(self.detail));
+        let mut response = (
+            self.status,
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/problem+json"),
+            )],
+            artifact_core::jcs::to_jcs(&Value::Map(body)),
+        )
+            .into_response();
+        for (name, value) in self.headers {
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                response.headers_mut().insert(name, value);
+            }
+        }
+        response
+    }
+}
+
+/// Result of a handler.
+pub(crate) type ApiResult<T> = Result<T, ApiError>;
+
+/// 404 for unknown routes, as problem+json.
+pub(crate) async fn not_found_route(uri: axum::http::Uri) -> ApiError {
+    ApiError::not_found(format!("no route for {}", uri.path()))
+}

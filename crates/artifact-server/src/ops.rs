@@ -1,0 +1,190 @@
+//! Operations: health, readiness, metrics, the OpenAPI document, audit and admin endpoints.
+
+use std::collections::BTreeMap;
+
+use artifact_core::auth::Role;
+use artifact_core::cbor::Value;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::packages::json_response;
+use crate::{AppState, OPENAPI_JSON};
+
+pub(crate) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi))
+        .route("/audit/verify", get(audit_verify))
+        .route("/admin/rebuild-views", post(rebuild_views))
+        .route("/admin/tokens", post(create_token))
+}
+
+/// `GET /healthz`: the process is up.
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// `GET /readyz`: the metadata store and the blob backend are reachable (503 otherwise).
+async fn readyz(State(state): State<AppState>) -> ApiResult<Response> {
+    if let Err(error) = state.store().head().await {
+        tracing::warn!(%error, "readyz: metadata store unreachable");
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready",
+            "the metadata store is unreachable",
+        ));
+    }
+    if let Err(error) = state.store().blob_store().check().await {
+        tracing::warn!(%error, "readyz: blob backend unreachable");
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready",
+            format!(
+                "the blob backend `{}` is unreachable: {error}",
+                state.store().blob_store().name()
+            ),
+        ));
+    }
+    Ok("ready\n".into_response())
+}
+
+/// `GET /metrics`: Prometheus text exposition.
+async fn metrics(State(state): State<AppState>) -> Response {
+    let head = state.store().head().await.map(|h| h.seq).unwrap_or(0);
+    let text = state.metrics().render(
+        state.uploads().active(),
+        state.store().catalog().events_appended(),
+        head,
+    );
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4"),
+        )],
+        text,
+    )
+        .into_response()
+}
+
+/// `GET /openapi.json`: the OpenAPI 3.1 document (checked in as `openapi.json`).
+async fn openapi() -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        OPENAPI_JSON,
+    )
+        .into_response()
+}
+
+/// `GET /audit/verify`: checks the hash chain → `{ok, head_seq, head_hash}` or
+/// `{ok: false, first_bad_seq, reason}`.
+async fn audit_verify(State(state): State<AppState>, caller: Caller) -> ApiResult<Response> {
+    caller.require(Role::Reader)?;
+    let value = match state.store().audit_verify().await {
+        Ok(head) => Value::Map(BTreeMap::from([
+            ("ok".to_owned(), Value::Bool(true)),
+            ("head_seq".to_owned(), Value::Int(head.seq as i64)),
+            (
+                "head_hash".to_owned(),
+                head.hash
+                    .map_or(Value::Null, |h| Value::Text(h.to_string())),
+            ),
+        ])),
+        Err(artifact_core::Error::Integrity { seq, reason }) => Value::Map(BTreeMap::from([
+            ("ok".to_owned(), Value::Bool(false)),
+            ("first_bad_seq".to_owned(), Value::Int(seq as i64)),
+            ("reason".to_owned(), Value::Text(reason)),
+        ])),
+        Err(other) => return Err(other.into()),
+    };
+    Ok(json_response(&value))
+}
+
+/// `POST /admin/rebuild-views` (admin) → `{events_replayed}`.
+async fn rebuild_views(State(state): State<AppState>, caller: Caller) -> ApiResult<Response> {
+    caller.require(Role::Admin)?;
+    let replayed = state.store().rebuild_views().await?;
+    Ok(json_response(&Value::Map(BTreeMap::from([(
+        "events_replayed".to_owned(),
+        Value::Int(replayed as i64),
+    )]))))
+}
+
+/// `POST /admin/tokens` (admin) `{principal, roles}` → 201 `{token, principal, roles}`; the
+/// token is shown once (only its hash is recorded).
+async fn create_token(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let actor = caller.require(Role::Admin)?.to_owned();
+    let Value::Map(map) = artifact_core::jcs::from_json(&body)? else {
+        return Err(ApiError::bad_request(
+            "the request body must be a JSON object",
+        ));
+    };
+    if let Some(unknown) = map.keys().find(|k| *k != "principal" && *k != "roles") {
+        return Err(ApiError::bad_request(format!(
+            "unknown member `{}`",
+            unknown.escape_debug()
+        )));
+    }
+    let principal = map
+        .get("principal")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::bad_request("`principal` (a string) is required"))?
+        .to_owned();
+    let roles = map
+        .get("roles")
+        .and_then(Value::as_array)
+        .ok_or_else(|| ApiError::bad_request("`roles` (an array of role names) is required"))?
+        .iter()
+        .map(|r| {
+            r.as_str()
+                .ok_or_else(|| ApiError::bad_request("roles must be strings"))
+                .and_then(|r| r.parse::<Role>().map_err(ApiError::from))
+        })
+        .collect::<ApiResult<Vec<Role>>>()?;
+    let secret = random_secret()?;
+    let token = state
+        .store()
+        .create_token(&actor, &principal, &roles, &secret)
+        .await?;
+    state.notify_appended();
+    let mut response = json_response(&Value::Map(BTreeMap::from([
+        ("token".to_owned(), Value::Text(token)),
+        ("principal".to_owned(), Value::Text(principal)),
+        (
+            "roles".to_owned(),
+            Value::Array(
+                roles
+                    .iter()
+                    .map(|r| Value::Text(r.as_str().to_owned()))
+                    .collect(),
+            ),
+        ),
+    ])));
+    *response.status_mut() = StatusCode::CREATED;
+    Ok(response)
+}
+
+/// 32 bytes from the operating system's CSPRNG.
+pub(crate) fn random_secret() -> ApiResult<[u8; 32]> {
+    let mut secret = [0u8; 32];
+    getrandom::fill(&mut secret).map_err(|e| {
+        ApiError::from(artifact_core::Error::Io(std::io::Error::other(
+            e.to_string(),
+        )))
+    })?;
+    Ok(secret)
+}

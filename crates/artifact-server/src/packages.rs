@@ -1,0 +1,253 @@
+//! Packages: create, list, get (by id or `NAME@VERSION`), manifest, files.
+
+use std::collections::BTreeMap;
+
+use artifact_core::PackageRef;
+use artifact_core::auth::Role;
+use artifact_core::catalog::PackageFilter;
+use artifact_core::cbor::Value;
+use artifact_core::digest::AnyDigest;
+use artifact_core::manifest::Manifest;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::Deserialize;
+
+use crate::AppState;
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+
+pub(crate) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/packages", get(list).post(create))
+        .route("/packages/{pkg}", get(show))
+        .route("/packages/{pkg}/manifest", get(manifest))
+}
+
+pub(crate) fn streaming_router() -> Router<AppState> {
+    Router::new().route("/packages/{pkg}/files/{*path}", get(file))
+}
+
+/// A JCS JSON response body.
+pub(crate) fn json_response(value: &Value) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        artifact_core::jcs::to_jcs(value),
+    )
+        .into_response()
+}
+
+/// A canonical CBOR response body.
+pub(crate) fn cbor_response(bytes: Vec<u8>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/cbor"),
+        )],
+        bytes,
+    )
+        .into_response()
+}
+
+/// Whether the client asked for canonical CBOR (`Accept: application/cbor`).
+pub(crate) fn wants_cbor(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| {
+            accept
+                .split(',')
+                .any(|part| part.trim().starts_with("application/cbor"))
+        })
+}
+
+/// Parses a `{pkg}` path segment: `blake3:…` or `NAME@VERSION`.
+pub(crate) fn package_ref(text: &str) -> ApiResult<PackageRef> {
+    Ok(text.parse::<PackageRef>()?)
+}
+
+/// `POST /packages` with a manifest as canonical CBOR (`Content-Type: application/cbor`,
+/// rejected if not canonical) or JSON → 201 (or 200 for an identical repeat) with the package
+/// and its retention state, including `package_id` and `expires_at`.
+async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let actor = caller.require(Role::Writer)?.to_owned();
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json");
+    let manifest = if content_type.starts_with("application/cbor") {
+        Manifest::from_canonical_bytes(&body)?
+    } else if content_type.starts_with("application/json") {
+        Manifest::from_json(&body)?
+    } else {
+        return Err(ApiError::unsupported_media_type(format!(
+            "a manifest must be application/cbor (canonical) or application/json, not `{content_type}`"
+        )));
+    };
+    let created = state.store().create_package(&actor, &manifest).await?;
+    if created.created {
+        state.notify_appended();
+    }
+    let mut value = created.package.to_value(&created.retention);
+    if let Value::Map(map) = &mut value {
+        map.insert(
+            "expires_at".to_owned(),
+            value_ts(created.retention.current_expires_at),
+        );
+        map.insert("created".to_owned(), Value::Bool(created.created));
+    }
+    let status = if created.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let mut response = json_response(&value);
+    *response.status_mut() = status;
+    if let Ok(location) = HeaderValue::from_str(&format!("/packages/{}", created.package_id)) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(response)
+}
+
+fn value_ts(t: Option<artifact_core::time::Timestamp>) -> Value {
+    t.map_or(Value::Null, |t| Value::Text(t.to_string()))
+}
+
+/// Query of `GET /packages`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    name: Option<String>,
+    version: Option<String>,
+    class: Option<String>,
+    eligible: Option<bool>,
+    cursor: Option<u64>,
+    limit: Option<u32>,
+}
+
+/// `GET /packages?name=&version=&class=&eligible=&cursor=&limit=` → `{packages, next_cursor}`
+/// in creation order; `next_cursor` is null on the last page.
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Response> {
+    caller.require(Role::Reader)?;
+    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let limit = query.limit.unwrap_or(100);
+    if limit == 0 || limit > 1000 {
+        return Err(ApiError::bad_request("limit must be between 1 and 1000"));
+    }
+    let mut packages = state
+        .store()
+        .list_packages(&PackageFilter {
+            name: query.name,
+            retention_class: query.class,
+            eligible: query.eligible.unwrap_or(false),
+            after_seq: query.cursor.unwrap_or(0),
+            limit: Some(limit + 1),
+        })
+        .await?;
+    if let Some(version) = &query.version {
+        packages.retain(|p| &p.version == version);
+    }
+    let more = packages.len() > limit as usize;
+    packages.truncate(limit as usize);
+    let next_cursor = if more {
+        packages
+            .last()
+            .map_or(Value::Null, |p| Value::Int(p.created_seq as i64))
+    } else {
+        Value::Null
+    };
+    let mut items = Vec::with_capacity(packages.len());
+    for package in &packages {
+        let retention = state
+            .store()
+            .retention_status(&PackageRef::Id(package.package_id))
+            .await?;
+        items.push(package.to_value(&retention));
+    }
+    Ok(json_response(&Value::Map(BTreeMap::from([
+        ("packages".to_owned(), Value::Array(items)),
+        ("next_cursor".to_owned(), next_cursor),
+    ]))))
+}
+
+/// `GET /packages/{pkg}`: the package and its retention state.
+async fn show(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(pkg): Path<String>,
+) -> ApiResult<Response> {
+    caller.require(Role::Reader)?;
+    let package = state.store().package(&package_ref(&pkg)?).await?;
+    let retention = state
+        .store()
+        .retention_status(&PackageRef::Id(package.package_id))
+        .await?;
+    Ok(json_response(&package.to_value(&retention)))
+}
+
+/// `GET /packages/{pkg}/manifest`: JCS, or the canonical CBOR bytes with
+/// `Accept: application/cbor` (their BLAKE3 is the package id).
+async fn manifest(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(pkg): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    caller.require(Role::Reader)?;
+    let (manifest, bytes) = state.store().manifest(&package_ref(&pkg)?).await?;
+    if wants_cbor(&headers) {
+        Ok(cbor_response(bytes))
+    } else {
+        Ok(json_response(&manifest.to_value()))
+    }
+}
+
+/// `GET /packages/{pkg}/files/{path}`: one file's bytes, `Range` supported.
+async fn file(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((pkg, path)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    caller.require(Role::Reader)?;
+    artifact_core::manifest::validate_path(&path)?;
+    let package = package_ref(&pkg)?;
+    let (manifest, _) = state.store().manifest(&package).await?;
+    let entry = manifest
+        .file(&path)
+        .ok_or_else(|| ApiError::not_found(format!("file not found: {path} in {pkg}")))?;
+    let digest = AnyDigest::Blake3(entry.blake3);
+    let record = state
+        .store()
+        .blob(&digest)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("blob of {path} not found")))?;
+    let range = crate::blobs::parse_range(&headers, entry.size)?;
+    let read = state.store().read_blob(&digest, range).await?;
+    let media_type = entry
+        .media_type
+        .clone()
+        .unwrap_or_else(|| "application/octet-stream".to_owned());
+    Ok(crate::blobs::stream_response(
+        &state,
+        &record,
+        read,
+        range.is_some(),
+        &media_type,
+    ))
+}

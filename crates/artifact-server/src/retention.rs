@@ -1,0 +1,222 @@
+//! Retention endpoints over the library's retention calls.
+
+use std::collections::BTreeMap;
+
+use artifact_core::auth::Role;
+use artifact_core::cbor::{self, Value};
+use artifact_core::event::Event;
+use artifact_core::time::Timestamp;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::routing::{get, post};
+use serde::Deserialize;
+
+use crate::AppState;
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::packages::{cbor_response, json_response, package_ref, wants_cbor};
+
+pub(crate) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/packages/{pkg}/retention", get(status))
+        .route("/packages/{pkg}/retention/history", get(history))
+        .route("/packages/{pkg}/retention/explain", get(explain))
+        .route("/packages/{pkg}/retention/extensions", post(extend))
+        .route("/packages/{pkg}/retention/holds", post(hold))
+        .route(
+            "/packages/{pkg}/retention/holds/{hold_id}/release",
+            post(release),
+        )
+        .route("/retention/sweep", post(sweep))
+}
+
+/// Parses a JSON request body of the data model into a map.
+fn body_map(body: &Bytes) -> ApiResult<BTreeMap<String, Value>> {
+    match artifact_core::jcs::from_json(body)? {
+        Value::Map(map) => Ok(map),
+        _ => Err(ApiError::bad_request(
+            "the request body must be a JSON object",
+        )),
+    }
+}
+
+fn text_member(map: &BTreeMap<String, Value>, key: &str, allowed: &[&str]) -> ApiResult<String> {
+    if let Some(unknown) = map.keys().find(|k| !allowed.contains(&k.as_str())) {
+        return Err(ApiError::bad_request(format!(
+            "unknown member `{}`",
+            unknown.escape_debug()
+        )));
+    }
+    match map.get(key) {
+        Some(Value::Text(text)) => Ok(text.clone()),
+        Some(_) => Err(ApiError::bad_request(format!("`{key}` must be a string"))),
+        None => Err(ApiError::bad_request(format!("`{key}` is required"))),
+    }
+}
+
+fn parse_time(text: &str, what: &str) -> ApiResult<Timestamp> {
+    text.parse()
+        .map_err(|e| ApiError::bad_request(format!("{what}: {e}")))
+}
+
+async fn status(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(pkg): Path<String>,
+) -> ApiResult<Response> {
+    caller.require(Role::Reader)?;
+    let status = state.store().retention_status(&package_ref(&pkg)?).await?;
+    Ok(json_response(&status.to_value()))
+}
+
+fn events_response(events: &[Event], headers: &HeaderMap) -> ApiResult<Response> {
+    let value = Value::Array(events.iter().map(Event::to_value).collect());
+    if wants_cbor(headers) {
+        Ok(cbor_response(cbor::encode(&value)?))
+    } else {
+        Ok(json_response(&value))
+    }
+}
+
+/// `GET /packages/{pkg}/retention/history`: JCS array of envelopes, or canonical CBOR.
+async fn history(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(pkg): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    caller.require(Role::Reader)?;
+    let history = state.store().retention_history(&package_ref(&pkg)?).await?;
+    events_response(&history, &headers)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AsOf {
+    as_of: Option<String>,
+}
+
+/// `GET /packages/{pkg}/retention/explain?as_of=`.
+async fn explain(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(pkg): Path<String>,
+    query: Result<Query<AsOf>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Response> {
+    caller.require(Role::Reader)?;
+    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let as_of = query
+        .as_of
+        .as_deref()
+        .map(|t| parse_time(t, "as_of"))
+        .transpose()?;
+    let explanation = state.store().explain(&package_ref(&pkg)?, as_of).await?;
+    Ok(json_response(&explanation.to_value()))
+}
+
+fn created(value: &Value) -> Response {
+    let mut response = json_response(value);
+    *response.status_mut() = StatusCode::CREATED;
+    response
+}
+
+/// `POST /packages/{pkg}/retention/extensions` `{new_expires_at, reason}` → 201 new state.
+async fn extend(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(pkg): Path<String>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let actor = caller.require(Role::RetentionAdmin)?.to_owned();
+    let package = package_ref(&pkg)?;
+    let map = body_map(&body)?;
+    let allowed = ["new_expires_at", "reason"];
+    let until = parse_time(
+        &text_member(&map, "new_expires_at", &allowed)?,
+        "new_expires_at",
+    )?;
+    let reason = text_member(&map, "reason", &allowed)?;
+    let status = state
+        .store()
+        .extend(&actor, &package, until, &reason)
+        .await?;
+    state.notify_appended();
+    Ok(created(&status.to_value()))
+}
+
+/// `POST /packages/{pkg}/retention/holds` `{reason}` → 201 `{hold_id}`.
+async fn hold(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(pkg): Path<String>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let actor = caller.require(Role::RetentionAdmin)?.to_owned();
+    let package = package_ref(&pkg)?;
+    let map = body_map(&body)?;
+    let reason = text_member(&map, "reason", &["reason"])?;
+    let hold_id = state.store().hold(&actor, &package, &reason).await?;
+    state.notify_appended();
+    Ok(created(&Value::Map(BTreeMap::from([(
+        "hold_id".to_owned(),
+        Value::Text(hold_id),
+    )]))))
+}
+
+/// `POST /packages/{pkg}/retention/holds/{hold_id}/release` `{reason}` → 201 new state.
+async fn release(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((pkg, hold_id)): Path<(String, String)>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let actor = caller.require(Role::RetentionAdmin)?.to_owned();
+    let package = package_ref(&pkg)?;
+    let map = body_map(&body)?;
+    let reason = text_member(&map, "reason", &["reason"])?;
+    let status = state
+        .store()
+        .release(&actor, &package, &hold_id, &reason)
+        .await?;
+    state.notify_appended();
+    Ok(created(&status.to_value()))
+}
+
+/// `POST /retention/sweep?as_of=` (retention-admin) → `{as_of, newly_eligible, package_ids}`.
+async fn sweep(
+    State(state): State<AppState>,
+    caller: Caller,
+    query: Result<Query<AsOf>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Response> {
+    let actor = caller.require(Role::RetentionAdmin)?.to_owned();
+    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let as_of = query
+        .as_of
+        .as_deref()
+        .map(|t| parse_time(t, "as_of"))
+        .transpose()?;
+    let report = state.store().sweep(&actor, as_of).await?;
+    if !report.newly_eligible.is_empty() {
+        state.notify_appended();
+    }
+    Ok(json_response(&Value::Map(BTreeMap::from([
+        ("as_of".to_owned(), Value::Text(report.as_of.to_string())),
+        (
+            "newly_eligible".to_owned(),
+            Value::Int(report.newly_eligible.len() as i64),
+        ),
+        (
+            "package_ids".to_owned(),
+            Value::Array(
+                report
+                    .newly_eligible
+                    .iter()
+                    .map(|p| Value::Text(p.to_string()))
+                    .collect(),
+            ),
+        ),
+    ]))))
+}

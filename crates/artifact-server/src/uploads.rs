@@ -1,0 +1,558 @@
+//! Resumable upload sessions (SPEC §4.4), shaped like the OCI blob upload protocol.
+//!
+//! A session is a file `<upload_dir>/<id>.part`; its offset is the number of bytes received.
+//! Chunks must arrive in order (`Upload-Offset` equal to the current offset, else 409 with the
+//! current offset). Bytes are hashed as they arrive (both digests, on a blocking thread beside
+//! the file write), so finishing a session costs an fsync and a rename (fs backend on the same
+//! filesystem), not a second pass. Sessions survive a restart on disk; after a restart the
+//! hasher state is rebuilt from the file on the next chunk or at finish. Sessions idle longer
+//! than `upload_ttl` are deleted by the reaper.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use artifact_core::auth::Role;
+use artifact_core::cbor::Value;
+use artifact_core::digest::{AnyDigest, BlobInfo, DualHasher};
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use futures_util::StreamExt as _;
+
+use crate::AppState;
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+
+/// Start writeback of received bytes every this many bytes (keeps the final fsync short).
+const WRITEBACK_WINDOW: u64 = 8 << 20;
+/// Chunk size for hashing and writing.
+const CHUNK: usize = 1 << 20;
+
+pub(crate) fn router() -> Router<AppState> {
+    Router::new().route("/uploads", post(create)).route(
+        "/uploads/{id}",
+        axum::routing::patch(append)
+            .head(status)
+            .put(finish)
+            .delete(abort),
+    )
+}
+
+#[derive(Debug)]
+struct Session {
+    path: PathBuf,
+    offset: u64,
+    /// Hash state of bytes `[0, offset)`; `None` after a restart until rebuilt.
+    hasher: Option<DualHasher>,
+    /// Bytes written since the last writeback start.
+    unflushed: u64,
+}
+
+/// The sessions of this server.
+#[derive(Debug)]
+pub(crate) struct UploadSessions {
+    dir: PathBuf,
+    ttl: Duration,
+    open: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Session>>>>,
+}
+
+fn valid_id(id: &str) -> bool {
+    id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+impl UploadSessions {
+    pub(crate) fn open(dir: PathBuf, ttl: Duration) -> std::io::Result<Self> {
+        std::fs::create_dir_all(&dir)?;
+        Ok(Self {
+            dir,
+            ttl,
+            open: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn path(&self, id: &str) -> PathBuf {
+        self.dir.join(format!("{id}.part"))
+    }
+
+    pub(crate) fn active(&self) -> usize {
+        std::fs::read_dir(&self.dir)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .filter(|e| e.file_name().to_string_lossy().ends_with(".part"))
+                    .count()
+            })
+            .unwrap_or(0)
+    }
+
+    async fn create(&self) -> ApiResult<String> {
+        let mut bytes = [0u8; 16];
+        getrandom::fill(&mut bytes).map_err(|e| {
+            ApiError::from(artifact_core::Error::Io(std::io::Error::other(
+                e.to_string(),
+            )))
+        })?;
+        let id = hex::encode(bytes);
+        let path = self.path(&id);
+        tokio::fs::File::create(&path)
+            .await
+            .map_err(|e| ApiError::from(artifact_core::Error::Io(e)))?;
+        let session = Session {
+            path,
+            offset: 0,
+            hasher: Some(DualHasher::new()),
+            unflushed: 0,
+        };
+        if let Ok(mut open) = self.open.lock() {
+            open.insert(id.clone(), Arc::new(tokio::sync::Mutex::new(session)));
+        }
+        Ok(id)
+    }
+
+    /// The session, from memory or (after a restart) from its file.
+    async fn get(&self, id: &str) -> ApiResult<Arc<tokio::sync::Mutex<Session>>> {
+        if !valid_id(id) {
+            return Err(ApiError::not_found(format!(
+                "upload session `{}` not found",
+                id.escape_debug()
+            )));
+        }
+        if let Some(session) = self.open.lock().ok().and_then(|open| open.get(id).cloned()) {
+            return Ok(session);
+        }
+        let path = self.path(id);
+        let meta = tokio::fs::metadata(&path).await.map_err(|_| {
+            ApiError::not_found(format!(
+                "upload session `{id}` not found (finished, aborted or expired)"
+            ))
+        })?;
+        let session = Arc::new(tokio::sync::Mutex::new(Session {
+            path,
+            offset: meta.len(),
+            hasher: None,
+            unflushed: 0,
+        }));
+        let mut open = self.open.lock().map_err(|_| {
+            ApiError::from(artifact_core::Error::Io(std::io::Error::other(
+                "session table poisoned",
+            )))
+        })?;
+        Ok(open.entry(id.to_owned()).or_insert(session).clone())
+    }
+
+    fn forget(&self, id: &str) {
+        if let Ok(mut open) = self.open.lock() {
+            open.remove(id);
+        }
+    }
+
+    /// Deletes sessions idle longer than the TTL; returns how many.
+    pub(crate) async fn reap_expired(&self) -> usize {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return 0;
+        };
+        let now = SystemTime::now();
+        let mut removed = 0;
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(id) = name.strip_suffix(".part") else {
+                continue;
+            };
+            let idle = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|modified| now.duration_since(modified).ok());
+            if idle.is_some_and(|idle| idle > self.ttl) {
+                // Never reap a session a request is using right now.
+                let session = self.open.lock().ok().and_then(|open| open.get(id).cloned());
+                let _guard = match &session {
+                    Some(session) => match session.try_lock() {
+                        Ok(guard) => Some(guard),
+                        Err(_) => continue,
+                    },
+                    None => None,
+                };
+                if std::fs::remove_file(entry.path()).is_ok() {
+                    removed += 1;
+                }
+                self.forget(id);
+            }
+        }
+        removed
+    }
+}
+
+/// Rebuilds the hasher of a session resumed after a restart (hashes the bytes on disk).
+async fn ensure_hasher(session: &mut Session) -> ApiResult<()> {
+    if session.hasher.is_some() {
+        return Ok(());
+    }
+    let path = session.path.clone();
+    let hasher = tokio::task::spawn_blocking(move || -> std::io::Result<DualHasher> {
+        use std::io::Read as _;
+        let mut file = File::open(path)?;
+        let mut hasher = DualHasher::new();
+        let mut buffer = vec![0u8; CHUNK];
+        loop {
+            let n = file.read(&mut buffer)?;
+            if n == 0 {
+                return Ok(hasher);
+            }
+            hasher.update(&buffer[..n]);
+        }
+    })
+    .await
+    .map_err(|e| {
+        ApiError::from(artifact_core::Error::Io(std::io::Error::other(
+            e.to_string(),
+        )))
+    })?
+    .map_err(|e| ApiError::from(artifact_core::Error::Io(e)))?;
+    if hasher.size() != session.offset {
+        session.offset = hasher.size();
+    }
+    session.hasher = Some(hasher);
+    Ok(())
+}
+
+/// Appends a body to a session: each 1 MiB chunk is written to the file and hashed on two
+/// blocking threads at once. Stops at the first error, with the offset at the bytes written.
+async fn append_body(state: &AppState, session: &mut Session, body: Body) -> ApiResult<()> {
+    ensure_hasher(session).await?;
+    let limit = state.options().max_blob_bytes;
+    let mut file = Some(
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&session.path)
+            .map_err(|e| ApiError::from(artifact_core::Error::Io(e)))?,
+    );
+    let mut stream = body.into_data_stream();
+    let mut pending = bytes::BytesMut::new();
+    let mut received: u64 = 0;
+    let mut ended = false;
+    while !ended {
+        // Gather up to CHUNK bytes.
+        let mut failure = None;
+        while pending.len() < CHUNK {
+            match stream.next().await {
+                Some(Ok(bytes)) => {
+                    received += bytes.len() as u64;
+                    if received > limit {
+                        failure = Some(ApiError::too_large(format!(
+                            "a request body may carry at most {limit} bytes ([server] max_blob_bytes)"
+                        )));
+                        break;
+                    }
+                    pending.extend_from_slice(&bytes);
+                }
+                Some(Err(e)) => {
+                    failure = Some(ApiError::bad_request(format!(
+                        "the request body was interrupted: {e}"
+                    )));
+                    break;
+                }
+                None => {
+                    ended = true;
+                    break;
+                }
+            }
+        }
+        if !pending.is_empty() {
+            let chunk: Bytes = pending.split().freeze();
+            write_and_hash(session, &mut file, chunk).await?;
+        }
+        if let Some(failure) = failure {
+            return Err(failure);
+        }
+    }
+    state.metrics().add_bytes_in(received);
+    Ok(())
+}
+
+async fn write_and_hash(
+    session: &mut Session,
+    file: &mut Option<File>,
+    chunk: Bytes,
+) -> ApiResult<()> {
+    let io_error = |e: std::io::Error| ApiError::from(artifact_core::Error::Io(e));
+    let mut hasher = session.hasher.take().unwrap_or_default();
+    let Some(mut out) = file.take() else {
+        return Err(io_error(std::io::Error::other("session file closed")));
+    };
+    let flush_from = session.offset - session.unflushed;
+    let unflushed = session.unflushed + chunk.len() as u64;
+    let for_hash = chunk.clone();
+    let writer = tokio::task::spawn_blocking(move || -> std::io::Result<(File, bool)> {
+        out.write_all(&chunk)?;
+        let flushed = unflushed >= WRITEBACK_WINDOW;
+        if flushed {
+            start_writeback(&out, flush_from, unflushed);
+        }
+        Ok((out, flushed))
+    });
+    let hashing = tokio::task::spawn_blocking(move || {
+        hasher.update(&for_hash);
+        hasher
+    });
+    let (written, hashed) = tokio::join!(writer, hashing);
+    let hasher = hashed.map_err(|e| io_error(std::io::Error::other(e.to_string())))?;
+    let (out, flushed) = written
+        .map_err(|e| io_error(std::io::Error::other(e.to_string())))?
+        .map_err(io_error)?;
+    session.offset = hasher.size();
+    session.hasher = Some(hasher);
+    session.unflushed = if flushed { 0 } else { unflushed };
+    *file = Some(out);
+    Ok(())
+}
+
+fn start_writeback(file: &File, offset: u64, len: u64) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::io::AsRawFd as _;
+        // SAFETY: the fd is valid while `file` lives; sync_file_range only reads its arguments.
+        unsafe {
+            libc::sync_file_range(
+                file.as_raw_fd(),
+                offset as libc::off64_t,
+                len as libc::off64_t,
+                libc::SYNC_FILE_RANGE_WRITE,
+            );
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (file, offset, len);
+}
+
+fn offset_headers(id: &str, offset: u64) -> [(header::HeaderName, HeaderValue); 3] {
+    [
+        (
+            header::LOCATION,
+            HeaderValue::from_str(&format!("/uploads/{id}"))
+                .unwrap_or(HeaderValue::from_static("/uploads")),
+        ),
+        (
+            header::HeaderName::from_static("upload-offset"),
+            HeaderValue::from(offset),
+        ),
+        (
+            // OCI-style: the inclusive range received so far.
+            header::RANGE,
+            HeaderValue::from_str(&format!("0-{}", offset.saturating_sub(1)))
+                .unwrap_or(HeaderValue::from_static("0-0")),
+        ),
+    ]
+}
+
+/// `POST /uploads` → 201 `{upload_id}` with `Location`.
+async fn create(State(state): State<AppState>, caller: Caller) -> ApiResult<Response> {
+    caller.require(Role::Writer)?;
+    let id = state.uploads().create().await?;
+    state.metrics().upload_created();
+    let body = Value::Map(BTreeMap::from([
+        ("upload_id".to_owned(), Value::Text(id.clone())),
+        ("location".to_owned(), Value::Text(format!("/uploads/{id}"))),
+        ("offset".to_owned(), Value::Int(0)),
+    ]));
+    Ok((StatusCode::CREATED, offset_headers(&id, 0), json(&body)).into_response())
+}
+
+fn json(value: &Value) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        artifact_core::jcs::to_jcs(value),
+    )
+}
+
+fn expected_offset(headers: &HeaderMap) -> ApiResult<Option<u64>> {
+    match headers.get("upload-offset") {
+        None => Ok(None),
+        Some(value) => value
+            .to_str()
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .map(Some)
+            .ok_or_else(|| ApiError::bad_request("`Upload-Offset` must be a non-negative integer")),
+    }
+}
+
+fn offset_conflict(id: &str, current: u64, claimed: u64) -> ApiError {
+    ApiError::new(
+        StatusCode::CONFLICT,
+        "wrong upload offset",
+        format!("upload {id} is at offset {current}, the request claimed {claimed}; resume from {current}"),
+    )
+    .with("upload_offset", Value::Int(current as i64))
+    .with_header(header::HeaderName::from_static("upload-offset"), current.to_string())
+}
+
+/// `PATCH /uploads/{id}` with `Upload-Offset: N` (required) appends the body.
+async fn append(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    caller.require(Role::Writer)?;
+    let session = state.uploads().get(&id).await?;
+    let mut session = session.lock().await;
+    let claimed = expected_offset(&headers)?
+        .ok_or_else(|| ApiError::bad_request("PATCH needs an `Upload-Offset` header"))?;
+    if claimed != session.offset {
+        return Err(offset_conflict(&id, session.offset, claimed));
+    }
+    append_body(&state, &mut session, body).await?;
+    Ok((StatusCode::ACCEPTED, offset_headers(&id, session.offset)).into_response())
+}
+
+/// `HEAD /uploads/{id}` → `Upload-Offset`.
+async fn status(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    caller.require(Role::Writer)?;
+    let session = state.uploads().get(&id).await?;
+    let session = session.lock().await;
+    Ok((StatusCode::NO_CONTENT, offset_headers(&id, session.offset)).into_response())
+}
+
+/// Query of `PUT /uploads/{id}`: `digest` repeatable.
+#[derive(Debug, Default)]
+pub(crate) struct Digests(pub(crate) Vec<AnyDigest>);
+
+impl Digests {
+    pub(crate) fn parse(query: Option<&str>) -> ApiResult<Self> {
+        let mut digests = Vec::new();
+        for pair in query
+            .unwrap_or_default()
+            .split('&')
+            .filter(|p| !p.is_empty())
+        {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            if key != "digest" {
+                return Err(ApiError::bad_request(format!(
+                    "unknown query parameter `{}`",
+                    key.escape_debug()
+                )));
+            }
+            let value = percent_decode(value);
+            digests.push(
+                value
+                    .parse::<AnyDigest>()
+                    .map_err(|e| ApiError::bad_request(format!("digest `{value}`: {e}")))?,
+            );
+        }
+        Ok(Self(digests))
+    }
+}
+
+/// Decodes `%XX` escapes (and `+` as space) of a query value.
+pub(crate) fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while index < bytes.len() {
+        match bytes[index] {
+            b'%' if index + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[index + 1..index + 3]).ok();
+                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                    Some(byte) => {
+                        out.push(byte);
+                        index += 3;
+                        continue;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b'+' => out.push(b' '),
+            other => out.push(other),
+        }
+        index += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `PUT /uploads/{id}?digest=D[&digest=D2]` (a final chunk may ride in the body, at the current
+/// offset or at `Upload-Offset`) → 201 `{blake3, sha256, size}`.
+async fn finish(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    let actor = caller.require(Role::Writer)?.to_owned();
+    let digests = Digests::parse(uri.query())?;
+    if digests.0.is_empty() {
+        return Err(ApiError::bad_request(
+            "PUT needs at least one `digest` query parameter (blake3:… or sha256:…)",
+        ));
+    }
+    let session_arc = state.uploads().get(&id).await?;
+    let mut session = session_arc.lock().await;
+    if let Some(claimed) = expected_offset(&headers)?
+        && claimed != session.offset
+    {
+        return Err(offset_conflict(&id, session.offset, claimed));
+    }
+    append_body(&state, &mut session, body).await?;
+    ensure_hasher(&mut session).await?;
+    let info: BlobInfo = session.hasher.clone().unwrap_or_default().finalize();
+    let result = state
+        .store()
+        .ingest_file(&actor, &session.path, Some(info), &digests.0)
+        .await;
+    match result {
+        Ok(record) => {
+            state.uploads().forget(&id);
+            state.metrics().upload_completed();
+            state.notify_appended();
+            let body = record.to_value();
+            Ok((
+                StatusCode::CREATED,
+                [(
+                    header::LOCATION,
+                    HeaderValue::from_str(&format!("/blobs/{}", record.info.blake3))
+                        .unwrap_or(HeaderValue::from_static("/blobs")),
+                )],
+                json(&body),
+            )
+                .into_response())
+        }
+        Err(error @ artifact_core::Error::DigestMismatch { .. }) => {
+            // Nothing is stored; the session is discarded (its bytes are not the blob claimed).
+            let _ = tokio::fs::remove_file(&session.path).await;
+            state.uploads().forget(&id);
+            Err(error.into())
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// `DELETE /uploads/{id}` aborts and deletes the bytes.
+async fn abort(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    caller.require(Role::Writer)?;
+    let session = state.uploads().get(&id).await?;
+    let session = session.lock().await;
+    let _ = tokio::fs::remove_file(&session.path).await;
+    state.uploads().forget(&id);
+    Ok(StatusCode::NO_CONTENT)
+}
