@@ -443,6 +443,36 @@ impl BlobStore for FsBlobStore {
         .map_err(Error::from)
     }
 
+    async fn adopt_file(&self, path: &Path, key: &Blake3) -> Result<()> {
+        let source = path.to_owned();
+        let final_path = self.blob_path(key);
+        let root = self.root.clone();
+        let moved = tokio::task::spawn_blocking(move || {
+            let file = File::open(&source).map_err(|source_error| FsError::Read {
+                path: source.clone(),
+                source: source_error,
+            })?;
+            // Same steps as a staged commit: durable, then atomically in place, then the
+            // directory entry durable.
+            publish(&file, &source, &final_path, &root).map(|()| source)
+        })
+        .await
+        .map_err(|_| Error::from(FsError::WriterGone))?;
+        match moved {
+            Ok(_) => Ok(()),
+            // Another filesystem: rename cannot move it; copy through a staged write instead.
+            Err(FsError::Rename { source, .. }) if source.raw_os_error() == Some(libc::EXDEV) => {
+                let result = artifact_core::blob::copy_file_into(self, path, key).await;
+                let _ = tokio::fs::remove_file(path).await;
+                result
+            }
+            Err(e) => {
+                let _ = tokio::fs::remove_file(path).await;
+                Err(e.into())
+            }
+        }
+    }
+
     async fn check(&self) -> Result<()> {
         let probe = self.tmp.join(format!(".probe-{}", std::process::id()));
         tokio::fs::write(&probe, b"ok")
