@@ -1,0 +1,235 @@
+//! HTTP benchmark: uploads through the server on loopback beside library ingest of the same
+//! file in the same run, and concurrent small-package creation.
+//!
+//! ```sh
+//! cargo bench -p artifactstore-cli --bench http                       # 1 GiB, 16 clients
+//! cargo bench -p artifactstore-cli --bench http -- --size-mib 256 --clients 16 --packages 50
+//! ```
+//! `BENCH_DIR` chooses the filesystem. Figures:
+//! - library ingest (`write_blob` + `record_blobs`) of the file;
+//! - `PUT /blobs/{digest}` of the same file (one request, streamed);
+//! - an upload session (`POST /uploads`, 16 MiB `PATCH`es, `PUT ?digest=`), as `push --server`;
+//!
+//! each as a ratio to library ingest; then `--clients` concurrent clients each creating
+//! `--packages` packages of one 1 KiB file (`PUT /blobs` + `POST /packages`).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use artifact_core::auth::Role;
+use artifact_core::digest::BlobInfo;
+use artifact_core::manifest::{FileEntry, Manifest};
+use artifact_store_fs::EmbeddedOptions;
+
+fn arg(name: &str, default: usize) -> usize {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn make_data(len: usize, seed: u64) -> Vec<u8> {
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15 ^ seed;
+    let mut data = Vec::with_capacity(len + 8);
+    while data.len() < len {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        data.extend_from_slice(&state.to_le_bytes());
+    }
+    data.truncate(len);
+    data
+}
+
+fn gbps(bytes: u64, elapsed: Duration) -> f64 {
+    bytes as f64 / elapsed.as_secs_f64() / 1e9
+}
+
+async fn file_body(path: &Path) -> reqwest::Body {
+    let file = tokio::fs::File::open(path).await.expect("open");
+    reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(file, 1 << 20))
+}
+
+async fn session_upload(client: &reqwest::Client, base: &str, token: &str, path: &Path, info: &BlobInfo) {
+    let created = client
+        .post(format!("{base}/uploads"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("create session");
+    assert_eq!(created.status(), 201);
+    let location = created.headers()["location"].to_str().expect("location").to_owned();
+    let data = tokio::fs::read(path).await.expect("read");
+    let mut offset = 0usize;
+    for chunk in data.chunks(16 << 20) {
+        let response = client
+            .patch(format!("{base}{location}"))
+            .bearer_auth(token)
+            .header("upload-offset", offset.to_string())
+            .body(chunk.to_vec())
+            .send()
+            .await
+            .expect("patch");
+        assert_eq!(response.status(), 202, "{:?}", response.text().await);
+        offset += chunk.len();
+    }
+    let response = client
+        .put(format!("{base}{location}?digest={}&digest={}", info.blake3, info.sha256))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("finish");
+    assert_eq!(response.status(), 201, "{:?}", response.text().await);
+}
+
+fn main() {
+    let size_mib = arg("--size-mib", 1024);
+    let clients = arg("--clients", 16);
+    let per_client = arg("--packages", 50);
+    let base_dir = std::env::var_os("BENCH_DIR").map_or_else(std::env::temp_dir, std::path::PathBuf::from);
+    let dir = tempfile::tempdir_in(base_dir).expect("dir");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    println!("# artifactstore HTTP benchmark ({size_mib} MiB; {clients} clients x {per_client} packages)");
+    let size = (size_mib << 20) as u64;
+    let source = dir.path().join("source.bin");
+    std::fs::write(&source, make_data(size as usize, 1)).expect("source");
+    let info = BlobInfo::of(&std::fs::read(&source).expect("read source"));
+
+    runtime.block_on(async {
+        // Library ingest into its own store.
+        let library_dir = dir.path().join("library");
+        let store = EmbeddedOptions::new(&library_dir).open().await.expect("open");
+        let start = Instant::now();
+        let file = tokio::fs::File::open(&source).await.expect("open source");
+        let written = store.write_blob(file, &[]).await.expect("ingest");
+        store.record_blobs("bench", &[written]).await.expect("record");
+        let library = gbps(size, start.elapsed());
+        store.catalog().close().await;
+        drop(store);
+        std::fs::remove_dir_all(&library_dir).expect("clean");
+
+        // The server, twice fresh (so neither upload finds the blob already stored).
+        let mut figures = Vec::new();
+        for mode in ["PUT /blobs/{digest}", "upload session"] {
+            let data_dir = dir.path().join(format!("server-{}", figures.len()));
+            let store = EmbeddedOptions::new(&data_dir).open().await.expect("open");
+            let token = store
+                .create_token("bench", "bench", &[Role::Admin], &[7; 32])
+                .await
+                .expect("token");
+            let options = artifact_server::ServerOptions::new(data_dir.join("uploads"));
+            let state = artifact_server::AppState::new(store, options).expect("state");
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            let base = format!("http://{}", listener.local_addr().expect("addr"));
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let server = tokio::spawn(artifact_server::serve(listener, state, async move {
+                let _ = stopped.await;
+            }));
+            let client = reqwest::Client::new();
+            let start = Instant::now();
+            if mode.starts_with("PUT") {
+                let response = client
+                    .put(format!("{base}/blobs/{}", info.blake3))
+                    .bearer_auth(&token)
+                    .body(file_body(&source).await)
+                    .send()
+                    .await
+                    .expect("put");
+                assert_eq!(response.status(), 201, "{:?}", response.text().await);
+            } else {
+                session_upload(&client, &base, &token, &source, &info).await;
+            }
+            figures.push((mode, gbps(size, start.elapsed())));
+            let _ = stop.send(());
+            let _ = server.await;
+            std::fs::remove_dir_all(&data_dir).expect("clean");
+        }
+        println!("large blob ({size_mib} MiB), one stream on loopback:");
+        println!("  library ingest                 {library:6.3} GB/s");
+        for (mode, rate) in &figures {
+            println!(
+                "  HTTP {mode:<26}{rate:6.3} GB/s   = {:.2} x library ingest",
+                rate / library
+            );
+        }
+
+        // Concurrent small packages over HTTP.
+        let data_dir = dir.path().join("small");
+        let store = EmbeddedOptions::new(&data_dir).open().await.expect("open");
+        let token = store
+            .create_token("bench", "bench", &[Role::Admin], &[9; 32])
+            .await
+            .expect("token");
+        let options = artifact_server::ServerOptions::new(data_dir.join("uploads"));
+        let state = artifact_server::AppState::new(store, options).expect("state");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let base = Arc::new(format!("http://{}", listener.local_addr().expect("addr")));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(artifact_server::serve(listener, state, async move {
+            let _ = stopped.await;
+        }));
+        let token = Arc::new(token);
+        let start = Instant::now();
+        let mut tasks = Vec::new();
+        for client_index in 0..clients {
+            let base = base.clone();
+            let token = token.clone();
+            tasks.push(tokio::spawn(async move {
+                let client = reqwest::Client::new();
+                for i in 0..per_client {
+                    let content = make_data(1024, (client_index * 1_000_000 + i) as u64 + 7);
+                    let blob = BlobInfo::of(&content);
+                    let response = client
+                        .put(format!("{base}/blobs/{}", blob.blake3))
+                        .bearer_auth(token.as_str())
+                        .body(content)
+                        .send()
+                        .await
+                        .expect("put");
+                    assert!(response.status().is_success());
+                    let manifest = Manifest {
+                        name: format!("small-{client_index}"),
+                        version: format!("1.{i}"),
+                        retention_class: "ephemeral".into(),
+                        files: vec![FileEntry {
+                            path: "f.bin".into(),
+                            size: blob.size,
+                            blake3: blob.blake3,
+                            sha256: blob.sha256,
+                            media_type: None,
+                        }],
+                        labels: Default::default(),
+                    };
+                    let response = client
+                        .post(format!("{base}/packages"))
+                        .bearer_auth(token.as_str())
+                        .header("content-type", "application/cbor")
+                        .body(manifest.canonical_bytes().expect("cbor"))
+                        .send()
+                        .await
+                        .expect("post");
+                    assert_eq!(response.status(), 201);
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.expect("client");
+        }
+        let elapsed = start.elapsed();
+        let total = clients * per_client;
+        let _ = stop.send(());
+        let _ = server.await;
+        println!("small packages over HTTP (1 file of 1 KiB each), {clients} concurrent clients:");
+        println!(
+            "  {total} packages in {:.2} s = {:.0} pkg/s",
+            elapsed.as_secs_f64(),
+            total as f64 / elapsed.as_secs_f64()
+        );
+    });
+}
