@@ -360,8 +360,10 @@ fn free_base_port() -> u16 {
             .map_or(0, |d| d.subsec_nanos() as u64);
     for _ in 0..200 {
         let step = u64::from(NEXT.fetch_add(1, Ordering::Relaxed));
-        // 20000..=45000 in steps of 20, so B+10009 stays below 55100.
-        let base = 20_000 + ((seed + step * 7_919) % 1_250) as u16 * 20;
+        // B in 10000..=22580 (steps of 20), so B+10009 stays below 32768: every port is
+        // under Linux's default ephemeral range (32768-60999), where outgoing connections
+        // could take a port between this probe and weed's bind.
+        let base = 10_000 + ((seed + step * 7_919) % 630) as u16 * 20;
         let ports = (base..=base + 9).chain([base + 10_009]);
         let free = ports
             .into_iter()
