@@ -14,7 +14,16 @@ use artifact_core::retention::RetentionState;
 use artifact_core::time::{Timestamp, ymd};
 use artifact_core::{ArtifactStore, Error};
 
-use crate::support::{Fixture, all_events, by_id, days, manifest, plus_days, push};
+use crate::support::{
+    Backend, Fixture, all_events, backend_tests, by_id, days, manifest, plus_days, push,
+};
+
+backend_tests! {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    concurrent_sweeps_holds_and_extensions_keep_retention_consistent,
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    concurrent_identical_creates_record_one_package,
+}
 
 const PACKAGES: usize = 6;
 const SWEEPS_PER_SWEEPER: usize = 12;
@@ -128,9 +137,8 @@ fn check_package_history(package: PackageId, events: &[Event]) -> usize {
     eligible_marks
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_sweeps_holds_and_extensions_keep_retention_consistent() {
-    let fixture = Fixture::new(ymd(2026, 1, 1)).await;
+async fn concurrent_sweeps_holds_and_extensions_keep_retention_consistent(backend: Backend) {
+    let fixture = Fixture::new(backend, ymd(2026, 1, 1)).await;
     let store_a = fixture.store.clone();
     let store_b = fixture.second_handle().await;
     let mut packages = Vec::new();
@@ -242,9 +250,8 @@ async fn concurrent_sweeps_holds_and_extensions_keep_retention_consistent() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_identical_creates_record_one_package() {
-    let fixture = Fixture::new(ymd(2026, 1, 1)).await;
+async fn concurrent_identical_creates_record_one_package(backend: Backend) {
+    let fixture = Fixture::new(backend, ymd(2026, 1, 1)).await;
     let store_a = fixture.store.clone();
     let store_b = fixture.second_handle().await;
     let content = b"one package, many writers".as_slice();

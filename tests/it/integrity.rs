@@ -17,19 +17,67 @@ use artifact_core::manifest::Manifest;
 use artifact_core::time::ymd;
 use artifact_core::{ArtifactStore, Error};
 use artifact_store_fs::FsBlobStore;
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
+use sqlx::AnyPool;
 use tokio::io::AsyncReadExt as _;
 
 use crate::support::{
-    Fixture, by_id, days, error_kind, head_seq, manifest, plus_days, pseudo_random_bytes, push,
+    Backend, Fixture, backend_tests, by_id, days, error_kind, head_seq, manifest, plus_days,
+    pseudo_random_bytes, push,
 };
+
+backend_tests! {
+    #[tokio::test]
+    rebuild_views_reproduces_the_live_views,
+    #[tokio::test]
+    events_table_refuses_update_and_delete,
+    #[tokio::test]
+    events_table_refuses_insert_or_replace,
+    #[tokio::test]
+    audit_names_an_altered_event_body,
+    #[tokio::test]
+    audit_names_the_successor_of_a_rewritten_event_with_its_hash,
+    #[tokio::test]
+    audit_head_changes_when_the_last_event_is_rewritten,
+    #[tokio::test]
+    audit_names_a_deleted_event,
+    #[tokio::test]
+    audit_names_swapped_events,
+    #[tokio::test]
+    audit_names_an_event_whose_type_column_was_altered,
+    #[tokio::test]
+    audit_names_an_event_whose_package_id_column_was_altered,
+    #[tokio::test]
+    audit_names_an_event_whose_actor_or_at_column_was_altered,
+    #[tokio::test]
+    audit_names_an_event_whose_body_is_not_canonical_cbor,
+    #[tokio::test]
+    non_canonical_manifest_cbor_is_rejected_with_its_offset,
+    #[tokio::test]
+    path_traversal_in_a_manifest_is_rejected,
+    #[tokio::test]
+    unknown_retention_class_is_rejected,
+    #[tokio::test]
+    manifest_naming_an_unstored_blob_is_rejected,
+    #[tokio::test]
+    same_name_version_is_idempotent_or_a_conflict,
+    #[tokio::test]
+    digest_mismatch_stores_nothing,
+    #[tokio::test]
+    bad_retention_requests_change_nothing,
+    #[tokio::test]
+    corrupt_blob_fails_a_full_read,
+    #[tokio::test]
+    truncated_or_grown_blob_fails_a_full_read,
+    #[tokio::test]
+    corrupt_manifest_blob_fails_manifest_reads,
+}
 
 // ----- (a) rebuild-views equality ------------------------------------------------------------
 
 /// A store with several packages of every shipped class, a shared blob, holds (released and
 /// active), extensions, sweeps, a flip back after eligibility and an idempotent repeat.
-async fn busy_store() -> Fixture {
-    let fixture = Fixture::new(ymd(2026, 1, 1)).await;
+async fn busy_store(backend: Backend) -> Fixture {
+    let fixture = Fixture::new(backend, ymd(2026, 1, 1)).await;
     let store = &fixture.store;
     let clock = &fixture.clock;
     let shared = b"shared by every package".as_slice();
@@ -129,9 +177,8 @@ async fn busy_store() -> Fixture {
     fixture
 }
 
-#[tokio::test]
-async fn rebuild_views_reproduces_the_live_views() {
-    let mut fixture = busy_store().await;
+async fn rebuild_views_reproduces_the_live_views(backend: Backend) {
+    let mut fixture = busy_store(backend).await;
     let live = fixture.store.catalog().dump_views().await.unwrap();
     assert_eq!(live["retention_state"].len(), 5);
     assert_eq!(live["packages"].len(), 5);
@@ -162,26 +209,22 @@ async fn rebuild_views_reproduces_the_live_views() {
 
 // ----- (b) tamper detection ------------------------------------------------------------------
 
-/// A direct connection to the catalog database, as an attacker (or a careless DBA) would have.
-async fn raw_catalog(db: &Path) -> SqlitePool {
-    SqlitePoolOptions::new()
-        .max_connections(1)
-        .connect_with(SqliteConnectOptions::new().filename(db))
-        .await
-        .expect("open catalog.db directly")
-}
-
-async fn raw_body(pool: &SqlitePool, seq: i64) -> Vec<u8> {
-    sqlx::query_scalar("SELECT body FROM events WHERE seq = ?")
+async fn raw_body(pool: &AnyPool, seq: i64) -> Vec<u8> {
+    sqlx::query_scalar("SELECT body FROM events WHERE seq = $1")
         .bind(seq)
         .fetch_one(pool)
         .await
         .unwrap()
 }
 
-async fn drop_guard_triggers(pool: &SqlitePool) {
+/// What an attacker with write access to the database does first.
+async fn drop_guard_triggers(backend: Backend, pool: &AnyPool) {
     for trigger in ["events_refuse_update", "events_refuse_delete"] {
-        sqlx::query(sqlx::AssertSqlSafe(format!("DROP TRIGGER {trigger}")))
+        let statement = match backend {
+            Backend::Sqlite => format!("DROP TRIGGER {trigger}"),
+            Backend::Postgres => format!("DROP TRIGGER {trigger} ON events"),
+        };
+        sqlx::query(sqlx::AssertSqlSafe(statement))
             .execute(pool)
             .await
             .unwrap();
@@ -196,29 +239,32 @@ async fn first_bad_seq(store: &ArtifactStore) -> u64 {
     }
 }
 
-/// A fresh store whose log has at least 14 events, and the seq an attack aims at (an event
-/// in the middle, not the last).
-async fn store_to_tamper() -> (Fixture, SqlitePool, u64) {
-    let fixture = busy_store().await;
+/// A fresh store whose log has at least 14 events, a direct connection to its catalog, and
+/// the seq an attack aims at (an event in the middle, not the last).
+async fn store_to_tamper(backend: Backend) -> (Fixture, AnyPool, u64) {
+    let fixture = busy_store(backend).await;
     let head = fixture.store.audit_verify().await.unwrap();
     assert!(head.seq >= 14, "the log is too short: {}", head.seq);
-    let pool = raw_catalog(&fixture.catalog_db()).await;
+    let pool = fixture.raw_catalog().await;
     (fixture, pool, 7)
 }
 
-#[tokio::test]
-async fn events_table_refuses_update_and_delete() {
-    let (fixture, pool, target) = store_to_tamper().await;
+async fn events_table_refuses_update_and_delete(backend: Backend) {
+    let (fixture, pool, target) = store_to_tamper(backend).await;
     let head = fixture.store.head().await.unwrap();
     let target = target as i64;
+    let overwrite_body = match backend {
+        Backend::Sqlite => "UPDATE events SET body = x'00' WHERE seq = $1",
+        Backend::Postgres => "UPDATE events SET body = '\\x00'::bytea WHERE seq = $1",
+    };
     for statement in [
-        "UPDATE events SET actor = 'mallory' WHERE seq = ?",
-        "UPDATE events SET body = x'00' WHERE seq = ?",
-        "UPDATE events SET seq = seq + 1000 WHERE seq = ?",
-        "DELETE FROM events WHERE seq = ?",
+        "UPDATE events SET actor = 'mallory' WHERE seq = $1",
+        overwrite_body,
+        "UPDATE events SET seq = seq + 1000 WHERE seq = $1",
+        "DELETE FROM events WHERE seq = $1",
         // An upsert's DO UPDATE is an UPDATE as far as the triggers are concerned.
         "INSERT INTO events (seq, type, package_id, actor, at, body, hash) \
-         SELECT seq, type, package_id, actor, at, body, hash FROM events WHERE seq = ? \
+         SELECT seq, type, package_id, actor, at, body, hash FROM events WHERE seq = $1 \
          ON CONFLICT (seq) DO UPDATE SET actor = 'mallory'",
     ] {
         let error = sqlx::query(statement)
@@ -239,44 +285,111 @@ async fn events_table_refuses_update_and_delete() {
     assert_eq!(fixture.store.audit_verify().await.unwrap(), head);
 }
 
-/// SPEC §2.4: events are never updated or deleted, and the database refuses it. SQLite's
-/// `INSERT OR REPLACE` (and `REPLACE`) deletes the conflicting row without firing DELETE
-/// triggers (unless the writing connection turned `recursive_triggers` on), so a guard made
-/// only of UPDATE and DELETE triggers lets anyone overwrite history with an INSERT. A
-/// `BEFORE INSERT` trigger refusing a row whose seq already exists closes the gap. (The chain
-/// still exposes the forgery: `audit_verify` names the replaced seq.)
-#[tokio::test]
-async fn events_table_refuses_insert_or_replace() {
-    let (fixture, pool, target) = store_to_tamper().await;
+/// SPEC §2.4: events are never updated or deleted, and the database refuses it, whatever the
+/// statement. SQLite's `INSERT OR REPLACE` (and `REPLACE`) deletes the conflicting row without
+/// firing DELETE triggers (unless the writing connection turned `recursive_triggers` on), so a
+/// guard made only of UPDATE and DELETE triggers lets anyone overwrite history with an INSERT.
+/// A `BEFORE INSERT` trigger refusing a row whose seq already exists closes the gap. On
+/// PostgreSQL the same trigger refuses an insert of an existing seq (even `ON CONFLICT DO
+/// NOTHING`), row triggers cover MERGE's actions, and a statement trigger covers TRUNCATE
+/// (which fires no row trigger). (The chain still exposes a forgery: `audit_verify` names the
+/// replaced seq.)
+async fn events_table_refuses_insert_or_replace(backend: Backend) {
+    let (fixture, pool, target) = store_to_tamper(backend).await;
     let head = fixture.store.head().await.unwrap();
     let mut forged = Event::from_canonical_bytes(&raw_body(&pool, target as i64).await).unwrap();
     forged.actor = "mallory".to_owned();
     let body = forged.canonical_bytes().unwrap();
-    for verb in ["INSERT OR REPLACE", "REPLACE"] {
-        let statement = format!(
-            "{verb} INTO events (seq, type, package_id, actor, at, body, hash) \
-             SELECT seq, type, package_id, 'mallory', at, ?, hash FROM events WHERE seq = ?"
-        );
-        let result = sqlx::query(sqlx::AssertSqlSafe(statement))
+    let insert = "INTO events (seq, type, package_id, actor, at, body, hash) \
+                  SELECT seq, type, package_id, 'mallory', at, $1, hash FROM events WHERE seq = $2";
+    let statements: Vec<String> = match backend {
+        Backend::Sqlite => vec![
+            format!("INSERT OR REPLACE {insert}"),
+            format!("REPLACE {insert}"),
+        ],
+        Backend::Postgres => vec![
+            format!("INSERT {insert}"),
+            format!("INSERT {insert} ON CONFLICT DO NOTHING"),
+            format!("INSERT {insert} ON CONFLICT (seq) DO UPDATE SET body = EXCLUDED.body"),
+            "MERGE INTO events e USING (SELECT $1::bytea AS body, $2::bigint AS seq) f \
+             ON e.seq = f.seq WHEN MATCHED THEN UPDATE SET body = f.body"
+                .to_owned(),
+            "MERGE INTO events e USING (SELECT $1::bytea AS body, $2::bigint AS seq) f \
+             ON e.seq = f.seq WHEN MATCHED THEN DELETE"
+                .to_owned(),
+        ],
+    };
+    for statement in statements {
+        let result = sqlx::query(sqlx::AssertSqlSafe(statement.clone()))
             .bind(&body)
             .bind(target as i64)
             .execute(&pool)
             .await;
-        assert!(
-            result.is_err(),
-            "`{verb}` rewrote event {target}; the database must refuse it"
-        );
+        match result {
+            Err(error) => assert!(
+                error.to_string().contains("append-only"),
+                "{statement}: refused for the wrong reason: {error}"
+            ),
+            Ok(_) => panic!("`{statement}` rewrote event {target}; the database must refuse it"),
+        }
+    }
+    if backend == Backend::Postgres {
+        for statement in ["TRUNCATE events", "TRUNCATE events CASCADE"] {
+            let error = sqlx::query(statement)
+                .execute(&pool)
+                .await
+                .expect_err(statement);
+            assert!(error.to_string().contains("append-only"), "{statement}: {error}");
+        }
     }
     assert_eq!(fixture.store.audit_verify().await.unwrap(), head);
 }
 
+/// PostgreSQL only: `INSERT … ON CONFLICT DO UPDATE` is refused by the UPDATE trigger even
+/// without the BEFORE INSERT trigger of migration 0003 (which normally refuses it first), so
+/// the guard of 0001 alone already covers upserts.
 #[tokio::test]
-async fn audit_names_an_altered_event_body() {
-    let (fixture, pool, target) = store_to_tamper().await;
-    drop_guard_triggers(&pool).await;
+async fn postgres_upsert_is_refused_by_the_update_trigger_alone() {
+    let (fixture, pool, target) = store_to_tamper(Backend::Postgres).await;
+    let head = fixture.store.head().await.unwrap();
+    sqlx::query("DROP TRIGGER events_refuse_replace ON events")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let error = sqlx::query(
+        "INSERT INTO events (seq, type, package_id, actor, at, body, hash) \
+         SELECT seq, type, package_id, actor, at, body, hash FROM events WHERE seq = $1 \
+         ON CONFLICT (seq) DO UPDATE SET actor = 'mallory'",
+    )
+    .bind(target as i64)
+    .execute(&pool)
+    .await
+    .expect_err("upsert");
+    assert!(error.to_string().contains("UPDATE refused"), "{error}");
+    // A plain duplicate insert still fails on the primary key.
+    let error = sqlx::query(
+        "INSERT INTO events (seq, type, package_id, actor, at, body, hash) \
+         SELECT seq, type, package_id, actor, at, body, hash FROM events WHERE seq = $1",
+    )
+    .bind(target as i64)
+    .execute(&pool)
+    .await
+    .expect_err("duplicate insert");
+    assert!(
+        error
+            .as_database_error()
+            .is_some_and(|e| e.is_unique_violation()),
+        "{error}"
+    );
+    assert_eq!(fixture.store.audit_verify().await.unwrap(), head);
+}
+
+async fn audit_names_an_altered_event_body(backend: Backend) {
+    let (fixture, pool, target) = store_to_tamper(backend).await;
+    drop_guard_triggers(backend, &pool).await;
     let mut event = Event::from_canonical_bytes(&raw_body(&pool, target as i64).await).unwrap();
     event.actor = "mallory".to_owned();
-    sqlx::query("UPDATE events SET body = ? WHERE seq = ?")
+    sqlx::query("UPDATE events SET body = $1 WHERE seq = $2")
         .bind(event.canonical_bytes().unwrap())
         .bind(target as i64)
         .execute(&pool)
@@ -285,16 +398,15 @@ async fn audit_names_an_altered_event_body() {
     assert_eq!(first_bad_seq(&fixture.store).await, target);
 }
 
-#[tokio::test]
-async fn audit_names_the_successor_of_a_rewritten_event_with_its_hash() {
+async fn audit_names_the_successor_of_a_rewritten_event_with_its_hash(backend: Backend) {
     // The attacker recomputes the hash column too: the altered event is self-consistent, but
     // the next event's `prev` no longer matches.
-    let (fixture, pool, target) = store_to_tamper().await;
-    drop_guard_triggers(&pool).await;
+    let (fixture, pool, target) = store_to_tamper(backend).await;
+    drop_guard_triggers(backend, &pool).await;
     let mut event = Event::from_canonical_bytes(&raw_body(&pool, target as i64).await).unwrap();
     event.actor = "mallory".to_owned();
     let body = event.canonical_bytes().unwrap();
-    sqlx::query("UPDATE events SET body = ?, actor = 'mallory', hash = ? WHERE seq = ?")
+    sqlx::query("UPDATE events SET body = $1, actor = 'mallory', hash = $2 WHERE seq = $3")
         .bind(&body)
         .bind(Blake3::of(&body).to_string())
         .bind(target as i64)
@@ -304,18 +416,17 @@ async fn audit_names_the_successor_of_a_rewritten_event_with_its_hash() {
     assert_eq!(first_bad_seq(&fixture.store).await, target + 1);
 }
 
-#[tokio::test]
-async fn audit_head_changes_when_the_last_event_is_rewritten() {
+async fn audit_head_changes_when_the_last_event_is_rewritten(backend: Backend) {
     // Rewriting the last event consistently leaves a valid chain: only the head an auditor
     // anchored elsewhere reveals it. `audit_verify` must report the new head, not the old.
-    let (fixture, pool, _) = store_to_tamper().await;
+    let (fixture, pool, _) = store_to_tamper(backend).await;
     let anchored: Head = fixture.store.audit_verify().await.unwrap();
-    drop_guard_triggers(&pool).await;
+    drop_guard_triggers(backend, &pool).await;
     let last = anchored.seq as i64;
     let mut event = Event::from_canonical_bytes(&raw_body(&pool, last).await).unwrap();
     event.actor = "mallory".to_owned();
     let body = event.canonical_bytes().unwrap();
-    sqlx::query("UPDATE events SET body = ?, actor = 'mallory', hash = ? WHERE seq = ?")
+    sqlx::query("UPDATE events SET body = $1, actor = 'mallory', hash = $2 WHERE seq = $3")
         .bind(&body)
         .bind(Blake3::of(&body).to_string())
         .bind(last)
@@ -328,11 +439,10 @@ async fn audit_head_changes_when_the_last_event_is_rewritten() {
     assert_eq!(verified.hash, Some(Blake3::of(&body)));
 }
 
-#[tokio::test]
-async fn audit_names_a_deleted_event() {
-    let (fixture, pool, target) = store_to_tamper().await;
-    drop_guard_triggers(&pool).await;
-    sqlx::query("DELETE FROM events WHERE seq = ?")
+async fn audit_names_a_deleted_event(backend: Backend) {
+    let (fixture, pool, target) = store_to_tamper(backend).await;
+    drop_guard_triggers(backend, &pool).await;
+    sqlx::query("DELETE FROM events WHERE seq = $1")
         .bind(target as i64)
         .execute(&pool)
         .await
@@ -340,13 +450,12 @@ async fn audit_names_a_deleted_event() {
     assert_eq!(first_bad_seq(&fixture.store).await, target);
 }
 
-#[tokio::test]
-async fn audit_names_swapped_events() {
-    let (fixture, pool, target) = store_to_tamper().await;
-    drop_guard_triggers(&pool).await;
+async fn audit_names_swapped_events(backend: Backend) {
+    let (fixture, pool, target) = store_to_tamper(backend).await;
+    drop_guard_triggers(backend, &pool).await;
     let (a, b) = (target as i64, target as i64 + 3);
     for (from, to) in [(a, 100_000), (b, a), (100_000, b)] {
-        sqlx::query("UPDATE events SET seq = ? WHERE seq = ?")
+        sqlx::query("UPDATE events SET seq = $1 WHERE seq = $2")
             .bind(to)
             .bind(from)
             .execute(&pool)
@@ -356,11 +465,10 @@ async fn audit_names_swapped_events() {
     assert_eq!(first_bad_seq(&fixture.store).await, target);
 }
 
-#[tokio::test]
-async fn audit_names_an_event_whose_type_column_was_altered() {
-    let (fixture, pool, target) = store_to_tamper().await;
-    drop_guard_triggers(&pool).await;
-    sqlx::query("UPDATE events SET type = 'v1.blob.deleted' WHERE seq = ?")
+async fn audit_names_an_event_whose_type_column_was_altered(backend: Backend) {
+    let (fixture, pool, target) = store_to_tamper(backend).await;
+    drop_guard_triggers(backend, &pool).await;
+    sqlx::query("UPDATE events SET type = 'v1.blob.deleted' WHERE seq = $1")
         .bind(target as i64)
         .execute(&pool)
         .await
@@ -368,11 +476,10 @@ async fn audit_names_an_event_whose_type_column_was_altered() {
     assert_eq!(first_bad_seq(&fixture.store).await, target);
 }
 
-#[tokio::test]
-async fn audit_names_an_event_whose_package_id_column_was_altered() {
-    let (fixture, pool, target) = store_to_tamper().await;
-    drop_guard_triggers(&pool).await;
-    sqlx::query("UPDATE events SET package_id = ? WHERE seq = ?")
+async fn audit_names_an_event_whose_package_id_column_was_altered(backend: Backend) {
+    let (fixture, pool, target) = store_to_tamper(backend).await;
+    drop_guard_triggers(backend, &pool).await;
+    sqlx::query("UPDATE events SET package_id = $1 WHERE seq = $2")
         .bind(Blake3::of(b"another package").to_string())
         .bind(target as i64)
         .execute(&pool)
@@ -384,13 +491,12 @@ async fn audit_names_an_event_whose_package_id_column_was_altered() {
 /// The `actor` and `at` columns are stored beside the hashed body like `type` and
 /// `package_id`; SQL consumers (reports, ad-hoc audits) read them, so a forged value there is
 /// a disagreement with the log that the audit should report like the other columns.
-#[tokio::test]
-async fn audit_names_an_event_whose_actor_or_at_column_was_altered() {
+async fn audit_names_an_event_whose_actor_or_at_column_was_altered(backend: Backend) {
     for (column, value) in [("actor", "mallory"), ("at", "1999-01-01T00:00:00.000Z")] {
-        let (fixture, pool, target) = store_to_tamper().await;
-        drop_guard_triggers(&pool).await;
+        let (fixture, pool, target) = store_to_tamper(backend).await;
+        drop_guard_triggers(backend, &pool).await;
         sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE events SET {column} = ? WHERE seq = ?"
+            "UPDATE events SET {column} = $1 WHERE seq = $2"
         )))
         .bind(value)
         .bind(target as i64)
@@ -406,13 +512,12 @@ async fn audit_names_an_event_whose_actor_or_at_column_was_altered() {
     }
 }
 
-#[tokio::test]
-async fn audit_names_an_event_whose_body_is_not_canonical_cbor() {
-    let (fixture, pool, target) = store_to_tamper().await;
-    drop_guard_triggers(&pool).await;
+async fn audit_names_an_event_whose_body_is_not_canonical_cbor(backend: Backend) {
+    let (fixture, pool, target) = store_to_tamper(backend).await;
+    drop_guard_triggers(backend, &pool).await;
     let mut body = raw_body(&pool, target as i64).await;
     body.push(0x00); // trailing byte
-    sqlx::query("UPDATE events SET body = ?, hash = ? WHERE seq = ?")
+    sqlx::query("UPDATE events SET body = $1, hash = $2 WHERE seq = $3")
         .bind(&body)
         .bind(Blake3::of(&body).to_string())
         .bind(target as i64)
@@ -446,8 +551,8 @@ async fn snapshot(fixture: &Fixture) -> Snapshot {
     }
 }
 
-async fn bad_input_fixture() -> Fixture {
-    let fixture = Fixture::new(ymd(2026, 3, 1)).await;
+async fn bad_input_fixture(backend: Backend) -> Fixture {
+    let fixture = Fixture::new(backend, ymd(2026, 3, 1)).await;
     push(
         &fixture.store,
         "existing",
@@ -475,9 +580,8 @@ fn encode_map_in_order(value: &Value, order: &[&str]) -> (Vec<u8>, BTreeMap<Stri
     (bytes, offsets)
 }
 
-#[tokio::test]
-async fn non_canonical_manifest_cbor_is_rejected_with_its_offset() {
-    let fixture = bad_input_fixture().await;
+async fn non_canonical_manifest_cbor_is_rejected_with_its_offset(backend: Backend) {
+    let fixture = bad_input_fixture(backend).await;
     let store = &fixture.store;
     let before = snapshot(&fixture).await;
     let good = manifest("manifests", "1", "build-cache", &[("hello.txt", b"hello")]);
@@ -547,9 +651,8 @@ async fn non_canonical_manifest_cbor_is_rejected_with_its_offset() {
     assert_eq!(created.package_id, Blake3::of(&canonical));
 }
 
-#[tokio::test]
-async fn path_traversal_in_a_manifest_is_rejected() {
-    let fixture = bad_input_fixture().await;
+async fn path_traversal_in_a_manifest_is_rejected(backend: Backend) {
+    let fixture = bad_input_fixture(backend).await;
     let store = &fixture.store;
     let before = snapshot(&fixture).await;
     for bad_path in ["../x", "a/../../etc/passwd", "/etc/passwd", "a//b", "./x"] {
@@ -572,9 +675,8 @@ async fn path_traversal_in_a_manifest_is_rejected() {
     assert_eq!(snapshot(&fixture).await, before);
 }
 
-#[tokio::test]
-async fn unknown_retention_class_is_rejected() {
-    let fixture = bad_input_fixture().await;
+async fn unknown_retention_class_is_rejected(backend: Backend) {
+    let fixture = bad_input_fixture(backend).await;
     let before = snapshot(&fixture).await;
     let bad = manifest(
         "classless",
@@ -591,9 +693,8 @@ async fn unknown_retention_class_is_rejected() {
     assert_eq!(snapshot(&fixture).await, before);
 }
 
-#[tokio::test]
-async fn manifest_naming_an_unstored_blob_is_rejected() {
-    let fixture = bad_input_fixture().await;
+async fn manifest_naming_an_unstored_blob_is_rejected(backend: Backend) {
+    let fixture = bad_input_fixture(backend).await;
     let store = &fixture.store;
 
     // Bytes written but never recorded are not "stored" either: record_blobs is what makes
@@ -640,9 +741,8 @@ async fn manifest_naming_an_unstored_blob_is_rejected() {
     assert_eq!(snapshot(&fixture).await, before);
 }
 
-#[tokio::test]
-async fn same_name_version_is_idempotent_or_a_conflict() {
-    let fixture = bad_input_fixture().await;
+async fn same_name_version_is_idempotent_or_a_conflict(backend: Backend) {
+    let fixture = bad_input_fixture(backend).await;
     let store = &fixture.store;
     let original = manifest("existing", "1", "build-cache", &[("hello.txt", b"hello")]);
     let before = snapshot(&fixture).await;
@@ -677,9 +777,8 @@ async fn same_name_version_is_idempotent_or_a_conflict() {
     assert_eq!(snapshot(&fixture).await, before);
 }
 
-#[tokio::test]
-async fn digest_mismatch_stores_nothing() {
-    let fixture = bad_input_fixture().await;
+async fn digest_mismatch_stores_nothing(backend: Backend) {
+    let fixture = bad_input_fixture(backend).await;
     let store = &fixture.store;
     let content = pseudo_random_bytes(100_000, 7);
     let actual = BlobInfo::of(&content);
@@ -738,9 +837,8 @@ async fn digest_mismatch_stores_nothing() {
     assert_eq!(record.info, actual);
 }
 
-#[tokio::test]
-async fn bad_retention_requests_change_nothing() {
-    let fixture = bad_input_fixture().await;
+async fn bad_retention_requests_change_nothing(backend: Backend) {
+    let fixture = bad_input_fixture(backend).await;
     let store = &fixture.store;
     let package = store.resolve(&"existing@1".parse().unwrap()).await.unwrap();
     let permanent = push(
@@ -907,9 +1005,8 @@ async fn read_to_end(mut read: artifact_core::blob::BlobRead) -> std::io::Result
     Ok(bytes)
 }
 
-#[tokio::test]
-async fn corrupt_blob_fails_a_full_read() {
-    let fixture = Fixture::new(ymd(2026, 5, 1)).await;
+async fn corrupt_blob_fails_a_full_read(backend: Backend) {
+    let fixture = Fixture::new(backend, ymd(2026, 5, 1)).await;
     let store = &fixture.store;
     let content = pseudo_random_bytes(300_000, 11);
     let created = push(
@@ -966,9 +1063,8 @@ async fn corrupt_blob_fails_a_full_read() {
     assert_eq!(read_to_end(ranged).await.unwrap(), content[..1000]);
 }
 
-#[tokio::test]
-async fn truncated_or_grown_blob_fails_a_full_read() {
-    let fixture = Fixture::new(ymd(2026, 5, 1)).await;
+async fn truncated_or_grown_blob_fails_a_full_read(backend: Backend) {
+    let fixture = Fixture::new(backend, ymd(2026, 5, 1)).await;
     let store = &fixture.store;
     let content = pseudo_random_bytes(50_000, 12);
     store.ingest_blob("ci", &content[..], &[]).await.unwrap();
@@ -997,9 +1093,8 @@ async fn truncated_or_grown_blob_fails_a_full_read() {
     }
 }
 
-#[tokio::test]
-async fn corrupt_manifest_blob_fails_manifest_reads() {
-    let fixture = Fixture::new(ymd(2026, 5, 1)).await;
+async fn corrupt_manifest_blob_fails_manifest_reads(backend: Backend) {
+    let fixture = Fixture::new(backend, ymd(2026, 5, 1)).await;
     let store = &fixture.store;
     let created = push(store, "m", "1", "ephemeral", &[("a.txt", b"a")]).await;
     flip_byte(&blob_file(&fixture, &created.package_id), 3);

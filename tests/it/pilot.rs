@@ -16,7 +16,14 @@ use artifact_core::time::{Timestamp, ymd};
 use artifact_core::{ArtifactStore, PackageRef};
 use tokio::io::AsyncReadExt as _;
 
-use crate::support::{Fixture, by_id, events_of, head_seq, pseudo_random_bytes};
+use crate::support::{
+    Backend, Fixture, backend_tests, by_id, events_of, head_seq, pseudo_random_bytes,
+};
+
+backend_tests! {
+    #[tokio::test]
+    pilot_guide_board_release_evidence_lifecycle,
+}
 
 /// Size of the run's trace file: above the store's 4 MiB pipeline threshold (hashing moves to
 /// its own thread, overlapping the backend's writes) and not a multiple of the 1 MiB chunk
@@ -97,10 +104,9 @@ fn at(text: &str) -> Timestamp {
     text.parse().expect("timestamp")
 }
 
-#[tokio::test]
-async fn pilot_guide_board_release_evidence_lifecycle() {
+async fn pilot_guide_board_release_evidence_lifecycle(backend: Backend) {
     let created_at = ymd(2026, 11, 23);
-    let fixture = Fixture::new(created_at).await;
+    let fixture = Fixture::new(backend, created_at).await;
     let store = &fixture.store;
     let clock = &fixture.clock;
     let run = GuideBoardRun::new();

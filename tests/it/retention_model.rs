@@ -24,7 +24,9 @@ use artifact_core::time::{Timestamp, ymd};
 use proptest::prelude::*;
 use proptest::test_runner::{FileFailurePersistence, TestCaseError};
 
-use crate::support::{Fixture, by_id, days, error_kind, events_of, head_seq, manifest, plus_days};
+use crate::support::{
+    Backend, Fixture, by_id, days, error_kind, events_of, head_seq, manifest, plus_days,
+};
 
 /// At most this many distinct packages; further creations repeat an existing one.
 const MAX_PACKAGES: usize = 3;
@@ -577,9 +579,13 @@ async fn check_invariants(
     Ok(())
 }
 
-async fn run_case(initial: Vec<Class>, ops: Vec<Op>) -> Result<(), TestCaseError> {
+async fn run_case(
+    backend: Backend,
+    initial: Vec<Class>,
+    ops: Vec<Op>,
+) -> Result<(), TestCaseError> {
     let start = ymd(2026, 1, 1);
-    let mut fixture = Fixture::new(start).await;
+    let mut fixture = Fixture::new(backend, start).await;
     let mut model = Model {
         now: start,
         head: 0,
@@ -634,18 +640,35 @@ proptest! {
     })]
 
     #[test]
-    fn retention_lifecycle_matches_the_model(
-        // Mostly start with packages to act on; sometimes with none (unknown-package paths).
-        initial in prop_oneof![
-            1 => Just(Vec::new()),
-            6 => prop::collection::vec(class_strategy(), 1..=MAX_PACKAGES),
-        ],
+    fn retention_lifecycle_matches_the_model_sqlite(
+        initial in initial_strategy(),
         ops in prop::collection::vec(op_strategy(), 1..40),
     ) {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("tokio runtime");
-        runtime.block_on(run_case(initial, ops))?;
+        run_blocking(Backend::Sqlite, initial, ops)?;
     }
+
+    /// The same model test with the catalog on PostgreSQL (each case in a fresh database).
+    #[test]
+    fn retention_lifecycle_matches_the_model_postgres(
+        initial in initial_strategy(),
+        ops in prop::collection::vec(op_strategy(), 1..40),
+    ) {
+        run_blocking(Backend::Postgres, initial, ops)?;
+    }
+}
+
+/// Mostly start with packages to act on; sometimes with none (unknown-package paths).
+fn initial_strategy() -> impl Strategy<Value = Vec<Class>> {
+    prop_oneof![
+        1 => Just(Vec::new()),
+        6 => prop::collection::vec(class_strategy(), 1..=MAX_PACKAGES),
+    ]
+}
+
+fn run_blocking(backend: Backend, initial: Vec<Class>, ops: Vec<Op>) -> Result<(), TestCaseError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    runtime.block_on(run_case(backend, initial, ops))
 }

@@ -57,6 +57,8 @@ pub mod retention;
 pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
+#[cfg(feature = "testing")]
+pub mod testing_postgres;
 pub mod time;
 
 pub use error::{Error, Result};

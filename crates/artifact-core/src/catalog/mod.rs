@@ -83,6 +83,36 @@ pub struct Catalog {
 }
 
 static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
+static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
+
+/// The key of the transaction-scoped advisory lock that serialises appends on PostgreSQL
+/// (ADR 0009). Advisory locks are per database, so catalogs in different databases of one
+/// cluster do not contend.
+const POSTGRES_APPEND_LOCK: i64 = 7232917406151681;
+
+/// How a PostgreSQL write transaction starts. READ COMMITTED is required, not a default we
+/// accept: each statement then reads a fresh snapshot, so the head read *after*
+/// `pg_advisory_xact_lock` returns sees the previous writer's commit. Under REPEATABLE READ or
+/// SERIALIZABLE the snapshot would be taken by the lock statement itself, before the lock is
+/// granted, and two writers would both append `head + 1`. Spelled out so that a server or role
+/// whose `default_transaction_isolation` is stricter cannot break the log (ADR 0009).
+const POSTGRES_BEGIN: &str = "BEGIN ISOLATION LEVEL READ COMMITTED";
+
+/// `url` with any password replaced by `***`, for error messages and logs.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _password)) => format!("{scheme}://{user}:***@{host}{tail}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
 
 impl Catalog {
     /// Connects, configures and migrates.
@@ -125,16 +155,18 @@ impl Catalog {
                     "cannot open the catalog {}: {e} (run `artifactstore init` first?)",
                     options.url
                 )),
+                Dialect::Postgres => Error::Config(format!(
+                    "cannot connect to the PostgreSQL catalog {}: {e} (is the server running, \
+                     and does the database exist? create it with `createdb`)",
+                    redact_url(&options.url)
+                )),
                 _ => Error::Database(e),
             })?;
+        // Both migrators take a lock first (SQLite: the write lock; PostgreSQL: a session
+        // advisory lock), so replicas starting at once apply each migration exactly once.
         match dialect {
             Dialect::Sqlite => SQLITE_MIGRATOR.run(&pool).await?,
-            Dialect::Postgres => {
-                return Err(Error::Config(
-                    "the PostgreSQL catalog is not available in this build yet (see ROADMAP.md)"
-                        .to_owned(),
-                ));
-            }
+            Dialect::Postgres => POSTGRES_MIGRATOR.run(&pool).await?,
         }
         Ok(Self {
             pool,
@@ -165,14 +197,18 @@ impl Catalog {
         let mut tx = match self.dialect {
             Dialect::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
             Dialect::Postgres => {
-                let mut tx = self.pool.begin().await?;
-                // One transaction-scoped advisory lock serialises appends across processes.
-                sqlx::query("SELECT pg_advisory_xact_lock(7232917406151681)")
+                let mut tx = self.pool.begin_with(POSTGRES_BEGIN).await?;
+                // One transaction-scoped advisory lock serialises appends across processes
+                // (replicas); it is released by COMMIT or ROLLBACK, or when the connection
+                // dies. It must be taken before the head is read (ADR 0009).
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(POSTGRES_APPEND_LOCK)
                     .execute(&mut *tx)
                     .await?;
                 tx
             }
         };
+        // Read only now, under the lock: the head every append of this transaction chains to.
         let head = read_head(&mut tx).await?;
         Ok(WriteTx {
             tx,
