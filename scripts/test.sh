@@ -42,4 +42,5 @@ if [ -z "${ARTIFACTSTORE_TEST_WEED:-}" ] && [ -z "${ARTIFACTSTORE_TEST_S3_ENDPOI
   chmod +x "$TOOLS/bin/weed"
 fi
 
+scripts/provision-postgres.sh  # PostgreSQL server binaries for the metadata conformance suite
 cargo test --workspace --locked "$@"

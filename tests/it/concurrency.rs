@@ -320,3 +320,81 @@ async fn concurrent_identical_creates_record_one_package(backend: Backend) {
         store_a.head().await.unwrap()
     );
 }
+
+/// PostgreSQL only. A database (or role) whose `default_transaction_isolation` is stricter than
+/// READ COMMITTED must not break the log: under REPEATABLE READ or SERIALIZABLE the snapshot of
+/// a write transaction would be taken by its `pg_advisory_xact_lock` statement, before the lock
+/// is granted, so the head read next would be stale and two writers would both append
+/// `head + 1` (a duplicate-key failure, or with other tables a lost update). `Catalog::write`
+/// therefore begins `ISOLATION LEVEL READ COMMITTED` explicitly (ADR 0009).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_writers_stay_serialised_under_a_serializable_default() {
+    let mut fixture = Fixture::new(Backend::Postgres, ymd(2026, 1, 1)).await;
+    let raw = fixture.raw_catalog().await;
+    let database: String = sqlx::query_scalar("SELECT current_database()::text")
+        .fetch_one(&raw)
+        .await
+        .unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "ALTER DATABASE \"{database}\" SET default_transaction_isolation = 'serializable'"
+    )))
+    .execute(&raw)
+    .await
+    .unwrap();
+    raw.close().await;
+    // New pools, whose connections start with the stricter default.
+    fixture.reopen().await;
+    let store_a = fixture.store.clone();
+    let store_b = fixture.second_handle().await;
+    let check = fixture.raw_catalog().await;
+    let isolation: String = sqlx::query_scalar("SHOW default_transaction_isolation")
+        .fetch_one(&check)
+        .await
+        .unwrap();
+    assert_eq!(isolation, "serializable");
+
+    let mut packages = Vec::new();
+    for n in 0..4 {
+        let content = format!("strict {n}").into_bytes();
+        let created = push(
+            &store_a,
+            &format!("strict-{n}"),
+            "1",
+            "ephemeral",
+            &[("data.txt", &content)],
+        )
+        .await;
+        packages.push(created.package_id);
+    }
+    fixture.clock.advance(days(60));
+    let mut tasks = tokio::task::JoinSet::new();
+    for (n, store) in [&store_a, &store_b, &store_a, &store_b]
+        .into_iter()
+        .enumerate()
+    {
+        let store = store.clone();
+        tasks.spawn(async move {
+            sweeper(store, format!("sweeper-{n}")).await;
+        });
+    }
+    tasks.spawn(holder(store_a.clone(), store_b.clone(), packages.clone()));
+    tasks.spawn(holder(store_b.clone(), store_a.clone(), packages.clone()));
+    while let Some(joined) = tasks.join_next().await {
+        joined.expect("a task panicked");
+    }
+    let head = store_a.head().await.unwrap();
+    let events = all_events(&store_a).await;
+    assert_eq!(
+        events.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        (1..=head.seq).collect::<Vec<_>>()
+    );
+    assert_eq!(store_b.audit_verify().await.unwrap(), head);
+    for package in &packages {
+        let package_events: Vec<Event> = events
+            .iter()
+            .filter(|e| e.package_id == Some(*package))
+            .cloned()
+            .collect();
+        check_package_history(*package, &package_events);
+    }
+}

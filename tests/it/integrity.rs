@@ -339,7 +339,10 @@ async fn events_table_refuses_insert_or_replace(backend: Backend) {
                 .execute(&pool)
                 .await
                 .expect_err(statement);
-            assert!(error.to_string().contains("append-only"), "{statement}: {error}");
+            assert!(
+                error.to_string().contains("append-only"),
+                "{statement}: {error}"
+            );
         }
     }
     assert_eq!(fixture.store.audit_verify().await.unwrap(), head);
