@@ -1,0 +1,534 @@
+//! Multi-replica operation (SPEC §3 "safe when several server replicas sweep at once", §4.2,
+//! §6): two real `artifactstore serve` processes share one PostgreSQL catalog
+//! (`--database-url`) and one fs blob directory (`[blobs] path` in a shared config file), each
+//! with its own data and upload directory. Clients drive both over HTTP at once: uploads of the
+//! same and of different blobs, identical package creations racing on both replicas,
+//! extensions, holds applied on one replica and released on the other, and sweeps
+//! (`POST /retention/sweep?as_of=`) from both.
+//!
+//! Afterwards: no seq gap and the same log seen from both replicas; `GET /audit/verify` ok on
+//! both with the same head; each package and blob recorded once; no package marked eligible
+//! twice without a flip back in between, while it held a hold, or before its expiry; no expiry
+//! moved earlier; the sweeps' reported counts equal the `deletion_eligible` events.
+//!
+//! The PostgreSQL is `ARTIFACTSTORE_TEST_POSTGRES_URL` or a throwaway cluster
+//! (`artifact_core::testing_postgres`); a missing PostgreSQL fails this test.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::BufRead as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use artifact_core::digest::{BlobInfo, PackageId};
+use artifact_core::event::{Event, types};
+use artifact_core::manifest::{FileEntry, Manifest};
+use artifact_core::retention::RetentionState;
+use artifact_core::time::{Clock as _, Period, SystemClock, Timestamp};
+use serde_json::Value as Json;
+
+const PACKAGES: usize = 8;
+const HOLD_ROUNDS: usize = 4;
+const EXTEND_ROUNDS: usize = 4;
+const SWEEPS_PER_SWEEPER: usize = 10;
+const DAY_MS: i64 = 86_400_000;
+
+fn command(database_url: &str, config: &Path, data_dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_artifactstore"));
+    command
+        .arg("--data-dir")
+        .arg(data_dir)
+        .arg("--config")
+        .arg(config)
+        .arg("--database-url")
+        .arg(database_url)
+        .env_remove("ARTIFACTSTORE_CONFIG")
+        .env_remove("ARTIFACTSTORE_SERVER")
+        .env_remove("ARTIFACTSTORE_TOKEN")
+        .env_remove("ARTIFACTSTORE_DATABASE_URL")
+        .env_remove("ARTIFACTSTORE_LOG");
+    command
+}
+
+/// A running `artifactstore serve`; killed and reaped on drop.
+struct Replica {
+    child: Child,
+    _stdout: std::io::BufReader<std::process::ChildStdout>,
+    base: String,
+    log: PathBuf,
+}
+
+impl Replica {
+    fn start(database_url: &str, config: &Path, data_dir: &Path) -> Self {
+        let log = data_dir.with_extension("log");
+        let log_file = std::fs::File::create(&log).unwrap();
+        let mut child = command(database_url, config, data_dir)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log_file))
+            .spawn()
+            .unwrap();
+        let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        let Some(base) = line.trim().strip_prefix("listening on ") else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "serve printed {line:?}; log: {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        };
+        Self {
+            base: base.to_owned(),
+            child,
+            _stdout: stdout,
+            log,
+        }
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!(
+                "--- {} ---\n{}",
+                self.log.display(),
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            );
+        }
+    }
+}
+
+/// An HTTP client for one replica.
+#[derive(Clone)]
+struct Client {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl Client {
+    async fn send(&self, request: reqwest::RequestBuilder) -> (u16, Json) {
+        let response = request
+            .bearer_auth(&self.token)
+            .timeout(Duration::from_secs(120))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let body = response.bytes().await.unwrap();
+        let json = serde_json::from_slice(&body).unwrap_or(Json::Null);
+        (status, json)
+    }
+
+    async fn get(&self, path: &str) -> Json {
+        let (status, json) = self
+            .send(self.http.get(format!("{}{path}", self.base)))
+            .await;
+        assert_eq!(status, 200, "GET {path}: {json}");
+        json
+    }
+
+    async fn post(&self, path: &str, body: Json) -> (u16, Json) {
+        self.send(
+            self.http
+                .post(format!("{}{path}", self.base))
+                .header("content-type", "application/json")
+                .body(body.to_string()),
+        )
+        .await
+    }
+
+    async fn put_blob(&self, content: &[u8]) -> u16 {
+        let info = BlobInfo::of(content);
+        let (status, json) = self
+            .send(
+                self.http
+                    .put(format!("{}/blobs/{}", self.base, info.blake3))
+                    .body(content.to_vec()),
+            )
+            .await;
+        assert!(status == 201 || status == 200, "PUT blob: {status} {json}");
+        status
+    }
+
+    async fn create_package(&self, manifest: &Manifest) -> (u16, Json) {
+        let body = artifact_core::jcs::to_jcs(&manifest.to_value());
+        self.send(
+            self.http
+                .post(format!("{}/packages", self.base))
+                .header("content-type", "application/json")
+                .body(body),
+        )
+        .await
+    }
+
+    async fn expiry(&self, package: PackageId) -> Timestamp {
+        let status = self.get(&format!("/packages/{package}/retention")).await;
+        status["current_expires_at"]
+            .as_str()
+            .and_then(|t| t.parse().ok())
+            .expect("an expiring package")
+    }
+
+    async fn sweep(&self, as_of: Timestamp) -> usize {
+        let (status, json) = self
+            .post(&format!("/retention/sweep?as_of={as_of}"), Json::Null)
+            .await;
+        assert_eq!(status, 200, "sweep: {json}");
+        json["newly_eligible"].as_u64().unwrap() as usize
+    }
+
+    async fn all_events(&self) -> Vec<Event> {
+        let mut events: Vec<Event> = Vec::new();
+        loop {
+            let after = events.last().map_or(0, |e| e.seq);
+            let page = self
+                .get(&format!("/events?after={after}&limit=10000"))
+                .await;
+            let page = page.as_array().unwrap();
+            if page.is_empty() {
+                return events;
+            }
+            for event in page {
+                let value = artifact_core::jcs::from_json(event.to_string().as_bytes()).unwrap();
+                events.push(Event::from_value(&value).unwrap());
+            }
+        }
+    }
+}
+
+fn content_of(package: usize) -> Vec<u8> {
+    format!("replica test package {package}\n")
+        .repeat(100 + package)
+        .into_bytes()
+}
+
+const SHARED: &[u8] = b"one blob every package shares, uploaded through both replicas at once\n";
+
+fn manifest_of(package: usize) -> Manifest {
+    let entry = |path: &str, content: &[u8]| {
+        let info = BlobInfo::of(content);
+        FileEntry {
+            path: path.to_owned(),
+            size: info.size,
+            blake3: info.blake3,
+            sha256: info.sha256,
+            media_type: Some("text/plain".to_owned()),
+        }
+    };
+    let mut manifest = Manifest {
+        name: format!("replicated-{package}"),
+        version: "1".to_owned(),
+        retention_class: "ephemeral".to_owned(),
+        files: vec![
+            entry("own.txt", &content_of(package)),
+            entry("shared.txt", SHARED),
+        ],
+        labels: BTreeMap::new(),
+    };
+    manifest.sort_files();
+    manifest
+}
+
+fn data_ts(event: &Event, key: &str) -> Option<Timestamp> {
+    event.data_text(key).and_then(|t| t.parse().ok())
+}
+
+/// Walks one package's events and checks every retention transition was legal in the state
+/// the log had just before it; returns the number of eligibility marks.
+fn check_package_history(package: PackageId, events: &[Event]) -> usize {
+    let mut state: Option<RetentionState> = None;
+    let mut marks = 0;
+    for event in events {
+        if let Some(current) = &state {
+            match event.event_type.as_str() {
+                types::RETENTION_DELETION_ELIGIBLE => {
+                    let as_of = data_ts(event, "as_of").expect("deletion_eligible has as_of");
+                    assert!(
+                        !current.eligible_for_deletion,
+                        "{package}: seq {} marks it eligible again without a flip back",
+                        event.seq
+                    );
+                    assert_eq!(
+                        current.active_holds(),
+                        0,
+                        "{package}: seq {} marks it eligible while it holds a hold",
+                        event.seq
+                    );
+                    assert!(
+                        current.current_expires_at.is_some_and(|t| t <= as_of),
+                        "{package}: seq {} marks it eligible before its expiry",
+                        event.seq
+                    );
+                    marks += 1;
+                }
+                types::RETENTION_EXTENDED => {
+                    let previous = data_ts(event, "previous_expires_at");
+                    let new = data_ts(event, "new_expires_at");
+                    assert_eq!(previous, current.current_expires_at, "seq {}", event.seq);
+                    assert!(
+                        new > previous,
+                        "{package}: seq {} moves expiry earlier",
+                        event.seq
+                    );
+                }
+                _ => {}
+            }
+        }
+        RetentionState::apply(&mut state, event);
+    }
+    marks
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_two_replicas_share_one_catalog_and_one_blob_store() {
+    let database_url = artifact_core::testing_postgres::fresh_database().await;
+    let dir = tempfile::tempdir().unwrap();
+    let blobs = dir.path().join("shared-blobs");
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[blobs]\npath = {:?}\n\n[metadata]\nmax_connections = 4\n\n[retention]\nsweep_interval = \"1h\"\n",
+            blobs.display().to_string()
+        ),
+    )
+    .unwrap();
+    let data_a = dir.path().join("replica-a");
+    let data_b = dir.path().join("replica-b");
+
+    // A token, minted through the CLI straight into the shared catalog (this also migrates it).
+    let minted = command(&database_url, &config, &data_a)
+        .args([
+            "--json",
+            "admin",
+            "token",
+            "create",
+            "--principal",
+            "ops",
+            "--role",
+            "admin",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        minted.status.success(),
+        "token create: {}",
+        String::from_utf8_lossy(&minted.stderr)
+    );
+    let token = serde_json::from_slice::<Json>(&minted.stdout).unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let replica_a = Replica::start(&database_url, &config, &data_a);
+    let replica_b = Replica::start(&database_url, &config, &data_b);
+    let http = reqwest::Client::new();
+    let a = Client {
+        http: http.clone(),
+        base: replica_a.base.clone(),
+        token: token.clone(),
+    };
+    let b = Client {
+        http,
+        base: replica_b.base.clone(),
+        token,
+    };
+    let replicas = [a.clone(), b.clone()];
+
+    // Phase 1: every blob through both replicas at once, then every package created on both
+    // at once (one creates, the other answers 200 with the same id).
+    let mut tasks = tokio::task::JoinSet::new();
+    for package in 0..PACKAGES {
+        for client in &replicas {
+            let client = client.clone();
+            tasks.spawn(async move {
+                client.put_blob(&content_of(package)).await;
+                client.put_blob(SHARED).await;
+            });
+        }
+    }
+    while let Some(joined) = tasks.join_next().await {
+        joined.expect("an upload task panicked");
+    }
+    let mut creates = tokio::task::JoinSet::new();
+    for package in 0..PACKAGES {
+        for client in &replicas {
+            let client = client.clone();
+            creates.spawn(async move {
+                let manifest = manifest_of(package);
+                let (status, json) = client.create_package(&manifest).await;
+                (package, status, json)
+            });
+        }
+    }
+    let mut statuses: BTreeMap<usize, Vec<u16>> = BTreeMap::new();
+    let mut package_ids = vec![None; PACKAGES];
+    while let Some(joined) = creates.join_next().await {
+        let (package, status, json) = joined.expect("a create task panicked");
+        assert!(status == 201 || status == 200, "create: {status} {json}");
+        let id: PackageId = json["package_id"].as_str().unwrap().parse().unwrap();
+        assert_eq!(id, manifest_of(package).package_id().unwrap());
+        package_ids[package] = Some(id);
+        statuses.entry(package).or_default().push(status);
+    }
+    for (package, mut codes) in statuses {
+        codes.sort();
+        assert_eq!(
+            codes,
+            vec![200, 201],
+            "package {package}: one create, one idempotent"
+        );
+    }
+    let packages: Vec<PackageId> = package_ids.into_iter().map(Option::unwrap).collect();
+
+    // Phase 2: sweepers on both replicas race holders (apply on one replica, release on the
+    // other) and extenders. Every sweep looks a year ahead, so whatever is unheld is due.
+    let as_of = SystemClock
+        .now()
+        .checked_add(Period::Millis(365 * DAY_MS))
+        .unwrap();
+    let mut tasks = tokio::task::JoinSet::new();
+    let reported = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    for n in 0..4 {
+        let client = replicas[n % 2].clone();
+        let reported = reported.clone();
+        tasks.spawn(async move {
+            for _ in 0..SWEEPS_PER_SWEEPER {
+                let marked = client.sweep(as_of).await;
+                reported.fetch_add(marked, std::sync::atomic::Ordering::SeqCst);
+            }
+        });
+    }
+    for (n, half) in packages.chunks(PACKAGES / 2).enumerate() {
+        let (apply_on, release_on) = (replicas[n % 2].clone(), replicas[(n + 1) % 2].clone());
+        let half = half.to_vec();
+        tasks.spawn(async move {
+            for round in 0..HOLD_ROUNDS {
+                for package in &half {
+                    let (status, json) = apply_on
+                        .post(
+                            &format!("/packages/{package}/retention/holds"),
+                            serde_json::json!({ "reason": format!("review {round}") }),
+                        )
+                        .await;
+                    assert_eq!(status, 201, "hold: {json}");
+                    let hold_id = json["hold_id"].as_str().unwrap().to_owned();
+                    let (status, json) = release_on
+                        .post(
+                            &format!("/packages/{package}/retention/holds/{hold_id}/release"),
+                            serde_json::json!({ "reason": "cleared" }),
+                        )
+                        .await;
+                    assert_eq!(status, 201, "release: {json}");
+                }
+            }
+        });
+    }
+    for n in 0..2 {
+        let client = replicas[n].clone();
+        let packages = packages.clone();
+        tasks.spawn(async move {
+            for _ in 0..EXTEND_ROUNDS {
+                for package in &packages {
+                    let until = client
+                        .expiry(*package)
+                        .await
+                        .checked_add(Period::Millis(DAY_MS))
+                        .unwrap();
+                    let (status, json) = client
+                        .post(
+                            &format!("/packages/{package}/retention/extensions"),
+                            serde_json::json!({
+                                "new_expires_at": until.to_string(),
+                                "reason": "one more day",
+                            }),
+                        )
+                        .await;
+                    // Losing the race to the other extender is a legitimate refusal.
+                    assert!(
+                        status == 201
+                            || (status == 400 && json.to_string().contains("strictly later")),
+                        "extend: {status} {json}"
+                    );
+                }
+            }
+        });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        joined.expect("a task panicked");
+    }
+    // Every hold was released: one last sweep marks whatever is left.
+    reported.fetch_add(b.sweep(as_of).await, std::sync::atomic::Ordering::SeqCst);
+
+    // The same gap-free log from both replicas.
+    let events = a.all_events().await;
+    assert_eq!(events, b.all_events().await);
+    assert_eq!(
+        events.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        (1..=events.len() as u64).collect::<Vec<_>>(),
+        "seq gap"
+    );
+    let verified_a = a.get("/audit/verify").await;
+    let verified_b = b.get("/audit/verify").await;
+    assert_eq!(verified_a["ok"], Json::Bool(true), "{verified_a}");
+    assert_eq!(verified_a, verified_b);
+    assert_eq!(verified_a["head_seq"].as_u64(), Some(events.len() as u64));
+
+    // Each blob and each package recorded once.
+    let stored: Vec<&str> = events
+        .iter()
+        .filter(|e| e.event_type == types::BLOB_STORED)
+        .filter_map(|e| e.data_text("blake3"))
+        .collect();
+    let distinct: BTreeSet<&str> = stored.iter().copied().collect();
+    assert_eq!(stored.len(), distinct.len(), "a blob was recorded twice");
+    // Own files + the shared one + every manifest.
+    assert_eq!(distinct.len(), 2 * PACKAGES + 1);
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e.event_type == types::PACKAGE_CREATED)
+            .count(),
+        PACKAGES
+    );
+
+    let mut marks = 0;
+    for package in &packages {
+        let package_events: Vec<Event> = events
+            .iter()
+            .filter(|e| e.package_id == Some(*package))
+            .cloned()
+            .collect();
+        let package_marks = check_package_history(*package, &package_events);
+        assert!(package_marks >= 1, "{package} was never marked eligible");
+        marks += package_marks;
+        let status_a = a.get(&format!("/packages/{package}/retention")).await;
+        let status_b = b.get(&format!("/packages/{package}/retention")).await;
+        assert_eq!(status_a, status_b);
+        assert_eq!(status_a["eligible_for_deletion"], Json::Bool(true));
+        assert_eq!(status_a["active_holds"], Json::from(0));
+    }
+    let eligible_events = events
+        .iter()
+        .filter(|e| e.event_type == types::RETENTION_DELETION_ELIGIBLE)
+        .count();
+    assert_eq!(marks, eligible_events);
+    assert_eq!(
+        reported.load(std::sync::atomic::Ordering::SeqCst),
+        eligible_events,
+        "sweeps reported a different number of packages than they marked"
+    );
+    eprintln!(
+        "two replicas: {} events, {} deletion_eligible marks over {PACKAGES} packages, head {}",
+        events.len(),
+        eligible_events,
+        verified_a["head_hash"]
+    );
+    drop((replica_a, replica_b));
+}
