@@ -58,7 +58,8 @@ pub struct ClusterOptions {
     /// Directory of `initdb` and `postgres`; `None` = [`BIN_ENV`], else the newest
     /// `/usr/lib/postgresql/*/bin`.
     pub bin_dir: Option<PathBuf>,
-    /// Where the cluster's temporary directory goes; `None` = the system temp dir.
+    /// Where the cluster's temporary directory goes; `None` = the system temp dir. When the
+    /// server runs as `postgres` (we are root), the `postgres` user must be able to reach it.
     pub parent_dir: Option<PathBuf>,
 }
 
@@ -254,13 +255,12 @@ impl WithCredentials for Command {
         // signal whenever the effective uid or gid changes.
         unsafe {
             self.pre_exec(move || {
-                if let Some((uid, gid)) = ids {
-                    if libc::setgroups(0, std::ptr::null()) != 0
+                if let Some((uid, gid)) = ids
+                    && (libc::setgroups(0, std::ptr::null()) != 0
                         || libc::setgid(gid) != 0
-                        || libc::setuid(uid) != 0
-                    {
-                        return Err(io::Error::last_os_error());
-                    }
+                        || libc::setuid(uid) != 0)
+                {
+                    return Err(io::Error::last_os_error());
                 }
                 if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGQUIT) != 0 {
                     return Err(io::Error::last_os_error());

@@ -430,8 +430,8 @@ async fn postgres_two_replicas_share_one_catalog_and_one_blob_store() {
             }
         });
     }
-    for n in 0..2 {
-        let client = replicas[n].clone();
+    for client in &replicas {
+        let client = client.clone();
         let packages = packages.clone();
         tasks.spawn(async move {
             for _ in 0..EXTEND_ROUNDS {

@@ -133,6 +133,22 @@ impl Catalog {
             }
             Dialect::Postgres => options.url.parse()?,
         };
+        let unreachable_postgres = |e: sqlx::Error| {
+            Error::Config(format!(
+                "cannot connect to the PostgreSQL catalog {}: {e} (is the server running, and \
+                 does the database exist? create it with `createdb`)",
+                redact_url(&options.url)
+            ))
+        };
+        if dialect == Dialect::Postgres {
+            // One direct attempt first: the pool would retry a refused or failed connection
+            // until its acquire timeout (30 s) and then report only "pool timed out".
+            use sqlx::Connection as _;
+            let probe = AnyConnection::connect_with(&connect_options)
+                .await
+                .map_err(unreachable_postgres)?;
+            let _ = probe.close().await;
+        }
         let pool = AnyPoolOptions::new()
             .max_connections(options.max_connections.max(1))
             .after_connect(move |conn, _meta| {
@@ -155,11 +171,7 @@ impl Catalog {
                     "cannot open the catalog {}: {e} (run `artifactstore init` first?)",
                     options.url
                 )),
-                Dialect::Postgres => Error::Config(format!(
-                    "cannot connect to the PostgreSQL catalog {}: {e} (is the server running, \
-                     and does the database exist? create it with `createdb`)",
-                    redact_url(&options.url)
-                )),
+                Dialect::Postgres => unreachable_postgres(e),
                 _ => Error::Database(e),
             })?;
         // Both migrators take a lock first (SQLite: the write lock; PostgreSQL: a session
