@@ -12,7 +12,9 @@
 //!   as a child (no `pg_ctl`, no daemonising) on a free loopback port with `fsync=off`.
 //!
 //! When neither is available, [`fresh_database`] panics: a missing PostgreSQL fails the test
-//! run instead of skipping the PostgreSQL half of the conformance suite.
+//! run instead of skipping the PostgreSQL half of the conformance suite. Test databases are
+//! not dropped: on a server named by [`URL_ENV`] they accumulate, so point it at a disposable
+//! server.
 //!
 //! PostgreSQL refuses to run as root. When the test process is root, the cluster runs as the
 //! `postgres` user (its temporary directory is chowned to it).
