@@ -127,6 +127,33 @@ pub trait BlobStore: Debug + Send + Sync + 'static {
     /// Checks the backend is reachable and writable (for `readyz` and start-up).
     async fn check(&self) -> Result<()>;
 
+    /// Every stored key with its last-modified time, for garbage collection of bytes no event
+    /// names (GC deletes such bytes only when they are older than its grace period, so a key
+    /// whose time is unknown is never collected). The default knows no times.
+    async fn list_with_modified(&self) -> Result<Vec<(Blake3, Option<crate::time::Timestamp>)>> {
+        Ok(self
+            .list()
+            .await?
+            .into_iter()
+            .map(|key| (key, None))
+            .collect())
+    }
+
+    /// Deletes several blobs; a backend may batch the durability work (the fs backend fsyncs
+    /// each touched directory once). Absent blobs are fine.
+    async fn delete_many(&self, keys: &[Blake3]) -> Result<()> {
+        for key in keys {
+            self.delete(key).await?;
+        }
+        Ok(())
+    }
+
+    /// Staging leftovers no live writer owns (e.g. temp files of a killed process), for fsck.
+    /// The default reports none.
+    async fn orphaned_staging(&self) -> Result<Vec<String>> {
+        Ok(Vec::new())
+    }
+
     /// Takes a complete local file whose content is the blob `key` and publishes it under
     /// `key` with the same guarantees as [`StagedBlob::commit`]; the file is consumed (gone
     /// afterwards, whatever the outcome). The default streams it through [`BlobStore::stage`];

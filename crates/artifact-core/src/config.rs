@@ -25,6 +25,67 @@ pub struct Config {
     pub server: ServerConfig,
     /// `[retention]`: classes and the sweeper.
     pub retention: RetentionConfig,
+    /// `[gc]`: scheduled garbage collection (off by default).
+    pub gc: GcConfig,
+    /// `[verify]`: scheduled integrity scrubbing.
+    pub verify: VerifyConfig,
+}
+
+/// `[gc]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GcConfig {
+    /// How often the server collects garbage: `off` (default) or a fixed period.
+    pub interval: String,
+    /// Only blobs older than this are deleted.
+    pub grace: String,
+}
+
+impl Default for GcConfig {
+    fn default() -> Self {
+        Self {
+            interval: "off".to_owned(),
+            grace: "24h".to_owned(),
+        }
+    }
+}
+
+/// `[verify]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VerifyConfig {
+    /// How often the server scrubs a sample: a fixed period (default `24h`) or `off`.
+    pub interval: String,
+    /// Fraction of blobs each scheduled scrub re-reads, in (0, 1].
+    pub sample: f64,
+    /// Read rate limit of scheduled scrubs, bytes per second (0 = unlimited).
+    pub max_bytes_per_sec: u64,
+}
+
+impl Default for VerifyConfig {
+    fn default() -> Self {
+        Self {
+            interval: "24h".to_owned(),
+            sample: 0.01,
+            max_bytes_per_sec: 100 << 20,
+        }
+    }
+}
+
+/// Parses `off` (→ `None`) or a fixed period.
+fn optional_interval(key: &str, text: &str) -> Result<Option<std::time::Duration>> {
+    if text.trim() == "off" {
+        return Ok(None);
+    }
+    text.parse::<Period>()
+        .ok()
+        .and_then(Period::as_duration)
+        .map(Some)
+        .ok_or_else(|| {
+            Error::Config(format!(
+                "{key} `{text}` must be `off` or a fixed period such as `24h`"
+            ))
+        })
 }
 
 /// `[metadata]`.
@@ -205,6 +266,8 @@ impl Config {
         config.sweep_interval()?;
         config.server_durations()?;
         config.config_tokens()?;
+        config.gc_schedule()?;
+        config.verify_schedule()?;
         Ok(config)
     }
 
@@ -278,6 +341,37 @@ impl Config {
             .collect()
     }
 
+    /// `[gc]`: the interval (`None` = off) and the grace period.
+    pub fn gc_schedule(&self) -> Result<(Option<std::time::Duration>, Period)> {
+        let interval = optional_interval("[gc] interval", &self.gc.interval)?;
+        let grace = self
+            .gc
+            .grace
+            .parse::<Period>()
+            .ok()
+            .filter(|p| p.as_duration().is_some())
+            .ok_or_else(|| {
+                Error::Config(format!(
+                    "[gc] grace `{}` must be a fixed period such as `24h`",
+                    self.gc.grace
+                ))
+            })?;
+        Ok((interval, grace))
+    }
+
+    /// `[verify]`: the interval (`None` = off), sample fraction and rate limit.
+    pub fn verify_schedule(&self) -> Result<(Option<std::time::Duration>, f64, Option<u64>)> {
+        let interval = optional_interval("[verify] interval", &self.verify.interval)?;
+        if !(self.verify.sample > 0.0 && self.verify.sample <= 1.0) {
+            return Err(Error::Config(format!(
+                "[verify] sample {} must be in (0, 1]",
+                self.verify.sample
+            )));
+        }
+        let rate = (self.verify.max_bytes_per_sec > 0).then_some(self.verify.max_bytes_per_sec);
+        Ok((interval, self.verify.sample, rate))
+    }
+
     /// The sweeper interval.
     pub fn sweep_interval(&self) -> Result<std::time::Duration> {
         self.retention
@@ -346,6 +440,15 @@ pub const DEFAULT_CONFIG_TOML: &str = r#"# artifactstore configuration. Every ke
 # compliance-record 11y, permanent-record permanent. Add or override:
 # [retention.classes.release-evidence]
 # default = "730d"                           # or "permanent"; units ms s m h d w y
+
+[gc]
+# interval = "off"                           # the server collects garbage on this schedule
+# grace = "24h"                              # only blobs older than this are deleted
+
+[verify]
+# interval = "24h"                           # the server scrubs a sample on this schedule ("off")
+# sample = 0.01                              # fraction of blobs per scheduled scrub
+# max_bytes_per_sec = 104857600              # read rate limit (0 = unlimited)
 "#;
 
 #[cfg(test)]

@@ -27,6 +27,10 @@ pub enum Error {
         /// How it was named.
         id: String,
     },
+    /// The thing existed but its bytes were purged by garbage collection (its manifest and
+    /// events are kept).
+    #[error("gone: {0}")]
+    Gone(String),
     /// The request contradicts what is already recorded.
     #[error("conflict: {0}")]
     Conflict(String),

@@ -52,6 +52,7 @@ pub mod digest;
 pub mod error;
 pub mod event;
 pub mod jcs;
+pub mod maintenance;
 pub mod manifest;
 pub mod retention;
 pub mod store;

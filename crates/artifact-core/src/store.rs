@@ -273,6 +273,9 @@ impl ArtifactStore {
                 info.sha256, existing.info.blake3
             )));
         }
+        // Under the write lock: garbage collection cannot remove the bytes between this check
+        // and the commit.
+        self.check_durable(info).await?;
         let tier = self.blobs.tier();
         let data = Value::Map(BTreeMap::from([
             ("blake3".to_owned(), Value::Text(info.blake3.to_string())),
@@ -516,6 +519,22 @@ impl ArtifactStore {
             tx.rollback().await?;
             return Err(Error::MissingBlobs { missing });
         }
+        // Bytes of every file present (a crashed GC may have left a row naming deleted bytes;
+        // under the write lock no GC can delete them now).
+        for file in &manifest.files {
+            if let Err(error) = self.check_durable(&file.blob()).await {
+                tx.rollback().await?;
+                return Err(match error {
+                    Error::NotFound { .. } => Error::MissingBlobs {
+                        missing: vec![MissingBlob {
+                            path: file.path.clone(),
+                            expected: file.blob(),
+                        }],
+                    },
+                    other => other,
+                });
+            }
+        }
         for info in written {
             self.record_blob_in(&mut tx, actor, info).await?;
         }
@@ -670,6 +689,13 @@ impl ArtifactStore {
         path: &str,
         range: Option<ByteRange>,
     ) -> Result<(crate::manifest::FileEntry, BlobRead)> {
+        let record = self.package(package).await?;
+        if let Some(purged_seq) = record.purged_seq {
+            return Err(Error::Gone(format!(
+                "package {} was purged by garbage collection (seq {purged_seq}); its manifest and events are kept, its files are not",
+                record.package_id
+            )));
+        }
         let (manifest, _) = self.manifest(package).await?;
         let file = manifest
             .file(path)
@@ -725,6 +751,14 @@ impl ArtifactStore {
                     .ok_or_else(|| Error::not_found("package", package.to_string()))?
             }
         };
+        if let Some(purged_seq) = catalog::views_package(tx.conn(), &id)
+            .await?
+            .and_then(|p| p.purged_seq)
+        {
+            return Err(Error::Conflict(format!(
+                "package {id} was purged (seq {purged_seq}); retention no longer applies to it"
+            )));
+        }
         catalog::views_retention_status(tx.conn(), &id)
             .await?
             .ok_or_else(|| Error::not_found("package", package.to_string()))

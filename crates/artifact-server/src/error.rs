@@ -88,6 +88,7 @@ impl From<Error> for ApiError {
     fn from(error: Error) -> Self {
         match &error {
             Error::NotFound { .. } => ApiError::not_found(error.to_string()),
+            Error::Gone(_) => ApiError::new(StatusCode::GONE, "gone", error.to_string()),
             Error::Conflict(_) => {
                 ApiError::new(StatusCode::CONFLICT, "conflict", error.to_string())
             }

@@ -63,6 +63,10 @@ pub struct ServerOptions {
     pub sweep_interval: Option<Duration>,
     /// Tokens from configuration: (SHA-256 of the token, principal).
     pub config_tokens: Vec<(Sha256, Principal)>,
+    /// Scheduled garbage collection: interval and options; `None` disables it (the default).
+    pub gc: Option<(Duration, artifact_core::maintenance::GcOptions)>,
+    /// Scheduled scrub: interval and options; `None` disables it.
+    pub verify: Option<(Duration, artifact_core::maintenance::VerifyOptions)>,
 }
 
 impl ServerOptions {
@@ -76,6 +80,8 @@ impl ServerOptions {
             upload_ttl: Duration::from_secs(24 * 3600),
             sweep_interval: Some(Duration::from_secs(3600)),
             config_tokens: Vec::new(),
+            gc: None,
+            verify: None,
         }
     }
 }
@@ -207,6 +213,7 @@ where
 async fn background_tasks(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
     let sweeper_state = state.clone();
     let mut sweeper_stop = stop.clone();
+    let stop_maintenance = stop.clone();
     let sweeper = async move {
         let Some(interval) = sweeper_state.options().sweep_interval else {
             return;
@@ -253,5 +260,48 @@ async fn background_tasks(state: AppState, mut stop: tokio::sync::watch::Receive
             }
         }
     };
-    tokio::join!(sweeper, reaper);
+    let maintenance = maintenance_schedule(state.clone(), stop_maintenance);
+    tokio::join!(sweeper, reaper, maintenance);
+}
+
+/// Scheduled GC and scrub (each on its own interval; the first run waits one interval).
+async fn maintenance_schedule(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let gc = state.options().gc;
+    let verify = state.options().verify;
+    if gc.is_none() && verify.is_none() {
+        return;
+    }
+    let far = Duration::from_secs(365 * 24 * 3600);
+    let mut next_gc = tokio::time::Instant::now() + gc.map_or(far, |(every, _)| every);
+    let mut next_verify = tokio::time::Instant::now() + verify.map_or(far, |(every, _)| every);
+    loop {
+        tokio::select! {
+            changed = stop.changed() => {
+                if changed.is_err() || *stop.borrow() {
+                    return;
+                }
+            }
+            _ = tokio::time::sleep_until(next_gc), if gc.is_some() => {
+                if let Some((every, options)) = gc {
+                    match state.store().gc("system:gc", options).await {
+                        Ok(report) => tracing::info!(purged = report.purged.len(), deleted = report.deleted.len(), bytes = report.bytes_reclaimed, "scheduled gc"),
+                        Err(error) => tracing::error!(%error, "scheduled gc failed"),
+                    }
+                    state.notify_appended();
+                    next_gc = tokio::time::Instant::now() + every;
+                }
+            }
+            _ = tokio::time::sleep_until(next_verify), if verify.is_some() => {
+                if let Some((every, options)) = verify {
+                    match state.store().verify_blobs("system:verify", options, |_| {}).await {
+                        Ok(report) if report.failed.is_empty() => tracing::info!(checked = report.checked, "scheduled scrub"),
+                        Ok(report) => tracing::error!(checked = report.checked, failed = report.failed.len(), "scheduled scrub found corrupt blobs"),
+                        Err(error) => tracing::error!(%error, "scheduled scrub failed"),
+                    }
+                    state.notify_appended();
+                    next_verify = tokio::time::Instant::now() + every;
+                }
+            }
+        }
+    }
 }

@@ -25,6 +25,67 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/audit/verify", get(audit_verify))
         .route("/admin/rebuild-views", post(rebuild_views))
         .route("/admin/tokens", post(create_token))
+        .route("/admin/gc", post(gc))
+        .route("/admin/verify", post(verify))
+        .route("/admin/fsck", get(fsck))
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GcQuery {
+    grace: Option<String>,
+    dry_run: Option<bool>,
+}
+
+/// `POST /admin/gc?grace=24h&dry_run=true` (admin) → the GC report.
+async fn gc(
+    State(state): State<AppState>,
+    caller: Caller,
+    query: Result<axum::extract::Query<GcQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Response> {
+    let actor = caller.require(Role::Admin)?.to_owned();
+    let axum::extract::Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let mut options = artifact_core::maintenance::GcOptions::default();
+    if let Some(grace) = &query.grace {
+        options.grace = grace
+            .parse()
+            .map_err(|e| ApiError::bad_request(format!("grace: {e}")))?;
+    }
+    options.dry_run = query.dry_run.unwrap_or(false);
+    let report = state.store().gc(&actor, options).await?;
+    state.notify_appended();
+    Ok(json_response(&report.to_value()))
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VerifyQuery {
+    sample: Option<f64>,
+    max_bytes_per_sec: Option<u64>,
+}
+
+/// `POST /admin/verify?sample=0.1&max_bytes_per_sec=N` (admin) → the scrub report.
+async fn verify(
+    State(state): State<AppState>,
+    caller: Caller,
+    query: Result<axum::extract::Query<VerifyQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Response> {
+    let actor = caller.require(Role::Admin)?.to_owned();
+    let axum::extract::Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let options = artifact_core::maintenance::VerifyOptions {
+        sample: query.sample.unwrap_or(1.0),
+        max_bytes_per_sec: query.max_bytes_per_sec.filter(|r| *r > 0),
+    };
+    let report = state.store().verify_blobs(&actor, options, |_| {}).await?;
+    state.notify_appended();
+    Ok(json_response(&report.to_value()))
+}
+
+/// `GET /admin/fsck` (admin) → the fsck report (`ok`, `findings`, `notes`).
+async fn fsck(State(state): State<AppState>, caller: Caller) -> ApiResult<Response> {
+    caller.require(Role::Admin)?;
+    let report = state.store().fsck().await?;
+    Ok(json_response(&report.to_value()))
 }
 
 /// `GET /healthz`: the process is up.

@@ -21,6 +21,9 @@ pub struct EmbeddedOptions {
     pub create: bool,
     /// The clock.
     pub clock: Arc<dyn Clock>,
+    /// A blob backend chosen by the caller (e.g. S3 from `[blobs] backend = "s3"`); `None`
+    /// uses the fs backend at `[blobs] path`.
+    pub blob_store: Option<Arc<dyn artifact_core::blob::BlobStore>>,
 }
 
 impl EmbeddedOptions {
@@ -31,7 +34,14 @@ impl EmbeddedOptions {
             config: None,
             create: true,
             clock: Arc::new(SystemClock),
+            blob_store: None,
         }
+    }
+
+    /// Uses this blob backend instead of the fs backend.
+    pub fn with_blob_store(mut self, blob_store: Arc<dyn artifact_core::blob::BlobStore>) -> Self {
+        self.blob_store = Some(blob_store);
+        self
     }
 
     /// Replaces the clock.
@@ -65,9 +75,9 @@ impl EmbeddedOptions {
                 }
             }
         };
-        if config.blobs.backend != "fs" {
+        if config.blobs.backend != "fs" && self.blob_store.is_none() {
             return Err(Error::Config(format!(
-                "[blobs] backend `{}` is not available here: this build supports `fs` (s3 is on the ROADMAP)",
+                "[blobs] backend `{}` must be supplied with EmbeddedOptions::with_blob_store (the CLI and server do this for `s3`)",
                 config.blobs.backend
             )));
         }
@@ -84,14 +94,17 @@ impl EmbeddedOptions {
                 self.data_dir.display()
             )));
         }
-        let blob_store = FsBlobStore::open(config.blob_path(&self.data_dir))?;
+        let blob_store: Arc<dyn artifact_core::blob::BlobStore> = match self.blob_store {
+            Some(blob_store) => blob_store,
+            None => Arc::new(FsBlobStore::open(config.blob_path(&self.data_dir))?),
+        };
         let options = StoreOptions {
             catalog: CatalogOptions {
                 url: config.metadata_url(&self.data_dir),
                 max_connections: config.metadata.max_connections,
                 create_if_missing: self.create,
             },
-            blob_store: Arc::new(blob_store),
+            blob_store,
             clock: self.clock,
             classes: config.retention_classes()?,
         };

@@ -229,8 +229,13 @@ fn publish(
         source,
     })?;
     if final_path.exists() {
-        // Same key, same content: keep the existing blob (never rewrite a recorded blob).
+        // Same key, same content: keep the existing blob (never rewrite a recorded blob), but
+        // mark it fresh so garbage collection's grace period protects it until this writer
+        // has recorded it.
         let _ = fs::remove_file(temp_path);
+        if let Ok(existing) = OpenOptions::new().write(true).open(final_path) {
+            let _ = existing.set_modified(std::time::SystemTime::now());
+        }
         return Ok(());
     }
     let shard = final_path.parent().unwrap_or(root);
@@ -441,6 +446,72 @@ impl BlobStore for FsBlobStore {
         .await
         .map_err(|_| Error::from(FsError::WriterGone))?
         .map_err(Error::from)
+    }
+
+    async fn list_with_modified(
+        &self,
+    ) -> Result<Vec<(Blake3, Option<artifact_core::time::Timestamp>)>> {
+        let keys = self.list().await?;
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || {
+            keys.into_iter()
+                .map(|key| {
+                    let modified = fs::metadata(store.blob_path(&key))
+                        .and_then(|m| m.modified())
+                        .ok()
+                        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                        .and_then(|d| i64::try_from(d.as_millis()).ok())
+                        .and_then(artifact_core::time::Timestamp::from_unix_millis);
+                    (key, modified)
+                })
+                .collect()
+        })
+        .await
+        .map_err(|_| Error::from(FsError::WriterGone))
+    }
+
+    async fn delete_many(&self, keys: &[Blake3]) -> Result<()> {
+        let paths: Vec<PathBuf> = keys.iter().map(|key| self.blob_path(key)).collect();
+        tokio::task::spawn_blocking(move || {
+            let mut shards = std::collections::BTreeSet::new();
+            for path in paths {
+                match fs::remove_file(&path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                    Err(source) => return Err(FsError::Delete { path, source }),
+                }
+                if let Some(shard) = path.parent() {
+                    shards.insert(shard.to_owned());
+                }
+            }
+            // One fsync per touched directory makes every removal in it durable.
+            for shard in shards {
+                sync_dir(&shard)?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|_| Error::from(FsError::WriterGone))?
+        .map_err(Error::from)
+    }
+
+    async fn orphaned_staging(&self) -> Result<Vec<String>> {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut orphans = Vec::new();
+            for path in store.temp_files()? {
+                let Ok(file) = OpenOptions::new().read(true).write(true).open(&path) else {
+                    continue;
+                };
+                if file.try_lock().is_ok() {
+                    orphans.push(path.display().to_string());
+                    let _ = file.unlock();
+                }
+            }
+            Ok(orphans)
+        })
+        .await
+        .map_err(|_| Error::from(FsError::WriterGone))?
     }
 
     async fn adopt_file(&self, path: &Path, key: &Blake3) -> Result<()> {

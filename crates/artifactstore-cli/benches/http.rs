@@ -53,7 +53,13 @@ async fn file_body(path: &Path) -> reqwest::Body {
     reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(file, 1 << 20))
 }
 
-async fn session_upload(client: &reqwest::Client, base: &str, token: &str, path: &Path, info: &BlobInfo) {
+async fn session_upload(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    path: &Path,
+    info: &BlobInfo,
+) {
     let created = client
         .post(format!("{base}/uploads"))
         .bearer_auth(token)
@@ -61,7 +67,10 @@ async fn session_upload(client: &reqwest::Client, base: &str, token: &str, path:
         .await
         .expect("create session");
     assert_eq!(created.status(), 201);
-    let location = created.headers()["location"].to_str().expect("location").to_owned();
+    let location = created.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_owned();
     let data = tokio::fs::read(path).await.expect("read");
     let mut offset = 0usize;
     for chunk in data.chunks(16 << 20) {
@@ -77,7 +86,10 @@ async fn session_upload(client: &reqwest::Client, base: &str, token: &str, path:
         offset += chunk.len();
     }
     let response = client
-        .put(format!("{base}{location}?digest={}&digest={}", info.blake3, info.sha256))
+        .put(format!(
+            "{base}{location}?digest={}&digest={}",
+            info.blake3, info.sha256
+        ))
         .bearer_auth(token)
         .send()
         .await
@@ -89,13 +101,16 @@ fn main() {
     let size_mib = arg("--size-mib", 1024);
     let clients = arg("--clients", 16);
     let per_client = arg("--packages", 50);
-    let base_dir = std::env::var_os("BENCH_DIR").map_or_else(std::env::temp_dir, std::path::PathBuf::from);
+    let base_dir =
+        std::env::var_os("BENCH_DIR").map_or_else(std::env::temp_dir, std::path::PathBuf::from);
     let dir = tempfile::tempdir_in(base_dir).expect("dir");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("runtime");
-    println!("# artifactstore HTTP benchmark ({size_mib} MiB; {clients} clients x {per_client} packages)");
+    println!(
+        "# artifactstore HTTP benchmark ({size_mib} MiB; {clients} clients x {per_client} packages)"
+    );
     let size = (size_mib << 20) as u64;
     let source = dir.path().join("source.bin");
     std::fs::write(&source, make_data(size as usize, 1)).expect("source");
@@ -104,11 +119,17 @@ fn main() {
     runtime.block_on(async {
         // Library ingest into its own store.
         let library_dir = dir.path().join("library");
-        let store = EmbeddedOptions::new(&library_dir).open().await.expect("open");
+        let store = EmbeddedOptions::new(&library_dir)
+            .open()
+            .await
+            .expect("open");
         let start = Instant::now();
         let file = tokio::fs::File::open(&source).await.expect("open source");
         let written = store.write_blob(file, &[]).await.expect("ingest");
-        store.record_blobs("bench", &[written]).await.expect("record");
+        store
+            .record_blobs("bench", &[written])
+            .await
+            .expect("record");
         let library = gbps(size, start.elapsed());
         store.catalog().close().await;
         drop(store);
@@ -125,7 +146,9 @@ fn main() {
                 .expect("token");
             let options = artifact_server::ServerOptions::new(data_dir.join("uploads"));
             let state = artifact_server::AppState::new(store, options).expect("state");
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
             let base = format!("http://{}", listener.local_addr().expect("addr"));
             let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
             let server = tokio::spawn(artifact_server::serve(listener, state, async move {
@@ -168,7 +191,9 @@ fn main() {
             .expect("token");
         let options = artifact_server::ServerOptions::new(data_dir.join("uploads"));
         let state = artifact_server::AppState::new(store, options).expect("state");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let base = Arc::new(format!("http://{}", listener.local_addr().expect("addr")));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(artifact_server::serve(listener, state, async move {

@@ -121,6 +121,26 @@ pub(crate) enum Command {
     /// Operator commands.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Garbage collection: purge eligible packages, delete unreferenced blobs past the grace.
+    Gc {
+        /// Only blobs older than this go (default: [gc] grace, 24h).
+        #[arg(long)]
+        grace: Option<String>,
+        /// List what would go and the bytes reclaimed; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Re-read stored blobs and check both digests (records integrity events).
+    Verify {
+        /// Fraction of blobs to check, in (0, 1].
+        #[arg(long, default_value_t = 1.0)]
+        sample: f64,
+        /// Read at most this many bytes per second.
+        #[arg(long)]
+        max_bytes_per_sec: Option<u64>,
+    },
+    /// Check the store's consistency (read-only); exits non-zero on any finding.
+    Fsck,
 }
 
 #[derive(Debug, Args)]

@@ -53,6 +53,12 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         },
     };
     let json = cli.json;
+    // GC's grace: the flag, else [gc] grace of the local configuration (a server applies its own
+    // default when asked remotely without one).
+    let default_grace = match &target {
+        Target::Local { .. } => effective_config(&cli)?.gc.grace,
+        Target::Remote(_) => "24h".to_owned(),
+    };
     match cli.command {
         // Handled above.
         Command::Init | Command::Serve { .. } => {}
@@ -114,6 +120,15 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 );
             }
         }
+        Command::Gc { grace, dry_run } => {
+            let grace = grace.unwrap_or(default_grace);
+            return gc(&target, &grace, dry_run, json).await;
+        }
+        Command::Verify {
+            sample,
+            max_bytes_per_sec,
+        } => return verify(&target, sample, max_bytes_per_sec, json).await,
+        Command::Fsck => return fsck(&target, json).await,
         Command::Admin(AdminCommand::Token(TokenCommand::Create { principal, roles })) => {
             let roles = roles
                 .iter()
@@ -209,11 +224,17 @@ fn effective_config(cli: &Cli) -> anyhow::Result<Config> {
 }
 
 async fn open(cli: &Cli, create: bool) -> anyhow::Result<ArtifactStore> {
+    let config = effective_config(cli)?;
     let mut options = EmbeddedOptions::new(&cli.data_dir).with_create(create);
-    if let Some(config) = load_config(cli)? {
-        options = options.with_config(config);
+    match config.blobs.backend.as_str() {
+        "fs" => {}
+        "s3" => {
+            let s3 = artifact_store_s3::S3BlobStore::from_config(&config.blobs)?;
+            options = options.with_blob_store(std::sync::Arc::new(s3));
+        }
+        other => bail!("[blobs] backend `{other}` is unknown (use `fs` or `s3`)"),
     }
-    Ok(options.open().await?)
+    Ok(options.with_config(config).open().await?)
 }
 
 async fn init(cli: &Cli) -> anyhow::Result<ExitCode> {
@@ -276,6 +297,30 @@ async fn serve(cli: &Cli, listen: Option<String>) -> anyhow::Result<ExitCode> {
         upload_ttl,
         sweep_interval: Some(config.sweep_interval()?),
         config_tokens: config.config_tokens()?,
+        gc: {
+            let (interval, grace) = config.gc_schedule()?;
+            interval.map(|every| {
+                (
+                    every,
+                    artifact_core::maintenance::GcOptions {
+                        grace,
+                        dry_run: false,
+                    },
+                )
+            })
+        },
+        verify: {
+            let (interval, sample, rate) = config.verify_schedule()?;
+            interval.map(|every| {
+                (
+                    every,
+                    artifact_core::maintenance::VerifyOptions {
+                        sample,
+                        max_bytes_per_sec: rate,
+                    },
+                )
+            })
+        },
     };
     let state = artifact_server::AppState::new(store, options)
         .context("cannot prepare the upload directory")?;
@@ -1240,4 +1285,184 @@ async fn audit_verify(target: &Target, json: bool) -> anyhow::Result<ExitCode> {
 
 fn ts_hash(hash: Option<artifact_core::digest::Blake3>) -> Value {
     hash.map_or(Value::Null, |h| text(h.to_string()))
+}
+
+async fn gc(target: &Target, grace: &str, dry_run: bool, json: bool) -> anyhow::Result<ExitCode> {
+    let grace_period: artifact_core::time::Period = grace.parse()?;
+    if grace_period.as_duration().is_none() {
+        bail!("--grace `{grace}` must be a fixed period such as 24h");
+    }
+    let value = match target {
+        Target::Local { store, actor } => store
+            .gc(
+                actor,
+                artifact_core::maintenance::GcOptions {
+                    grace: grace_period,
+                    dry_run,
+                },
+            )
+            .await?
+            .to_value(),
+        Target::Remote(remote) => {
+            let path = format!(
+                "/admin/gc?grace={}&dry_run={dry_run}",
+                encode_segment(grace)
+            );
+            let response = remote.send(remote.request(Method::POST, &path)).await?;
+            artifact_core::jcs::from_json(&response.bytes().await?)?
+        }
+    };
+    if json {
+        print_json(&value)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let list = |key: &str| -> Vec<String> {
+        match value.as_map().and_then(|m| m.get(key)) {
+            Some(Value::Array(items)) => items
+                .iter()
+                .filter_map(|i| i.as_str().map(str::to_owned))
+                .collect(),
+            _ => Vec::new(),
+        }
+    };
+    let verb = if dry_run { "would purge" } else { "purged" };
+    let purged = list("purged");
+    println!("{verb} {} package(s)", purged.len());
+    for id in &purged {
+        println!("  package {id}");
+    }
+    let deleted = list("deleted_blobs");
+    let bytes = value
+        .as_map()
+        .and_then(|m| m.get("bytes_reclaimed"))
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
+    println!(
+        "{} {} blob(s), {} reclaimed",
+        if dry_run { "would delete" } else { "deleted" },
+        deleted.len(),
+        output::size(bytes.max(0) as u64)
+    );
+    for id in &deleted {
+        println!("  blob {id}");
+    }
+    let orphans = list("orphans_deleted");
+    if !orphans.is_empty() {
+        println!(
+            "{} {} unrecorded blob(s) left by interrupted writes",
+            if dry_run { "would delete" } else { "deleted" },
+            orphans.len()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn verify(
+    target: &Target,
+    sample: f64,
+    max_bytes_per_sec: Option<u64>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    if !(sample > 0.0 && sample <= 1.0) {
+        bail!("--sample {sample} must be in (0, 1]");
+    }
+    let value = match target {
+        Target::Local { store, actor } => {
+            let bar = output::byte_counter("verifying".to_owned());
+            let report = store
+                .verify_blobs(
+                    actor,
+                    artifact_core::maintenance::VerifyOptions {
+                        sample,
+                        max_bytes_per_sec,
+                    },
+                    |bytes| bar.set_position(bytes),
+                )
+                .await?;
+            bar.finish_and_clear();
+            report.to_value()
+        }
+        Target::Remote(remote) => {
+            let mut path = format!("/admin/verify?sample={sample}");
+            if let Some(rate) = max_bytes_per_sec {
+                path.push_str(&format!("&max_bytes_per_sec={rate}"));
+            }
+            let response = remote.send(remote.request(Method::POST, &path)).await?;
+            artifact_core::jcs::from_json(&response.bytes().await?)?
+        }
+    };
+    let ok = matches!(
+        value.as_map().and_then(|m| m.get("ok")),
+        Some(Value::Bool(true))
+    );
+    if json {
+        print_json(&value)?;
+    } else {
+        println!(
+            "checked {} blob(s), {} read",
+            output::member(&value, "checked"),
+            output::size(
+                value
+                    .as_map()
+                    .and_then(|m| m.get("bytes"))
+                    .and_then(Value::as_i64)
+                    .unwrap_or(0)
+                    .max(0) as u64
+            )
+        );
+    }
+    if ok {
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(Value::Array(failed)) = value.as_map().and_then(|m| m.get("failed")) {
+        for failure in failed {
+            eprintln!(
+                "artifactstore: blob {} failed its check: {}",
+                output::member(failure, "blake3"),
+                output::member(failure, "reason")
+            );
+        }
+    }
+    Ok(ExitCode::FAILURE)
+}
+
+async fn fsck(target: &Target, json: bool) -> anyhow::Result<ExitCode> {
+    let value = match target {
+        Target::Local { store, .. } => store.fsck().await?.to_value(),
+        Target::Remote(remote) => remote.get_value("/admin/fsck").await?,
+    };
+    let ok = matches!(
+        value.as_map().and_then(|m| m.get("ok")),
+        Some(Value::Bool(true))
+    );
+    if json {
+        print_json(&value)?;
+    } else {
+        println!(
+            "checked {} live package(s), {} file(s); log head seq {}",
+            output::member(&value, "packages"),
+            output::member(&value, "files"),
+            output::member(&value, "head_seq")
+        );
+        if let Some(Value::Array(notes)) = value.as_map().and_then(|m| m.get("notes")) {
+            for note in notes {
+                println!("note: {}", note.as_str().unwrap_or_default());
+            }
+        }
+    }
+    if let Some(Value::Array(findings)) = value.as_map().and_then(|m| m.get("findings")) {
+        for finding in findings {
+            eprintln!(
+                "artifactstore: fsck: {} {}: {}",
+                output::member(finding, "kind"),
+                output::member(finding, "subject"),
+                output::member(finding, "detail")
+            );
+        }
+    }
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

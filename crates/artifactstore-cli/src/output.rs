@@ -206,3 +206,17 @@ pub(crate) fn progress(total: u64, message: String) -> ProgressBar {
     bar.set_message(message);
     bar
 }
+
+/// A running byte counter for transfers of unknown size (hidden unless stderr is a terminal).
+pub(crate) fn byte_counter(message: String) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {msg} {bytes} {bytes_per_sec}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    bar.set_message(message);
+    bar
+}

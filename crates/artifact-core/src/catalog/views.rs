@@ -238,6 +238,16 @@ pub async fn apply_event(conn: &mut AnyConnection, event: &Event) -> Result<()> 
             .execute(&mut *conn)
             .await?;
         }
+        types::INTEGRITY_CHECKED | types::INTEGRITY_FAILED => {
+            sqlx::query(
+                "UPDATE blobs SET last_check_seq = $1, last_check_ok = $2 WHERE blake3 = $3",
+            )
+            .bind(seq)
+            .bind(i64::from(event.event_type == types::INTEGRITY_CHECKED))
+            .bind(data_text(event, "blake3")?)
+            .execute(&mut *conn)
+            .await?;
+        }
         types::AUTH_TOKEN_CREATED => {
             let roles = match &event.data {
                 Value::Map(map) => map.get("roles").cloned(),
@@ -811,6 +821,134 @@ pub(crate) async fn due_for_sweep(
             Ok((
                 package_id.parse().map_err(|e| integrity(0, e))?,
                 row_ts(row, "current_expires_at")?.unwrap_or_else(unreachable_ts),
+            ))
+        })
+        .collect()
+}
+
+/// Eligible, unpurged packages without active holds, oldest eligibility first.
+pub(crate) async fn eligible_unpurged(
+    conn: &mut AnyConnection,
+    limit: i64,
+) -> Result<Vec<PackageId>> {
+    let rows = sqlx::query(
+        "SELECT r.package_id FROM retention_state r JOIN packages p ON p.package_id = r.package_id \
+         WHERE r.eligible_for_deletion = 1 AND r.active_holds = 0 AND p.purged_seq IS NULL \
+         ORDER BY r.eligible_seq LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            let id: String = row.try_get("package_id")?;
+            id.parse().map_err(|e| integrity(0, e))
+        })
+        .collect()
+}
+
+/// Recorded blobs stored at or before `cutoff` that no live package references and that are not
+/// a manifest (manifests are kept forever). With `assume_eligible_purged`, packages that are
+/// eligible (and unheld) count as purged already (for dry runs).
+pub(crate) async fn unreferenced_blobs(
+    conn: &mut AnyConnection,
+    cutoff: Timestamp,
+    assume_eligible_purged: bool,
+    limit: i64,
+) -> Result<Vec<BlobRecord>> {
+    let rows = sqlx::query(
+        "SELECT b.* FROM blobs b WHERE b.stored_at <= $1 \
+           AND NOT EXISTS (SELECT 1 FROM packages m WHERE m.package_id = b.blake3) \
+           AND NOT EXISTS ( \
+             SELECT 1 FROM package_files f \
+             JOIN packages p ON p.package_id = f.package_id \
+             LEFT JOIN retention_state r ON r.package_id = p.package_id \
+             WHERE f.blake3 = b.blake3 AND p.purged_seq IS NULL \
+               AND NOT ($2 = 1 AND COALESCE(r.eligible_for_deletion, 0) = 1 AND COALESCE(r.active_holds, 1) = 0)) \
+         ORDER BY b.stored_seq LIMIT $3",
+    )
+    .bind(cutoff.unix_millis())
+    .bind(i64::from(assume_eligible_purged))
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter().map(BlobRecord::from_row).collect()
+}
+
+/// Every recorded blob, in stored order, one page after `after_seq`.
+pub(crate) async fn blobs_page(
+    conn: &mut AnyConnection,
+    after_seq: u64,
+    limit: i64,
+) -> Result<Vec<(BlobRecord, Option<bool>)>> {
+    let rows =
+        sqlx::query("SELECT * FROM blobs WHERE stored_seq > $1 ORDER BY stored_seq LIMIT $2")
+            .bind(after_seq as i64)
+            .bind(limit)
+            .fetch_all(&mut *conn)
+            .await?;
+    rows.iter()
+        .map(|row| {
+            let ok: Option<i64> = row.try_get("last_check_ok")?;
+            Ok((BlobRecord::from_row(row)?, ok.map(|ok| ok != 0)))
+        })
+        .collect()
+}
+
+/// Files of live (unpurged) packages, one page after a (package_id, path) cursor.
+pub(crate) async fn live_files_page(
+    conn: &mut AnyConnection,
+    after: &(String, String),
+    limit: i64,
+) -> Result<Vec<(String, String, BlobInfo)>> {
+    let rows = sqlx::query(
+        "SELECT f.package_id, f.path, f.blake3, f.sha256, f.size FROM package_files f \
+         JOIN packages p ON p.package_id = f.package_id WHERE p.purged_seq IS NULL \
+           AND (f.package_id > $1 OR (f.package_id = $1 AND f.path > $2)) \
+         ORDER BY f.package_id, f.path LIMIT $3",
+    )
+    .bind(after.0.as_str())
+    .bind(after.1.as_str())
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            let blake3: String = row.try_get("blake3")?;
+            let sha256: String = row.try_get("sha256")?;
+            Ok((
+                row.try_get("package_id")?,
+                row.try_get("path")?,
+                BlobInfo {
+                    blake3: blake3.parse().map_err(|e| integrity(0, e))?,
+                    sha256: sha256.parse().map_err(|e| integrity(0, e))?,
+                    size: row.try_get::<i64, _>("size")? as u64,
+                },
+            ))
+        })
+        .collect()
+}
+
+/// Live packages (unpurged) and their manifest sizes, one page after a package id.
+pub(crate) async fn live_packages_page(
+    conn: &mut AnyConnection,
+    after: &str,
+    limit: i64,
+) -> Result<Vec<(PackageId, u64)>> {
+    let rows = sqlx::query(
+        "SELECT package_id, manifest_size FROM packages WHERE purged_seq IS NULL AND package_id > $1 \
+         ORDER BY package_id LIMIT $2",
+    )
+    .bind(after)
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            let id: String = row.try_get("package_id")?;
+            Ok((
+                id.parse().map_err(|e| integrity(0, e))?,
+                row.try_get::<i64, _>("manifest_size")? as u64,
             ))
         })
         .collect()

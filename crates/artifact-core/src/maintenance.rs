@@ -1,0 +1,648 @@
+//! Garbage collection, integrity scrubbing and fsck (SPEC §5): the only path that deletes bytes.
+//!
+//! # Garbage collection
+//! 1. **Purge.** For each package marked eligible, inside a write transaction that re-checks it
+//!    is still eligible (no extension or hold flipped it back, not purged yet), append
+//!    `v1.package.purged`. Its manifest and events stay forever.
+//! 2. **Delete.** Inside a write transaction (writers are serialised, so no package can be
+//!    created referencing a blob meanwhile), pick recorded blobs older than the grace period that
+//!    no live package references and that are not manifests, delete their bytes, then append one
+//!    `v1.blob.deleted` per blob and commit. A crash after the bytes are gone and before the
+//!    commit leaves a row naming absent bytes; the next run finds the same candidates and
+//!    finishes (deleting absent bytes succeeds), and package creation checks that bytes are
+//!    present, so nothing can reference them meanwhile.
+//! 3. **Orphans.** Bytes in the backend that no event names (a crash between a durable write and
+//!    its event) are deleted once older than the grace period; nothing is recorded for them,
+//!    since nothing ever recorded them.
+//!
+//! # Scrub (`verify`)
+//! Re-reads recorded blobs (all, or a random sample), checks size and both digests, and records
+//! `v1.integrity.checked` or `v1.integrity.failed` per blob, optionally rate-limited.
+//!
+//! # fsck
+//! Live packages' blobs (and manifests) present with the right size, no blob whose latest check
+//! failed, views equal a replay of the log, the hash chain intact, no orphaned staging files.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use tokio::io::AsyncReadExt as _;
+
+use crate::catalog::{self, BlobRecord};
+use crate::cbor::Value;
+use crate::digest::{Blake3, BlobInfo, DualHasher, PackageId};
+use crate::error::{Error, Result};
+use crate::event::{Head, types};
+use crate::store::ArtifactStore;
+use crate::time::{Period, Timestamp};
+
+/// Blobs handled per transaction.
+const BATCH: i64 = 500;
+
+/// Options of [`ArtifactStore::gc`].
+#[derive(Clone, Copy, Debug)]
+pub struct GcOptions {
+    /// Only blobs (and unrecorded bytes) older than this are deleted, so uploads in flight and
+    /// packages being assembled are safe.
+    pub grace: Period,
+    /// Report what would go; change nothing.
+    pub dry_run: bool,
+}
+
+impl Default for GcOptions {
+    fn default() -> Self {
+        Self {
+            grace: Period::Millis(24 * 3_600_000),
+            dry_run: false,
+        }
+    }
+}
+
+/// What a GC run did (or, for a dry run, would do).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GcReport {
+    /// Whether this was a dry run.
+    pub dry_run: bool,
+    /// Packages purged.
+    pub purged: Vec<PackageId>,
+    /// Recorded blobs deleted.
+    pub deleted: Vec<BlobInfo>,
+    /// Unrecorded bytes deleted (orphans of interrupted writes).
+    pub orphans: Vec<Blake3>,
+    /// Bytes reclaimed by recorded blobs (orphans' sizes are not counted).
+    pub bytes_reclaimed: u64,
+}
+
+impl GcReport {
+    /// As a data-model value.
+    pub fn to_value(&self) -> Value {
+        let ids = |items: Vec<String>| Value::Array(items.into_iter().map(Value::Text).collect());
+        Value::Map(BTreeMap::from([
+            ("dry_run".to_owned(), Value::Bool(self.dry_run)),
+            (
+                "purged".to_owned(),
+                ids(self.purged.iter().map(|p| p.to_string()).collect()),
+            ),
+            (
+                "deleted_blobs".to_owned(),
+                ids(self.deleted.iter().map(|b| b.blake3.to_string()).collect()),
+            ),
+            (
+                "orphans_deleted".to_owned(),
+                ids(self.orphans.iter().map(|b| b.to_string()).collect()),
+            ),
+            (
+                "bytes_reclaimed".to_owned(),
+                Value::Int(self.bytes_reclaimed as i64),
+            ),
+        ]))
+    }
+}
+
+/// Options of [`ArtifactStore::verify_blobs`].
+#[derive(Clone, Copy, Debug)]
+pub struct VerifyOptions {
+    /// Fraction of blobs to check, in (0, 1]; each blob is picked at random with this probability.
+    pub sample: f64,
+    /// Read at most this many bytes per second (`None`: as fast as possible).
+    pub max_bytes_per_sec: Option<u64>,
+}
+
+impl Default for VerifyOptions {
+    fn default() -> Self {
+        Self {
+            sample: 1.0,
+            max_bytes_per_sec: None,
+        }
+    }
+}
+
+/// One blob that failed a check.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IntegrityFailure {
+    /// The blob.
+    pub blake3: Blake3,
+    /// What was wrong.
+    pub reason: String,
+}
+
+/// What a scrub found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// Blobs checked.
+    pub checked: u64,
+    /// Bytes read.
+    pub bytes: u64,
+    /// Blobs that failed.
+    pub failed: Vec<IntegrityFailure>,
+}
+
+impl VerifyReport {
+    /// As a data-model value.
+    pub fn to_value(&self) -> Value {
+        Value::Map(BTreeMap::from([
+            ("checked".to_owned(), Value::Int(self.checked as i64)),
+            ("bytes".to_owned(), Value::Int(self.bytes as i64)),
+            ("ok".to_owned(), Value::Bool(self.failed.is_empty())),
+            (
+                "failed".to_owned(),
+                Value::Array(
+                    self.failed
+                        .iter()
+                        .map(|f| {
+                            Value::Map(BTreeMap::from([
+                                ("blake3".to_owned(), Value::Text(f.blake3.to_string())),
+                                ("reason".to_owned(), Value::Text(f.reason.clone())),
+                            ]))
+                        })
+                        .collect(),
+                ),
+            ),
+        ]))
+    }
+}
+
+/// One fsck finding.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Finding {
+    /// A short kind: `missing-blob`, `wrong-size`, `failed-check`, `views`, `chain`,
+    /// `orphaned-staging`.
+    pub kind: &'static str,
+    /// What it concerns.
+    pub subject: String,
+    /// Details.
+    pub detail: String,
+}
+
+/// What fsck found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FsckReport {
+    /// Problems; fsck fails when there is any.
+    pub findings: Vec<Finding>,
+    /// Observations that are not problems (e.g. unrecorded bytes GC will reclaim).
+    pub notes: Vec<String>,
+    /// Live packages checked.
+    pub packages: u64,
+    /// Live files checked.
+    pub files: u64,
+    /// The verified head of the log.
+    pub head: Option<Head>,
+}
+
+impl FsckReport {
+    /// Whether nothing is wrong.
+    pub fn ok(&self) -> bool {
+        self.findings.is_empty()
+    }
+
+    /// As a data-model value.
+    pub fn to_value(&self) -> Value {
+        Value::Map(BTreeMap::from([
+            ("ok".to_owned(), Value::Bool(self.ok())),
+            ("packages".to_owned(), Value::Int(self.packages as i64)),
+            ("files".to_owned(), Value::Int(self.files as i64)),
+            (
+                "head_seq".to_owned(),
+                self.head.map_or(Value::Null, |h| Value::Int(h.seq as i64)),
+            ),
+            (
+                "findings".to_owned(),
+                Value::Array(
+                    self.findings
+                        .iter()
+                        .map(|f| {
+                            Value::Map(BTreeMap::from([
+                                ("kind".to_owned(), Value::Text(f.kind.to_owned())),
+                                ("subject".to_owned(), Value::Text(f.subject.clone())),
+                                ("detail".to_owned(), Value::Text(f.detail.clone())),
+                            ]))
+                        })
+                        .collect(),
+                ),
+            ),
+            (
+                "notes".to_owned(),
+                Value::Array(self.notes.iter().cloned().map(Value::Text).collect()),
+            ),
+        ]))
+    }
+}
+
+/// A tiny xorshift generator for sampling (not for secrets).
+struct Sampler(u64);
+
+impl Sampler {
+    fn new() -> Self {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        Self(nanos ^ (u64::from(std::process::id()) << 32) | 1)
+    }
+
+    fn pick(&mut self, fraction: f64) -> bool {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        ((self.0 >> 11) as f64 / (1u64 << 53) as f64) < fraction
+    }
+}
+
+impl ArtifactStore {
+    /// Garbage collection (see the module docs). Returns what was purged and deleted.
+    pub async fn gc(&self, actor: &str, options: GcOptions) -> Result<GcReport> {
+        let now = self.clock().now();
+        let cutoff = match options.grace {
+            Period::Millis(ms) => Timestamp::from_unix_millis(now.unix_millis().saturating_sub(ms)),
+            _ => None,
+        }
+        .ok_or_else(|| {
+            Error::invalid("the GC grace period must be a fixed duration such as 24h")
+        })?;
+        let mut report = GcReport {
+            dry_run: options.dry_run,
+            ..GcReport::default()
+        };
+        if options.dry_run {
+            let mut conn = self.catalog().read().await?;
+            report.purged = catalog::views_eligible_unpurged(&mut conn, i64::MAX).await?;
+            let blobs =
+                catalog::views_unreferenced_blobs(&mut conn, cutoff, true, i64::MAX).await?;
+            report.bytes_reclaimed = blobs.iter().map(|b| b.info.size).sum();
+            report.deleted = blobs.into_iter().map(|b| b.info).collect();
+            drop(conn);
+            report.orphans = self.orphan_bytes(cutoff).await?;
+            return Ok(report);
+        }
+
+        // 1. Purge eligible packages, re-checking each in the transaction that purges it.
+        loop {
+            let mut tx = self.catalog().write().await?;
+            let due = catalog::views_eligible_unpurged(tx.conn(), BATCH).await?;
+            if due.is_empty() {
+                tx.rollback().await?;
+                break;
+            }
+            let at = self.clock().now();
+            for package_id in &due {
+                let status = catalog::views_retention_status(tx.conn(), package_id).await?;
+                let still_eligible = status
+                    .as_ref()
+                    .is_some_and(|s| s.eligible_for_deletion && s.active_holds.is_empty());
+                if !still_eligible {
+                    continue;
+                }
+                let data = Value::Map(BTreeMap::from([(
+                    "eligible_seq".to_owned(),
+                    status
+                        .and_then(|s| s.eligible_seq)
+                        .map_or(Value::Null, |s| Value::Int(s as i64)),
+                )]));
+                tx.append(types::PACKAGE_PURGED, Some(*package_id), actor, at, data)
+                    .await?;
+                report.purged.push(*package_id);
+            }
+            tx.commit().await?;
+        }
+
+        // 2. Delete unreferenced recorded blobs older than the grace period.
+        loop {
+            let mut tx = self.catalog().write().await?;
+            let candidates: Vec<BlobRecord> =
+                catalog::views_unreferenced_blobs(tx.conn(), cutoff, false, BATCH).await?;
+            if candidates.is_empty() {
+                tx.rollback().await?;
+                break;
+            }
+            let keys: Vec<Blake3> = candidates.iter().map(|b| b.info.blake3).collect();
+            // Bytes first (under the write lock, so nothing can start referencing them), then
+            // the events that say they are gone.
+            self.blob_store().delete_many(&keys).await?;
+            let at = self.clock().now();
+            for blob in &candidates {
+                let data = Value::Map(BTreeMap::from([
+                    (
+                        "blake3".to_owned(),
+                        Value::Text(blob.info.blake3.to_string()),
+                    ),
+                    (
+                        "sha256".to_owned(),
+                        Value::Text(blob.info.sha256.to_string()),
+                    ),
+                    ("size".to_owned(), Value::Int(blob.info.size as i64)),
+                ]));
+                tx.append(types::BLOB_DELETED, None, actor, at, data)
+                    .await?;
+                report.bytes_reclaimed += blob.info.size;
+                report.deleted.push(blob.info);
+            }
+            tx.commit().await?;
+        }
+
+        // 3. Unrecorded bytes older than the grace period.
+        let orphans = self.orphan_bytes(cutoff).await?;
+        if !orphans.is_empty() {
+            // Under the write lock: a concurrent writer cannot record one of them meanwhile.
+            let tx = self.catalog().write().await?;
+            let recorded = self.recorded_keys().await?;
+            let orphans: Vec<Blake3> = orphans
+                .into_iter()
+                .filter(|k| !recorded.contains(k))
+                .collect();
+            self.blob_store().delete_many(&orphans).await?;
+            tx.rollback().await?;
+            report.orphans = orphans;
+        }
+        Ok(report)
+    }
+
+    async fn recorded_keys(&self) -> Result<BTreeSet<Blake3>> {
+        let mut conn = self.catalog().read().await?;
+        let mut keys = BTreeSet::new();
+        let mut after = 0;
+        loop {
+            let page = catalog::views_blobs_page(&mut conn, after, 5000).await?;
+            let Some((last, _)) = page.last() else {
+                break;
+            };
+            after = last.stored_seq;
+            keys.extend(page.into_iter().map(|(b, _)| b.info.blake3));
+        }
+        Ok(keys)
+    }
+
+    /// Keys in the backend that no event names and that are older than `cutoff`.
+    async fn orphan_bytes(&self, cutoff: Timestamp) -> Result<Vec<Blake3>> {
+        let recorded = self.recorded_keys().await?;
+        Ok(self
+            .blob_store()
+            .list_with_modified()
+            .await?
+            .into_iter()
+            .filter(|(key, modified)| {
+                !recorded.contains(key) && modified.is_some_and(|m| m <= cutoff)
+            })
+            .map(|(key, _)| key)
+            .collect())
+    }
+
+    /// Re-reads recorded blobs and checks both digests, recording `v1.integrity.checked` or
+    /// `v1.integrity.failed` for each. `progress` is called with the bytes read so far.
+    pub async fn verify_blobs(
+        &self,
+        actor: &str,
+        options: VerifyOptions,
+        mut progress: impl FnMut(u64) + Send,
+    ) -> Result<VerifyReport> {
+        if !(options.sample > 0.0 && options.sample <= 1.0) {
+            return Err(Error::invalid("the sample fraction must be in (0, 1]"));
+        }
+        let mut sampler = Sampler::new();
+        let mut report = VerifyReport::default();
+        let started = Instant::now();
+        let mut after = 0;
+        loop {
+            let page = {
+                let mut conn = self.catalog().read().await?;
+                catalog::views_blobs_page(&mut conn, after, 64).await?
+            };
+            let Some((last, _)) = page.last() else {
+                break;
+            };
+            after = last.stored_seq;
+            let mut results = Vec::new();
+            for (blob, _) in page {
+                if options.sample < 1.0 && !sampler.pick(options.sample) {
+                    continue;
+                }
+                let outcome = self
+                    .check_blob(
+                        &blob.info,
+                        &mut report.bytes,
+                        options,
+                        started,
+                        &mut progress,
+                    )
+                    .await?;
+                report.checked += 1;
+                results.push((blob.info, outcome));
+            }
+            if results.is_empty() {
+                continue;
+            }
+            let mut tx = self.catalog().write().await?;
+            let at = self.clock().now();
+            for (info, outcome) in results {
+                let mut data = BTreeMap::from([
+                    ("blake3".to_owned(), Value::Text(info.blake3.to_string())),
+                    ("size".to_owned(), Value::Int(info.size as i64)),
+                ]);
+                let event_type = match &outcome {
+                    Ok(()) => types::INTEGRITY_CHECKED,
+                    Err(reason) => {
+                        data.insert("reason".to_owned(), Value::Text(reason.clone()));
+                        report.failed.push(IntegrityFailure {
+                            blake3: info.blake3,
+                            reason: reason.clone(),
+                        });
+                        types::INTEGRITY_FAILED
+                    }
+                };
+                // A blob deleted by GC meanwhile is no longer in the view: skip it.
+                if catalog::views_blob(tx.conn(), &crate::digest::AnyDigest::Blake3(info.blake3))
+                    .await?
+                    .is_some()
+                {
+                    tx.append(event_type, None, actor, at, Value::Map(data))
+                        .await?;
+                }
+            }
+            tx.commit().await?;
+        }
+        Ok(report)
+    }
+
+    /// Reads one blob fully; `Err(reason)` when it is missing or does not match.
+    async fn check_blob(
+        &self,
+        info: &BlobInfo,
+        total: &mut u64,
+        options: VerifyOptions,
+        started: Instant,
+        progress: &mut (impl FnMut(u64) + Send),
+    ) -> Result<std::result::Result<(), String>> {
+        let mut read = match self.blob_store().get(&info.blake3, None).await {
+            Ok(read) => read,
+            Err(Error::NotFound { .. }) => return Ok(Err("bytes are missing".to_owned())),
+            Err(e) => return Err(e),
+        };
+        let mut hasher = DualHasher::new();
+        let mut buffer = vec![0u8; 1 << 20];
+        loop {
+            let n = match read.reader.read(&mut buffer).await {
+                Ok(n) => n,
+                Err(e) => return Ok(Err(format!("read failed: {e}"))),
+            };
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buffer[..n]);
+            *total += n as u64;
+            progress(*total);
+            if let Some(rate) = options.max_bytes_per_sec.filter(|r| *r > 0) {
+                let due = Duration::from_secs_f64(*total as f64 / rate as f64);
+                if let Some(wait) = due.checked_sub(started.elapsed()) {
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+        let actual = hasher.finalize();
+        Ok(if actual.size != info.size {
+            Err(format!(
+                "size is {} bytes, recorded {}",
+                actual.size, info.size
+            ))
+        } else if actual.blake3 != info.blake3 {
+            Err(format!("content hashes to {}", actual.blake3))
+        } else if actual.sha256 != info.sha256 {
+            Err(format!("content's sha256 is {}", actual.sha256))
+        } else {
+            Ok(())
+        })
+    }
+
+    /// Checks the store's consistency (see the module docs); read-only.
+    pub async fn fsck(&self) -> Result<FsckReport> {
+        let mut report = FsckReport::default();
+        // Live packages: manifest blob and every file's blob present with the right size.
+        let mut after = String::new();
+        loop {
+            let page = {
+                let mut conn = self.catalog().read().await?;
+                catalog::views_live_packages_page(&mut conn, &after, 1000).await?
+            };
+            let Some((last, _)) = page.last() else {
+                break;
+            };
+            after = last.to_string();
+            for (package_id, manifest_size) in page {
+                report.packages += 1;
+                self.check_present(
+                    &package_id,
+                    manifest_size,
+                    format!("manifest of {package_id}"),
+                    &mut report,
+                )
+                .await?;
+            }
+        }
+        let mut cursor = (String::new(), String::new());
+        loop {
+            let page = {
+                let mut conn = self.catalog().read().await?;
+                catalog::views_live_files_page(&mut conn, &cursor, 1000).await?
+            };
+            let Some((package_id, path, _)) = page.last() else {
+                break;
+            };
+            cursor = (package_id.clone(), path.clone());
+            for (package_id, path, info) in page {
+                report.files += 1;
+                self.check_present(
+                    &info.blake3,
+                    info.size,
+                    format!("{path} of {package_id}"),
+                    &mut report,
+                )
+                .await?;
+            }
+        }
+        // Blobs whose latest integrity check failed; recorded blobs whose bytes are gone.
+        let mut after_seq = 0;
+        loop {
+            let page = {
+                let mut conn = self.catalog().read().await?;
+                catalog::views_blobs_page(&mut conn, after_seq, 5000).await?
+            };
+            let Some((last, _)) = page.last() else {
+                break;
+            };
+            after_seq = last.stored_seq;
+            for (blob, last_check_ok) in page {
+                if last_check_ok == Some(false) {
+                    report.findings.push(Finding {
+                        kind: "failed-check",
+                        subject: blob.info.blake3.to_string(),
+                        detail: "the latest integrity check of this blob failed; restore it"
+                            .to_owned(),
+                    });
+                }
+            }
+        }
+        // Views equal a replay; the chain is intact.
+        let differing = self.catalog().views_match_replay(self.classes()).await?;
+        for table in differing {
+            report.findings.push(Finding {
+                kind: "views",
+                subject: table,
+                detail: "this view differs from a replay of the log; run `artifactstore admin rebuild-views`".to_owned(),
+            });
+        }
+        match self.audit_verify().await {
+            Ok(head) => report.head = Some(head),
+            Err(Error::Integrity { seq, reason }) => report.findings.push(Finding {
+                kind: "chain",
+                subject: format!("seq {seq}"),
+                detail: reason,
+            }),
+            Err(e) => return Err(e),
+        }
+        for path in self.blob_store().orphaned_staging().await? {
+            report.findings.push(Finding {
+                kind: "orphaned-staging",
+                subject: path,
+                detail: "a staging file no writer owns (reclaimed when the store is next opened)"
+                    .to_owned(),
+            });
+        }
+        let recorded = self.recorded_keys().await?;
+        let unrecorded = self
+            .blob_store()
+            .list()
+            .await?
+            .into_iter()
+            .filter(|k| !recorded.contains(k))
+            .count();
+        if unrecorded > 0 {
+            report.notes.push(format!(
+                "{unrecorded} stored blob(s) are named by no event (interrupted writes or uploads in flight); gc deletes them after its grace period"
+            ));
+        }
+        Ok(report)
+    }
+
+    async fn check_present(
+        &self,
+        key: &Blake3,
+        size: u64,
+        subject: String,
+        report: &mut FsckReport,
+    ) -> Result<()> {
+        match self.blob_store().head(key).await? {
+            Some(meta) if meta.size == size => {}
+            Some(meta) => report.findings.push(Finding {
+                kind: "wrong-size",
+                subject,
+                detail: format!("blob {key} holds {} bytes, expected {size}", meta.size),
+            }),
+            None => report.findings.push(Finding {
+                kind: "missing-blob",
+                subject,
+                detail: format!(
+                    "blob {key} is missing from the `{}` backend",
+                    self.blob_store().name()
+                ),
+            }),
+        }
+        Ok(())
+    }
+}
