@@ -181,8 +181,9 @@ fn main() {
                 }],
                 labels: Default::default(),
             };
+            // The blob is recorded in the package's transaction, as `push` does.
             store
-                .create_package("bench", &manifest)
+                .create_package_with_blobs("bench", &manifest, &[info])
                 .await
                 .expect("package");
         }

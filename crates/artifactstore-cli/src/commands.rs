@@ -104,12 +104,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     let replayed = store.rebuild_views().await?;
                     Value::map([("events_replayed", Value::Int(replayed as i64))])
                 }
-                Target::Remote(remote) => {
-                    let response = remote
-                        .send(remote.request(Method::POST, "/admin/rebuild-views"))
-                        .await?;
-                    artifact_core::jcs::from_json(&response.bytes().await?)?
-                }
+                Target::Remote(remote) => remote.post_empty("/admin/rebuild-views").await?,
             };
             if json {
                 print_json(&value)?;
@@ -1076,8 +1071,7 @@ async fn retention(target: &Target, command: RetentionCommand, json: bool) -> an
                         }
                         None => "/retention/sweep".to_owned(),
                     };
-                    let response = remote.send(remote.request(Method::POST, &path)).await?;
-                    artifact_core::jcs::from_json(&response.bytes().await?)?
+                    remote.post_empty(&path).await?
                 }
             };
             if json {
@@ -1308,8 +1302,7 @@ async fn gc(target: &Target, grace: &str, dry_run: bool, json: bool) -> anyhow::
                 "/admin/gc?grace={}&dry_run={dry_run}",
                 encode_segment(grace)
             );
-            let response = remote.send(remote.request(Method::POST, &path)).await?;
-            artifact_core::jcs::from_json(&response.bytes().await?)?
+            remote.post_empty(&path).await?
         }
     };
     if json {
@@ -1387,8 +1380,7 @@ async fn verify(
             if let Some(rate) = max_bytes_per_sec {
                 path.push_str(&format!("&max_bytes_per_sec={rate}"));
             }
-            let response = remote.send(remote.request(Method::POST, &path)).await?;
-            artifact_core::jcs::from_json(&response.bytes().await?)?
+            remote.post_empty(&path).await?
         }
     };
     let ok = matches!(

@@ -100,6 +100,12 @@ impl Remote {
         parse_value(response).await
     }
 
+    /// POSTs without a body (query parameters only) and parses the JSON answer.
+    pub(crate) async fn post_empty(&self, path: &str) -> anyhow::Result<Value> {
+        let response = self.send(self.request(Method::POST, path)).await?;
+        parse_value(response).await
+    }
+
     pub(crate) async fn get_bytes(&self, path: &str, accept: &str) -> anyhow::Result<Vec<u8>> {
         let response = self
             .send(self.request(Method::GET, path).header("accept", accept))
