@@ -1,0 +1,516 @@
+//! The `artifactstore` binary with `[blobs] backend = "s3"` against a real S3-compatible server
+//! (SeaweedFS on loopback, started by artifact-store-s3's `tests/support/seaweed.rs`, or the
+//! server named by `ARTIFACTSTORE_TEST_S3_ENDPOINT`): the pilot scenario of SPEC §8, a
+//! byte-identical round trip, gc, verify and fsck on the embedded CLI, then the same store
+//! served by `artifactstore serve` and driven with `--server`. The bytes are checked to be in
+//! the bucket (and not on local disk) by listing the bucket directly. A server that cannot be
+//! started fails these tests; they never skip.
+
+#[path = "../../artifact-store-s3/tests/support/seaweed.rs"]
+mod seaweed;
+
+use std::collections::BTreeSet;
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+use artifact_core::blob::BlobStore as _;
+use artifact_core::digest::Blake3;
+use artifact_core::time::{Period, Timestamp};
+use artifact_store_s3::S3BlobStore;
+use serde_json::Value as Json;
+
+use seaweed::{S3Target, TestS3};
+
+/// A data directory (SQLite catalog) whose blobs live under a fresh prefix of the bucket.
+struct S3Cli {
+    dir: tempfile::TempDir,
+    target: S3Target,
+    prefix: String,
+    runtime: tokio::runtime::Runtime,
+    /// writer + retention-admin token for `--server` runs.
+    token: String,
+}
+
+impl S3Cli {
+    fn new(s3: &TestS3, runtime: tokio::runtime::Runtime, test: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let target = s3.target().clone();
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let prefix = format!("cli/{test}-{}-{nanos}", std::process::id());
+        std::fs::write(
+            dir.path().join("config.toml"),
+            format!(
+                "[blobs]\nbackend = \"s3\"\nbucket = \"{}\"\nprefix = \"{prefix}\"\nendpoint = \"{}\"\nregion = \"{}\"\nallow_http = true\n",
+                target.bucket, target.endpoint, target.region
+            ),
+        )
+        .unwrap();
+        let mut cli = S3Cli {
+            dir,
+            target,
+            prefix,
+            runtime,
+            token: String::new(),
+        };
+        cli.ok(&["init"]);
+        cli.token = cli.json(&[
+            "admin",
+            "token",
+            "create",
+            "--principal",
+            "release-bot",
+            "--role",
+            "writer",
+            "--role",
+            "retention-admin",
+            "--role",
+            "admin",
+        ])["token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        cli
+    }
+
+    fn work(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// The binary on this store: config from the temp dir, S3 credentials from the
+    /// environment (the usual AWS chain), 5 MiB parts so the 5 MiB + 17 file is multipart.
+    fn command(&self) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_artifactstore"));
+        command
+            .arg("--data-dir")
+            .arg(self.data_dir())
+            .env("ARTIFACTSTORE_CONFIG", self.work().join("config.toml"))
+            .env_remove("ARTIFACTSTORE_SERVER")
+            .env_remove("ARTIFACTSTORE_TOKEN")
+            .env_remove("ARTIFACTSTORE_DATABASE_URL")
+            .env_remove("ARTIFACTSTORE_LOG")
+            .env_remove("AWS_PROFILE")
+            .env_remove("AWS_SESSION_TOKEN")
+            .env_remove("AWS_ENDPOINT")
+            .env_remove("AWS_ENDPOINT_URL")
+            .env("AWS_ACCESS_KEY_ID", &self.target.access_key_id)
+            .env("AWS_SECRET_ACCESS_KEY", &self.target.secret_access_key)
+            .env("ARTIFACTSTORE_S3_PART_SIZE_MIB", "5")
+            .env("ARTIFACTSTORE_ACTOR", "ci-bot");
+        command
+    }
+
+    fn ok(&self, args: &[&str]) -> Vec<u8> {
+        ok(args, self.command().args(args).output().unwrap())
+    }
+
+    fn json(&self, args: &[&str]) -> Json {
+        let mut with_json = vec!["--json"];
+        with_json.extend_from_slice(args);
+        parse_json(args, &self.ok(&with_json))
+    }
+
+    /// The blob keys under this store's prefix, listed from the bucket itself.
+    fn bucket_blobs(&self) -> BTreeSet<Blake3> {
+        let store: S3BlobStore = self
+            .target
+            .options()
+            .with_prefix(&self.prefix)
+            .build()
+            .unwrap();
+        self.runtime
+            .block_on(store.list())
+            .unwrap()
+            .into_iter()
+            .collect()
+    }
+
+    /// Files under the data directory's local blob root (the fs backend's place): must stay
+    /// empty, since the bytes go to S3.
+    fn local_blob_files(&self) -> usize {
+        fn count(dir: &Path) -> usize {
+            std::fs::read_dir(dir).map_or(0, |entries| {
+                entries
+                    .flatten()
+                    .map(|e| {
+                        let path = e.path();
+                        if path.is_dir() { count(&path) } else { 1 }
+                    })
+                    .sum()
+            })
+        }
+        count(&self.data_dir().join("blobs"))
+    }
+
+    /// Starts `artifactstore serve --listen 127.0.0.1:0` over this store.
+    fn serve(&self) -> Server {
+        let log = std::fs::File::create(self.work().join("server.log")).unwrap();
+        let mut child = self
+            .command()
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        let base = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| {
+                panic!(
+                    "serve printed {line:?}; log: {}",
+                    std::fs::read_to_string(self.work().join("server.log")).unwrap_or_default()
+                )
+            })
+            .to_owned();
+        Server {
+            child,
+            _stdout: stdout,
+            base,
+        }
+    }
+
+    /// Runs a command with `--server` and the writer token.
+    fn remote_ok(&self, server: &Server, args: &[&str]) -> Vec<u8> {
+        let output = self
+            .command()
+            .arg("--server")
+            .arg(&server.base)
+            .env("ARTIFACTSTORE_TOKEN", &self.token)
+            .args(args)
+            .output()
+            .unwrap();
+        ok(args, output)
+    }
+
+    fn remote_json(&self, server: &Server, args: &[&str]) -> Json {
+        let mut with_json = vec!["--json"];
+        with_json.extend_from_slice(args);
+        parse_json(args, &self.remote_ok(server, &with_json))
+    }
+}
+
+/// A running `artifactstore serve`; killed and reaped on drop.
+struct Server {
+    child: Child,
+    _stdout: BufReader<std::process::ChildStdout>,
+    base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn ok(args: &[&str], output: Output) -> Vec<u8> {
+    assert!(
+        output.status.success(),
+        "artifactstore {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output.stdout
+}
+
+fn parse_json(args: &[&str], stdout: &[u8]) -> Json {
+    serde_json::from_slice(stdout).unwrap_or_else(|e| {
+        panic!(
+            "{args:?}: not JSON ({e}): {}",
+            String::from_utf8_lossy(stdout)
+        )
+    })
+}
+
+/// A guide-board run: nested paths, an empty file, and a file just over one 5 MiB part.
+fn sample_tree(root: &Path, name: &str, seed: u32) -> PathBuf {
+    let src = root.join(name);
+    std::fs::create_dir_all(src.join("report/assets")).unwrap();
+    std::fs::write(
+        src.join("report/index.html"),
+        format!("<html>guide board {seed}</html>"),
+    )
+    .unwrap();
+    std::fs::write(src.join("report/assets/style.css"), b"body{}").unwrap();
+    std::fs::write(src.join("empty.log"), b"").unwrap();
+    let big: Vec<u8> = (0..(5u32 << 20) + 17)
+        .map(|i| (i.wrapping_add(seed).wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    std::fs::write(src.join("trace.bin"), big).unwrap();
+    src
+}
+
+/// Every file of `a` has the same bytes under `b`.
+fn assert_same_tree(a: &Path, b: &Path) {
+    for rel in [
+        "report/index.html",
+        "report/assets/style.css",
+        "empty.log",
+        "trace.bin",
+    ] {
+        assert_eq!(
+            std::fs::read(a.join(rel)).unwrap(),
+            std::fs::read(b.join(rel)).unwrap(),
+            "{rel} differs after the round trip"
+        );
+    }
+}
+
+/// The file digests (blake3) a manifest names.
+fn manifest_blobs(manifest: &Json) -> BTreeSet<Blake3> {
+    manifest["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["blake3"].as_str().unwrap().parse().unwrap())
+        .collect()
+}
+
+/// SPEC §8 on the pilot package: extended once, held (sweeps after expiry leave it alone),
+/// released, swept → eligible exactly once; history as JCS and canonical CBOR agree with the
+/// event log. `run` executes one `--json` command (local or remote) and `raw` one without.
+fn pilot(package: &str, run: &dyn Fn(&[&str]) -> Json, raw: &dyn Fn(&[&str]) -> Vec<u8>) {
+    let status = run(&["retention", "status", package]);
+    let expires: Timestamp = status["current_expires_at"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let until = expires
+        .checked_add(Period::Millis(90 * 86_400_000))
+        .unwrap();
+    let extended = run(&[
+        "retention",
+        "extend",
+        package,
+        "--until",
+        &until.to_string(),
+        "--reason",
+        "audit asked for 90 more days",
+    ]);
+    assert_eq!(extended["current_expires_at"], until.to_string().as_str());
+    let hold = run(&["retention", "hold", package, "--reason", "Q1 legal review"]);
+    let hold_id = hold["hold_id"].as_str().unwrap().to_owned();
+    let after_expiry = until
+        .checked_add(Period::Millis(86_400_000))
+        .unwrap()
+        .to_string();
+    let swept = run(&["retention", "sweep", "--as-of", &after_expiry]);
+    assert_eq!(swept["newly_eligible"], 0, "a held package must not go");
+    run(&[
+        "retention",
+        "release",
+        package,
+        &hold_id,
+        "--reason",
+        "review closed",
+    ]);
+    let swept = run(&["retention", "sweep", "--as-of", &after_expiry]);
+    assert_eq!(swept["newly_eligible"], 1);
+    let swept = run(&["retention", "sweep", "--as-of", &after_expiry]);
+    assert_eq!(swept["newly_eligible"], 0, "a second sweep emits nothing");
+    let status = run(&["retention", "status", package]);
+    assert_eq!(status["eligible_for_deletion"], Json::Bool(true));
+    assert_eq!(status["active_holds"], 0);
+
+    let history = run(&["retention", "history", package]);
+    let history = history.as_array().unwrap();
+    let types: Vec<&str> = history
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "v1.retention.default_applied",
+            "v1.retention.extended",
+            "v1.retention.hold_applied",
+            "v1.retention.hold_released",
+            "v1.retention.deletion_eligible",
+        ]
+    );
+    let events = run(&["events", "--package", package]);
+    let from_log: Vec<&Json> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"].as_str().unwrap().starts_with("v1.retention."))
+        .collect();
+    assert_eq!(from_log, history.iter().collect::<Vec<_>>());
+    let cbor = raw(&["retention", "history", package, "--cbor"]);
+    let decoded = artifact_core::cbor::decode(&cbor).unwrap();
+    assert_eq!(
+        artifact_core::jcs::to_jcs(&decoded),
+        String::from_utf8(raw(&["--json", "retention", "history", package]))
+            .unwrap()
+            .trim_end()
+    );
+}
+
+#[test]
+fn pilot_round_trip_gc_verify_and_fsck_on_the_s3_backend_locally_and_over_http() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let s3 = runtime.block_on(TestS3::start());
+    let cli = S3Cli::new(&s3, runtime, "pilot");
+    let readiness = cli.json(&["fsck"]);
+    assert_eq!(readiness["ok"], Json::Bool(true), "{readiness}");
+
+    // --- Embedded CLI, blobs in S3 ---------------------------------------------------------
+    let src = sample_tree(cli.work(), "guide-board-run", 1);
+    let pushed = cli.json(&[
+        "push",
+        src.to_str().unwrap(),
+        "--name",
+        "guide-board",
+        "--version",
+        "2026.11.23-1",
+        "--class",
+        "release-evidence",
+        "--label",
+        "git.commit=3f2a9c1",
+    ]);
+    let pilot_id = pushed["package_id"].as_str().unwrap().to_owned();
+    let package = "guide-board@2026.11.23-1";
+    let manifest = cli.json(&["manifest", package]);
+    let pilot_blobs = manifest_blobs(&manifest);
+    assert_eq!(pilot_blobs.len(), 4);
+    let in_bucket = cli.bucket_blobs();
+    assert!(
+        pilot_blobs.is_subset(&in_bucket),
+        "every file's bytes are in the bucket: {pilot_blobs:?} vs {in_bucket:?}"
+    );
+    let manifest_key: Blake3 = pilot_id.parse().unwrap();
+    assert!(
+        in_bucket.contains(&manifest_key),
+        "the manifest is stored as a blob"
+    );
+    assert_eq!(cli.local_blob_files(), 0, "nothing lands on the fs backend");
+
+    let pulled = cli.work().join("pulled");
+    cli.ok(&["pull", package, pulled.to_str().unwrap()]);
+    assert_same_tree(&src, &pulled);
+    assert_eq!(
+        cli.ok(&["cat", package, "report/index.html"]),
+        b"<html>guide board 1</html>"
+    );
+
+    // A second, live package that shares style.css and empty.log with the pilot.
+    let other_src = sample_tree(cli.work(), "other-run", 2);
+    cli.json(&[
+        "push",
+        other_src.to_str().unwrap(),
+        "--name",
+        "other",
+        "--version",
+        "1",
+        "--class",
+        "permanent-record",
+    ]);
+    let other_blobs = manifest_blobs(&cli.json(&["manifest", "other@1"]));
+
+    pilot(package, &|args| cli.json(args), &|args| cli.ok(args));
+
+    // gc purges the eligible pilot and deletes from the bucket exactly the file blobs no live
+    // package shares; manifests are kept forever.
+    let unique: BTreeSet<Blake3> = pilot_blobs.difference(&other_blobs).copied().collect();
+    assert_eq!(unique.len(), 2, "index.html and trace.bin differ by seed");
+    let dry = cli.json(&["gc", "--grace", "1ms", "--dry-run"]);
+    assert_eq!(dry["purged"], serde_json::json!([pilot_id]));
+    let head_before = cli.json(&["audit", "verify"])["head_seq"].as_i64().unwrap();
+    let gc = cli.json(&["gc", "--grace", "1ms"]);
+    assert_eq!(gc["purged"], dry["purged"]);
+    assert_eq!(gc["deleted_blobs"], dry["deleted_blobs"]);
+    let deleted: BTreeSet<Blake3> = gc["deleted_blobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_str().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(deleted, unique);
+    let after_gc = cli.bucket_blobs();
+    assert!(
+        after_gc.is_disjoint(&unique),
+        "gc removed the pilot's unique blobs from the bucket"
+    );
+    assert!(
+        other_blobs.is_subset(&after_gc),
+        "the live package keeps its blobs"
+    );
+    assert!(
+        after_gc.contains(&manifest_key),
+        "manifests are kept forever"
+    );
+    let events = cli.json(&["events", "--after", &head_before.to_string()]);
+    let types: Vec<&str> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        ["v1.package.purged", "v1.blob.deleted", "v1.blob.deleted"]
+    );
+    let pulled_other = cli.work().join("pulled-other");
+    cli.ok(&["pull", "other@1", pulled_other.to_str().unwrap()]);
+    assert_same_tree(&other_src, &pulled_other);
+
+    let verify = cli.json(&["verify"]);
+    assert_eq!(verify["ok"], Json::Bool(true), "{verify}");
+    assert!(verify["checked"].as_i64().unwrap() >= 5, "{verify}");
+    let fsck = cli.json(&["fsck"]);
+    assert_eq!(fsck["ok"], Json::Bool(true), "{fsck}");
+    cli.ok(&["audit", "verify"]);
+
+    // --- The same store served over HTTP --------------------------------------------------
+    let server = cli.serve();
+    let http_src = sample_tree(cli.work(), "http-run", 3);
+    let pushed = cli.remote_json(
+        &server,
+        &[
+            "push",
+            http_src.to_str().unwrap(),
+            "--name",
+            "guide-board",
+            "--version",
+            "2026.11.24-1",
+            "--class",
+            "release-evidence",
+        ],
+    );
+    let http_package = "guide-board@2026.11.24-1";
+    let http_blobs = manifest_blobs(&cli.remote_json(&server, &["manifest", http_package]));
+    let in_bucket = cli.bucket_blobs();
+    assert!(
+        http_blobs.is_subset(&in_bucket),
+        "uploads through the server land in the bucket"
+    );
+    assert!(in_bucket.contains(&pushed["package_id"].as_str().unwrap().parse().unwrap()));
+    assert_eq!(cli.local_blob_files(), 0, "nothing lands on the fs backend");
+    let pulled_http = cli.work().join("pulled-http");
+    cli.remote_ok(
+        &server,
+        &["pull", http_package, pulled_http.to_str().unwrap()],
+    );
+    assert_same_tree(&http_src, &pulled_http);
+    pilot(
+        http_package,
+        &|args| cli.remote_json(&server, args),
+        &|args| cli.remote_ok(&server, args),
+    );
+    let verify = cli.remote_json(&server, &["verify"]);
+    assert_eq!(verify["ok"], Json::Bool(true), "{verify}");
+    let fsck = cli.remote_json(&server, &["fsck"]);
+    assert_eq!(fsck["ok"], Json::Bool(true), "{fsck}");
+    drop(server);
+    drop(s3);
+}
