@@ -6,7 +6,7 @@ use artifact_core::catalog::BlobRecord;
 use artifact_core::digest::AnyDigest;
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -15,6 +15,7 @@ use futures_util::{StreamExt as _, TryStreamExt as _};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
+use crate::extract::{NoQuery, Path};
 
 pub(crate) fn router() -> Router<AppState> {
     Router::new().route("/blobs/{digest}", get(download).head(head).put(upload))
@@ -168,6 +169,7 @@ async fn download(
     State(state): State<AppState>,
     caller: Caller,
     Path(digest): Path<String>,
+    _: NoQuery,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     caller.require(Role::Reader)?;
@@ -189,6 +191,7 @@ async fn head(
     State(state): State<AppState>,
     caller: Caller,
     Path(digest): Path<String>,
+    _: NoQuery,
 ) -> ApiResult<Response> {
     caller.require(Role::Reader)?;
     let digest = parse_digest(&digest)?;
@@ -209,6 +212,7 @@ async fn upload(
     State(state): State<AppState>,
     caller: Caller,
     Path(digest): Path<String>,
+    _: NoQuery,
     body: Body,
 ) -> ApiResult<Response> {
     let actor = caller.require(Role::Writer)?.to_owned();

@@ -57,6 +57,11 @@ impl ApiError {
         Self::new(StatusCode::PAYLOAD_TOO_LARGE, "payload too large", detail)
     }
 
+    /// 405: the route exists but not with this method (the router adds `Allow`).
+    pub fn method_not_allowed(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed", detail)
+    }
+
     /// 415.
     pub fn unsupported_media_type(detail: impl Into<String>) -> Self {
         Self::new(
@@ -193,7 +198,106 @@ impl IntoResponse for ApiError {
 /// Result of a handler.
 pub(crate) type ApiResult<T> = Result<T, ApiError>;
 
+/// The problem title of a status this server answers (lowercase, like the constructors').
+fn title_of(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        400 => "bad request",
+        401 => "unauthorized",
+        403 => "forbidden",
+        404 => "not found",
+        405 => "method not allowed",
+        408 => "request timeout",
+        409 => "conflict",
+        413 => "payload too large",
+        415 => "unsupported media type",
+        422 => "unprocessable content",
+        503 => "service unavailable",
+        code if code >= 500 => "internal error",
+        _ => "request refused",
+    }
+}
+
+// The framework's rejections, mapped to problems here and nowhere else: the extractors of
+// `crate::extract` convert with these, and `problem_responses` catches what layers answer.
+
+impl From<axum::extract::rejection::PathRejection> for ApiError {
+    /// 400 (e.g. invalid UTF-8 in a path parameter); 500 if the route is miswired.
+    fn from(rejection: axum::extract::rejection::PathRejection) -> Self {
+        let status = rejection.status();
+        ApiError::new(status, title_of(status), rejection.body_text())
+    }
+}
+
+impl From<axum::extract::rejection::QueryRejection> for ApiError {
+    /// 400: an unknown, repeated or malformed query parameter.
+    fn from(rejection: axum::extract::rejection::QueryRejection) -> Self {
+        let status = rejection.status();
+        ApiError::new(status, title_of(status), rejection.body_text())
+    }
+}
+
+/// A buffered body's rejection: 413 names the limit, other failures keep axum's reason.
+pub(crate) fn body_rejection(
+    rejection: axum::extract::rejection::BytesRejection,
+    limit: u64,
+) -> ApiError {
+    let status = rejection.status();
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::too_large(format!(
+            "a JSON or CBOR request body may carry at most {limit} bytes ([server] max_json_bytes)"
+        ))
+    } else {
+        ApiError::new(status, title_of(status), rejection.body_text())
+    }
+}
+
 /// 404 for unknown routes, as problem+json.
 pub(crate) async fn not_found_route(uri: axum::http::Uri) -> ApiError {
     ApiError::not_found(format!("no route for {}", uri.path()))
+}
+
+/// 405 for a known route with another method, as problem+json (the router adds `Allow`).
+pub(crate) async fn method_not_allowed_route(
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+) -> ApiError {
+    ApiError::method_not_allowed(format!(
+        "{method} is not allowed on {}; the Allow header lists the methods that are",
+        uri.path()
+    ))
+}
+
+/// The last resort of "every error is problem+json": an error response that is not one (e.g.
+/// the 408 of the request timeout layer) is replaced by a problem with the same status and
+/// headers; a short plain-text body becomes its detail.
+pub(crate) async fn problem_responses(response: Response) -> Response {
+    let status = response.status();
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/problem+json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 4096)
+        .await
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes.to_vec()).ok())
+        .map(|text| text.trim().to_owned())
+        .filter(|text| !text.is_empty());
+    let detail = text.unwrap_or_else(|| match status {
+        StatusCode::REQUEST_TIMEOUT => {
+            "the request took longer than [server] request_timeout".to_owned()
+        }
+        _ => format!("the request was refused with status {}", status.as_u16()),
+    });
+    let mut problem = ApiError::new(status, title_of(status), detail).into_response();
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            problem.headers_mut().append(name, value.clone());
+        }
+    }
+    problem
 }

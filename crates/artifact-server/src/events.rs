@@ -9,7 +9,7 @@ use artifact_core::catalog::EventQuery;
 use artifact_core::cbor::{self, Value};
 use artifact_core::event::Event;
 use axum::Router;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
@@ -20,6 +20,7 @@ use serde::Deserialize;
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
+use crate::extract::{NoQuery, Query};
 use crate::packages::{cbor_response, json_response, wants_cbor};
 
 /// How often a stream re-reads the log when this process has appended nothing (events from
@@ -52,10 +53,9 @@ async fn list(
     State(state): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
-    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+    Query(query): Query<ListQuery>,
 ) -> ApiResult<Response> {
     caller.require(Role::Reader)?;
-    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let limit = query.limit.unwrap_or(1000);
     if limit == 0 || limit > 10_000 {
         return Err(ApiError::bad_request("limit must be between 1 and 10000"));
@@ -88,7 +88,7 @@ async fn list(
 }
 
 /// `GET /events/head` → `{seq, hash}`.
-async fn head(State(state): State<AppState>, caller: Caller) -> ApiResult<Response> {
+async fn head(State(state): State<AppState>, caller: Caller, _: NoQuery) -> ApiResult<Response> {
     caller.require(Role::Reader)?;
     let head = state.store().head().await?;
     Ok(json_response(&Value::Map(BTreeMap::from([
@@ -109,14 +109,14 @@ struct StreamQuery {
 
 /// `GET /events/stream?after=SEQ` → Server-Sent Events, `id:` = seq, `data:` = the JCS
 /// envelope, in seq order without gaps; a reconnect with `Last-Event-ID: N` resumes after N.
+/// The stream ends when the server begins shutting down (so the graceful shutdown completes).
 async fn stream(
     State(state): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
-    query: Result<Query<StreamQuery>, axum::extract::rejection::QueryRejection>,
+    Query(query): Query<StreamQuery>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>> {
     caller.require(Role::Reader)?;
-    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let last_event_id = match headers.get("last-event-id") {
         None => None,
         Some(value) => Some(
@@ -129,17 +129,21 @@ async fn stream(
     };
     // Last-Event-ID (a reconnect) wins over the query.
     let start = last_event_id.or(query.after).unwrap_or(0);
+    let shutdown = state.shutdown_watch();
     let events = futures_util::stream::unfold(
-        (state, start, Vec::<Event>::new().into_iter()),
-        |(state, mut after, mut buffered)| async move {
+        (state, shutdown, start, Vec::<Event>::new().into_iter()),
+        |(state, mut shutdown, mut after, mut buffered)| async move {
             loop {
+                if *shutdown.borrow() {
+                    return None;
+                }
                 if let Some(event) = buffered.next() {
                     after = event.seq;
                     let sse = SseEvent::default()
                         .id(event.seq.to_string())
                         .event(event.event_type.clone())
                         .data(event.to_jcs());
-                    return Some((Ok(sse), (state, after, buffered)));
+                    return Some((Ok(sse), (state, shutdown, after, buffered)));
                 }
                 let notified = state.appended().notified();
                 match state
@@ -157,11 +161,15 @@ async fn stream(
                         tokio::select! {
                             _ = notified => {}
                             _ = tokio::time::sleep(POLL) => {}
+                            _ = shutdown.wait_for(|stopping| *stopping) => return None,
                         }
                     }
                     Err(error) => {
                         tracing::error!(%error, "event stream read failed");
-                        tokio::time::sleep(POLL).await;
+                        tokio::select! {
+                            _ = tokio::time::sleep(POLL) => {}
+                            _ = shutdown.wait_for(|stopping| *stopping) => return None,
+                        }
                     }
                 }
             }

@@ -21,6 +21,7 @@ mod auth;
 mod blobs;
 mod error;
 mod events;
+mod extract;
 mod metrics;
 mod ops;
 mod packages;
@@ -38,7 +39,7 @@ use artifact_core::digest::Sha256;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use tokio::net::TcpListener;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 
 pub use error::ApiError;
 pub use metrics::Metrics;
@@ -98,6 +99,9 @@ struct Inner {
     metrics: Metrics,
     /// Woken whenever this process appends events, so event streams deliver promptly.
     appended: Notify,
+    /// `true` once [`serve`]'s shutdown future has resolved: event streams end and the
+    /// background tasks stop, so the graceful shutdown does not wait for endless responses.
+    shutting_down: watch::Sender<bool>,
 }
 
 impl AppState {
@@ -111,6 +115,7 @@ impl AppState {
             uploads,
             metrics: Metrics::default(),
             appended: Notify::new(),
+            shutting_down: watch::Sender::new(false),
         })))
     }
 
@@ -140,6 +145,11 @@ impl AppState {
     pub(crate) fn appended(&self) -> &Notify {
         &self.0.appended
     }
+
+    /// Watches the shutdown flag (see [`serve`]).
+    pub(crate) fn shutdown_watch(&self) -> watch::Receiver<bool> {
+        self.0.shutting_down.subscribe()
+    }
 }
 
 /// The router: every route, with body limits, timeouts, request ids, tracing and metrics.
@@ -168,7 +178,9 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(streaming)
         .merge(bounded)
+        .method_not_allowed_fallback(error::method_not_allowed_route)
         .fallback(error::not_found_route)
+        .layer(axum::middleware::map_response(error::problem_responses))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::track,
@@ -192,18 +204,23 @@ pub fn app(state: AppState) -> Router {
 
 /// Serves `state` on `listener` until `shutdown` resolves, then stops accepting connections and
 /// lets in-flight requests finish (upload sessions stay on disk, resumable after a restart).
-/// Runs the scheduled sweeper and the upload-session reaper beside the server.
+/// Open event streams (`/events/stream`) end when shutdown begins: they never finish on their
+/// own, and a client resumes with `Last-Event-ID`. Runs the scheduled sweeper and the
+/// upload-session reaper beside the server.
 pub async fn serve<F>(listener: TcpListener, state: AppState, shutdown: F) -> std::io::Result<()>
 where
     F: Future<Output = ()> + Send + 'static,
 {
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    // A state served again after an earlier shutdown starts afresh.
+    state.0.shutting_down.send_replace(false);
+    let stop_rx = state.shutdown_watch();
     let background = tokio::spawn(background_tasks(state.clone(), stop_rx));
+    let stopping = state.clone();
     let router = app(state);
     let result = axum::serve(listener, router)
         .with_graceful_shutdown(async move {
             shutdown.await;
-            let _ = stop_tx.send(true);
+            stopping.0.shutting_down.send_replace(true);
         })
         .await;
     let _ = background.await;

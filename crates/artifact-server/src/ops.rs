@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 use artifact_core::auth::Role;
 use artifact_core::cbor::Value;
 use axum::Router;
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -13,6 +12,7 @@ use axum::routing::{get, post};
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
+use crate::extract::{JsonBody, NoQuery, Query};
 use crate::packages::json_response;
 use crate::{AppState, OPENAPI_JSON};
 
@@ -41,10 +41,9 @@ struct GcQuery {
 async fn gc(
     State(state): State<AppState>,
     caller: Caller,
-    query: Result<axum::extract::Query<GcQuery>, axum::extract::rejection::QueryRejection>,
+    Query(query): Query<GcQuery>,
 ) -> ApiResult<Response> {
     let actor = caller.require(Role::Admin)?.to_owned();
-    let axum::extract::Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let mut options = artifact_core::maintenance::GcOptions::default();
     if let Some(grace) = &query.grace {
         options.grace = grace
@@ -68,10 +67,9 @@ struct VerifyQuery {
 async fn verify(
     State(state): State<AppState>,
     caller: Caller,
-    query: Result<axum::extract::Query<VerifyQuery>, axum::extract::rejection::QueryRejection>,
+    Query(query): Query<VerifyQuery>,
 ) -> ApiResult<Response> {
     let actor = caller.require(Role::Admin)?.to_owned();
-    let axum::extract::Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let options = artifact_core::maintenance::VerifyOptions {
         sample: query.sample.unwrap_or(1.0),
         max_bytes_per_sec: query.max_bytes_per_sec.filter(|r| *r > 0),
@@ -82,19 +80,19 @@ async fn verify(
 }
 
 /// `GET /admin/fsck` (admin) → the fsck report (`ok`, `findings`, `notes`).
-async fn fsck(State(state): State<AppState>, caller: Caller) -> ApiResult<Response> {
+async fn fsck(State(state): State<AppState>, caller: Caller, _: NoQuery) -> ApiResult<Response> {
     caller.require(Role::Admin)?;
     let report = state.store().fsck().await?;
     Ok(json_response(&report.to_value()))
 }
 
 /// `GET /healthz`: the process is up.
-async fn healthz() -> &'static str {
+async fn healthz(_: NoQuery) -> &'static str {
     "ok\n"
 }
 
 /// `GET /readyz`: the metadata store and the blob backend are reachable (503 otherwise).
-async fn readyz(State(state): State<AppState>) -> ApiResult<Response> {
+async fn readyz(State(state): State<AppState>, _: NoQuery) -> ApiResult<Response> {
     if let Err(error) = state.store().head().await {
         tracing::warn!(%error, "readyz: metadata store unreachable");
         return Err(ApiError::new(
@@ -118,7 +116,7 @@ async fn readyz(State(state): State<AppState>) -> ApiResult<Response> {
 }
 
 /// `GET /metrics`: Prometheus text exposition.
-async fn metrics(State(state): State<AppState>) -> Response {
+async fn metrics(State(state): State<AppState>, _: NoQuery) -> Response {
     let head = state.store().head().await.map(|h| h.seq).unwrap_or(0);
     let text = state.metrics().render(
         state.uploads().active(),
@@ -136,7 +134,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
 }
 
 /// `GET /openapi.json`: the OpenAPI 3.1 document (checked in as `openapi.json`).
-async fn openapi() -> Response {
+async fn openapi(_: NoQuery) -> Response {
     (
         [(
             header::CONTENT_TYPE,
@@ -149,7 +147,11 @@ async fn openapi() -> Response {
 
 /// `GET /audit/verify`: checks the hash chain → `{ok, head_seq, head_hash}` or
 /// `{ok: false, first_bad_seq, reason}`.
-async fn audit_verify(State(state): State<AppState>, caller: Caller) -> ApiResult<Response> {
+async fn audit_verify(
+    State(state): State<AppState>,
+    caller: Caller,
+    _: NoQuery,
+) -> ApiResult<Response> {
     caller.require(Role::Reader)?;
     let value = match state.store().audit_verify().await {
         Ok(head) => Value::Map(BTreeMap::from([
@@ -172,7 +174,11 @@ async fn audit_verify(State(state): State<AppState>, caller: Caller) -> ApiResul
 }
 
 /// `POST /admin/rebuild-views` (admin) → `{events_replayed}`.
-async fn rebuild_views(State(state): State<AppState>, caller: Caller) -> ApiResult<Response> {
+async fn rebuild_views(
+    State(state): State<AppState>,
+    caller: Caller,
+    _: NoQuery,
+) -> ApiResult<Response> {
     caller.require(Role::Admin)?;
     let replayed = state.store().rebuild_views().await?;
     Ok(json_response(&Value::Map(BTreeMap::from([(
@@ -186,7 +192,8 @@ async fn rebuild_views(State(state): State<AppState>, caller: Caller) -> ApiResu
 async fn create_token(
     State(state): State<AppState>,
     caller: Caller,
-    body: Bytes,
+    _: NoQuery,
+    JsonBody(body): JsonBody,
 ) -> ApiResult<Response> {
     let actor = caller.require(Role::Admin)?.to_owned();
     let Value::Map(map) = artifact_core::jcs::from_json(&body)? else {

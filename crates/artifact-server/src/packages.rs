@@ -9,8 +9,7 @@ use artifact_core::cbor::Value;
 use artifact_core::digest::AnyDigest;
 use artifact_core::manifest::Manifest;
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -19,6 +18,7 @@ use serde::Deserialize;
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
+use crate::extract::{JsonBody, NoQuery, Path, Query};
 
 pub(crate) fn router() -> Router<AppState> {
     Router::new()
@@ -55,16 +55,53 @@ pub(crate) fn cbor_response(bytes: Vec<u8>) -> Response {
         .into_response()
 }
 
-/// Whether the client asked for canonical CBOR (`Accept: application/cbor`).
+/// Whether the client asked for canonical CBOR: `Accept` names `application/cbor` with a
+/// q-value above 0 and at least that of JSON (the most specific of `application/json`,
+/// `application/*`, `*/*`). JSON is the default: no `Accept`, `*/*`, or
+/// `application/cbor;q=0` (RFC 9110 §12.5.1: q=0 means not acceptable) all get JSON.
 pub(crate) fn wants_cbor(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|accept| {
-            accept
-                .split(',')
-                .any(|part| part.trim().starts_with("application/cbor"))
-        })
+    let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    // (specificity, q) of the most specific range matching each type.
+    let mut cbor: Option<(u8, f32)> = None;
+    let mut json: Option<(u8, f32)> = None;
+    for range in accept.split(',') {
+        let mut parts = range.split(';');
+        let media = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
+        let mut q = Some(1.0_f32);
+        for param in parts {
+            if let Some((name, value)) = param.split_once('=')
+                && name.trim().eq_ignore_ascii_case("q")
+            {
+                q = value
+                    .trim()
+                    .parse::<f32>()
+                    .ok()
+                    .filter(|q| (0.0..=1.0).contains(q));
+            }
+        }
+        // A malformed q-value makes the range unusable rather than preferred.
+        let Some(q) = q else { continue };
+        let (for_cbor, for_json) = match media.as_str() {
+            "application/cbor" => (Some(2), None),
+            "application/json" => (None, Some(2)),
+            "application/*" => (None, Some(1)),
+            "*/*" => (None, Some(0)),
+            _ => (None, None),
+        };
+        for (slot, specificity) in [(&mut cbor, for_cbor), (&mut json, for_json)] {
+            if let Some(specificity) = specificity
+                && slot.is_none_or(|(known, _)| specificity > known)
+            {
+                *slot = Some((specificity, q));
+            }
+        }
+    }
+    match cbor {
+        Some((_, cbor_q)) => cbor_q > 0.0 && cbor_q >= json.map_or(0.0, |(_, q)| q),
+        None => false,
+    }
 }
 
 /// Parses a `{pkg}` path segment: `blake3:…` or `NAME@VERSION`.
@@ -78,8 +115,9 @@ pub(crate) fn package_ref(text: &str) -> ApiResult<PackageRef> {
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
+    _: NoQuery,
     headers: HeaderMap,
-    body: Bytes,
+    JsonBody(body): JsonBody,
 ) -> ApiResult<Response> {
     let actor = caller.require(Role::Writer)?.to_owned();
     let content_type = headers
@@ -141,10 +179,9 @@ struct ListQuery {
 async fn list(
     State(state): State<AppState>,
     caller: Caller,
-    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+    Query(query): Query<ListQuery>,
 ) -> ApiResult<Response> {
     caller.require(Role::Reader)?;
-    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let limit = query.limit.unwrap_or(100);
     if limit == 0 || limit > 1000 {
         return Err(ApiError::bad_request("limit must be between 1 and 1000"));
@@ -153,15 +190,13 @@ async fn list(
         .store()
         .list_packages(&PackageFilter {
             name: query.name,
+            version: query.version,
             retention_class: query.class,
             eligible: query.eligible.unwrap_or(false),
             after_seq: query.cursor.unwrap_or(0),
             limit: Some(limit + 1),
         })
         .await?;
-    if let Some(version) = &query.version {
-        packages.retain(|p| &p.version == version);
-    }
     let more = packages.len() > limit as usize;
     packages.truncate(limit as usize);
     let next_cursor = if more {
@@ -190,6 +225,7 @@ async fn show(
     State(state): State<AppState>,
     caller: Caller,
     Path(pkg): Path<String>,
+    _: NoQuery,
 ) -> ApiResult<Response> {
     caller.require(Role::Reader)?;
     let package = state.store().package(&package_ref(&pkg)?).await?;
@@ -206,6 +242,7 @@ async fn manifest(
     State(state): State<AppState>,
     caller: Caller,
     Path(pkg): Path<String>,
+    _: NoQuery,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     caller.require(Role::Reader)?;
@@ -222,6 +259,7 @@ async fn file(
     State(state): State<AppState>,
     caller: Caller,
     Path((pkg, path)): Path<(String, String)>,
+    _: NoQuery,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     caller.require(Role::Reader)?;

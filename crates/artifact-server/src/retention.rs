@@ -7,8 +7,7 @@ use artifact_core::cbor::{self, Value};
 use artifact_core::event::Event;
 use artifact_core::time::Timestamp;
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -17,6 +16,7 @@ use serde::Deserialize;
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
+use crate::extract::{JsonBody, NoQuery, Path, Query};
 use crate::packages::{cbor_response, json_response, package_ref, wants_cbor};
 
 pub(crate) fn router() -> Router<AppState> {
@@ -34,7 +34,7 @@ pub(crate) fn router() -> Router<AppState> {
 }
 
 /// Parses a JSON request body of the data model into a map.
-fn body_map(body: &Bytes) -> ApiResult<BTreeMap<String, Value>> {
+fn body_map(body: &[u8]) -> ApiResult<BTreeMap<String, Value>> {
     match artifact_core::jcs::from_json(body)? {
         Value::Map(map) => Ok(map),
         _ => Err(ApiError::bad_request(
@@ -66,6 +66,7 @@ async fn status(
     State(state): State<AppState>,
     caller: Caller,
     Path(pkg): Path<String>,
+    _: NoQuery,
 ) -> ApiResult<Response> {
     caller.require(Role::Reader)?;
     let status = state.store().retention_status(&package_ref(&pkg)?).await?;
@@ -86,6 +87,7 @@ async fn history(
     State(state): State<AppState>,
     caller: Caller,
     Path(pkg): Path<String>,
+    _: NoQuery,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     caller.require(Role::Reader)?;
@@ -104,10 +106,9 @@ async fn explain(
     State(state): State<AppState>,
     caller: Caller,
     Path(pkg): Path<String>,
-    query: Result<Query<AsOf>, axum::extract::rejection::QueryRejection>,
+    Query(query): Query<AsOf>,
 ) -> ApiResult<Response> {
     caller.require(Role::Reader)?;
-    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let as_of = query
         .as_of
         .as_deref()
@@ -128,7 +129,8 @@ async fn extend(
     State(state): State<AppState>,
     caller: Caller,
     Path(pkg): Path<String>,
-    body: Bytes,
+    _: NoQuery,
+    JsonBody(body): JsonBody,
 ) -> ApiResult<Response> {
     let actor = caller.require(Role::RetentionAdmin)?.to_owned();
     let package = package_ref(&pkg)?;
@@ -152,7 +154,8 @@ async fn hold(
     State(state): State<AppState>,
     caller: Caller,
     Path(pkg): Path<String>,
-    body: Bytes,
+    _: NoQuery,
+    JsonBody(body): JsonBody,
 ) -> ApiResult<Response> {
     let actor = caller.require(Role::RetentionAdmin)?.to_owned();
     let package = package_ref(&pkg)?;
@@ -171,7 +174,8 @@ async fn release(
     State(state): State<AppState>,
     caller: Caller,
     Path((pkg, hold_id)): Path<(String, String)>,
-    body: Bytes,
+    _: NoQuery,
+    JsonBody(body): JsonBody,
 ) -> ApiResult<Response> {
     let actor = caller.require(Role::RetentionAdmin)?.to_owned();
     let package = package_ref(&pkg)?;
@@ -189,10 +193,9 @@ async fn release(
 async fn sweep(
     State(state): State<AppState>,
     caller: Caller,
-    query: Result<Query<AsOf>, axum::extract::rejection::QueryRejection>,
+    Query(query): Query<AsOf>,
 ) -> ApiResult<Response> {
     let actor = caller.require(Role::RetentionAdmin)?.to_owned();
-    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let as_of = query
         .as_of
         .as_deref()

@@ -20,7 +20,8 @@ use artifact_core::cbor::Value;
 use artifact_core::digest::{AnyDigest, BlobInfo, DualHasher};
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, State};
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -29,6 +30,7 @@ use futures_util::StreamExt as _;
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
+use crate::extract::{NoQuery, Path};
 
 /// Start writeback of received bytes every this many bytes (keeps the final fsync short).
 const WRITEBACK_WINDOW: u64 = 8 << 20;
@@ -224,10 +226,23 @@ async fn ensure_hasher(session: &mut Session) -> ApiResult<()> {
 }
 
 /// Appends a body to a session: each 1 MiB chunk is written to the file and hashed on two
-/// blocking threads at once. Stops at the first error, with the offset at the bytes written.
+/// blocking threads at once. An interrupted body keeps the bytes written before the
+/// interruption (the client resumes from the new offset). A body over `max_blob_bytes` changes
+/// nothing: it is refused before any byte is read when its length is declared, and otherwise
+/// the bytes already written are truncated away and the hash state restored.
 async fn append_body(state: &AppState, session: &mut Session, body: Body) -> ApiResult<()> {
-    ensure_hasher(session).await?;
     let limit = state.options().max_blob_bytes;
+    let too_large = || {
+        ApiError::too_large(format!(
+            "a request body may carry at most {limit} bytes ([server] max_blob_bytes); \
+             nothing was appended"
+        ))
+    };
+    if axum::body::HttpBody::size_hint(&body).lower() > limit {
+        return Err(too_large());
+    }
+    ensure_hasher(session).await?;
+    let before = (session.offset, session.hasher.clone(), session.unflushed);
     let mut file = Some(
         std::fs::OpenOptions::new()
             .append(true)
@@ -246,10 +261,10 @@ async fn append_body(state: &AppState, session: &mut Session, body: Body) -> Api
                 Some(Ok(bytes)) => {
                     received += bytes.len() as u64;
                     if received > limit {
-                        failure = Some(ApiError::too_large(format!(
-                            "a request body may carry at most {limit} bytes ([server] max_blob_bytes)"
-                        )));
-                        break;
+                        drop(file);
+                        let (offset, hasher, unflushed) = before;
+                        truncate_to(session, offset, hasher, unflushed)?;
+                        return Err(too_large());
                     }
                     pending.extend_from_slice(&bytes);
                 }
@@ -275,6 +290,34 @@ async fn append_body(state: &AppState, session: &mut Session, body: Body) -> Api
     }
     state.metrics().add_bytes_in(received);
     Ok(())
+}
+
+/// Undoes an append: the session file is cut back to `offset` and the state before the
+/// request restored. If that fails the hash state is dropped, so the next request rebuilds
+/// offset and hash from the file (whatever it holds).
+fn truncate_to(
+    session: &mut Session,
+    offset: u64,
+    hasher: Option<DualHasher>,
+    unflushed: u64,
+) -> ApiResult<()> {
+    let truncated = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&session.path)
+        .and_then(|file| file.set_len(offset));
+    match truncated {
+        Ok(()) => {
+            session.offset = offset;
+            session.hasher = hasher;
+            session.unflushed = unflushed.min(offset);
+            Ok(())
+        }
+        Err(error) => {
+            session.hasher = None;
+            session.unflushed = 0;
+            Err(ApiError::from(artifact_core::Error::Io(error)))
+        }
+    }
 }
 
 async fn write_and_hash(
@@ -353,7 +396,7 @@ fn offset_headers(id: &str, offset: u64) -> [(header::HeaderName, HeaderValue); 
 }
 
 /// `POST /uploads` → 201 `{upload_id}` with `Location`.
-async fn create(State(state): State<AppState>, caller: Caller) -> ApiResult<Response> {
+async fn create(State(state): State<AppState>, caller: Caller, _: NoQuery) -> ApiResult<Response> {
     caller.require(Role::Writer)?;
     let id = state.uploads().create().await?;
     state.metrics().upload_created();
@@ -402,6 +445,7 @@ async fn append(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
+    _: NoQuery,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
@@ -422,6 +466,7 @@ async fn status(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
+    _: NoQuery,
 ) -> ApiResult<Response> {
     caller.require(Role::Writer)?;
     let session = state.uploads().get(&id).await?;
@@ -459,6 +504,16 @@ impl Digests {
     }
 }
 
+/// The query of `PUT /uploads/{id}`: only `digest` (repeatable, which `Query` cannot express),
+/// refused like every other route's unknown parameters.
+impl<S: Send + Sync> FromRequestParts<S> for Digests {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        Self::parse(parts.uri.query())
+    }
+}
+
 /// Decodes `%XX` escapes (and `+` as space) of a query value.
 pub(crate) fn percent_decode(text: &str) -> String {
     let bytes = text.as_bytes();
@@ -491,12 +546,11 @@ async fn finish(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    uri: axum::http::Uri,
+    digests: Digests,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
     let actor = caller.require(Role::Writer)?.to_owned();
-    let digests = Digests::parse(uri.query())?;
     if digests.0.is_empty() {
         return Err(ApiError::bad_request(
             "PUT needs at least one `digest` query parameter (blake3:… or sha256:…)",
@@ -548,6 +602,7 @@ async fn abort(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
+    _: NoQuery,
 ) -> ApiResult<StatusCode> {
     caller.require(Role::Writer)?;
     let session = state.uploads().get(&id).await?;

@@ -757,7 +757,6 @@ async fn sigterm_with_an_open_upload_session_exits_0_and_the_session_resumes() {
 }
 
 #[test]
-#[ignore = "BUG: `artifactstore serve` does not exit on SIGTERM while an `events --follow --server` client is connected (graceful shutdown waits for the endless SSE response)"]
 fn sigterm_exits_although_an_event_follower_is_connected() {
     let store = Store::new();
     let server = store.serve();

@@ -694,6 +694,8 @@ pub(crate) async fn package_id_by_name(
 pub struct PackageFilter {
     /// Only this name.
     pub name: Option<String>,
+    /// Only this version (filtered in SQL, before `limit`, so paging stays correct).
+    pub version: Option<String>,
     /// Only this class.
     pub retention_class: Option<String>,
     /// Only packages marked eligible for deletion.
@@ -715,12 +717,14 @@ pub(crate) async fn list_packages(
            AND ($2 IS NULL OR p.name = $2) \
            AND ($3 IS NULL OR p.retention_class = $3) \
            AND ($4 = 0 OR r.eligible_for_deletion = 1) \
-         ORDER BY p.created_seq LIMIT $5",
+           AND ($5 IS NULL OR p.version = $5) \
+         ORDER BY p.created_seq LIMIT $6",
     )
     .bind(filter.after_seq as i64)
     .bind(filter.name.as_deref())
     .bind(filter.retention_class.as_deref())
     .bind(i64::from(filter.eligible))
+    .bind(filter.version.as_deref())
     .bind(i64::from(filter.limit.unwrap_or(1000)))
     .fetch_all(&mut *conn)
     .await?;
