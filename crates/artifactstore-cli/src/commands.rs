@@ -225,6 +225,9 @@ async fn open(cli: &Cli, create: bool) -> anyhow::Result<ArtifactStore> {
         "fs" => {}
         "s3" => {
             let s3 = artifact_store_s3::S3BlobStore::from_config(&config.blobs)?;
+            // Fail fast, with the reason (credentials refused, no such bucket, endpoint
+            // unreachable), rather than at the first blob operation.
+            artifact_core::blob::BlobStore::check(&s3).await?;
             options = options.with_blob_store(std::sync::Arc::new(s3));
         }
         other => bail!("[blobs] backend `{other}` is unknown (use `fs` or `s3`)"),

@@ -33,9 +33,9 @@ struct S3Cli {
 }
 
 impl S3Cli {
-    fn new(s3: &TestS3, runtime: tokio::runtime::Runtime, test: &str) -> Self {
+    fn new(target: &S3Target, runtime: tokio::runtime::Runtime, test: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let target = s3.target().clone();
+        let target = target.clone();
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
@@ -108,6 +108,35 @@ impl S3Cli {
 
     fn ok(&self, args: &[&str]) -> Vec<u8> {
         ok(args, self.command().args(args).output().unwrap())
+    }
+
+    /// Runs a command that must fail; returns its stderr.
+    fn fails(&self, command: &mut Command, args: &[&str]) -> String {
+        let output = command.args(args).output().unwrap();
+        assert!(
+            !output.status.success(),
+            "artifactstore {args:?} should have failed"
+        );
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    }
+
+    /// Writes a config like the store's own with `key = value` replaced in `[blobs]`.
+    fn config_with(&self, key: &str, value: &str) -> PathBuf {
+        let text = std::fs::read_to_string(self.work().join("config.toml")).unwrap();
+        let changed: String = text
+            .lines()
+            .map(|line| {
+                if line.starts_with(&format!("{key} = ")) {
+                    format!("{key} = {value}\n")
+                } else {
+                    format!("{line}\n")
+                }
+            })
+            .collect();
+        assert_ne!(changed, text, "{key} is in the config");
+        let path = self.work().join(format!("bad-{key}.toml"));
+        std::fs::write(&path, changed).unwrap();
+        path
     }
 
     fn json(&self, args: &[&str]) -> Json {
@@ -360,7 +389,7 @@ fn pilot(package: &str, run: &dyn Fn(&[&str]) -> Json, raw: &dyn Fn(&[&str]) -> 
 fn pilot_round_trip_gc_verify_and_fsck_on_the_s3_backend_locally_and_over_http() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let s3 = runtime.block_on(TestS3::start());
-    let cli = S3Cli::new(&s3, runtime, "pilot");
+    let cli = S3Cli::new(s3.target(), runtime, "pilot");
     let readiness = cli.json(&["fsck"]);
     assert_eq!(readiness["ok"], Json::Bool(true), "{readiness}");
 
@@ -513,4 +542,97 @@ fn pilot_round_trip_gc_verify_and_fsck_on_the_s3_backend_locally_and_over_http()
     assert_eq!(fsck["ok"], Json::Bool(true), "{fsck}");
     drop(server);
     drop(s3);
+}
+
+/// Start-up with a bad S3 configuration fails at once with the reason and changes nothing; a
+/// running server's `/readyz` turns 503 (problem+json naming the backend) while the S3 server is
+/// down and 200 again once it is back, and the store then works again.
+#[test]
+fn bad_s3_settings_fail_at_start_up_and_readyz_follows_the_s3_server() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let mut weed = runtime.block_on(seaweed::SeaweedFs::start());
+    let cli = S3Cli::new(weed.target(), runtime, "readyz");
+    let src = sample_tree(cli.work(), "run", 4);
+    cli.json(&[
+        "push",
+        src.to_str().unwrap(),
+        "--name",
+        "r",
+        "--version",
+        "1",
+    ]);
+    let head = cli.json(&["audit", "verify"]);
+
+    let wrong_secret = cli.fails(
+        cli.command().env("AWS_SECRET_ACCESS_KEY", "not-the-secret"),
+        &["ls"],
+    );
+    assert!(
+        wrong_secret.contains("refused the credentials"),
+        "{wrong_secret}"
+    );
+    let bad_bucket = cli.config_with("bucket", "\"artifactstore-no-such-bucket\"");
+    let missing = cli.fails(
+        cli.command().env("ARTIFACTSTORE_CONFIG", &bad_bucket),
+        &["serve", "--listen", "127.0.0.1:0"],
+    );
+    assert!(missing.contains("does not exist"), "{missing}");
+    let dead_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .unwrap()
+        .port();
+    let dead = cli.config_with("endpoint", &format!("\"http://127.0.0.1:{dead_port}\""));
+    let unreachable = cli.fails(
+        cli.command().env("ARTIFACTSTORE_CONFIG", &dead),
+        &[
+            "push",
+            src.to_str().unwrap(),
+            "--name",
+            "r",
+            "--version",
+            "2",
+        ],
+    );
+    assert!(
+        unreachable.contains("cannot reach the S3 endpoint"),
+        "{unreachable}"
+    );
+    assert_eq!(
+        cli.json(&["audit", "verify"]),
+        head,
+        "failed start-ups change nothing"
+    );
+
+    let server = cli.serve();
+    let readyz = |expect: u16| {
+        let response = cli
+            .runtime
+            .block_on(reqwest::get(format!("{}/readyz", server.base)))
+            .unwrap();
+        let status = response.status().as_u16();
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let body = cli.runtime.block_on(response.text()).unwrap();
+        assert_eq!(status, expect, "/readyz: {body}");
+        (content_type, body)
+    };
+    readyz(200);
+    weed.kill();
+    let (content_type, body) = readyz(503);
+    assert_eq!(content_type, "application/problem+json");
+    let problem: Json = serde_json::from_str(&body).unwrap();
+    assert_eq!(problem["status"], 503);
+    assert!(
+        problem["detail"].as_str().unwrap().contains("`s3`"),
+        "{problem}"
+    );
+    cli.runtime.block_on(weed.restart());
+    readyz(200);
+    let pulled = cli.work().join("pulled");
+    cli.remote_ok(&server, &["pull", "r@1", pulled.to_str().unwrap()]);
+    assert_same_tree(&src, &pulled);
 }
