@@ -1,4 +1,5 @@
 mod concurrency;
+mod gc;
 mod integrity;
 mod pilot;
 mod retention_model;

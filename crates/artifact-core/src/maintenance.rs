@@ -8,9 +8,10 @@
 //!    created referencing a blob meanwhile), pick recorded blobs older than the grace period that
 //!    no live package references and that are not manifests, delete their bytes, then append one
 //!    `v1.blob.deleted` per blob and commit. A crash after the bytes are gone and before the
-//!    commit leaves a row naming absent bytes; the next run finds the same candidates and
-//!    finishes (deleting absent bytes succeeds), and package creation checks that bytes are
-//!    present, so nothing can reference them meanwhile.
+//!    commit leaves a row naming absent bytes; the next open of the store finishes those
+//!    deletions ([`ArtifactStore::finish_interrupted_gc`]), as would the next run (deleting
+//!    absent bytes succeeds), and package creation checks that bytes are present, so nothing
+//!    can reference them meanwhile.
 //! 3. **Orphans.** Bytes in the backend that no event names (a crash between a durable write and
 //!    its event) are deleted once older than the grace period; nothing is recorded for them,
 //!    since nothing ever recorded them.
@@ -20,8 +21,9 @@
 //! `v1.integrity.checked` or `v1.integrity.failed` per blob, optionally rate-limited.
 //!
 //! # fsck
-//! Live packages' blobs (and manifests) present with the right size, no blob whose latest check
-//! failed, views equal a replay of the log, the hash chain intact, no orphaned staging files.
+//! Live packages' blobs (and manifests) present with the right size, every other recorded blob
+//! present with the right size too (no event names bytes that are gone), no blob whose latest
+//! check failed, views equal a replay of the log, the hash chain intact, no orphaned staging files.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -228,6 +230,15 @@ impl FsckReport {
     }
 }
 
+/// The data of a `v1.blob.deleted` event.
+fn deleted_data(info: &BlobInfo) -> Value {
+    Value::Map(BTreeMap::from([
+        ("blake3".to_owned(), Value::Text(info.blake3.to_string())),
+        ("sha256".to_owned(), Value::Text(info.sha256.to_string())),
+        ("size".to_owned(), Value::Int(info.size as i64)),
+    ]))
+}
+
 /// A tiny xorshift generator for sampling (not for secrets).
 struct Sampler(u64);
 
@@ -319,19 +330,14 @@ impl ArtifactStore {
             self.blob_store().delete_many(&keys).await?;
             let at = self.clock().now();
             for blob in &candidates {
-                let data = Value::Map(BTreeMap::from([
-                    (
-                        "blake3".to_owned(),
-                        Value::Text(blob.info.blake3.to_string()),
-                    ),
-                    (
-                        "sha256".to_owned(),
-                        Value::Text(blob.info.sha256.to_string()),
-                    ),
-                    ("size".to_owned(), Value::Int(blob.info.size as i64)),
-                ]));
-                tx.append(types::BLOB_DELETED, None, actor, at, data)
-                    .await?;
+                tx.append(
+                    types::BLOB_DELETED,
+                    None,
+                    actor,
+                    at,
+                    deleted_data(&blob.info),
+                )
+                .await?;
                 report.bytes_reclaimed += blob.info.size;
                 report.deleted.push(blob.info);
             }
@@ -353,6 +359,54 @@ impl ArtifactStore {
             report.orphans = orphans;
         }
         Ok(report)
+    }
+
+    /// Finishes the deletions of a GC run that died between deleting bytes and committing their
+    /// `v1.blob.deleted` events (SPEC §6: no event may name bytes that are gone). Called when a
+    /// store opens. Only recorded blobs that no live package references and that are not
+    /// manifests are considered (the only ones GC deletes), so the scan is small; each whose
+    /// bytes are absent is re-checked under the write lock and then gets its `v1.blob.deleted`.
+    /// Returns how many were finished.
+    pub async fn finish_interrupted_gc(&self) -> Result<usize> {
+        let latest = Timestamp::from_unix_millis(253_402_300_799_999).unwrap_or(Timestamp::EPOCH);
+        let candidates = {
+            let mut conn = self.catalog().read().await?;
+            catalog::views_unreferenced_blobs(&mut conn, latest, false, i64::MAX).await?
+        };
+        let mut absent = BTreeSet::new();
+        for blob in &candidates {
+            if self.blob_store().head(&blob.info.blake3).await?.is_none() {
+                absent.insert(blob.info.blake3);
+            }
+        }
+        if absent.is_empty() {
+            return Ok(0);
+        }
+        // Under the write lock a live GC has committed (its rows are gone) and nothing can start
+        // referencing these blobs; re-read the candidates and the bytes.
+        let mut tx = self.catalog().write().await?;
+        let candidates =
+            catalog::views_unreferenced_blobs(tx.conn(), latest, false, i64::MAX).await?;
+        let at = self.clock().now();
+        let mut finished = 0;
+        for blob in candidates {
+            if !absent.contains(&blob.info.blake3)
+                || self.blob_store().head(&blob.info.blake3).await?.is_some()
+            {
+                continue;
+            }
+            tx.append(
+                types::BLOB_DELETED,
+                None,
+                "system:gc",
+                at,
+                deleted_data(&blob.info),
+            )
+            .await?;
+            finished += 1;
+        }
+        tx.commit().await?;
+        Ok(finished)
     }
 
     async fn recorded_keys(&self) -> Result<BTreeSet<Blake3>> {
@@ -432,6 +486,14 @@ impl ArtifactStore {
             let mut tx = self.catalog().write().await?;
             let at = self.clock().now();
             for (info, outcome) in results {
+                // A blob deleted by GC meanwhile is no longer in the view: its bytes being gone
+                // is not a failure, and there is nothing left to record a check of.
+                if catalog::views_blob(tx.conn(), &crate::digest::AnyDigest::Blake3(info.blake3))
+                    .await?
+                    .is_none()
+                {
+                    continue;
+                }
                 let mut data = BTreeMap::from([
                     ("blake3".to_owned(), Value::Text(info.blake3.to_string())),
                     ("size".to_owned(), Value::Int(info.size as i64)),
@@ -447,14 +509,8 @@ impl ArtifactStore {
                         types::INTEGRITY_FAILED
                     }
                 };
-                // A blob deleted by GC meanwhile is no longer in the view: skip it.
-                if catalog::views_blob(tx.conn(), &crate::digest::AnyDigest::Blake3(info.blake3))
-                    .await?
-                    .is_some()
-                {
-                    tx.append(event_type, None, actor, at, Value::Map(data))
-                        .await?;
-                }
+                tx.append(event_type, None, actor, at, Value::Map(data))
+                    .await?;
             }
             tx.commit().await?;
         }
@@ -513,6 +569,8 @@ impl ArtifactStore {
     /// Checks the store's consistency (see the module docs); read-only.
     pub async fn fsck(&self) -> Result<FsckReport> {
         let mut report = FsckReport::default();
+        // Keys checked as live references (not checked again as recorded blobs below).
+        let mut checked = BTreeSet::new();
         // Live packages: manifest blob and every file's blob present with the right size.
         let mut after = String::new();
         loop {
@@ -526,6 +584,7 @@ impl ArtifactStore {
             after = last.to_string();
             for (package_id, manifest_size) in page {
                 report.packages += 1;
+                checked.insert(package_id);
                 self.check_present(
                     &package_id,
                     manifest_size,
@@ -547,6 +606,7 @@ impl ArtifactStore {
             cursor = (package_id.clone(), path.clone());
             for (package_id, path, info) in page {
                 report.files += 1;
+                checked.insert(info.blake3);
                 self.check_present(
                     &info.blake3,
                     info.size,
@@ -568,6 +628,47 @@ impl ArtifactStore {
             };
             after_seq = last.stored_seq;
             for (blob, last_check_ok) in page {
+                // Every recorded blob (not only live references) must have its bytes: no event
+                // may name bytes that are gone (SPEC §6). Re-read the row before reporting, so
+                // a GC deleting it meanwhile is not a finding.
+                let found = if checked.contains(&blob.info.blake3) {
+                    None
+                } else {
+                    Some(self.blob_store().head(&blob.info.blake3).await?)
+                };
+                match found {
+                    None => {}
+                    Some(Some(meta)) if meta.size == blob.info.size => {}
+                    Some(found) => {
+                        let mut conn = self.catalog().read().await?;
+                        let still_recorded = catalog::views_blob(
+                            &mut conn,
+                            &crate::digest::AnyDigest::Blake3(blob.info.blake3),
+                        )
+                        .await?
+                        .is_some();
+                        if still_recorded {
+                            report.findings.push(match found {
+                                Some(meta) => Finding {
+                                    kind: "wrong-size",
+                                    subject: blob.info.blake3.to_string(),
+                                    detail: format!(
+                                        "recorded blob holds {} bytes, expected {}",
+                                        meta.size, blob.info.size
+                                    ),
+                                },
+                                None => Finding {
+                                    kind: "missing-blob",
+                                    subject: blob.info.blake3.to_string(),
+                                    detail: format!(
+                                        "recorded blob is missing from the `{}` backend",
+                                        self.blob_store().name()
+                                    ),
+                                },
+                            });
+                        }
+                    }
+                }
                 if last_check_ok == Some(false) {
                     report.findings.push(Finding {
                         kind: "failed-check",

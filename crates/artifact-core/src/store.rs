@@ -157,12 +157,15 @@ impl ArtifactStore {
     pub async fn open(options: StoreOptions) -> Result<Self> {
         let catalog = Catalog::open(&options.catalog).await?;
         catalog.seed_classes(&options.classes).await?;
-        Ok(Self {
+        let store = Self {
             catalog,
             blobs: options.blob_store,
             clock: options.clock,
             classes: options.classes,
-        })
+        };
+        // A GC killed between deleting bytes and recording it leaves rows naming absent bytes.
+        store.finish_interrupted_gc().await?;
+        Ok(store)
     }
 
     /// The catalog.
