@@ -63,3 +63,31 @@ impl FromRequestParts<AppState> for Caller {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::bearer_token;
+
+    #[test]
+    fn the_scheme_is_case_insensitive_and_the_token_required() {
+        for value in [
+            "Bearer abc",
+            "bearer abc",
+            "BEARER abc",
+            "Bearer   abc ",
+            "bearer\tabc",
+        ] {
+            assert_eq!(bearer_token(value), Some("abc"), "{value:?}");
+        }
+        for value in [
+            "Basic abc",
+            "Bearer",
+            "Bearer ",
+            "Bearerabc",
+            "",
+            "Token abc",
+        ] {
+            assert_eq!(bearer_token(value), None, "{value:?}");
+        }
+    }
+}

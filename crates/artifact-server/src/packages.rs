@@ -289,3 +289,36 @@ async fn file(
         &media_type,
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn accept(value: &str) -> bool {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::ACCEPT, HeaderValue::from_str(value).unwrap());
+        wants_cbor(&headers)
+    }
+
+    #[test]
+    fn cbor_is_chosen_only_when_acceptable_and_not_less_preferred_than_json() {
+        assert!(!wants_cbor(&HeaderMap::new()), "no Accept: JSON");
+        assert!(accept("application/cbor"));
+        assert!(accept("application/CBOR; q=0.5"));
+        assert!(accept("application/cbor, application/json"), "a tie: CBOR");
+        assert!(accept("application/json;q=0.4, application/cbor;q=0.5"));
+        assert!(accept("application/cbor;q=0.1"), "JSON not listed at all");
+        assert!(!accept("*/*"));
+        assert!(!accept("application/json"));
+        assert!(!accept("application/cbor;q=0"), "q=0: not acceptable");
+        assert!(!accept("application/json, application/cbor;q=0"));
+        assert!(!accept("application/cbor;q=0.000"));
+        assert!(!accept("application/cbor;q=0.5, application/json"));
+        assert!(!accept("application/cbor;q=0.5, */*"), "*/* gives JSON q=1");
+        assert!(
+            !accept("application/cbor;q=zero"),
+            "a malformed q is ignored"
+        );
+        assert!(!accept("application/cborx"));
+    }
+}

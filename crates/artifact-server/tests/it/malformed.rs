@@ -936,3 +936,23 @@ async fn unknown_query_parameters_are_rejected_everywhere() {
     ];
     run(&fixture.harness, cases).await;
 }
+
+/// Regression: 405 had an empty body. It is a problem and still names the allowed methods.
+#[tokio::test]
+async fn method_not_allowed_is_a_problem_with_allow() {
+    let fixture = fixture().await;
+    let reply = fixture
+        .harness
+        .send(Method::DELETE, "/packages", ADMIN, &[], Body::empty())
+        .await;
+    let problem = reply.problem(405);
+    assert!(
+        problem["detail"].as_str().unwrap().contains("DELETE"),
+        "{problem}"
+    );
+    let allow = reply.header("allow").expect("an Allow header");
+    assert!(
+        allow.contains("GET") && allow.contains("POST"),
+        "Allow: {allow}"
+    );
+}

@@ -384,3 +384,87 @@ async fn an_oversize_patch_is_refused_and_leaves_the_session_unchanged() {
     );
     server.stop().await;
 }
+
+/// Regression: an oversize PATCH appended the bytes before the limit. A body whose length is
+/// declared (here: a buffered body, so `Content-Length` is known) is refused before it is read,
+/// and a final chunk riding on PUT is refused alike; the session keeps offset and bytes and
+/// still finishes to the right blob.
+#[tokio::test]
+async fn oversize_bodies_with_a_declared_length_change_no_session() {
+    let limit: usize = 64 << 10;
+    let harness = Harness::with(|options| options.max_blob_bytes = limit as u64).await;
+    let location = harness
+        .send(
+            Method::POST,
+            "/uploads",
+            WRITER,
+            &[],
+            axum::body::Body::empty(),
+        )
+        .await
+        .expect(201)["location"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    harness
+        .send(
+            Method::PATCH,
+            &location,
+            WRITER,
+            &[("upload-offset", "0")],
+            b"first".to_vec(),
+        )
+        .await
+        .expect_status(202);
+    let offset = async || {
+        let reply = harness
+            .send(
+                Method::HEAD,
+                &location,
+                WRITER,
+                &[],
+                axum::body::Body::empty(),
+            )
+            .await;
+        reply.expect_status(204);
+        reply.header("upload-offset").unwrap().to_owned()
+    };
+    let patch = harness
+        .send(
+            Method::PATCH,
+            &location,
+            WRITER,
+            &[("upload-offset", "5")],
+            vec![2u8; limit + 1],
+        )
+        .await;
+    patch.problem(413);
+    assert_eq!(offset().await, "5", "the refused PATCH appended nothing");
+    let info = BlobInfo::of(b"first");
+    let put = harness
+        .send(
+            Method::PUT,
+            &format!("{location}?digest={}", info.blake3),
+            WRITER,
+            &[],
+            vec![3u8; limit + 1],
+        )
+        .await;
+    put.problem(413);
+    assert_eq!(
+        offset().await,
+        "5",
+        "the refused final chunk appended nothing"
+    );
+    let finished = harness
+        .send(
+            Method::PUT,
+            &format!("{location}?digest={}", info.blake3),
+            WRITER,
+            &[],
+            axum::body::Body::empty(),
+        )
+        .await
+        .expect(201);
+    assert_eq!(finished["size"], 5);
+}
