@@ -19,6 +19,7 @@ use artifact_core::manifest::{FileEntry, Manifest};
 use artifact_core::time::Timestamp;
 use artifact_core::{ArtifactStore, PackageRef};
 use artifact_store_fs::EmbeddedOptions;
+use futures_util::{StreamExt as _, TryStreamExt as _};
 use reqwest::Method;
 use tokio::io::AsyncWriteExt as _;
 
@@ -445,6 +446,9 @@ fn collect_files(paths: &[PathBuf]) -> anyhow::Result<BTreeMap<String, PathBuf>>
 }
 
 /// Streams a local file into the target as a blob (not yet recorded locally; recorded remotely).
+/// Files `push` sends at the same time.
+const PUSH_CONCURRENCY: usize = 8;
+
 async fn send_file(target: &Target, path: &Path, label: &str) -> anyhow::Result<BlobInfo> {
     let total = tokio::fs::metadata(path)
         .await
@@ -473,19 +477,24 @@ async fn push(target: &Target, args: PushArgs, json: bool) -> anyhow::Result<()>
     }
     let files = collect_files(&args.paths)?;
 
-    let mut entries = Vec::with_capacity(files.len());
-    let mut infos = Vec::with_capacity(files.len());
-    for (package_path, source) in &files {
-        let info = send_file(target, source, package_path).await?;
-        infos.push(info);
-        entries.push(FileEntry {
+    // Several files in flight: small files are bound by fsync (or request) latency, which
+    // concurrent writers share instead of paying one after another. Results keep file order.
+    let infos: Vec<BlobInfo> = futures_util::stream::iter(&files)
+        .map(|(package_path, source)| send_file(target, source, package_path))
+        .buffered(PUSH_CONCURRENCY)
+        .try_collect()
+        .await?;
+    let entries = files
+        .iter()
+        .zip(&infos)
+        .map(|((package_path, _), info)| FileEntry {
             path: package_path.clone(),
             size: info.size,
             blake3: info.blake3,
             sha256: info.sha256,
             media_type: Some(media_type(package_path).to_owned()),
-        });
-    }
+        })
+        .collect();
     let manifest = Manifest {
         name: args.name,
         version: args.version,

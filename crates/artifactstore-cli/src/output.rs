@@ -4,10 +4,14 @@ use std::io::{IsTerminal as _, Write as _};
 
 use artifact_core::cbor::Value;
 use artifact_core::event::Event;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 /// Transfers larger than this get a progress bar (on a terminal).
 const PROGRESS_THRESHOLD: u64 = 16 << 20;
+
+/// Visible bars draw through one `MultiProgress`, so concurrent transfers (`push` sends several
+/// files at once) get a line each instead of overwriting one another.
+static BARS: std::sync::LazyLock<MultiProgress> = std::sync::LazyLock::new(MultiProgress::new);
 
 /// Prints one JCS document and a newline.
 pub(crate) fn print_json(value: &Value) -> anyhow::Result<()> {
@@ -195,7 +199,7 @@ pub(crate) fn progress(total: u64, message: String) -> ProgressBar {
     if total < PROGRESS_THRESHOLD || !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
-    let bar = ProgressBar::new(total);
+    let bar = BARS.add(ProgressBar::new(total));
     bar.set_style(
         ProgressStyle::with_template(
             "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",

@@ -597,3 +597,50 @@ fn pilot_scenario_through_the_cli() {
     cli.ok(&["admin", "rebuild-views"]);
     assert_eq!(cli.json(&["show", package]), show);
 }
+
+/// `push` sends several files at once: with many more files than are in flight, of sizes that
+/// finish out of order, every path still names its own bytes (manifest and pull).
+#[test]
+fn push_of_many_files_keeps_each_path_with_its_own_bytes() {
+    let cli = Cli::new();
+    let src = cli.work().join("many");
+    let mut expected = Vec::new();
+    for i in 0..40u32 {
+        let dir = src.join(format!("d{}", i % 3));
+        std::fs::create_dir_all(&dir).unwrap();
+        // Large files early, small late: unordered completion would mix them up.
+        let len = ((40 - i) as usize) * 7_919;
+        let bytes: Vec<u8> = (0..len)
+            .map(|j| (j as u32 ^ i.wrapping_mul(2654435761)) as u8)
+            .collect();
+        let path = dir.join(format!("f{i:02}.bin"));
+        std::fs::write(&path, &bytes).unwrap();
+        expected.push((format!("d{}/f{i:02}.bin", i % 3), path));
+    }
+    cli.json(&[
+        "push",
+        src.to_str().unwrap(),
+        "--name",
+        "many",
+        "--version",
+        "1",
+    ]);
+    let manifest = cli.json(&["manifest", "many@1"]);
+    let files = manifest["files"].as_array().unwrap();
+    assert_eq!(files.len(), expected.len());
+    for (rel, source) in &expected {
+        let entry = files
+            .iter()
+            .find(|f| f["path"] == rel.as_str())
+            .unwrap_or_else(|| panic!("{rel} missing from {manifest}"));
+        assert_eq!(
+            entry["blake3"].as_str().unwrap(),
+            format!("blake3:{}", tool_digest("b3sum", source)),
+            "{rel}"
+        );
+        assert_eq!(
+            cli.ok(&["cat", "many@1", rel]),
+            std::fs::read(source).unwrap()
+        );
+    }
+}
