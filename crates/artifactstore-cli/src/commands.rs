@@ -798,15 +798,35 @@ async fn ls(
     Ok(())
 }
 
+/// `cat` reads files up to this size into memory (verified) before writing any byte; larger
+/// files are verified by a first full read and then streamed (verified again). Either way a
+/// corrupt blob fails before stdout receives any of its bytes.
+const CAT_BUFFER_LIMIT: u64 = 16 << 20;
+
 async fn cat(target: &Target, package: &str, path: &str) -> anyhow::Result<()> {
     let mut stdout = tokio::io::stdout();
+    let reading = || format!("reading {path}");
     match target {
         Target::Local { store, .. } => {
-            let (_, read) = store.read_file(&package.parse()?, path, None).await?;
+            let package = package.parse()?;
+            let (file, read) = store.read_file(&package, path, None).await?;
             let mut reader = read.reader;
-            tokio::io::copy(&mut reader, &mut stdout)
-                .await
-                .with_context(|| format!("reading {path}"))?;
+            if file.size <= CAT_BUFFER_LIMIT {
+                let mut bytes = Vec::with_capacity(file.size as usize);
+                tokio::io::AsyncReadExt::read_to_end(&mut reader, &mut bytes)
+                    .await
+                    .with_context(reading)?;
+                stdout.write_all(&bytes).await?;
+            } else {
+                tokio::io::copy(&mut reader, &mut tokio::io::sink())
+                    .await
+                    .with_context(reading)?;
+                let (_, read) = store.read_file(&package, path, None).await?;
+                let mut reader = read.reader;
+                tokio::io::copy(&mut reader, &mut stdout)
+                    .await
+                    .with_context(reading)?;
+            }
         }
         Target::Remote(_) => {
             let (value, _) = manifest(target, package).await?;
@@ -814,15 +834,21 @@ async fn cat(target: &Target, package: &str, path: &str) -> anyhow::Result<()> {
             let file = manifest
                 .file(path)
                 .ok_or_else(|| anyhow!("file not found: {path} in {package}"))?;
-            copy_blob(
-                target,
-                package,
-                file,
-                &mut stdout,
-                &indicatif::ProgressBar::hidden(),
-            )
-            .await
-            .with_context(|| format!("reading {path}"))?;
+            let hidden = indicatif::ProgressBar::hidden();
+            if file.size <= CAT_BUFFER_LIMIT {
+                let mut bytes = Vec::with_capacity(file.size as usize);
+                copy_blob(target, package, file, &mut bytes, &hidden)
+                    .await
+                    .with_context(reading)?;
+                stdout.write_all(&bytes).await?;
+            } else {
+                copy_blob(target, package, file, &mut tokio::io::sink(), &hidden)
+                    .await
+                    .with_context(reading)?;
+                copy_blob(target, package, file, &mut stdout, &hidden)
+                    .await
+                    .with_context(reading)?;
+            }
         }
     }
     stdout.flush().await?;
@@ -877,6 +903,9 @@ async fn blob_get(
             tokio::fs::rename(&temp, path).await?;
         }
         None => {
+            // Verify the whole blob before stdout receives any of it (a corrupt blob fails
+            // here), then stream it (verified again).
+            fetch_blob(target, &digest, &mut tokio::io::sink()).await?;
             let mut stdout = tokio::io::stdout();
             fetch_blob(target, &digest, &mut stdout).await?;
             stdout.flush().await?;

@@ -1,0 +1,355 @@
+//! Crash safety (SPEC §6) with real process kills: the `artifactstore` binary is SIGKILLed at a
+//! random point of an ingest, a package creation, a sweep and a GC on an embedded store. After
+//! every kill the store is opened again and must be consistent (fsck clean, every recorded blob
+//! has its bytes, no staging file left, every package that was live and not eligible still
+//! pulls byte-identical), and the same operation then runs to completion.
+//!
+//! Each kill lands after a random delay, drawn from a seeded generator (the seed is printed;
+//! rerun with `CRASH_SEED=<seed>`), up to a little more than the operation's own duration as
+//! measured by an uninterrupted run first, so the kills spread over start-up, hashing, writing,
+//! fsync, the catalog transaction and exit. No assertion depends on timing.
+
+mod harness;
+
+use std::collections::BTreeMap;
+use std::os::unix::process::ExitStatusExt as _;
+use std::time::{Duration, Instant};
+
+use artifact_core::time::Timestamp;
+use harness::{Rng, Source, Store};
+
+const ITERATIONS: usize = 18;
+
+/// What a kill attempt hit.
+#[derive(Default, Debug)]
+struct Tally {
+    killed: usize,
+    finished: usize,
+}
+
+impl Tally {
+    fn report(&self, test: &str) {
+        eprintln!(
+            "{test}: {} killed mid-run, {} finished before the kill",
+            self.killed, self.finished
+        );
+        assert!(self.killed > 0, "{test}: no run was interrupted");
+    }
+}
+
+/// Spawns `args`, sleeps `delay`, SIGKILLs the process unless it has finished; records which.
+fn kill_after(store: &Store, args: &[&str], delay: Duration, tally: &mut Tally) {
+    let mut child = store.spawn(args);
+    std::thread::sleep(delay);
+    let _ = child.kill();
+    let status = child.wait().unwrap();
+    if status.signal() == Some(9) {
+        tally.killed += 1;
+    } else {
+        assert!(status.success(), "{args:?} failed on its own: {status}");
+        tally.finished += 1;
+    }
+}
+
+/// How long an uninterrupted run of `args` takes.
+fn timed(store: &Store, args: &[&str]) -> Duration {
+    let started = Instant::now();
+    store.ok(args);
+    started.elapsed()
+}
+
+/// A random delay in [0, 1.25 × `span`]; every fifth is 0 (killed during start-up).
+fn delay(rng: &mut Rng, span: Duration, iteration: usize) -> Duration {
+    if iteration % 5 == 0 {
+        return Duration::ZERO;
+    }
+    let max = (span.as_micros() as u64 * 5 / 4).max(1);
+    Duration::from_micros(rng.below(max))
+}
+
+fn in_days(days: i64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    Timestamp::from_unix_millis(now + days * 86_400_000)
+        .unwrap()
+        .to_string()
+}
+
+/// Pulls the newest live packages and a few random older ones.
+fn assert_live_pull(store: &Store, live: &[(String, Source)], rng: &mut Rng, context: &str) {
+    if live.is_empty() {
+        return;
+    }
+    let mut picks = vec![live.len() - 1];
+    for _ in 0..2 {
+        picks.push(rng.below(live.len() as u64) as usize);
+    }
+    for i in picks {
+        let (package, source) = &live[i];
+        source.assert_pulls(store, package, context);
+        let show = store.json(&["show", package]);
+        assert_eq!(show["purged_seq"], serde_json::Value::Null, "{context}");
+    }
+}
+
+#[test]
+fn kill_during_ingest_of_a_large_file() {
+    let mut rng = Rng::from_env("kill_during_ingest_of_a_large_file");
+    let mut store = Store::new();
+    let mut tally = Tally::default();
+    let mut live: Vec<(String, Source)> = Vec::new();
+    let mut span = Duration::ZERO;
+    for i in 0..ITERATIONS {
+        let size = (3 << 20) + rng.below(2 << 20) as usize;
+        let dir = store.work().join(format!("big-{i}"));
+        let source = Source::write(
+            dir,
+            BTreeMap::from([("big.bin".to_owned(), rng.bytes(size))]),
+        );
+        let file = source.dir.join("big.bin");
+        let file = file.to_str().unwrap().to_owned();
+        let version = i.to_string();
+        let push_args = [
+            "push",
+            &file,
+            "--name",
+            "big",
+            "--version",
+            &version,
+            "--class",
+            "build-cache",
+        ];
+        let put_args = ["blob", "put", &file];
+        let args: &[&str] = if i % 2 == 0 { &push_args } else { &put_args };
+        if i == 0 {
+            // Calibrate on a separate file of the same size (so the killed run is a new blob).
+            let calibration = store.work().join("calibration.bin");
+            std::fs::write(&calibration, rng.bytes(size)).unwrap();
+            span = timed(&store, &["blob", "put", calibration.to_str().unwrap()]);
+        }
+        let context = format!("ingest {i} ({args:?})");
+        kill_after(&store, args, delay(&mut rng, span, i), &mut tally);
+        store.assert_consistent(&context);
+        assert_live_pull(&store, &live, &mut rng, &context);
+
+        // The same operation completes afterwards, and its bytes read back.
+        if i % 2 == 0 {
+            let pushed = store.json(args);
+            let package = pushed["package_id"].as_str().unwrap().to_owned();
+            source.assert_pulls(&store, &package, &context);
+            live.push((package, source));
+        } else {
+            let put = store.json(args);
+            let digest = put["blake3"].as_str().unwrap().to_owned();
+            let out = store.work().join("got.bin");
+            store.ok(&["blob", "get", &digest, "--output", out.to_str().unwrap()]);
+            assert!(
+                std::fs::read(&out).unwrap() == source.files["big.bin"],
+                "{context}"
+            );
+        }
+        store.assert_consistent(&format!("{context}, completed"));
+    }
+    tally.report("ingest");
+}
+
+#[test]
+fn kill_during_creation_of_a_package_of_many_small_files() {
+    let mut rng = Rng::from_env("kill_during_creation_of_a_package_of_many_small_files");
+    let mut store = Store::new();
+    let mut tally = Tally::default();
+    let mut live: Vec<(String, Source)> = Vec::new();
+    let mut span = Duration::ZERO;
+    for i in 0..ITERATIONS {
+        let files: BTreeMap<String, Vec<u8>> = (0..60)
+            .map(|f| {
+                let len = 256 + rng.below(4096) as usize;
+                (format!("d{}/f{f}.txt", f % 4), rng.bytes(len))
+            })
+            .collect();
+        let source = Source::write(store.work().join(format!("many-{i}")), files);
+        let dir = source.dir.to_str().unwrap().to_owned();
+        let version = i.to_string();
+        let args = ["push", &dir, "--name", "many", "--version", &version];
+        if i == 0 {
+            let files: BTreeMap<String, Vec<u8>> = (0..60)
+                .map(|f| (format!("f{f}"), rng.bytes(1024)))
+                .collect();
+            let calibration = Source::write(store.work().join("calibration"), files);
+            span = timed(
+                &store,
+                &[
+                    "push",
+                    calibration.dir.to_str().unwrap(),
+                    "--name",
+                    "calibration",
+                    "--version",
+                    "1",
+                ],
+            );
+        }
+        let context = format!("package {i}");
+        kill_after(&store, &args, delay(&mut rng, span, i), &mut tally);
+        store.assert_consistent(&context);
+        assert_live_pull(&store, &live, &mut rng, &context);
+        // Either the package exists whole or not at all; pushing again completes it.
+        let pushed = store.json(&args);
+        let package = pushed["package_id"].as_str().unwrap().to_owned();
+        source.assert_pulls(&store, &package, &context);
+        live.push((package, source));
+        store.assert_consistent(&format!("{context}, completed"));
+    }
+    tally.report("package creation");
+}
+
+#[test]
+fn kill_during_retention_sweep() {
+    let mut rng = Rng::from_env("kill_during_retention_sweep");
+    let mut store = Store::new();
+    let mut tally = Tally::default();
+    let mut live: Vec<(String, Source)> = Vec::new();
+    let mut expiring = Vec::new();
+    let mut span = Duration::ZERO;
+    for i in 0..ITERATIONS {
+        // Two that the sweep makes eligible (ephemeral, 7 days), one that stays live.
+        for (class, n) in [("ephemeral", 0), ("ephemeral", 1), ("build-cache", 2)] {
+            let files = BTreeMap::from([(format!("{class}.bin"), rng.bytes(2048))]);
+            let source = Source::write(store.work().join(format!("sweep-{i}-{n}")), files);
+            let version = format!("{i}.{n}");
+            let pushed = store.json(&[
+                "push",
+                source.dir.to_str().unwrap(),
+                "--name",
+                "swept",
+                "--version",
+                &version,
+                "--class",
+                class,
+            ]);
+            let package = pushed["package_id"].as_str().unwrap().to_owned();
+            if class == "ephemeral" {
+                expiring.push(package);
+            } else {
+                live.push((package, source));
+            }
+        }
+        let as_of = in_days(10);
+        let args = ["retention", "sweep", "--as-of", &as_of];
+        if i == 0 {
+            span = timed(&store, &["retention", "sweep", "--as-of", &in_days(-1)]);
+        }
+        let context = format!("sweep {i}");
+        kill_after(&store, &args, delay(&mut rng, span, i), &mut tally);
+        store.assert_consistent(&context);
+        assert_live_pull(&store, &live, &mut rng, &context);
+        for (package, _) in &live {
+            let status = store.json(&["retention", "status", package]);
+            assert_eq!(
+                status["eligible_for_deletion"], false,
+                "{context}: {package}"
+            );
+        }
+        // The sweep completes: every ephemeral package is eligible, nothing else.
+        store.json(&args);
+        let eligible = store.json(&["ls", "--eligible", "--limit", "1000"]);
+        let mut eligible: Vec<String> = eligible
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["package_id"].as_str().unwrap().to_owned())
+            .collect();
+        eligible.sort();
+        let mut expected = expiring.clone();
+        expected.sort();
+        assert_eq!(eligible, expected, "{context}");
+        store.assert_consistent(&format!("{context}, completed"));
+    }
+    tally.report("sweep");
+}
+
+#[test]
+fn kill_during_gc() {
+    let mut rng = Rng::from_env("kill_during_gc");
+    let mut store = Store::new();
+    let mut tally = Tally::default();
+    let mut live: Vec<(String, Source)> = Vec::new();
+    let mut span = Duration::ZERO;
+    for i in 0..ITERATIONS {
+        // One live package and four that become eligible, all sharing one blob; each with
+        // unique blobs too.
+        let shared = rng.bytes(8192);
+        let mut doomed = Vec::new();
+        for n in 0..5 {
+            let class = if n == 0 { "build-cache" } else { "ephemeral" };
+            let mut files: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+            for f in 0..8 {
+                let len = 1024 + rng.below(2048) as usize;
+                files.insert(format!("u{f}.bin"), rng.bytes(len));
+            }
+            files.insert("shared.bin".to_owned(), shared.clone());
+            let source = Source::write(store.work().join(format!("gc-{i}-{n}")), files);
+            let version = format!("{i}.{n}");
+            let pushed = store.json(&[
+                "push",
+                source.dir.to_str().unwrap(),
+                "--name",
+                "collected",
+                "--version",
+                &version,
+                "--class",
+                class,
+            ]);
+            let package = pushed["package_id"].as_str().unwrap().to_owned();
+            if n == 0 {
+                live.push((package, source));
+            } else {
+                doomed.push((package, source));
+            }
+        }
+        let swept = store.json(&["retention", "sweep", "--as-of", &in_days(10)]);
+        assert_eq!(swept["newly_eligible"], 4, "{swept}");
+        // Blobs must be older than the grace period (1 ms).
+        std::thread::sleep(Duration::from_millis(5));
+        let args = ["gc", "--grace", "1ms"];
+        if i == 0 {
+            // Calibrate on a dry run (the same reads, no deletions).
+            span = timed(&store, &["gc", "--grace", "1ms", "--dry-run"]) * 2;
+        }
+        let context = format!("gc {i}");
+        kill_after(&store, &args, delay(&mut rng, span, i), &mut tally);
+        store.assert_consistent(&context);
+        assert_live_pull(&store, &live, &mut rng, &context);
+
+        // The next run finishes the purge and the deletions.
+        store.json(&args);
+        store.assert_consistent(&format!("{context}, completed"));
+        let (newest, source) = live.last().unwrap();
+        source.assert_pulls(&store, newest, &context);
+        for (package, source) in &doomed {
+            let show = store.json(&["show", package]);
+            assert!(
+                show["purged_seq"].is_u64(),
+                "{context}: {package} not purged"
+            );
+            for (path, content) in &source.files {
+                let blake3 = blake3_hex(content);
+                let present = store.blob_path(&blake3).exists();
+                assert_eq!(present, path == "shared.bin", "{context}: {path}");
+            }
+        }
+        let dry = store.json(&["gc", "--grace", "1ms", "--dry-run"]);
+        assert_eq!(dry["purged"], serde_json::json!([]), "{context}: {dry}");
+        assert_eq!(
+            dry["deleted_blobs"],
+            serde_json::json!([]),
+            "{context}: {dry}"
+        );
+    }
+    tally.report("gc");
+}
+
+fn blake3_hex(content: &[u8]) -> String {
+    artifact_core::digest::Blake3::of(content).to_hex()
+}

@@ -1,0 +1,282 @@
+//! A store in a temp dir driven through the real `artifactstore` binary, and the consistency
+//! checks the crash and maintenance tests share (SPEC §5, §6).
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+use serde_json::Value as Json;
+
+/// An embedded store (`init`ed) in its own temp dir.
+pub struct Store {
+    pub data_dir: PathBuf,
+    dir: tempfile::TempDir,
+    /// Walk state of the event log: blobs recorded and not deleted, and the last seq read.
+    recorded: BTreeMap<String, u64>,
+    events_after: u64,
+}
+
+impl Store {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store {
+            data_dir: dir.path().join("data"),
+            dir,
+            recorded: BTreeMap::new(),
+            events_after: 0,
+        };
+        store.ok(&["init"]);
+        store
+    }
+
+    /// A scratch directory next to the store.
+    pub fn work(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_artifactstore"));
+        command
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .args(args)
+            .env_remove("ARTIFACTSTORE_CONFIG")
+            .env_remove("ARTIFACTSTORE_SERVER")
+            .env("ARTIFACTSTORE_ACTOR", "crash-bot");
+        command
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+
+    pub fn ok(&self, args: &[&str]) -> Vec<u8> {
+        let output = self.run(args);
+        assert!(
+            output.status.success(),
+            "artifactstore {args:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        output.stdout
+    }
+
+    pub fn json(&self, args: &[&str]) -> Json {
+        let mut with_json = vec!["--json"];
+        with_json.extend_from_slice(args);
+        let stdout = self.ok(&with_json);
+        serde_json::from_slice(&stdout).unwrap_or_else(|e| {
+            panic!(
+                "{args:?}: not JSON ({e}): {}",
+                String::from_utf8_lossy(&stdout)
+            )
+        })
+    }
+
+    /// Runs a command expected to fail; returns (exit code, stdout, stderr).
+    pub fn fails(&self, args: &[&str]) -> (Option<i32>, Vec<u8>, String) {
+        let output = self.run(args);
+        assert!(
+            !output.status.success(),
+            "artifactstore {args:?} should have failed"
+        );
+        (
+            output.status.code(),
+            output.stdout,
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
+
+    pub fn spawn(&self, args: &[&str]) -> Child {
+        self.command(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    }
+
+    pub fn head_seq(&self) -> u64 {
+        self.json(&["audit", "verify"])["head_seq"]
+            .as_u64()
+            .unwrap()
+    }
+
+    /// The fs backend's file for a blob (docs/DURABILITY.md).
+    pub fn blob_path(&self, blake3: &str) -> PathBuf {
+        let hex = blake3.trim_start_matches("blake3:");
+        self.data_dir.join("blobs/blake3").join(&hex[..2]).join(hex)
+    }
+
+    /// Files in the fs backend's staging directory.
+    pub fn staging_files(&self) -> Vec<PathBuf> {
+        match std::fs::read_dir(self.data_dir.join("blobs/tmp")) {
+            Ok(entries) => entries.flatten().map(|e| e.path()).collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// Reads the events appended since the last call and folds them: a `v1.blob.stored` records
+    /// a blob, a `v1.blob.deleted` forgets it.
+    fn walk_events(&mut self) {
+        loop {
+            let after = self.events_after.to_string();
+            let page = self.json(&["events", "--after", &after, "--limit", "1000"]);
+            let page = page.as_array().unwrap().clone();
+            let Some(last) = page.last() else {
+                return;
+            };
+            self.events_after = last["seq"].as_u64().unwrap();
+            for event in &page {
+                let blake3 = event["data"]["blake3"].as_str().unwrap_or_default();
+                match event["type"].as_str().unwrap() {
+                    "v1.blob.stored" => {
+                        self.recorded
+                            .insert(blake3.to_owned(), event["data"]["size"].as_u64().unwrap());
+                    }
+                    "v1.blob.deleted" => {
+                        self.recorded.remove(blake3);
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// The checks every state must pass (run after a kill and after every completed
+    /// operation): fsck is clean, every blob a `v1.blob.stored` names that no later
+    /// `v1.blob.deleted` removes has its bytes with the right size, and no staging file is left
+    /// once the store has been opened again.
+    pub fn assert_consistent(&mut self, context: &str) {
+        // Opening the store (any command) reclaims staging files of dead writers and finishes
+        // an interrupted GC's deletions.
+        self.json(&["ls", "--limit", "1"]);
+        assert_eq!(
+            self.staging_files(),
+            Vec::<PathBuf>::new(),
+            "{context}: staging files left after the store was opened again"
+        );
+        let output = self.run(&["--json", "fsck"]);
+        let fsck: Json = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+            panic!(
+                "{context}: fsck printed no JSON ({e}): {}",
+                String::from_utf8_lossy(&output.stderr)
+            )
+        });
+        assert!(
+            output.status.success() && fsck["ok"] == Json::Bool(true),
+            "{context}: fsck is not clean: {fsck} {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert_eq!(fsck["findings"], Json::Array(vec![]), "{context}");
+        self.walk_events();
+        let mut missing = BTreeSet::new();
+        for (blake3, size) in &self.recorded {
+            match std::fs::metadata(self.blob_path(blake3)) {
+                Ok(meta) if meta.len() == *size => {}
+                _ => {
+                    missing.insert(blake3.clone());
+                }
+            }
+        }
+        assert!(
+            missing.is_empty(),
+            "{context}: events name blobs whose bytes are gone: {missing:?}"
+        );
+    }
+
+    /// Blobs recorded now (after [`Store::assert_consistent`] walked the log).
+    pub fn recorded_blobs(&self) -> &BTreeMap<String, u64> {
+        &self.recorded
+    }
+}
+
+/// A package's source: a directory of files kept in memory for comparison.
+pub struct Source {
+    pub dir: PathBuf,
+    pub files: BTreeMap<String, Vec<u8>>,
+}
+
+impl Source {
+    /// Writes `files` under `dir`.
+    pub fn write(dir: PathBuf, files: BTreeMap<String, Vec<u8>>) -> Self {
+        for (path, content) in &files {
+            let path = dir.join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, content).unwrap();
+        }
+        Source { dir, files }
+    }
+
+    /// Pulls `package` into a fresh directory and checks every file is byte-identical.
+    pub fn assert_pulls(&self, store: &Store, package: &str, context: &str) {
+        let dest = tempfile::tempdir_in(store.work()).unwrap();
+        let dest_dir = dest.path().join("out");
+        let output = store.run(&["pull", package, dest_dir.to_str().unwrap()]);
+        assert!(
+            output.status.success(),
+            "{context}: pull {package} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        for (path, content) in &self.files {
+            let pulled = std::fs::read(dest_dir.join(path)).unwrap();
+            if pulled != *content {
+                let same_as: Vec<&String> = self
+                    .files
+                    .iter()
+                    .filter(|(_, c)| **c == pulled)
+                    .map(|(p, _)| p)
+                    .collect();
+                let on_disk = std::fs::read(self.dir.join(path)).ok();
+                panic!(
+                    "{context}: {package} {path} differs after pull: {} bytes pulled, {} expected, source on disk matches: {:?}, pulled equals source files {same_as:?}; manifest: {}",
+                    pulled.len(),
+                    content.len(),
+                    on_disk.map(|d| d == *content),
+                    String::from_utf8_lossy(&store.ok(&["manifest", package])),
+                );
+            }
+        }
+    }
+}
+
+/// A small seeded generator (xorshift64*), so a failing run can be replayed from its seed.
+pub struct Rng(u64);
+
+impl Rng {
+    /// Seeded from `CRASH_SEED` if set, else from the clock; prints the seed.
+    pub fn from_env(test: &str) -> Self {
+        let seed = std::env::var("CRASH_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_nanos() as u64
+            });
+        eprintln!("{test}: seed {seed} (rerun with CRASH_SEED={seed})");
+        Rng(seed | 1)
+    }
+
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// Uniform in `0..n` (n > 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    pub fn bytes(&mut self, len: usize) -> Vec<u8> {
+        let mut out = Vec::with_capacity(len + 8);
+        while out.len() < len {
+            out.extend_from_slice(&self.next().to_le_bytes());
+        }
+        out.truncate(len);
+        out
+    }
+}
