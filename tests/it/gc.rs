@@ -6,12 +6,15 @@
 //!   nothing;
 //! - the grace period protects young blobs, and a package created while GC runs can never end
 //!   up naming deleted bytes;
-//! - a GC that died between deleting bytes and recording it is finished when the store opens;
+//! - a GC that died between deleting bytes and recording it is finished when the store opens
+//!   (only blobs GC committed to deleting: bytes lost otherwise stay an fsck finding), and a
+//!   blob being deleted can gain no reference;
 //! - `verify_blobs` finds a flipped byte, records `v1.integrity.failed` with a reason, full
 //!   reads fail instead of returning the wrong bytes, and fsck reports the failed check;
 //!   sampled and rate-limited scrubs check what they say they check.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use artifact_core::blob::{BlobMeta, BlobRead, BlobStore, ByteRange, StagedBlob};
@@ -41,6 +44,8 @@ backend_tests! {
     package_created_during_gc_never_names_deleted_bytes,
     #[tokio::test]
     interrupted_gc_is_finished_when_the_store_opens,
+    #[tokio::test]
+    bytes_lost_outside_gc_stay_an_fsck_finding,
     #[tokio::test]
     gc_deletes_orphaned_bytes_only_after_the_grace_period,
     #[tokio::test]
@@ -111,6 +116,31 @@ struct DeletionWitness {
     inner: FsBlobStore,
     catalog: AnyPool,
     deleted_at_head: Mutex<Vec<(Blake3, i64)>>,
+    /// When set, `delete_many` deletes the bytes and then fails: what a process killed right
+    /// after deleting them (before committing `v1.blob.deleted`) leaves behind.
+    die_after_deleting: AtomicBool,
+}
+
+impl DeletionWitness {
+    async fn new(fixture: &Fixture) -> Arc<Self> {
+        Arc::new(DeletionWitness {
+            inner: FsBlobStore::open(fixture.data_dir().join("blobs")).unwrap(),
+            catalog: fixture.raw_catalog().await,
+            deleted_at_head: Mutex::new(Vec::new()),
+            die_after_deleting: AtomicBool::new(false),
+        })
+    }
+
+    /// A store on the fixture's catalog whose blob backend is this witness.
+    async fn store(self: &Arc<Self>, fixture: &Fixture) -> ArtifactStore {
+        EmbeddedOptions::new(fixture.data_dir())
+            .with_config(fixture.config.clone())
+            .with_clock(Arc::new(fixture.clock.clone()))
+            .with_blob_store(self.clone())
+            .open()
+            .await
+            .unwrap()
+    }
 }
 
 impl DeletionWitness {
@@ -148,7 +178,13 @@ impl BlobStore for DeletionWitness {
             .lock()
             .unwrap()
             .extend(keys.iter().map(|k| (*k, head)));
-        self.inner.delete_many(keys).await
+        self.inner.delete_many(keys).await?;
+        if self.die_after_deleting.load(Ordering::SeqCst) {
+            return Err(Error::Io(std::io::Error::other(
+                "simulated crash after deleting bytes",
+            )));
+        }
+        Ok(())
     }
     async fn list(&self) -> artifact_core::Result<Vec<Blake3>> {
         self.inner.list().await
@@ -193,18 +229,8 @@ async fn gc_purges_the_eligible_package_and_only_its_unique_blobs(backend: Backe
     assert_eq!(swept.newly_eligible, vec![old.package_id]);
 
     // The store the GC runs on watches the committed head whenever bytes go.
-    let witness = Arc::new(DeletionWitness {
-        inner: FsBlobStore::open(fixture.data_dir().join("blobs")).unwrap(),
-        catalog: fixture.raw_catalog().await,
-        deleted_at_head: Mutex::new(Vec::new()),
-    });
-    let store = EmbeddedOptions::new(fixture.data_dir())
-        .with_config(fixture.config.clone())
-        .with_clock(Arc::new(fixture.clock.clone()))
-        .with_blob_store(witness.clone())
-        .open()
-        .await
-        .unwrap();
+    let witness = DeletionWitness::new(&fixture).await;
+    let store = witness.store(&fixture).await;
 
     let only_old_info = BlobInfo::of(&only_old);
     let head_before = store.head().await.unwrap();
@@ -292,6 +318,9 @@ async fn gc_purges_the_eligible_package_and_only_its_unique_blobs(backend: Backe
         Some(only_old_info.blake3.to_string().as_str())
     );
     assert!(purged[0].seq < deleted[0].seq);
+    let started = events_of_type(&store, types::BLOB_DELETION_STARTED).await;
+    assert_eq!(started.len(), 1);
+    assert!(purged[0].seq < started[0].seq && started[0].seq < deleted[0].seq);
     let deletions = witness.deleted_at_head.lock().unwrap().clone();
     assert_eq!(deletions.len(), 1, "{deletions:?}");
     let (key, head_when_deleted) = deletions[0];
@@ -299,6 +328,10 @@ async fn gc_purges_the_eligible_package_and_only_its_unique_blobs(backend: Backe
     assert!(
         purged[0].seq as i64 <= head_when_deleted,
         "the purge was committed before the bytes were deleted"
+    );
+    assert!(
+        started[0].seq as i64 <= head_when_deleted,
+        "the intent to delete was committed before the bytes were deleted"
     );
     assert!(
         (deleted[0].seq as i64) > head_when_deleted,
@@ -507,31 +540,47 @@ async fn interrupted_gc_is_finished_when_the_store_opens(backend: Backend) {
     .await;
     fixture.clock.advance(days(10));
     fixture.store.sweep("ci", None).await.unwrap();
-    // The purge committed; the process died after deleting the bytes and before committing
-    // `v1.blob.deleted` (what a GC killed at that point leaves).
-    let report = fixture
+
+    // GC dies right after deleting the bytes, before recording `v1.blob.deleted`.
+    let witness = DeletionWitness::new(&fixture).await;
+    let dying = witness.store(&fixture).await;
+    witness.die_after_deleting.store(true, Ordering::SeqCst);
+    let error = dying.gc("ops", gc_options(false)).await.unwrap_err();
+    assert!(error.to_string().contains("simulated crash"), "{error}");
+    dying.catalog().close().await;
+    let info = BlobInfo::of(&content);
+    assert!(!bytes_present(&fixture.store, &info.blake3).await);
+    let started = events_of_type(&fixture.store, types::BLOB_DELETION_STARTED).await;
+    assert_eq!(started.len(), 1, "the intent was committed");
+    assert!(
+        events_of_type(&fixture.store, types::BLOB_DELETED)
+            .await
+            .is_empty()
+    );
+    let record = fixture
         .store
-        .gc(
-            "ops",
-            GcOptions {
-                grace: days(30),
-                dry_run: false,
-            },
+        .blob(&AnyDigest::Blake3(info.blake3))
+        .await
+        .unwrap()
+        .expect("still recorded, marked as being deleted");
+    assert_eq!(record.deleting_seq, Some(started[0].seq));
+    // A blob being deleted can gain no reference: even with its bytes uploaded again (a client
+    // retrying), referencing or recording it is refused until the deletion is finished.
+    fixture.store.write_blob(&content[..], &[]).await.unwrap();
+    assert!(bytes_present(&fixture.store, &info.blake3).await);
+    let error = fixture
+        .store
+        .create_package(
+            "ci",
+            &manifest("again", "1", "build-cache", &[("d.bin", &content)]),
         )
         .await
-        .unwrap();
-    assert_eq!(report.purged, vec![created.package_id]);
-    let info = BlobInfo::of(&content);
-    std::fs::remove_file(blob_file(&fixture, &info.blake3)).unwrap();
+        .unwrap_err();
+    assert_eq!(error_kind(&error), "MissingBlobs", "{error}");
+    let error = fixture.store.record_blobs("ci", &[info]).await.unwrap_err();
+    assert!(error.to_string().contains("being deleted"), "{error}");
 
-    // fsck names the recorded blob whose bytes are gone.
-    let fsck = fixture.store.fsck().await.unwrap();
-    assert_eq!(fsck.findings.len(), 1, "{:?}", fsck.findings);
-    assert_eq!(fsck.findings[0].kind, "missing-blob");
-    assert_eq!(fsck.findings[0].subject, info.blake3.to_string());
-
-    // Opening the store finishes the deletion: the event that names the bytes is followed by
-    // `v1.blob.deleted`, and fsck is clean.
+    // Opening the store finishes the deletion: `v1.blob.deleted` follows, fsck is clean.
     let head = head_seq(&fixture.store).await;
     fixture.reopen().await;
     let events = all_events(&fixture.store).await;
@@ -555,6 +604,52 @@ async fn interrupted_gc_is_finished_when_the_store_opens(backend: Backend) {
             .unwrap(),
         b"kept"
     );
+    // The content can be stored and referenced again now that its deletion is recorded.
+    fixture
+        .store
+        .ingest_blob("ci", &content[..], &[])
+        .await
+        .unwrap();
+    fixture
+        .store
+        .create_package(
+            "ci",
+            &manifest("again", "1", "build-cache", &[("d.bin", &content)]),
+        )
+        .await
+        .unwrap();
+    assert!(
+        fixture
+            .store
+            .manifest(&by_id(created.package_id))
+            .await
+            .is_ok(),
+        "the purged package's manifest is kept forever"
+    );
+}
+
+/// Bytes of a recorded blob lost outside GC (here: removed by hand) are never recorded as a
+/// deletion: reopening the store leaves them an fsck finding.
+async fn bytes_lost_outside_gc_stay_an_fsck_finding(backend: Backend) {
+    let mut fixture = Fixture::new(backend, ymd(2026, 1, 1)).await;
+    let content = pseudo_random_bytes(30_000, 7);
+    let record = fixture
+        .store
+        .ingest_blob("ci", &content[..], &[])
+        .await
+        .unwrap();
+    std::fs::remove_file(blob_file(&fixture, &record.info.blake3)).unwrap();
+    let head = head_seq(&fixture.store).await;
+    fixture.reopen().await;
+    assert_eq!(
+        head_seq(&fixture.store).await,
+        head,
+        "opening records nothing"
+    );
+    let fsck = fixture.store.fsck().await.unwrap();
+    assert_eq!(fsck.findings.len(), 1, "{:?}", fsck.findings);
+    assert_eq!(fsck.findings[0].kind, "missing-blob");
+    assert_eq!(fsck.findings[0].subject, record.info.blake3.to_string());
 }
 
 async fn gc_deletes_orphaned_bytes_only_after_the_grace_period(backend: Backend) {

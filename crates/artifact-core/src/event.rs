@@ -30,6 +30,11 @@ pub mod types {
     pub const RETENTION_DELETION_ELIGIBLE: &str = "v1.retention.deletion_eligible";
     /// Garbage collection purged an eligible package.
     pub const PACKAGE_PURGED: &str = "v1.package.purged";
+    /// Garbage collection committed to deleting these blobs' bytes (data: `blobs`, their
+    /// BLAKE3 digests). From this event on they can gain no reference; their
+    /// `v1.blob.deleted` follows once the bytes are gone (by the same run, or by whoever opens
+    /// the store next if that run died).
+    pub const BLOB_DELETION_STARTED: &str = "v1.blob.deletion_started";
     /// Garbage collection deleted a blob's bytes.
     pub const BLOB_DELETED: &str = "v1.blob.deleted";
     /// A scrub re-read a blob and both digests matched.

@@ -4,14 +4,15 @@
 //! 1. **Purge.** For each package marked eligible, inside a write transaction that re-checks it
 //!    is still eligible (no extension or hold flipped it back, not purged yet), append
 //!    `v1.package.purged`. Its manifest and events stay forever.
-//! 2. **Delete.** Inside a write transaction (writers are serialised, so no package can be
-//!    created referencing a blob meanwhile), pick recorded blobs older than the grace period that
-//!    no live package references and that are not manifests, delete their bytes, then append one
-//!    `v1.blob.deleted` per blob and commit. A crash after the bytes are gone and before the
-//!    commit leaves a row naming absent bytes; the next open of the store finishes those
-//!    deletions ([`ArtifactStore::finish_interrupted_gc`]), as would the next run (deleting
-//!    absent bytes succeeds), and package creation checks that bytes are present, so nothing
-//!    can reference them meanwhile.
+//! 2. **Delete.** Per batch of recorded blobs older than the grace period that no live package
+//!    references and that are not manifests: commit the intent, one `v1.blob.deletion_started`
+//!    naming them (from then on they count as missing to package creation and to recording, so
+//!    they can gain no reference); then, under the write lock, delete their bytes and append one
+//!    `v1.blob.deleted` per blob, and commit. A process killed between deleting the bytes and
+//!    that commit leaves blobs marked as being deleted; whoever opens the store next (or the
+//!    next GC) finishes them ([`ArtifactStore::finish_blob_deletions`]; deleting absent bytes
+//!    succeeds). Only blobs GC committed to are finished that way: bytes lost by other means
+//!    are never recorded as a deletion, they stay an fsck finding.
 //! 3. **Orphans.** Bytes in the backend that no event names (a crash between a durable write and
 //!    its event) are deleted once older than the grace period; nothing is recorded for them,
 //!    since nothing ever recorded them.
@@ -276,8 +277,11 @@ impl ArtifactStore {
         if options.dry_run {
             let mut conn = self.catalog().read().await?;
             report.purged = catalog::views_eligible_unpurged(&mut conn, i64::MAX).await?;
-            let blobs =
-                catalog::views_unreferenced_blobs(&mut conn, cutoff, true, i64::MAX).await?;
+            // Deletions already committed to go first, then what this run would pick.
+            let mut blobs = catalog::views_deleting_blobs(&mut conn, i64::MAX).await?;
+            blobs.extend(
+                catalog::views_unreferenced_blobs(&mut conn, cutoff, true, i64::MAX).await?,
+            );
             report.bytes_reclaimed = blobs.iter().map(|b| b.info.size).sum();
             report.deleted = blobs.into_iter().map(|b| b.info).collect();
             drop(conn);
@@ -315,7 +319,13 @@ impl ArtifactStore {
             tx.commit().await?;
         }
 
-        // 2. Delete unreferenced recorded blobs older than the grace period.
+        // 2. Delete unreferenced recorded blobs older than the grace period: first finish what
+        //    an earlier run committed to, then per batch commit the intent
+        //    (`v1.blob.deletion_started`, after which the blobs can gain no reference), delete
+        //    the bytes, and record `v1.blob.deleted` for each.
+        let finished = self.finish_blob_deletions(actor).await?;
+        report.bytes_reclaimed += finished.iter().map(|b| b.size).sum::<u64>();
+        report.deleted.extend(finished);
         loop {
             let mut tx = self.catalog().write().await?;
             let candidates: Vec<BlobRecord> =
@@ -324,24 +334,22 @@ impl ArtifactStore {
                 tx.rollback().await?;
                 break;
             }
-            let keys: Vec<Blake3> = candidates.iter().map(|b| b.info.blake3).collect();
-            // Bytes first (under the write lock, so nothing can start referencing them), then
-            // the events that say they are gone.
-            self.blob_store().delete_many(&keys).await?;
+            let data = Value::Map(BTreeMap::from([(
+                "blobs".to_owned(),
+                Value::Array(
+                    candidates
+                        .iter()
+                        .map(|b| Value::Text(b.info.blake3.to_string()))
+                        .collect(),
+                ),
+            )]));
             let at = self.clock().now();
-            for blob in &candidates {
-                tx.append(
-                    types::BLOB_DELETED,
-                    None,
-                    actor,
-                    at,
-                    deleted_data(&blob.info),
-                )
+            tx.append(types::BLOB_DELETION_STARTED, None, actor, at, data)
                 .await?;
-                report.bytes_reclaimed += blob.info.size;
-                report.deleted.push(blob.info);
-            }
             tx.commit().await?;
+            let finished = self.finish_blob_deletions(actor).await?;
+            report.bytes_reclaimed += finished.iter().map(|b| b.size).sum::<u64>();
+            report.deleted.extend(finished);
         }
 
         // 3. Unrecorded bytes older than the grace period.
@@ -361,51 +369,49 @@ impl ArtifactStore {
         Ok(report)
     }
 
-    /// Finishes the deletions of a GC run that died between deleting bytes and committing their
-    /// `v1.blob.deleted` events (SPEC §6: no event may name bytes that are gone). Called when a
-    /// store opens. Only recorded blobs that no live package references and that are not
-    /// manifests are considered (the only ones GC deletes), so the scan is small; each whose
-    /// bytes are absent is re-checked under the write lock and then gets its `v1.blob.deleted`.
-    /// Returns how many were finished.
-    pub async fn finish_interrupted_gc(&self) -> Result<usize> {
-        let latest = Timestamp::from_unix_millis(253_402_300_799_999).unwrap_or(Timestamp::EPOCH);
-        let candidates = {
-            let mut conn = self.catalog().read().await?;
-            catalog::views_unreferenced_blobs(&mut conn, latest, false, i64::MAX).await?
-        };
-        let mut absent = BTreeSet::new();
-        for blob in &candidates {
-            if self.blob_store().head(&blob.info.blake3).await?.is_none() {
-                absent.insert(blob.info.blake3);
-            }
-        }
-        if absent.is_empty() {
-            return Ok(0);
-        }
-        // Under the write lock a live GC has committed (its rows are gone) and nothing can start
-        // referencing these blobs; re-read the candidates and the bytes.
-        let mut tx = self.catalog().write().await?;
-        let candidates =
-            catalog::views_unreferenced_blobs(tx.conn(), latest, false, i64::MAX).await?;
-        let at = self.clock().now();
-        let mut finished = 0;
-        for blob in candidates {
-            if !absent.contains(&blob.info.blake3)
-                || self.blob_store().head(&blob.info.blake3).await?.is_some()
+    /// Finishes every deletion garbage collection has committed to
+    /// (`v1.blob.deletion_started` without its `v1.blob.deleted` yet): under the write lock,
+    /// deletes the bytes (deleting absent bytes succeeds) and records `v1.blob.deleted` for
+    /// each, in batches. GC calls it for its own batches; opening a store calls it to finish a
+    /// run that was killed between deleting bytes and recording it. When nothing is pending it
+    /// costs one indexed lookup. Only blobs GC committed to are touched: bytes lost any other
+    /// way stay an fsck finding, never a recorded deletion. Returns the blobs finished.
+    pub async fn finish_blob_deletions(&self, actor: &str) -> Result<Vec<BlobInfo>> {
+        let mut finished = Vec::new();
+        loop {
             {
-                continue;
+                // Cheap pre-check without the write lock (the usual answer is "none").
+                let mut conn = self.catalog().read().await?;
+                if catalog::views_deleting_blobs(&mut conn, 1)
+                    .await?
+                    .is_empty()
+                {
+                    break;
+                }
             }
-            tx.append(
-                types::BLOB_DELETED,
-                None,
-                "system:gc",
-                at,
-                deleted_data(&blob.info),
-            )
-            .await?;
-            finished += 1;
+            let mut tx = self.catalog().write().await?;
+            let pending = catalog::views_deleting_blobs(tx.conn(), BATCH).await?;
+            if pending.is_empty() {
+                tx.rollback().await?;
+                break;
+            }
+            let keys: Vec<Blake3> = pending.iter().map(|b| b.info.blake3).collect();
+            // Bytes first, then the events that say they are gone (SPEC §5).
+            self.blob_store().delete_many(&keys).await?;
+            let at = self.clock().now();
+            for blob in &pending {
+                tx.append(
+                    types::BLOB_DELETED,
+                    None,
+                    actor,
+                    at,
+                    deleted_data(&blob.info),
+                )
+                .await?;
+            }
+            tx.commit().await?;
+            finished.extend(pending.into_iter().map(|b| b.info));
         }
-        tx.commit().await?;
         Ok(finished)
     }
 
@@ -465,7 +471,10 @@ impl ArtifactStore {
             after = last.stored_seq;
             let mut results = Vec::new();
             for (blob, _) in page {
-                if options.sample < 1.0 && !sampler.pick(options.sample) {
+                // Blobs GC is deleting are about to go; their bytes may be gone already.
+                if blob.deleting_seq.is_some()
+                    || (options.sample < 1.0 && !sampler.pick(options.sample))
+                {
                     continue;
                 }
                 let outcome = self
@@ -486,12 +495,12 @@ impl ArtifactStore {
             let mut tx = self.catalog().write().await?;
             let at = self.clock().now();
             for (info, outcome) in results {
-                // A blob deleted by GC meanwhile is no longer in the view: its bytes being gone
-                // is not a failure, and there is nothing left to record a check of.
-                if catalog::views_blob(tx.conn(), &crate::digest::AnyDigest::Blake3(info.blake3))
-                    .await?
-                    .is_none()
-                {
+                // A blob GC deleted (or started deleting) meanwhile: its bytes being gone is not
+                // a failure, and there is nothing left to record a check of.
+                let current =
+                    catalog::views_blob(tx.conn(), &crate::digest::AnyDigest::Blake3(info.blake3))
+                        .await?;
+                if current.is_none_or(|b| b.deleting_seq.is_some()) {
                     continue;
                 }
                 let mut data = BTreeMap::from([
@@ -618,6 +627,7 @@ impl ArtifactStore {
         }
         // Blobs whose latest integrity check failed; recorded blobs whose bytes are gone.
         let mut after_seq = 0;
+        let mut deleting = 0u64;
         loop {
             let page = {
                 let mut conn = self.catalog().read().await?;
@@ -631,7 +641,10 @@ impl ArtifactStore {
                 // Every recorded blob (not only live references) must have its bytes: no event
                 // may name bytes that are gone (SPEC §6). Re-read the row before reporting, so
                 // a GC deleting it meanwhile is not a finding.
-                let found = if checked.contains(&blob.info.blake3) {
+                if blob.deleting_seq.is_some() {
+                    deleting += 1;
+                }
+                let found = if checked.contains(&blob.info.blake3) || blob.deleting_seq.is_some() {
                     None
                 } else {
                     Some(self.blob_store().head(&blob.info.blake3).await?)
@@ -646,7 +659,7 @@ impl ArtifactStore {
                             &crate::digest::AnyDigest::Blake3(blob.info.blake3),
                         )
                         .await?
-                        .is_some();
+                        .is_some_and(|b| b.deleting_seq.is_none());
                         if still_recorded {
                             report.findings.push(match found {
                                 Some(meta) => Finding {
@@ -678,6 +691,11 @@ impl ArtifactStore {
                     });
                 }
             }
+        }
+        if deleting > 0 {
+            report.notes.push(format!(
+                "{deleting} blob(s) are being deleted by garbage collection (v1.blob.deletion_started); the running gc, or the next open of the store, records their deletion"
+            ));
         }
         // Views equal a replay; the chain is intact.
         let differing = self.catalog().views_match_replay(self.classes()).await?;

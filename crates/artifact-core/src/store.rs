@@ -163,8 +163,9 @@ impl ArtifactStore {
             clock: options.clock,
             classes: options.classes,
         };
-        // A GC killed between deleting bytes and recording it leaves rows naming absent bytes.
-        store.finish_interrupted_gc().await?;
+        // A GC killed between deleting bytes and recording it leaves blobs marked as being
+        // deleted (one indexed lookup when there are none).
+        store.finish_blob_deletions("system:recovery").await?;
         Ok(store)
     }
 
@@ -260,6 +261,9 @@ impl ArtifactStore {
         if let Some(existing) =
             catalog::views_blob(tx.conn(), &AnyDigest::Blake3(info.blake3)).await?
         {
+            if let Some(seq) = existing.deleting_seq {
+                return Err(being_deleted(&info.blake3, seq));
+            }
             if existing.info != *info {
                 return Err(Error::Conflict(format!(
                     "blob {} is recorded with sha256 {} and size {}, not {} and {}",
@@ -294,6 +298,7 @@ impl ArtifactStore {
             tier,
             stored_seq: event.seq,
             stored_at: event.at,
+            deleting_seq: None,
         })
     }
 
@@ -995,6 +1000,14 @@ impl ArtifactStore {
     }
 }
 
+/// The error for recording (or referencing) a blob that garbage collection is deleting.
+fn being_deleted(blake3: &Blake3, seq: u64) -> Error {
+    Error::Conflict(format!(
+        "blob {blake3} is being deleted by garbage collection (seq {seq}); upload it again once \
+         that finishes"
+    ))
+}
+
 async fn missing_blobs_with(
     conn: &mut sqlx::AnyConnection,
     manifest: &Manifest,
@@ -1006,8 +1019,9 @@ async fn missing_blobs_with(
         if written.contains(&expected) {
             continue;
         }
+        // A blob garbage collection is deleting counts as missing: it can gain no reference.
         match catalog::views_blob(conn, &AnyDigest::Blake3(file.blake3)).await? {
-            Some(record) if record.info == expected => {}
+            Some(record) if record.info == expected && record.deleting_seq.is_none() => {}
             _ => missing.push(MissingBlob {
                 path: file.path.clone(),
                 expected,

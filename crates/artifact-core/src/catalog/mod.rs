@@ -29,12 +29,13 @@ pub use views::{
     BlobRecord, EventQuery, HoldRecord, PackageFilter, PackageRecord, RetentionStatus, apply_event,
 };
 pub(crate) use views::{
-    blob as views_blob, blobs_page as views_blobs_page, due_for_sweep as views_due_for_sweep,
-    eligible_unpurged as views_eligible_unpurged, hold_active as views_hold_active,
-    list_packages as views_list_packages, live_files_page as views_live_files_page,
-    live_packages_page as views_live_packages_page, package as views_package,
-    package_id_by_name as views_package_id_by_name, retention_status as views_retention_status,
-    token_principal as views_token_principal, unreferenced_blobs as views_unreferenced_blobs,
+    blob as views_blob, blobs_page as views_blobs_page, deleting_blobs as views_deleting_blobs,
+    due_for_sweep as views_due_for_sweep, eligible_unpurged as views_eligible_unpurged,
+    hold_active as views_hold_active, list_packages as views_list_packages,
+    live_files_page as views_live_files_page, live_packages_page as views_live_packages_page,
+    package as views_package, package_id_by_name as views_package_id_by_name,
+    retention_status as views_retention_status, token_principal as views_token_principal,
+    unreferenced_blobs as views_unreferenced_blobs,
 };
 
 /// The SQL dialect behind a catalog URL.

@@ -96,6 +96,28 @@ pub async fn apply_event(conn: &mut AnyConnection, event: &Event) -> Result<()> 
             .execute(&mut *conn)
             .await?;
         }
+        types::BLOB_DELETION_STARTED => {
+            let blobs = match &event.data {
+                Value::Map(map) => map.get("blobs"),
+                _ => None,
+            };
+            let Some(Value::Array(blobs)) = blobs else {
+                return Err(integrity(
+                    event.seq,
+                    "blob.deletion_started has no blobs array",
+                ));
+            };
+            for blob in blobs {
+                let blake3 = blob.as_str().ok_or_else(|| {
+                    integrity(event.seq, "blob.deletion_started names a non-text blob")
+                })?;
+                sqlx::query("UPDATE blobs SET deleting_seq = $1 WHERE blake3 = $2")
+                    .bind(seq)
+                    .bind(blake3)
+                    .execute(&mut *conn)
+                    .await?;
+            }
+        }
         types::BLOB_DELETED => {
             sqlx::query("DELETE FROM blobs WHERE blake3 = $1")
                 .bind(data_text(event, "blake3")?)
@@ -315,6 +337,9 @@ pub struct BlobRecord {
     pub stored_seq: u64,
     /// When it was recorded.
     pub stored_at: Timestamp,
+    /// The `v1.blob.deletion_started` event that committed garbage collection to deleting it,
+    /// if any: such a blob can gain no reference and is about to go.
+    pub deleting_seq: Option<u64>,
 }
 
 fn integrity(seq: u64, what: impl std::fmt::Display) -> Error {
@@ -339,6 +364,9 @@ impl BlobRecord {
             tier: Tier::parse(&tier).unwrap_or(Tier::Hot),
             stored_seq,
             stored_at: row_ts(row, "stored_at")?.unwrap_or(Timestamp::EPOCH),
+            deleting_seq: row
+                .try_get::<Option<i64>, _>("deleting_seq")?
+                .map(|seq| seq as u64),
         })
     }
 }
@@ -861,7 +889,7 @@ pub(crate) async fn unreferenced_blobs(
     limit: i64,
 ) -> Result<Vec<BlobRecord>> {
     let rows = sqlx::query(
-        "SELECT b.* FROM blobs b WHERE b.stored_at <= $1 \
+        "SELECT b.* FROM blobs b WHERE b.stored_at <= $1 AND b.deleting_seq IS NULL \
            AND NOT EXISTS (SELECT 1 FROM packages m WHERE m.package_id = b.blake3) \
            AND NOT EXISTS ( \
              SELECT 1 FROM package_files f \
@@ -873,6 +901,22 @@ pub(crate) async fn unreferenced_blobs(
     )
     .bind(cutoff.unix_millis())
     .bind(i64::from(assume_eligible_purged))
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter().map(BlobRecord::from_row).collect()
+}
+
+/// Blobs garbage collection has committed to deleting (`v1.blob.deletion_started`) whose
+/// `v1.blob.deleted` is not recorded yet, in stored order; through the partial
+/// `blobs_deleting` index, so asking costs nothing when none are pending.
+pub(crate) async fn deleting_blobs(
+    conn: &mut AnyConnection,
+    limit: i64,
+) -> Result<Vec<BlobRecord>> {
+    let rows = sqlx::query(
+        "SELECT * FROM blobs WHERE deleting_seq IS NOT NULL ORDER BY deleting_seq, stored_seq LIMIT $1",
+    )
     .bind(limit)
     .fetch_all(&mut *conn)
     .await?;
