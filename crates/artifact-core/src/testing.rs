@@ -503,6 +503,45 @@ pub async fn delete_idempotent(store: &dyn BlobStore) {
     assert!(!store.list().await.expect("list").contains(&info.blake3));
 }
 
+/// `delete_many` deletes exactly the keys it is given, absent ones included (GC's batches),
+/// and leaves every other blob readable.
+pub async fn delete_many_exact(store: &dyn BlobStore) {
+    let doomed: Vec<BlobInfo> = [b"delete many: one".as_slice(), b"delete many: two"]
+        .iter()
+        .map(|data| BlobInfo::of(data))
+        .collect();
+    for (data, info) in [b"delete many: one".as_slice(), b"delete many: two"]
+        .iter()
+        .zip(&doomed)
+    {
+        assert_eq!(put_bytes(store, data, 4).await, *info);
+    }
+    let kept = put_bytes(store, b"delete many: kept", 4).await;
+    let mut keys: Vec<Blake3> = doomed.iter().map(|info| info.blake3).collect();
+    keys.push(Blake3::of(b"delete many: never stored"));
+    store.delete_many(&keys).await.expect("delete_many");
+    for info in &doomed {
+        assert_eq!(store.head(&info.blake3).await.expect("head"), None);
+    }
+    assert_eq!(
+        store
+            .head(&kept.blake3)
+            .await
+            .expect("head")
+            .map(|m| m.size),
+        Some(kept.size)
+    );
+    store
+        .delete_many(&keys)
+        .await
+        .expect("delete_many of keys already gone");
+    store
+        .delete_many(&[])
+        .await
+        .expect("delete_many of nothing");
+    store.delete(&kept.blake3).await.expect("delete");
+}
+
 /// `list` shows exactly the committed keys: what was there before plus what was committed
 /// (sorted, no duplicates, nothing staged or aborted), and after deleting them, what was there
 /// before.
@@ -556,6 +595,7 @@ pub async fn run_all(store: Arc<dyn BlobStore>, options: ConformanceOptions) {
     concurrent_same_content(Arc::clone(&store), &options).await;
     abort_leaves_nothing(store.as_ref(), &options).await;
     delete_idempotent(store.as_ref()).await;
+    delete_many_exact(store.as_ref()).await;
     list_exact(store.as_ref(), &options).await;
 }
 

@@ -579,6 +579,30 @@ impl BlobStore for S3BlobStore {
         self.inner.delete_location(&self.blob_location(key)).await
     }
 
+    /// Bulk `DeleteObjects` (1,000 keys a request; object_store falls back to single deletes
+    /// where a server lacks it). Absent keys count as deleted.
+    async fn delete_many(&self, keys: &[Blake3]) -> Result<()> {
+        let locations: Vec<object_store::Result<Path>> =
+            keys.iter().map(|key| Ok(self.blob_location(key))).collect();
+        let mut deleted = self
+            .inner
+            .client
+            .delete_stream(futures_util::stream::iter(locations).boxed());
+        while let Some(result) = deleted.next().await {
+            match result {
+                Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(source) => {
+                    return Err(S3Error::Delete {
+                        key: format!("{} keys under {}", keys.len(), self.inner.blobs_root()),
+                        source,
+                    }
+                    .into());
+                }
+            }
+        }
+        Ok(())
+    }
+
     async fn list(&self) -> Result<Vec<Blake3>> {
         let root = self.inner.blobs_root();
         let metas: Vec<object_store::ObjectMeta> = self
