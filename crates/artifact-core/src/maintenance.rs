@@ -276,11 +276,15 @@ impl ArtifactStore {
         };
         if options.dry_run {
             let mut conn = self.catalog().read().await?;
-            report.purged = catalog::views_eligible_unpurged(&mut conn, i64::MAX).await?;
+            report.purged = catalog::views_eligible_unpurged(&mut conn, 0, i64::MAX)
+                .await?
+                .into_iter()
+                .map(|(id, _)| id)
+                .collect();
             // Deletions already committed to go first, then what this run would pick.
             let mut blobs = catalog::views_deleting_blobs(&mut conn, i64::MAX).await?;
             blobs.extend(
-                catalog::views_unreferenced_blobs(&mut conn, cutoff, true, i64::MAX).await?,
+                catalog::views_unreferenced_blobs(&mut conn, cutoff, true, 0, i64::MAX).await?,
             );
             report.bytes_reclaimed = blobs.iter().map(|b| b.info.size).sum();
             report.deleted = blobs.into_iter().map(|b| b.info).collect();
@@ -289,16 +293,19 @@ impl ArtifactStore {
             return Ok(report);
         }
 
-        // 1. Purge eligible packages, re-checking each in the transaction that purges it.
+        // 1. Purge eligible packages, re-checking each in the transaction that purges it. The
+        //    cursor walks eligibility order once (a package skipped here is not eligible now).
+        let mut after_eligible = 0;
         loop {
             let mut tx = self.catalog().write().await?;
-            let due = catalog::views_eligible_unpurged(tx.conn(), BATCH).await?;
-            if due.is_empty() {
+            let due = catalog::views_eligible_unpurged(tx.conn(), after_eligible, BATCH).await?;
+            let Some((_, last)) = due.last() else {
                 tx.rollback().await?;
                 break;
-            }
+            };
+            after_eligible = *last;
             let at = self.clock().now();
-            for package_id in &due {
+            for (package_id, _) in &due {
                 let status = catalog::views_retention_status(tx.conn(), package_id).await?;
                 let still_eligible = status
                     .as_ref()
@@ -326,14 +333,19 @@ impl ArtifactStore {
         let finished = self.finish_blob_deletions(actor).await?;
         report.bytes_reclaimed += finished.iter().map(|b| b.size).sum::<u64>();
         report.deleted.extend(finished);
+        // The cursor walks stored order once: a blob passed over is referenced, too young or
+        // being deleted, and a blob recorded meanwhile is younger than the grace period.
+        let mut after_stored = 0;
         loop {
             let mut tx = self.catalog().write().await?;
             let candidates: Vec<BlobRecord> =
-                catalog::views_unreferenced_blobs(tx.conn(), cutoff, false, BATCH).await?;
-            if candidates.is_empty() {
+                catalog::views_unreferenced_blobs(tx.conn(), cutoff, false, after_stored, BATCH)
+                    .await?;
+            let Some(last) = candidates.last() else {
                 tx.rollback().await?;
                 break;
-            }
+            };
+            after_stored = last.stored_seq;
             let data = Value::Map(BTreeMap::from([(
                 "blobs".to_owned(),
                 Value::Array(

@@ -858,23 +858,28 @@ pub(crate) async fn due_for_sweep(
         .collect()
 }
 
-/// Eligible, unpurged packages without active holds, oldest eligibility first.
+/// Eligible, unpurged packages without active holds, oldest eligibility first, one page after
+/// the cursor `after_eligible_seq` (0 for the first page): each with its `eligible_seq`, the
+/// cursor of the next page (index `retention_by_eligible_seq`, so a page costs its size).
 pub(crate) async fn eligible_unpurged(
     conn: &mut AnyConnection,
+    after_eligible_seq: u64,
     limit: i64,
-) -> Result<Vec<PackageId>> {
+) -> Result<Vec<(PackageId, u64)>> {
     let rows = sqlx::query(
-        "SELECT r.package_id FROM retention_state r JOIN packages p ON p.package_id = r.package_id \
-         WHERE r.eligible_for_deletion = 1 AND r.active_holds = 0 AND p.purged_seq IS NULL \
-         ORDER BY r.eligible_seq LIMIT $1",
+        "SELECT r.package_id, r.eligible_seq FROM retention_state r JOIN packages p ON p.package_id = r.package_id \
+         WHERE r.eligible_seq > $1 AND r.eligible_for_deletion = 1 AND r.active_holds = 0 AND p.purged_seq IS NULL \
+         ORDER BY r.eligible_seq LIMIT $2",
     )
+    .bind(after_eligible_seq as i64)
     .bind(limit)
     .fetch_all(&mut *conn)
     .await?;
     rows.iter()
         .map(|row| {
             let id: String = row.try_get("package_id")?;
-            id.parse().map_err(|e| integrity(0, e))
+            let seq: i64 = row.try_get("eligible_seq")?;
+            Ok((id.parse().map_err(|e| integrity(0, e))?, seq as u64))
         })
         .collect()
 }
@@ -882,14 +887,18 @@ pub(crate) async fn eligible_unpurged(
 /// Recorded blobs stored at or before `cutoff` that no live package references and that are not
 /// a manifest (manifests are kept forever). With `assume_eligible_purged`, packages that are
 /// eligible (and unheld) count as purged already (for dry runs).
+///
+/// One page in stored order after the cursor `after_stored_seq` (0 for the first page; index
+/// `blobs_by_stored_seq`, so a run walks the blobs once instead of once per page).
 pub(crate) async fn unreferenced_blobs(
     conn: &mut AnyConnection,
     cutoff: Timestamp,
     assume_eligible_purged: bool,
+    after_stored_seq: u64,
     limit: i64,
 ) -> Result<Vec<BlobRecord>> {
     let rows = sqlx::query(
-        "SELECT b.* FROM blobs b WHERE b.stored_at <= $1 AND b.deleting_seq IS NULL \
+        "SELECT b.* FROM blobs b WHERE b.stored_seq > $4 AND b.stored_at <= $1 AND b.deleting_seq IS NULL \
            AND NOT EXISTS (SELECT 1 FROM packages m WHERE m.package_id = b.blake3) \
            AND NOT EXISTS ( \
              SELECT 1 FROM package_files f \
@@ -902,6 +911,7 @@ pub(crate) async fn unreferenced_blobs(
     .bind(cutoff.unix_millis())
     .bind(i64::from(assume_eligible_purged))
     .bind(limit)
+    .bind(after_stored_seq as i64)
     .fetch_all(&mut *conn)
     .await?;
     rows.iter().map(BlobRecord::from_row).collect()
