@@ -487,7 +487,12 @@ fn pilot_round_trip_gc_verify_and_fsck_on_the_s3_backend_locally_and_over_http()
         .collect();
     assert_eq!(
         types,
-        ["v1.package.purged", "v1.blob.deleted", "v1.blob.deleted"]
+        [
+            "v1.package.purged",
+            "v1.blob.deletion_started",
+            "v1.blob.deleted",
+            "v1.blob.deleted"
+        ]
     );
     let pulled_other = cli.work().join("pulled-other");
     cli.ok(&["pull", "other@1", pulled_other.to_str().unwrap()]);
