@@ -60,7 +60,7 @@ fn timed(store: &Store, args: &[&str]) -> Duration {
 
 /// A random delay in [0, 1.25 × `span`]; every fifth is 0 (killed during start-up).
 fn delay(rng: &mut Rng, span: Duration, iteration: usize) -> Duration {
-    if iteration % 5 == 0 {
+    if iteration.is_multiple_of(5) {
         return Duration::ZERO;
     }
     let max = (span.as_micros() as u64 * 5 / 4).max(1);
