@@ -51,6 +51,24 @@ fn kill_after(store: &Store, args: &[&str], delay: Duration, tally: &mut Tally) 
     }
 }
 
+/// Tallies what a kill left before the store is opened again: staging files (reclaimed by the
+/// next open), and whether the catalog transaction had committed.
+fn note_leftovers(
+    store: &Store,
+    before: &BTreeMap<String, i64>,
+    leftovers: &mut BTreeMap<&'static str, usize>,
+) {
+    let after = store.raw_event_counts();
+    let committed = after.values().sum::<i64>() > before.values().sum::<i64>();
+    let staging = !store.staging_files().is_empty();
+    let key = match (staging, committed) {
+        (true, _) => "staging files left",
+        (false, true) => "committed",
+        (false, false) => "nothing committed, no staging file",
+    };
+    *leftovers.entry(key).or_insert(0) += 1;
+}
+
 /// How long an uninterrupted run of `args` takes.
 fn timed(store: &Store, args: &[&str]) -> Duration {
     let started = Instant::now();
@@ -101,6 +119,7 @@ fn kill_during_ingest_of_a_large_file() {
     let mut tally = Tally::default();
     let mut live: Vec<(String, Source)> = Vec::new();
     let mut span = Duration::ZERO;
+    let mut leftovers: BTreeMap<&str, usize> = BTreeMap::new();
     for i in 0..ITERATIONS {
         let size = (3 << 20) + rng.below(2 << 20) as usize;
         let dir = store.work().join(format!("big-{i}"));
@@ -130,7 +149,9 @@ fn kill_during_ingest_of_a_large_file() {
             span = timed(&store, &["blob", "put", calibration.to_str().unwrap()]);
         }
         let context = format!("ingest {i} ({args:?})");
+        let before = store.raw_event_counts();
         kill_after(&store, args, delay(&mut rng, span, i), &mut tally);
+        note_leftovers(&store, &before, &mut leftovers);
         store.assert_consistent(&context);
         assert_live_pull(&store, &live, &mut rng, &context);
 
@@ -152,6 +173,7 @@ fn kill_during_ingest_of_a_large_file() {
         }
         store.assert_consistent(&format!("{context}, completed"));
     }
+    eprintln!("ingest: after the kills: {leftovers:?}");
     tally.report("ingest");
 }
 
@@ -162,6 +184,7 @@ fn kill_during_creation_of_a_package_of_many_small_files() {
     let mut tally = Tally::default();
     let mut live: Vec<(String, Source)> = Vec::new();
     let mut span = Duration::ZERO;
+    let mut leftovers: BTreeMap<&str, usize> = BTreeMap::new();
     for i in 0..ITERATIONS {
         let files: BTreeMap<String, Vec<u8>> = (0..60)
             .map(|f| {
@@ -191,7 +214,9 @@ fn kill_during_creation_of_a_package_of_many_small_files() {
             );
         }
         let context = format!("package {i}");
+        let before = store.raw_event_counts();
         kill_after(&store, &args, delay(&mut rng, span, i), &mut tally);
+        note_leftovers(&store, &before, &mut leftovers);
         store.assert_consistent(&context);
         assert_live_pull(&store, &live, &mut rng, &context);
         // Either the package exists whole or not at all; pushing again completes it.
@@ -201,6 +226,7 @@ fn kill_during_creation_of_a_package_of_many_small_files() {
         live.push((package, source));
         store.assert_consistent(&format!("{context}, completed"));
     }
+    eprintln!("package creation: after the kills: {leftovers:?}");
     tally.report("package creation");
 }
 
@@ -276,6 +302,7 @@ fn kill_during_gc() {
     let mut tally = Tally::default();
     let mut live: Vec<(String, Source)> = Vec::new();
     let mut span = Duration::ZERO;
+    let mut phases: BTreeMap<&str, usize> = BTreeMap::new();
     for i in 0..ITERATIONS {
         // One live package and four that become eligible, all sharing one blob; each with
         // unique blobs too.
@@ -318,7 +345,24 @@ fn kill_during_gc() {
             span = timed(&store, &["gc", "--grace", "1ms", "--dry-run"]) * 2;
         }
         let context = format!("gc {i}");
+        let before = store.raw_event_counts();
         kill_after(&store, &args, delay(&mut rng, span, i), &mut tally);
+        // Which phase the kill hit, from what it left in the log (before anything recovers).
+        let after = store.raw_event_counts();
+        let grew = |t: &str| after.get(t).unwrap_or(&0) - before.get(t).unwrap_or(&0);
+        let phase = match (
+            grew("v1.package.purged"),
+            grew("v1.blob.deletion_started"),
+            grew("v1.blob.deleted"),
+        ) {
+            (0, 0, 0) => "before any purge",
+            (p, 0, 0) if p < 4 => "mid-purge",
+            (_, 0, 0) => "purged, no deletion started",
+            (_, _, 0) => "deletion started, none recorded",
+            (_, _, d) if d < 32 => "some deletions recorded",
+            _ => "completed",
+        };
+        *phases.entry(phase).or_insert(0) += 1;
         store.assert_consistent(&context);
         assert_live_pull(&store, &live, &mut rng, &context);
 
@@ -347,6 +391,7 @@ fn kill_during_gc() {
             "{context}: {dry}"
         );
     }
+    eprintln!("gc: kills by phase reached: {phases:?}");
     tally.report("gc");
 }
 

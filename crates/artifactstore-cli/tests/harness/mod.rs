@@ -185,6 +185,26 @@ impl Store {
         );
     }
 
+    /// Events per type, read straight from `catalog.db` without opening the store (so nothing
+    /// is recovered or reclaimed first): what a killed process left behind.
+    pub fn raw_event_counts(&self) -> BTreeMap<String, i64> {
+        let db = self.data_dir.join("catalog.db");
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(async {
+            sqlx::any::install_default_drivers();
+            let pool = sqlx::AnyPool::connect(&format!("sqlite://{}?mode=ro", db.display()))
+                .await
+                .unwrap();
+            let rows: Vec<(String, i64)> =
+                sqlx::query_as("SELECT type, COUNT(*) FROM events GROUP BY type")
+                    .fetch_all(&pool)
+                    .await
+                    .unwrap();
+            pool.close().await;
+            rows.into_iter().collect()
+        })
+    }
+
     /// Blobs recorded now (after [`Store::assert_consistent`] walked the log).
     pub fn recorded_blobs(&self) -> &BTreeMap<String, u64> {
         &self.recorded
