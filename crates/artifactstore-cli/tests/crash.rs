@@ -398,3 +398,125 @@ fn kill_during_gc() {
 fn blake3_hex(content: &[u8]) -> String {
     artifact_core::digest::Blake3::of(content).to_hex()
 }
+
+/// The server is SIGKILLed while `push --server` uploads through resumable sessions; after
+/// each kill the store (opened locally) is consistent, every earlier package still pulls, and a
+/// restarted server takes the same push to completion.
+#[test]
+fn kill_server_during_upload() {
+    let mut rng = Rng::from_env("kill_server_during_upload");
+    let mut store = Store::new();
+    let token = store.json(&[
+        "admin",
+        "token",
+        "create",
+        "--principal",
+        "uploader",
+        "--role",
+        "writer",
+        "--role",
+        "reader",
+    ])["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let remote = |store: &Store, base: &str, args: &[&str]| {
+        let mut command = store.command(args);
+        command
+            .arg("--server")
+            .arg(base)
+            .env("ARTIFACTSTORE_TOKEN", &token);
+        command
+    };
+    let mut tally = Tally::default();
+    let mut live: Vec<(String, Source)> = Vec::new();
+    let mut span = Duration::ZERO;
+    for i in 0..10 {
+        let size = (3 << 20) + rng.below(1 << 20) as usize;
+        let files = BTreeMap::from([
+            ("big.bin".to_owned(), rng.bytes(size)),
+            ("small.txt".to_owned(), rng.bytes(300)),
+        ]);
+        let source = Source::write(store.work().join(format!("up-{i}")), files);
+        let dir = source.dir.to_str().unwrap().to_owned();
+        let version = i.to_string();
+        let args = [
+            "push",
+            dir.as_str(),
+            "--name",
+            "uploaded",
+            "--version",
+            &version,
+        ];
+        let mut server = store.serve(None);
+        if i == 0 {
+            let calibration = Source::write(
+                store.work().join("up-calibration"),
+                BTreeMap::from([("big.bin".to_owned(), rng.bytes(4 << 20))]),
+            );
+            let started = Instant::now();
+            let status = remote(
+                &store,
+                &server.base,
+                &[
+                    "push",
+                    calibration.dir.to_str().unwrap(),
+                    "--name",
+                    "cal",
+                    "--version",
+                    "1",
+                ],
+            )
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap();
+            assert!(status.success());
+            span = started.elapsed();
+        }
+        let mut client = remote(&store, &server.base, &args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(delay(&mut rng, span, i));
+        let client_done_first = client.try_wait().unwrap().is_some();
+        server.kill();
+        if client_done_first {
+            tally.finished += 1;
+        } else {
+            tally.killed += 1;
+        }
+        // The client fails (or finishes) on its own once its server is gone; stop it if it is
+        // still retrying after a while (its outcome is not what this test is about).
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while client.try_wait().unwrap().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = client.kill();
+        let _ = client.wait();
+        let context = format!("server killed during upload {i}");
+        store.assert_consistent(&context);
+        assert_live_pull(&store, &live, &mut rng, &context);
+
+        // A restarted server takes the same push to completion.
+        let server = store.serve(None);
+        let output = remote(&store, &server.base, &["--json"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{context}: push after restart failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let pushed: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        let package = pushed["package_id"].as_str().unwrap().to_owned();
+        drop(server);
+        source.assert_pulls(&store, &package, &context);
+        live.push((package, source));
+        store.assert_consistent(&format!("{context}, completed"));
+    }
+    tally.report("server during upload");
+}

@@ -4,8 +4,6 @@
 mod harness;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead as _, BufReader};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use harness::{Rng, Source, Store};
@@ -242,39 +240,6 @@ fn gc_dry_run_matches_the_real_run_and_keeps_shared_blobs() {
     store.assert_consistent("after gc");
 }
 
-/// `artifactstore serve` with a configuration; killed on drop.
-struct Server(std::process::Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn serve(store: &Store, config: &str) -> Server {
-    let path = store.work().join("server.toml");
-    std::fs::write(&path, config).unwrap();
-    let mut child = store
-        .command(&[
-            "--config",
-            path.to_str().unwrap(),
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert!(line.starts_with("listening on "), "{line:?}");
-    Server(child)
-}
-
 /// Polls `check` until it holds; gives up (failing) after a generous deadline.
 fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(90);
@@ -327,10 +292,9 @@ fn server_runs_gc_and_a_sampled_scrub_on_their_schedules() {
 
     // A server whose GC is off purges nothing; its scrub (every 200 ms, full sample) runs.
     {
-        let _server = serve(
-            &store,
+        let _server = store.serve(Some(
             "[gc]\ninterval = \"off\"\n[verify]\ninterval = \"200ms\"\nsample = 1.0\nmax_bytes_per_sec = 0\n",
-        );
+        ));
         eventually("a scheduled scrub", || {
             events_of_type(&store, "v1.integrity.checked")
                 .iter()
@@ -341,10 +305,9 @@ fn server_runs_gc_and_a_sampled_scrub_on_their_schedules() {
 
     // With [gc] interval set, the server purges the eligible package and deletes its blob.
     {
-        let _server = serve(
-            &store,
+        let _server = store.serve(Some(
             "[gc]\ninterval = \"200ms\"\ngrace = \"1ms\"\n[verify]\ninterval = \"off\"\n",
-        );
+        ));
         eventually("a scheduled gc", || {
             events_of_type(&store, "v1.blob.deleted")
                 .iter()

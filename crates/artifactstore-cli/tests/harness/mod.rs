@@ -3,8 +3,9 @@
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, ChildStdout, Command, Output, Stdio};
 
 use serde_json::Value as Json;
 
@@ -208,6 +209,61 @@ impl Store {
     /// Blobs recorded now (after [`Store::assert_consistent`] walked the log).
     pub fn recorded_blobs(&self) -> &BTreeMap<String, u64> {
         &self.recorded
+    }
+}
+
+/// `artifactstore serve` on a loopback port; SIGKILLed when dropped.
+pub struct Server {
+    pub child: Child,
+    pub base: String,
+    // Kept open so the server never writes to a closed pipe.
+    _stdout: BufReader<ChildStdout>,
+}
+
+impl Server {
+    /// SIGKILLs the server and reaps it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+impl Store {
+    /// Starts `serve --listen 127.0.0.1:0`, with `config` (TOML) as its configuration if given.
+    pub fn serve(&self, config: Option<&str>) -> Server {
+        let mut args = Vec::new();
+        let path = self.work().join("server.toml");
+        if let Some(config) = config {
+            std::fs::write(&path, config).unwrap();
+            args.extend(["--config", path.to_str().unwrap()]);
+        }
+        args.extend(["serve", "--listen", "127.0.0.1:0"]);
+        let mut child = self
+            .command(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        let base = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("serve printed {line:?}"))
+            .to_owned();
+        Server {
+            child,
+            base,
+            _stdout: stdout,
+        }
     }
 }
 
