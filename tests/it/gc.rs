@@ -293,9 +293,21 @@ async fn gc_purges_the_eligible_package_and_only_its_unique_blobs(backend: Backe
     );
     let purged_read = read_file(&store, old.package_id, "shared.bin").await;
     assert!(
-        purged_read.is_err(),
-        "files of a purged package are not served"
+        matches!(purged_read, Err(Error::Gone(_))),
+        "files of a purged package are not served, even one whose blob is shared: {purged_read:?}"
     );
+    let gone = store
+        .live_package(&by_id(old.package_id))
+        .await
+        .unwrap_err();
+    assert!(matches!(gone, Error::Gone(_)), "{gone}");
+    // Pushing the identical manifest again does not hand back the purged package.
+    let head_before_repush = store.head().await.unwrap();
+    let (old_manifest, _) = store.manifest(&by_id(old.package_id)).await.unwrap();
+    let repush = store.create_package("ci", &old_manifest).await.unwrap_err();
+    assert_eq!(error_kind(&repush), "Conflict", "{repush}");
+    assert!(repush.to_string().contains("purged"), "{repush}");
+    assert_eq!(store.head().await.unwrap(), head_before_repush);
     let (manifest, _) = store.manifest(&by_id(old.package_id)).await.unwrap();
     assert_eq!(manifest.files.len(), 2);
     assert!(

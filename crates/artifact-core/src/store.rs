@@ -612,10 +612,19 @@ impl ArtifactStore {
                 manifest.name, manifest.version
             )));
         }
+        let package = self.package(&PackageRef::Id(package_id)).await?;
+        if let Some(purged_seq) = package.purged_seq {
+            // Its files are gone: answering "exists" would hand out a package nobody can read.
+            return Err(Error::Conflict(format!(
+                "{}@{} was package {package_id}, purged by garbage collection (seq {purged_seq}); \
+                 a name and version are never reused: push it under a new version",
+                manifest.name, manifest.version
+            )));
+        }
         Ok(CreatedPackage {
             package_id,
             created: false,
-            package: self.package(&PackageRef::Id(package_id)).await?,
+            package,
             retention: self.retention_status(&PackageRef::Id(package_id)).await?,
         })
     }
@@ -671,6 +680,19 @@ impl ArtifactStore {
         Ok((manifest, bytes))
     }
 
+    /// The package, if it is live; [`Error::Gone`] once garbage collection purged it (its
+    /// manifest and events are kept, its files are not).
+    pub async fn live_package(&self, package: &PackageRef) -> Result<PackageRecord> {
+        let record = self.package(package).await?;
+        match record.purged_seq {
+            Some(purged_seq) => Err(Error::Gone(format!(
+                "package {} was purged by garbage collection (seq {purged_seq}); its manifest and events are kept, its files are not",
+                record.package_id
+            ))),
+            None => Ok(record),
+        }
+    }
+
     /// Opens one file of a package (verified on full reads).
     pub async fn read_file(
         &self,
@@ -678,13 +700,7 @@ impl ArtifactStore {
         path: &str,
         range: Option<ByteRange>,
     ) -> Result<(crate::manifest::FileEntry, BlobRead)> {
-        let record = self.package(package).await?;
-        if let Some(purged_seq) = record.purged_seq {
-            return Err(Error::Gone(format!(
-                "package {} was purged by garbage collection (seq {purged_seq}); its manifest and events are kept, its files are not",
-                record.package_id
-            )));
-        }
+        self.live_package(package).await?;
         let (manifest, _) = self.manifest(package).await?;
         let file = manifest
             .file(path)

@@ -627,6 +627,12 @@ async fn pull(
     force: bool,
     json: bool,
 ) -> anyhow::Result<()> {
+    if let Target::Local { store, .. } = target {
+        // Before writing anything: a purged package's files may be partly shared with live
+        // packages, so reading them one by one would write some before failing. (Over HTTP the
+        // first file request is refused with 410 before anything is written.)
+        store.live_package(&package.parse()?).await?;
+    }
     let (value, _) = manifest(target, package).await?;
     let manifest = Manifest::from_value(&value)?;
     if !force {

@@ -237,6 +237,27 @@ fn gc_dry_run_matches_the_real_run_and_keeps_shared_blobs() {
     // The purged package's files are refused; its manifest stays.
     store.fails(&["cat", &sources[0].0, "only-0.bin"]);
     store.ok(&["manifest", &sources[0].0]);
+    // pull refuses before writing anything, although one of its blobs is still present.
+    let dest = store.work().join("pulled-purged");
+    let (_, _, stderr) = store.fails(&["pull", &sources[0].0, dest.to_str().unwrap()]);
+    assert!(stderr.contains("purged"), "{stderr}");
+    assert!(
+        !dest.exists(),
+        "pull of a purged package wrote {}",
+        dest.display()
+    );
+    // Pushing it again does not pretend it exists: a name and version are never reused.
+    let (_, _, stderr) = store.fails(&[
+        "push",
+        sources[0].1.dir.to_str().unwrap(),
+        "--name",
+        "p",
+        "--version",
+        "0",
+        "--class",
+        "ephemeral",
+    ]);
+    assert!(stderr.contains("purged"), "{stderr}");
     store.assert_consistent("after gc");
 }
 
