@@ -221,6 +221,9 @@ impl BlobInfo {
     }
 }
 
+/// Chunks at least this large are worth a second thread in [`DualHasher::update_parallel`].
+pub const PARALLEL_MIN: usize = 256 << 10;
+
 /// Computes BLAKE3, SHA-256 and the length of a stream in one pass.
 #[derive(Clone, Default)]
 pub struct DualHasher {
@@ -247,6 +250,23 @@ impl DualHasher {
     pub fn update(&mut self, bytes: &[u8]) {
         self.blake3.update(bytes);
         self.sha256.update(bytes);
+        self.size += bytes.len() as u64;
+    }
+
+    /// Like [`DualHasher::update`], with SHA-256 on a second (scoped) thread while this one
+    /// computes BLAKE3, for large chunks (at least [`PARALLEL_MIN`] bytes; smaller ones are
+    /// hashed inline, where a thread would cost more than it saves). Each digest on its own
+    /// core: about 1.4 GB/s instead of 0.95 on these machines (MACHINE-CEILINGS.md).
+    pub fn update_parallel(&mut self, bytes: &[u8]) {
+        if bytes.len() < PARALLEL_MIN {
+            self.update(bytes);
+            return;
+        }
+        let sha256 = &mut self.sha256;
+        std::thread::scope(|scope| {
+            scope.spawn(|| sha256.update(bytes));
+            self.blake3.update(bytes);
+        });
         self.size += bytes.len() as u64;
     }
 
@@ -398,6 +418,30 @@ mod tests {
                 actual: "sha256".into()
             })
         );
+    }
+
+    #[test]
+    fn parallel_updates_equal_sequential_ones() {
+        let data: Vec<u8> = (0..(3 * PARALLEL_MIN + 12_345) as u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 11) as u8)
+            .collect();
+        // Mixed chunk sizes: below the threshold (inline), at it and above (two threads).
+        let cuts = [
+            0,
+            100,
+            100 + PARALLEL_MIN,
+            100 + 3 * PARALLEL_MIN,
+            data.len(),
+        ];
+        let mut parallel = DualHasher::new();
+        for window in cuts.windows(2) {
+            parallel.update_parallel(&data[window[0]..window[1]]);
+        }
+        assert_eq!(parallel.size(), data.len() as u64);
+        let info = parallel.finalize();
+        assert_eq!(info, BlobInfo::of(&data));
+        assert_eq!(info.blake3, Blake3::of(&data));
+        assert_eq!(info.sha256, Sha256::of(&data));
     }
 
     proptest! {

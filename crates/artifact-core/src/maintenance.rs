@@ -610,7 +610,7 @@ impl ArtifactStore {
                 Ok(chunk) => chunk,
                 Err(e) => return Ok(Err(format!("read failed: {e}"))),
             };
-            hasher.update(&chunk);
+            hasher.update_parallel(&chunk);
             *total += chunk.len() as u64;
             progress(*total);
             if let Some(rate) = options.max_bytes_per_sec.filter(|r| *r > 0) {

@@ -1053,7 +1053,7 @@ where
             let handle = tokio::task::spawn_blocking(move || {
                 let mut hasher = hasher;
                 while let Some(chunk) = receiver.blocking_recv() {
-                    hasher.update(&chunk);
+                    hasher.update_parallel(&chunk);
                 }
                 hasher
             });
@@ -1095,7 +1095,7 @@ async fn hash_file(path: &std::path::Path) -> Result<BlobInfo> {
             if n == 0 {
                 break;
             }
-            hasher.update(&buffer[..n]);
+            hasher.update_parallel(&buffer[..n]);
         }
         Ok(hasher.finalize())
     })

@@ -208,7 +208,7 @@ async fn ensure_hasher(session: &mut Session) -> ApiResult<()> {
             if n == 0 {
                 return Ok(hasher);
             }
-            hasher.update(&buffer[..n]);
+            hasher.update_parallel(&buffer[..n]);
         }
     })
     .await
@@ -342,7 +342,7 @@ async fn write_and_hash(
         Ok((out, flushed))
     });
     let hashing = tokio::task::spawn_blocking(move || {
-        hasher.update(&for_hash);
+        hasher.update_parallel(&for_hash);
         hasher
     });
     let (written, hashed) = tokio::join!(writer, hashing);

@@ -8,7 +8,8 @@
 //!
 //! Large file: library ingest (`write_blob` + `record_blobs`: read, dual hash, write, fsync,
 //! rename, dir fsync, event) of one file, beside
-//! - hash-only: BLAKE3 + SHA-256 over the same bytes in memory (one thread, 1 MiB chunks),
+//! - hash-only: BLAKE3 + SHA-256 over the same bytes in memory (one thread per digest, as
+//!   ingest hashes, 1 MiB chunks),
 //! - write-only: writing the same bytes to a new file on the same filesystem + fsync,
 //!
 //! reported as ratios to min(hash-only, write-only), the bound ingest cannot beat.
@@ -78,7 +79,8 @@ fn hash_only(data: &[u8]) -> Duration {
     let start = Instant::now();
     let mut hasher = DualHasher::new();
     for chunk in data.chunks(1 << 20) {
-        hasher.update(chunk);
+        // What ingest does: one thread per digest.
+        hasher.update_parallel(chunk);
     }
     std::hint::black_box(hasher.finalize());
     start.elapsed()
@@ -147,7 +149,7 @@ fn main() {
         "large file ({} MiB), medians of {} round(s):",
         args.size_mib, args.rounds
     );
-    println!("  hash-only (BLAKE3+SHA-256, 1 thread)  {hash:6.3} GB/s");
+    println!("  hash-only (BLAKE3 | SHA-256 threads)  {hash:6.3} GB/s");
     println!("  write-only (write + fsync)            {write:6.3} GB/s");
     println!(
         "  library ingest                        {ingest:6.3} GB/s   = {:.2} x min(hash, write) = {:.2} x hash-only, {:.2} x write-only",

@@ -3,14 +3,15 @@
 //!
 //! ```sh
 //! cargo bench -p artifactstore-cli --bench http                       # 1 GiB, 16 clients
-//! cargo bench -p artifactstore-cli --bench http -- --size-mib 256 --clients 16 --packages 50
+//! cargo bench -p artifactstore-cli --bench http -- --size-mib 256 --rounds 1 --clients 16 --packages 50
 //! ```
 //! `BENCH_DIR` chooses the filesystem. Figures:
 //! - library ingest (`write_blob` + `record_blobs`) of the file;
 //! - `PUT /blobs/{digest}` of the same file (one request, streamed);
 //! - an upload session (`POST /uploads`, 16 MiB `PATCH`es, `PUT ?digest=`), as `push --server`;
 //!
-//! each as a ratio to library ingest; then `--clients` concurrent clients each creating
+//! each as a ratio to library ingest (medians of `--rounds`, default 3, in turn; the source is
+//! flushed before any timing); then `--clients` concurrent clients each creating
 //! `--packages` packages of one 1 KiB file (`PUT /blobs` + `POST /packages`).
 
 use std::path::Path;
@@ -97,10 +98,18 @@ async fn session_upload(
     assert_eq!(response.status(), 201, "{:?}", response.text().await);
 }
 
+/// The middle value (upper middle for an even count).
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(|a, b| a.total_cmp(b));
+    sorted[sorted.len() / 2]
+}
+
 fn main() {
     let size_mib = arg("--size-mib", 1024);
     let clients = arg("--clients", 16);
     let per_client = arg("--packages", 50);
+    let rounds = arg("--rounds", 3).max(1);
     let base_dir =
         std::env::var_os("BENCH_DIR").map_or_else(std::env::temp_dir, std::path::PathBuf::from);
     let dir = tempfile::tempdir_in(base_dir).expect("dir");
@@ -114,68 +123,83 @@ fn main() {
     let size = (size_mib << 20) as u64;
     let source = dir.path().join("source.bin");
     std::fs::write(&source, make_data(size as usize, 1)).expect("source");
+    // Flushed before any timing: otherwise the first figure pays for writing back the source.
+    std::fs::File::open(&source)
+        .and_then(|f| f.sync_all())
+        .expect("sync source");
     let info = BlobInfo::of(&std::fs::read(&source).expect("read source"));
 
     runtime.block_on(async {
-        // Library ingest into its own store.
-        let library_dir = dir.path().join("library");
-        let store = EmbeddedOptions::new(&library_dir)
-            .open()
-            .await
-            .expect("open");
-        let start = Instant::now();
-        let file = tokio::fs::File::open(&source).await.expect("open source");
-        let written = store.write_blob(file, &[]).await.expect("ingest");
-        store
-            .record_blobs("bench", &[written])
-            .await
-            .expect("record");
-        let library = gbps(size, start.elapsed());
-        store.catalog().close().await;
-        drop(store);
-        std::fs::remove_dir_all(&library_dir).expect("clean");
-
-        // The server, twice fresh (so neither upload finds the blob already stored).
-        let mut figures = Vec::new();
-        for mode in ["PUT /blobs/{digest}", "upload session"] {
-            let data_dir = dir.path().join(format!("server-{}", figures.len()));
-            let store = EmbeddedOptions::new(&data_dir).open().await.expect("open");
-            let token = store
-                .create_token("bench", "bench", &[Role::Admin], &[7; 32])
+        let mut library_rates = Vec::new();
+        let mut figures: Vec<(&str, Vec<f64>)> = vec![
+            ("PUT /blobs/{digest}", Vec::new()),
+            ("upload session", Vec::new()),
+        ];
+        for _round in 0..rounds {
+            // Library ingest into its own store.
+            let library_dir = dir.path().join("library");
+            let store = EmbeddedOptions::new(&library_dir)
+                .open()
                 .await
-                .expect("token");
-            let options = artifact_server::ServerOptions::new(data_dir.join("uploads"));
-            let state = artifact_server::AppState::new(store, options).expect("state");
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                .await
-                .expect("bind");
-            let base = format!("http://{}", listener.local_addr().expect("addr"));
-            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-            let server = tokio::spawn(artifact_server::serve(listener, state, async move {
-                let _ = stopped.await;
-            }));
-            let client = reqwest::Client::new();
+                .expect("open");
             let start = Instant::now();
-            if mode.starts_with("PUT") {
-                let response = client
-                    .put(format!("{base}/blobs/{}", info.blake3))
-                    .bearer_auth(&token)
-                    .body(file_body(&source).await)
-                    .send()
+            let file = tokio::fs::File::open(&source).await.expect("open source");
+            let written = store.write_blob(file, &[]).await.expect("ingest");
+            store
+                .record_blobs("bench", &[written])
+                .await
+                .expect("record");
+            library_rates.push(gbps(size, start.elapsed()));
+            store.catalog().close().await;
+            drop(store);
+            std::fs::remove_dir_all(&library_dir).expect("clean");
+
+            // The server, twice fresh (so neither upload finds the blob already stored).
+            for (index, (mode, rates)) in figures.iter_mut().enumerate() {
+                let mode = *mode;
+                let data_dir = dir.path().join(format!("server-{index}"));
+                let store = EmbeddedOptions::new(&data_dir).open().await.expect("open");
+                let token = store
+                    .create_token("bench", "bench", &[Role::Admin], &[7; 32])
                     .await
-                    .expect("put");
-                assert_eq!(response.status(), 201, "{:?}", response.text().await);
-            } else {
-                session_upload(&client, &base, &token, &source, &info).await;
+                    .expect("token");
+                let options = artifact_server::ServerOptions::new(data_dir.join("uploads"));
+                let state = artifact_server::AppState::new(store, options).expect("state");
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .expect("bind");
+                let base = format!("http://{}", listener.local_addr().expect("addr"));
+                let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+                let server = tokio::spawn(artifact_server::serve(listener, state, async move {
+                    let _ = stopped.await;
+                }));
+                let client = reqwest::Client::new();
+                let start = Instant::now();
+                if mode.starts_with("PUT") {
+                    let response = client
+                        .put(format!("{base}/blobs/{}", info.blake3))
+                        .bearer_auth(&token)
+                        .body(file_body(&source).await)
+                        .send()
+                        .await
+                        .expect("put");
+                    assert_eq!(response.status(), 201, "{:?}", response.text().await);
+                } else {
+                    session_upload(&client, &base, &token, &source, &info).await;
+                }
+                rates.push(gbps(size, start.elapsed()));
+                let _ = stop.send(());
+                let _ = server.await;
+                std::fs::remove_dir_all(&data_dir).expect("clean");
             }
-            figures.push((mode, gbps(size, start.elapsed())));
-            let _ = stop.send(());
-            let _ = server.await;
-            std::fs::remove_dir_all(&data_dir).expect("clean");
         }
-        println!("large blob ({size_mib} MiB), one stream on loopback:");
+        let library = median(&library_rates);
+        println!(
+            "large blob ({size_mib} MiB), one stream on loopback, medians of {rounds} round(s):"
+        );
         println!("  library ingest                 {library:6.3} GB/s");
-        for (mode, rate) in &figures {
+        for (mode, rates) in &figures {
+            let rate = median(rates);
             println!(
                 "  HTTP {mode:<26}{rate:6.3} GB/s   = {:.2} x library ingest",
                 rate / library

@@ -229,7 +229,7 @@ impl Remote {
                     }
                 }
             }
-            hasher.update(&chunk);
+            hasher.update_parallel(&chunk);
             offset += filled as u64;
             progress.inc(filled as u64);
         }
