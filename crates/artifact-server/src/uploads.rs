@@ -225,11 +225,12 @@ async fn ensure_hasher(session: &mut Session) -> ApiResult<()> {
     Ok(())
 }
 
-/// Appends a body to a session: each 1 MiB chunk is written to the file and hashed on two
-/// blocking threads at once. An interrupted body keeps the bytes written before the
-/// interruption (the client resumes from the new offset). A body over `max_blob_bytes` changes
-/// nothing: it is refused before any byte is read when its length is declared, and otherwise
-/// the bytes already written are truncated away and the hash state restored.
+/// Appends a body to a session: each 1 MiB chunk is written to the file and hashed (one thread
+/// per digest) on blocking threads while the next chunk is received. An interrupted body keeps
+/// the bytes written before the interruption (the client resumes from the new offset). A body
+/// over `max_blob_bytes` changes nothing: it is refused before any byte is read when its length
+/// is declared, and otherwise the bytes already written are truncated away and the hash state
+/// restored.
 async fn append_body(state: &AppState, session: &mut Session, body: Body) -> ApiResult<()> {
     let limit = state.options().max_blob_bytes;
     let too_large = || {
@@ -253,6 +254,8 @@ async fn append_body(state: &AppState, session: &mut Session, body: Body) -> Api
     let mut pending = bytes::BytesMut::new();
     let mut received: u64 = 0;
     let mut ended = false;
+    // The chunk being written and hashed while the next one is gathered.
+    let mut in_flight: Option<InFlight> = None;
     while !ended {
         // Gather up to CHUNK bytes.
         let mut failure = None;
@@ -261,6 +264,9 @@ async fn append_body(state: &AppState, session: &mut Session, body: Body) -> Api
                 Some(Ok(bytes)) => {
                     received += bytes.len() as u64;
                     if received > limit {
+                        if let Some(chunk) = in_flight.take() {
+                            finish_chunk(session, &mut file, chunk).await?;
+                        }
                         drop(file);
                         let (offset, hasher, unflushed) = before;
                         truncate_to(session, offset, hasher, unflushed)?;
@@ -280,13 +286,22 @@ async fn append_body(state: &AppState, session: &mut Session, body: Body) -> Api
                 }
             }
         }
+        if let Some(chunk) = in_flight.take() {
+            finish_chunk(session, &mut file, chunk).await?;
+        }
         if !pending.is_empty() {
             let chunk: Bytes = pending.split().freeze();
-            write_and_hash(session, &mut file, chunk).await?;
+            in_flight = Some(start_chunk(session, &mut file, chunk)?);
         }
         if let Some(failure) = failure {
+            if let Some(chunk) = in_flight.take() {
+                finish_chunk(session, &mut file, chunk).await?;
+            }
             return Err(failure);
         }
+    }
+    if let Some(chunk) = in_flight.take() {
+        finish_chunk(session, &mut file, chunk).await?;
     }
     state.metrics().add_bytes_in(received);
     Ok(())
@@ -320,15 +335,24 @@ fn truncate_to(
     }
 }
 
-async fn write_and_hash(
+/// One chunk being written and hashed on blocking threads; the session's file and hasher are
+/// out (with the threads) until [`finish_chunk`].
+struct InFlight {
+    writer: tokio::task::JoinHandle<std::io::Result<(File, bool)>>,
+    hashing: tokio::task::JoinHandle<DualHasher>,
+    unflushed: u64,
+}
+
+fn start_chunk(
     session: &mut Session,
     file: &mut Option<File>,
     chunk: Bytes,
-) -> ApiResult<()> {
-    let io_error = |e: std::io::Error| ApiError::from(artifact_core::Error::Io(e));
+) -> ApiResult<InFlight> {
     let mut hasher = session.hasher.take().unwrap_or_default();
     let Some(mut out) = file.take() else {
-        return Err(io_error(std::io::Error::other("session file closed")));
+        return Err(ApiError::from(artifact_core::Error::Io(
+            std::io::Error::other("session file closed"),
+        )));
     };
     let flush_from = session.offset - session.unflushed;
     let unflushed = session.unflushed + chunk.len() as u64;
@@ -345,14 +369,29 @@ async fn write_and_hash(
         hasher.update_parallel(&for_hash);
         hasher
     });
-    let (written, hashed) = tokio::join!(writer, hashing);
+    Ok(InFlight {
+        writer,
+        hashing,
+        unflushed,
+    })
+}
+
+/// Waits for a chunk's write and hash and puts the file and hasher back in the session. If the
+/// write failed the session keeps no hasher, so the next request rebuilds it from the file.
+async fn finish_chunk(
+    session: &mut Session,
+    file: &mut Option<File>,
+    chunk: InFlight,
+) -> ApiResult<()> {
+    let io_error = |e: std::io::Error| ApiError::from(artifact_core::Error::Io(e));
+    let (written, hashed) = tokio::join!(chunk.writer, chunk.hashing);
     let hasher = hashed.map_err(|e| io_error(std::io::Error::other(e.to_string())))?;
     let (out, flushed) = written
         .map_err(|e| io_error(std::io::Error::other(e.to_string())))?
         .map_err(io_error)?;
     session.offset = hasher.size();
     session.hasher = Some(hasher);
-    session.unflushed = if flushed { 0 } else { unflushed };
+    session.unflushed = if flushed { 0 } else { chunk.unflushed };
     *file = Some(out);
     Ok(())
 }
