@@ -610,8 +610,15 @@ impl ArtifactStore {
                 Ok(chunk) => chunk,
                 Err(e) => return Ok(Err(format!("read failed: {e}"))),
             };
-            hasher.update_parallel(&chunk);
-            *total += chunk.len() as u64;
+            // Off the runtime's worker threads (a scrub in the server must not stall requests).
+            let chunk_len = chunk.len() as u64;
+            hasher = tokio::task::spawn_blocking(move || {
+                hasher.update_parallel(&chunk);
+                hasher
+            })
+            .await
+            .map_err(|e| Error::Io(std::io::Error::other(format!("hashing failed: {e}"))))?;
+            *total += chunk_len;
             progress(*total);
             if let Some(rate) = options.max_bytes_per_sec.filter(|r| *r > 0) {
                 let due = Duration::from_secs_f64(*total as f64 / rate as f64);

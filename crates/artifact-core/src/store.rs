@@ -225,8 +225,9 @@ impl ArtifactStore {
     }
 
     /// Records durable blobs in the log (`v1.blob.stored`), one transaction for all; blobs
-    /// already recorded are skipped. Every blob is checked present in the backend with the
-    /// right size first (bytes durable before the event that names them).
+    /// already recorded are skipped (a blob garbage collection is deleting is refused). Each
+    /// blob not yet recorded is checked present in the backend with the right size, under the
+    /// write lock (bytes durable before the event that names them).
     pub async fn record_blobs(&self, actor: &str, blobs: &[BlobInfo]) -> Result<Vec<BlobRecord>> {
         let mut tx = self.catalog.write().await?;
         let mut records = Vec::with_capacity(blobs.len());
@@ -342,10 +343,20 @@ impl ArtifactStore {
             });
         }
         if self.blobs.head(&info.blake3).await?.is_some() {
-            let _ = tokio::fs::remove_file(path).await;
-        } else {
-            self.blobs.adopt_file(path, &info.blake3).await?;
+            // Deduplicated: record the bytes already there, and only then drop this copy. If
+            // garbage collection deleted them in between, fall through and adopt this copy.
+            match self.record_blobs(actor, &[info]).await {
+                Ok(mut records) => {
+                    let _ = tokio::fs::remove_file(path).await;
+                    return records
+                        .pop()
+                        .ok_or_else(|| Error::not_found("blob", info.blake3.to_string()));
+                }
+                Err(Error::NotFound { .. }) => {}
+                Err(other) => return Err(other),
+            }
         }
+        self.blobs.adopt_file(path, &info.blake3).await?;
         let mut records = self.record_blobs(actor, &[info]).await?;
         records
             .pop()
@@ -483,8 +494,8 @@ impl ArtifactStore {
 
     /// Like [`ArtifactStore::create_package`], but also records `written` — blobs this caller
     /// made durable with [`ArtifactStore::write_blob`] and has not recorded yet — in the same
-    /// transaction as the package (one commit instead of two; what `push` does). Each is checked
-    /// present in the backend with its size first.
+    /// transaction as the package (one commit instead of two; what `push` does). Each one not
+    /// yet recorded is checked present in the backend with its size, under the write lock.
     pub async fn create_package_with_blobs(
         &self,
         actor: &str,

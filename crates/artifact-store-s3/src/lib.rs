@@ -626,20 +626,8 @@ impl BlobStore for S3BlobStore {
 
     async fn check(&self) -> Result<()> {
         let inner = &self.inner;
-        // A signed list of the blob prefix: the endpoint answers, the bucket exists, the
-        // credentials are accepted (and listing, which GC and fsck need, is allowed). It comes
-        // first because some servers (SeaweedFS) create a missing bucket on PUT.
-        let root = inner.blobs_root();
-        inner
-            .probe
-            .list_with_delimiter(Some(&root))
-            .await
-            .map_err(|source| {
-                inner.classify_check_error(source, |source| S3Error::List {
-                    prefix: format!("{}/{root}", inner.bucket),
-                    source,
-                })
-            })?;
+        // The list comes first because some servers (SeaweedFS) create a missing bucket on PUT.
+        self.check_readable().await?;
         // Then a write probe under staging/, deleted at once: the bucket is writable.
         let probe_key = inner.under_prefix(&format!("staging/check-{}", staging_name()));
         let not_writable = |source| S3Error::NotWritable {
@@ -657,6 +645,28 @@ impl BlobStore for S3BlobStore {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(source) => Err(not_writable(source).into()),
         }
+    }
+}
+
+impl S3BlobStore {
+    /// The read half of [`BlobStore::check`]: one signed list of the blob prefix, so the
+    /// endpoint answers, the bucket exists and the credentials are accepted (and listing, which
+    /// GC and fsck need, is allowed). Writes nothing, so read-only credentials pass; errors
+    /// are those of `check`.
+    pub async fn check_readable(&self) -> Result<()> {
+        let inner = &self.inner;
+        let root = inner.blobs_root();
+        inner
+            .probe
+            .list_with_delimiter(Some(&root))
+            .await
+            .map_err(|source| {
+                inner.classify_check_error(source, |source| S3Error::List {
+                    prefix: format!("{}/{root}", inner.bucket),
+                    source,
+                })
+            })?;
+        Ok(())
     }
 }
 

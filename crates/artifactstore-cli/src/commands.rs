@@ -227,8 +227,9 @@ async fn open(cli: &Cli, create: bool) -> anyhow::Result<ArtifactStore> {
         "s3" => {
             let s3 = artifact_store_s3::S3BlobStore::from_config(&config.blobs)?;
             // Fail fast, with the reason (credentials refused, no such bucket, endpoint
-            // unreachable), rather than at the first blob operation.
-            artifact_core::blob::BlobStore::check(&s3).await?;
+            // unreachable), rather than at the first blob operation: one list request, so
+            // read-only credentials can still read. `serve` also probes a write at start-up.
+            s3.check_readable().await?;
             options = options.with_blob_store(std::sync::Arc::new(s3));
         }
         other => bail!("[blobs] backend `{other}` is unknown (use `fs` or `s3`)"),
@@ -283,6 +284,8 @@ async fn serve(cli: &Cli, listen: Option<String>) -> anyhow::Result<ExitCode> {
         .try_init();
     let config = effective_config(cli)?;
     let store = open(cli, false).await?;
+    // The whole backend check (for S3 also a write probe): a server must be able to store.
+    store.blob_store().check().await?;
     let (request_timeout, upload_ttl) = config.server_durations()?;
     let options = artifact_server::ServerOptions {
         max_blob_bytes: config.server.max_blob_bytes,
