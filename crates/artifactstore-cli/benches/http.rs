@@ -72,14 +72,16 @@ async fn session_upload(
         .to_str()
         .expect("location")
         .to_owned();
-    let data = tokio::fs::read(path).await.expect("read");
+    let data = bytes::Bytes::from(tokio::fs::read(path).await.expect("read"));
     let mut offset = 0usize;
-    for chunk in data.chunks(16 << 20) {
+    while offset < data.len() {
+        // A slice of the one buffer: no copy per PATCH.
+        let chunk = data.slice(offset..data.len().min(offset + (16 << 20)));
         let response = client
             .patch(format!("{base}{location}"))
             .bearer_auth(token)
             .header("upload-offset", offset.to_string())
-            .body(chunk.to_vec())
+            .body(chunk.clone())
             .send()
             .await
             .expect("patch");
