@@ -55,6 +55,10 @@ struct Session {
     hasher: Option<DualHasher>,
     /// Bytes written since the last writeback start.
     unflushed: u64,
+    /// A chunk still being written and hashed. It lives in the session, not in the request,
+    /// so that if a request is dropped mid-chunk the next one waits for it instead of
+    /// rebuilding the hash while the write is still landing.
+    in_flight: Option<InFlight>,
 }
 
 /// The sessions of this server.
@@ -111,6 +115,7 @@ impl UploadSessions {
             offset: 0,
             hasher: Some(DualHasher::new()),
             unflushed: 0,
+            in_flight: None,
         };
         if let Ok(mut open) = self.open.lock() {
             open.insert(id.clone(), Arc::new(tokio::sync::Mutex::new(session)));
@@ -140,6 +145,7 @@ impl UploadSessions {
             offset: meta.len(),
             hasher: None,
             unflushed: 0,
+            in_flight: None,
         }));
         let mut open = self.open.lock().map_err(|_| {
             ApiError::from(artifact_core::Error::Io(std::io::Error::other(
@@ -194,6 +200,8 @@ impl UploadSessions {
 
 /// Rebuilds the hasher of a session resumed after a restart (hashes the bytes on disk).
 async fn ensure_hasher(session: &mut Session) -> ApiResult<()> {
+    // A chunk left in flight by a dropped request lands first.
+    finish_chunk(session, &mut None).await?;
     if session.hasher.is_some() {
         return Ok(());
     }
@@ -254,8 +262,6 @@ async fn append_body(state: &AppState, session: &mut Session, body: Body) -> Api
     let mut pending = bytes::BytesMut::new();
     let mut received: u64 = 0;
     let mut ended = false;
-    // The chunk being written and hashed while the next one is gathered.
-    let mut in_flight: Option<InFlight> = None;
     while !ended {
         // Gather up to CHUNK bytes.
         let mut failure = None;
@@ -264,9 +270,7 @@ async fn append_body(state: &AppState, session: &mut Session, body: Body) -> Api
                 Some(Ok(bytes)) => {
                     received += bytes.len() as u64;
                     if received > limit {
-                        if let Some(chunk) = in_flight.take() {
-                            finish_chunk(session, &mut file, chunk).await?;
-                        }
+                        finish_chunk(session, &mut file).await?;
                         drop(file);
                         let (offset, hasher, unflushed) = before;
                         truncate_to(session, offset, hasher, unflushed)?;
@@ -286,23 +290,18 @@ async fn append_body(state: &AppState, session: &mut Session, body: Body) -> Api
                 }
             }
         }
-        if let Some(chunk) = in_flight.take() {
-            finish_chunk(session, &mut file, chunk).await?;
-        }
+        // The previous chunk lands; this one is written and hashed while the next is gathered.
+        finish_chunk(session, &mut file).await?;
         if !pending.is_empty() {
             let chunk: Bytes = pending.split().freeze();
-            in_flight = Some(start_chunk(session, &mut file, chunk)?);
+            start_chunk(session, &mut file, chunk)?;
         }
         if let Some(failure) = failure {
-            if let Some(chunk) = in_flight.take() {
-                finish_chunk(session, &mut file, chunk).await?;
-            }
+            finish_chunk(session, &mut file).await?;
             return Err(failure);
         }
     }
-    if let Some(chunk) = in_flight.take() {
-        finish_chunk(session, &mut file, chunk).await?;
-    }
+    finish_chunk(session, &mut file).await?;
     state.metrics().add_bytes_in(received);
     Ok(())
 }
@@ -337,17 +336,15 @@ fn truncate_to(
 
 /// One chunk being written and hashed on blocking threads; the session's file and hasher are
 /// out (with the threads) until [`finish_chunk`].
+#[derive(Debug)]
 struct InFlight {
     writer: tokio::task::JoinHandle<std::io::Result<(File, bool)>>,
     hashing: tokio::task::JoinHandle<DualHasher>,
     unflushed: u64,
 }
 
-fn start_chunk(
-    session: &mut Session,
-    file: &mut Option<File>,
-    chunk: Bytes,
-) -> ApiResult<InFlight> {
+/// Starts writing and hashing `chunk` (the session's previous chunk must have landed).
+fn start_chunk(session: &mut Session, file: &mut Option<File>, chunk: Bytes) -> ApiResult<()> {
     let mut hasher = session.hasher.take().unwrap_or_default();
     let Some(mut out) = file.take() else {
         return Err(ApiError::from(artifact_core::Error::Io(
@@ -369,20 +366,21 @@ fn start_chunk(
         hasher.update_parallel(&for_hash);
         hasher
     });
-    Ok(InFlight {
+    session.in_flight = Some(InFlight {
         writer,
         hashing,
         unflushed,
-    })
+    });
+    Ok(())
 }
 
-/// Waits for a chunk's write and hash and puts the file and hasher back in the session. If the
-/// write failed the session keeps no hasher, so the next request rebuilds it from the file.
-async fn finish_chunk(
-    session: &mut Session,
-    file: &mut Option<File>,
-    chunk: InFlight,
-) -> ApiResult<()> {
+/// Waits for the session's chunk in flight, if any, and puts the file (into `file`) and the
+/// hasher back. If the write failed the session keeps no hasher, so the next request rebuilds
+/// it from the file.
+async fn finish_chunk(session: &mut Session, file: &mut Option<File>) -> ApiResult<()> {
+    let Some(chunk) = session.in_flight.take() else {
+        return Ok(());
+    };
     let io_error = |e: std::io::Error| ApiError::from(artifact_core::Error::Io(e));
     let (written, hashed) = tokio::join!(chunk.writer, chunk.hashing);
     let hasher = hashed.map_err(|e| io_error(std::io::Error::other(e.to_string())))?;
@@ -649,4 +647,44 @@ async fn abort(
     let _ = tokio::fs::remove_file(&session.path).await;
     state.uploads().forget(&id);
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A request dropped while its chunk is in flight leaves the chunk in the session: the next
+    /// request's `ensure_hasher` waits for it to land and carries on from its end, instead of
+    /// rebuilding the hash from a file that is still being written.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_chunk_left_in_flight_lands_before_the_next_request() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("session");
+        std::fs::write(&path, b"").unwrap();
+        let mut session = Session {
+            path: path.clone(),
+            offset: 0,
+            hasher: Some(DualHasher::new()),
+            unflushed: 0,
+            in_flight: None,
+        };
+        let data: Vec<u8> = (0..(3 << 20) as u32).map(|i| (i >> 7) as u8).collect();
+        let mut file = Some(
+            std::fs::OpenOptions::new()
+                .append(true)
+                .open(&path)
+                .unwrap(),
+        );
+        start_chunk(&mut session, &mut file, Bytes::from(data.clone())).unwrap();
+        // The request goes away here: its file handle with it.
+        drop(file);
+        assert!(session.hasher.is_none() && session.in_flight.is_some());
+
+        ensure_hasher(&mut session).await.unwrap();
+        assert!(session.in_flight.is_none());
+        assert_eq!(session.offset, data.len() as u64);
+        assert_eq!(std::fs::read(&path).unwrap(), data);
+        let hasher = session.hasher.take().expect("the hasher is back");
+        assert_eq!(hasher.finalize(), BlobInfo::of(&data));
+    }
 }
