@@ -23,15 +23,16 @@
 //!   catalog's write transaction, as `benches/sweep.rs` does), and a repeat sweep with nothing
 //!   due.
 
+#[path = "support/fill.rs"]
+mod support;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
 use artifact_core::ArtifactStore;
-use artifact_core::cbor::Value;
 use artifact_core::config::Config;
-use artifact_core::event::types;
 use artifact_core::manifest::{FileEntry, Manifest};
 use artifact_core::testing_postgres::{self, Cluster, ClusterOptions};
 use artifact_core::time::{ManualClock, Period, ymd};
@@ -282,42 +283,12 @@ async fn sweep_times(
                 files: vec![],
                 labels: BTreeMap::new(),
             };
-            let package_id = manifest.package_id().expect("id");
             let expires_at = if i % stride == 0 && i / stride < due {
                 yesterday
             } else {
                 later
             };
-            let data = Value::Map(BTreeMap::from([(
-                "manifest".to_owned(),
-                manifest.to_value(),
-            )]));
-            tx.append(
-                types::PACKAGE_CREATED,
-                Some(package_id),
-                "bench",
-                start,
-                data,
-            )
-            .await
-            .expect("append");
-            let data = Value::Map(BTreeMap::from([
-                (
-                    "retention_class".to_owned(),
-                    Value::Text("ephemeral".into()),
-                ),
-                ("period".to_owned(), Value::Text("7d".into())),
-                ("expires_at".to_owned(), Value::Text(expires_at.to_string())),
-            ]));
-            tx.append(
-                types::RETENTION_DEFAULT_APPLIED,
-                Some(package_id),
-                "bench",
-                start,
-                data,
-            )
-            .await
-            .expect("append");
+            support::append_ephemeral_package(&mut tx, &manifest, start, expires_at).await;
         }
         tx.commit().await.expect("commit");
         created = (created + batch).min(total);

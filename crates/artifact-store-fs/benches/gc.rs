@@ -28,6 +28,9 @@
 //! Both GC runs also list the backend once for orphaned bytes (a full directory walk), which the
 //! ceilings do not include.
 
+#[path = "support/fill.rs"]
+mod support;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -114,37 +117,7 @@ async fn fill(dir: &Path, total: usize, stored_at: Timestamp, clock: &ManualCloc
                 }],
                 labels: BTreeMap::new(),
             };
-            let package_id = manifest.package_id().expect("id");
-            let data = Value::Map(BTreeMap::from([(
-                "manifest".to_owned(),
-                manifest.to_value(),
-            )]));
-            tx.append(
-                types::PACKAGE_CREATED,
-                Some(package_id),
-                "bench",
-                stored_at,
-                data,
-            )
-            .await
-            .expect("append");
-            let data = Value::Map(BTreeMap::from([
-                (
-                    "retention_class".to_owned(),
-                    Value::Text("ephemeral".into()),
-                ),
-                ("period".to_owned(), Value::Text("7d".into())),
-                ("expires_at".to_owned(), Value::Text(yesterday.to_string())),
-            ]));
-            tx.append(
-                types::RETENTION_DEFAULT_APPLIED,
-                Some(package_id),
-                "bench",
-                stored_at,
-                data,
-            )
-            .await
-            .expect("append");
+            support::append_ephemeral_package(&mut tx, &manifest, stored_at, yesterday).await;
         }
         tx.commit().await.expect("commit");
         created = (created + batch).min(total);

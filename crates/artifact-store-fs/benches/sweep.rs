@@ -12,13 +12,14 @@
 //! through the catalog's write transaction in batches (the same `append` + view updates the
 //! library uses), with empty file lists, instead of uploading blobs: the sweep reads neither.
 
+#[path = "support/fill.rs"]
+mod support;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use artifact_core::cbor::Value;
-use artifact_core::event::types;
 use artifact_core::manifest::Manifest;
 use artifact_core::time::{ManualClock, Period, Timestamp, ymd};
 use artifact_store_fs::EmbeddedOptions;
@@ -61,7 +62,6 @@ async fn fill(
                 files: vec![],
                 labels: BTreeMap::new(),
             };
-            let package_id = manifest.package_id().expect("id");
             // Spread the due packages evenly through the store.
             let expires_at =
                 if i % (total / due.max(1)).max(1) == 0 && i / (total / due.max(1)).max(1) < due {
@@ -69,36 +69,7 @@ async fn fill(
                 } else {
                     later
                 };
-            let data = Value::Map(BTreeMap::from([(
-                "manifest".to_owned(),
-                manifest.to_value(),
-            )]));
-            tx.append(
-                types::PACKAGE_CREATED,
-                Some(package_id),
-                "bench",
-                start,
-                data,
-            )
-            .await
-            .expect("append");
-            let data = Value::Map(BTreeMap::from([
-                (
-                    "retention_class".to_owned(),
-                    Value::Text("ephemeral".into()),
-                ),
-                ("period".to_owned(), Value::Text("7d".into())),
-                ("expires_at".to_owned(), Value::Text(expires_at.to_string())),
-            ]));
-            tx.append(
-                types::RETENTION_DEFAULT_APPLIED,
-                Some(package_id),
-                "bench",
-                start,
-                data,
-            )
-            .await
-            .expect("append");
+            support::append_ephemeral_package(&mut tx, &manifest, start, expires_at).await;
         }
         tx.commit().await.expect("commit");
         created = (created + batch).min(total);
