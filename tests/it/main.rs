@@ -1,5 +1,6 @@
 mod concurrency;
 mod gc;
+mod insider;
 mod integrity;
 mod pilot;
 mod retention_model;

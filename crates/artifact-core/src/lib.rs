@@ -52,9 +52,11 @@ pub mod digest;
 pub mod error;
 pub mod event;
 pub mod jcs;
+pub mod log_facts;
 pub mod maintenance;
 pub mod manifest;
 pub mod retention;
+pub mod rules;
 pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -63,4 +65,6 @@ pub mod testing_postgres;
 pub mod time;
 
 pub use error::{Error, Result};
-pub use store::{ArtifactStore, CreatedPackage, PackageRef, StoreOptions, SweepReport};
+pub use store::{
+    ArtifactStore, AuditReport, CreatedPackage, PackageRef, StoreOptions, SweepReport,
+};

@@ -36,6 +36,7 @@ use crate::cbor::Value;
 use crate::digest::{Blake3, BlobInfo, DualHasher, PackageId};
 use crate::error::{Error, Result};
 use crate::event::{Head, types};
+use crate::log_facts::{self, LogReferences, Refusal};
 use crate::store::ArtifactStore;
 use crate::time::{Period, Timestamp};
 
@@ -74,6 +75,10 @@ pub struct GcReport {
     pub orphans: Vec<Blake3>,
     /// Bytes reclaimed by recorded blobs (orphans' sizes are not counted).
     pub bytes_reclaimed: u64,
+    /// Candidates a view nominated (an eligible package, an unreferenced blob, a blob marked
+    /// as being deleted) that the log does not support: kept, and reported. An integrity
+    /// problem of the views, never a licence to delete.
+    pub refused: Vec<Refusal>,
 }
 
 impl GcReport {
@@ -98,6 +103,7 @@ impl GcReport {
                 "bytes_reclaimed".to_owned(),
                 Value::Int(self.bytes_reclaimed as i64),
             ),
+            ("refused".to_owned(), refusals_value(&self.refused)),
         ]))
     }
 }
@@ -168,7 +174,7 @@ impl VerifyReport {
 /// One fsck finding.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Finding {
-    /// A short kind: `missing-blob`, `wrong-size`, `failed-check`, `views`, `chain`,
+    /// A short kind: `missing-blob`, `wrong-size`, `failed-check`, `views`, `chain`, `rule`,
     /// `orphaned-staging`.
     pub kind: &'static str,
     /// What it concerns.
@@ -245,6 +251,35 @@ impl Drop for AbortOnDrop {
     }
 }
 
+fn purge_refused(package: &PackageId, why: String) -> Refusal {
+    Refusal {
+        subject: package.to_string(),
+        detail: format!("retention_state says it is eligible and unheld, but {why}; not purged"),
+    }
+}
+
+fn blob_refused(blob: &Blake3, why: &str) -> Refusal {
+    Refusal {
+        subject: blob.to_string(),
+        detail: format!("the views nominate it for deletion, but {why}; its bytes are kept"),
+    }
+}
+
+/// View mismatches as a data-model array of `{subject, detail}`.
+pub fn refusals_value(mismatches: &[Refusal]) -> Value {
+    Value::Array(
+        mismatches
+            .iter()
+            .map(|m| {
+                Value::Map(BTreeMap::from([
+                    ("subject".to_owned(), Value::Text(m.subject.clone())),
+                    ("detail".to_owned(), Value::Text(m.detail.clone())),
+                ]))
+            })
+            .collect(),
+    )
+}
+
 /// The data of a `v1.blob.deleted` event.
 fn deleted_data(info: &BlobInfo) -> Value {
     Value::Map(BTreeMap::from([
@@ -290,16 +325,38 @@ impl ArtifactStore {
         };
         if options.dry_run {
             let mut conn = self.catalog().read().await?;
-            report.purged = catalog::views_eligible_unpurged(&mut conn, 0, i64::MAX)
-                .await?
-                .into_iter()
-                .map(|(id, _)| id)
-                .collect();
-            // Deletions already committed to go first, then what this run would pick.
+            let candidates: Vec<PackageId> =
+                catalog::views_eligible_unpurged(&mut conn, 0, i64::MAX)
+                    .await?
+                    .into_iter()
+                    .map(|(id, _)| id)
+                    .collect();
+            let mut purged = BTreeSet::new();
+            for chunk in candidates.chunks(BATCH as usize) {
+                let states = log_facts::fold_states(&mut conn, chunk).await?;
+                for id in chunk {
+                    match log_facts::purge_refusal(states.get(id), now) {
+                        None => {
+                            purged.insert(*id);
+                            report.purged.push(*id);
+                        }
+                        Some(why) => report.refused.push(purge_refused(id, why)),
+                    }
+                }
+            }
+            // Deletions already committed to go first, then what this run would pick: blobs
+            // the views call unreferenced once the packages above are purged, that the log
+            // agrees no other live package references.
+            let refs = LogReferences::load(&mut conn, &purged).await?;
             let mut blobs = catalog::views_deleting_blobs(&mut conn, i64::MAX).await?;
-            blobs.extend(
-                catalog::views_unreferenced_blobs(&mut conn, cutoff, true, 0, i64::MAX).await?,
-            );
+            for blob in
+                catalog::views_unreferenced_blobs(&mut conn, cutoff, true, 0, i64::MAX).await?
+            {
+                match refs.deletion_refusal(&blob.info.blake3) {
+                    None => blobs.push(blob),
+                    Some(why) => report.refused.push(blob_refused(&blob.info.blake3, why)),
+                }
+            }
             report.bytes_reclaimed = blobs.iter().map(|b| b.info.size).sum();
             report.deleted = blobs.into_iter().map(|b| b.info).collect();
             drop(conn);
@@ -319,17 +376,18 @@ impl ArtifactStore {
             };
             after_eligible = *last;
             let at = self.clock().now();
+            // The view nominated them; the log decides, by the store's clock (SPEC §5a).
+            let ids: Vec<PackageId> = due.iter().map(|(id, _)| *id).collect();
+            let states = log_facts::fold_states(tx.conn(), &ids).await?;
             for (package_id, _) in &due {
-                let status = catalog::views_retention_status(tx.conn(), package_id).await?;
-                let still_eligible = status
-                    .as_ref()
-                    .is_some_and(|s| s.eligible_for_deletion && s.active_holds.is_empty());
-                if !still_eligible {
+                let state = states.get(package_id);
+                if let Some(why) = log_facts::purge_refusal(state, at) {
+                    report.refused.push(purge_refused(package_id, why));
                     continue;
                 }
                 let data = Value::Map(BTreeMap::from([(
                     "eligible_seq".to_owned(),
-                    status
+                    state
                         .and_then(|s| s.eligible_seq)
                         .map_or(Value::Null, |s| Value::Int(s as i64)),
                 )]));
@@ -344,22 +402,43 @@ impl ArtifactStore {
         //    an earlier run committed to, then per batch commit the intent
         //    (`v1.blob.deletion_started`, after which the blobs can gain no reference), delete
         //    the bytes, and record `v1.blob.deleted` for each.
-        let finished = self.finish_blob_deletions(actor).await?;
+        let finished = self.finish_deletions_into(actor, &mut report).await?;
         report.bytes_reclaimed += finished.iter().map(|b| b.size).sum::<u64>();
         report.deleted.extend(finished);
         // The cursor walks stored order once: a blob passed over is referenced, too young or
-        // being deleted, and a blob recorded meanwhile is younger than the grace period.
+        // being deleted, and a blob recorded meanwhile is younger than the grace period. The
+        // view nominates; the log's references (read once, caught up inside each transaction)
+        // decide.
+        let mut refs: Option<LogReferences> = None;
         let mut after_stored = 0;
         loop {
             let mut tx = self.catalog().write().await?;
-            let candidates: Vec<BlobRecord> =
+            let nominated: Vec<BlobRecord> =
                 catalog::views_unreferenced_blobs(tx.conn(), cutoff, false, after_stored, BATCH)
                     .await?;
-            let Some(last) = candidates.last() else {
+            let Some(last) = nominated.last() else {
                 tx.rollback().await?;
                 break;
             };
             after_stored = last.stored_seq;
+            let refs = match &mut refs {
+                Some(refs) => {
+                    refs.catch_up(tx.conn()).await?;
+                    refs
+                }
+                None => refs.insert(LogReferences::load(tx.conn(), &BTreeSet::new()).await?),
+            };
+            let mut candidates = Vec::with_capacity(nominated.len());
+            for blob in nominated {
+                match refs.deletion_refusal(&blob.info.blake3) {
+                    None => candidates.push(blob),
+                    Some(why) => report.refused.push(blob_refused(&blob.info.blake3, why)),
+                }
+            }
+            if candidates.is_empty() {
+                tx.rollback().await?;
+                continue;
+            }
             let data = Value::Map(BTreeMap::from([(
                 "blobs".to_owned(),
                 Value::Array(
@@ -373,7 +452,7 @@ impl ArtifactStore {
             tx.append(types::BLOB_DELETION_STARTED, None, actor, at, data)
                 .await?;
             tx.commit().await?;
-            let finished = self.finish_blob_deletions(actor).await?;
+            let finished = self.finish_deletions_into(actor, &mut report).await?;
             report.bytes_reclaimed += finished.iter().map(|b| b.size).sum::<u64>();
             report.deleted.extend(finished);
         }
@@ -403,29 +482,93 @@ impl ArtifactStore {
     /// costs one indexed lookup. Only blobs GC committed to are touched: bytes lost any other
     /// way stay an fsck finding, never a recorded deletion. Returns the blobs finished.
     pub async fn finish_blob_deletions(&self, actor: &str) -> Result<Vec<BlobInfo>> {
+        let mut report = GcReport::default();
+        self.finish_deletions_into(actor, &mut report).await
+    }
+
+    /// [`ArtifactStore::finish_blob_deletions`], reporting into `report` the blobs the view
+    /// marks as being deleted that the log does not support: no `v1.blob.deletion_started` at
+    /// the marked seq naming the blob, or a live package referencing it by the log. Those
+    /// keep their bytes.
+    pub(crate) async fn finish_deletions_into(
+        &self,
+        actor: &str,
+        report: &mut GcReport,
+    ) -> Result<Vec<BlobInfo>> {
         let mut finished = Vec::new();
+        let mut refused: BTreeSet<Blake3> = BTreeSet::new();
+        let mut refs: Option<LogReferences> = None;
         loop {
             {
                 // Cheap pre-check without the write lock (the usual answer is "none").
                 let mut conn = self.catalog().read().await?;
-                if catalog::views_deleting_blobs(&mut conn, 1)
-                    .await?
-                    .is_empty()
-                {
+                let pending =
+                    catalog::views_deleting_blobs(&mut conn, refused.len() as i64 + 1).await?;
+                if pending.iter().all(|b| refused.contains(&b.info.blake3)) {
                     break;
                 }
             }
             let mut tx = self.catalog().write().await?;
-            let pending = catalog::views_deleting_blobs(tx.conn(), BATCH).await?;
+            let pending: Vec<BlobRecord> =
+                catalog::views_deleting_blobs(tx.conn(), BATCH + refused.len() as i64)
+                    .await?
+                    .into_iter()
+                    .filter(|b| !refused.contains(&b.info.blake3))
+                    .collect();
             if pending.is_empty() {
                 tx.rollback().await?;
                 break;
             }
-            let keys: Vec<Blake3> = pending.iter().map(|b| b.info.blake3).collect();
+            // The intent must be in the log, naming the blob, and the log must agree that no
+            // live package references it (a view row alone deletes nothing).
+            let mut seqs: Vec<u64> = pending.iter().filter_map(|b| b.deleting_seq).collect();
+            seqs.sort_unstable();
+            seqs.dedup();
+            let intents: BTreeMap<u64, crate::event::Event> =
+                catalog::views_events_at(tx.conn(), &seqs)
+                    .await?
+                    .into_iter()
+                    .map(|e| (e.seq, e))
+                    .collect();
+            let refs = match &mut refs {
+                Some(refs) => {
+                    refs.catch_up(tx.conn()).await?;
+                    refs
+                }
+                None => refs.insert(LogReferences::load(tx.conn(), &BTreeSet::new()).await?),
+            };
+            let mut confirmed = Vec::with_capacity(pending.len());
+            for blob in pending {
+                let key = blob.info.blake3;
+                let seq = blob.deleting_seq.unwrap_or_default();
+                let why = if !intents
+                    .get(&seq)
+                    .is_some_and(|e| log_facts::intent_names(e, &key))
+                {
+                    Some(format!(
+                        "blobs says it is being deleted since seq {seq}, but that event is no \
+                         v1.blob.deletion_started naming it"
+                    ))
+                } else {
+                    refs.deletion_refusal(&key).map(str::to_owned)
+                };
+                match why {
+                    Some(why) => {
+                        refused.insert(key);
+                        report.refused.push(blob_refused(&key, &why));
+                    }
+                    None => confirmed.push(blob),
+                }
+            }
+            if confirmed.is_empty() {
+                tx.rollback().await?;
+                continue;
+            }
+            let keys: Vec<Blake3> = confirmed.iter().map(|b| b.info.blake3).collect();
             // Bytes first, then the events that say they are gone (SPEC §5).
             self.blob_store().delete_many(&keys).await?;
             let at = self.clock().now();
-            for blob in &pending {
+            for blob in &confirmed {
                 tx.append(
                     types::BLOB_DELETED,
                     None,
@@ -436,7 +579,7 @@ impl ArtifactStore {
                 .await?;
             }
             tx.commit().await?;
-            finished.extend(pending.into_iter().map(|b| b.info));
+            finished.extend(confirmed.into_iter().map(|b| b.info));
         }
         Ok(finished)
     }
@@ -773,14 +916,21 @@ impl ArtifactStore {
                 detail: "this view differs from a replay of the log; run `artifactstore admin rebuild-views`".to_owned(),
             });
         }
-        match self.audit_verify().await {
-            Ok(head) => report.head = Some(head),
-            Err(Error::Integrity { seq, reason }) => report.findings.push(Finding {
+        let audit = self.audit().await?;
+        report.head = audit.head;
+        if let Some((seq, reason)) = audit.chain_error {
+            report.findings.push(Finding {
                 kind: "chain",
                 subject: format!("seq {seq}"),
                 detail: reason,
-            }),
-            Err(e) => return Err(e),
+            });
+        }
+        for violation in audit.violations {
+            report.findings.push(Finding {
+                kind: "rule",
+                subject: format!("seq {}", violation.seq),
+                detail: format!("{}: {}", violation.rule, violation.detail),
+            });
         }
         for path in self.blob_store().orphaned_staging().await? {
             report.findings.push(Finding {

@@ -22,8 +22,9 @@ use crate::config::RetentionClasses;
 use crate::digest::{AnyDigest, Blake3, BlobInfo, DualHasher, PackageId};
 use crate::error::{Error, MissingBlob, Result};
 use crate::event::{Event, Head, types};
+use crate::log_facts::Refusal;
 use crate::manifest::{Manifest, validate_name, validate_version};
-use crate::retention::{self, Explanation, validate_reason};
+use crate::retention::{self, Explanation, RetentionState, validate_reason};
 use crate::time::{Clock, SystemClock, Timestamp};
 
 /// Size of the chunks the ingest pipeline reads, hashes and writes.
@@ -141,6 +142,105 @@ pub struct SweepReport {
     pub as_of: Timestamp,
     /// Packages marked eligible by this sweep.
     pub newly_eligible: Vec<PackageId>,
+    /// Candidates the `retention_state` view nominated that the log does not support (left
+    /// alone; an integrity problem of the views).
+    pub refused: Vec<Refusal>,
+}
+
+/// What [`ArtifactStore::audit`] found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditReport {
+    /// The verified head, when the chain is intact.
+    pub head: Option<Head>,
+    /// The first bad seq and why, when it is not.
+    pub chain_error: Option<(u64, String)>,
+    /// Events that break the store's rules (up to the first bad seq, if any).
+    pub violations: Vec<crate::rules::RuleViolation>,
+}
+
+impl AuditReport {
+    /// Whether the chain is intact and no event breaks a rule.
+    pub fn ok(&self) -> bool {
+        self.chain_error.is_none() && self.violations.is_empty()
+    }
+
+    /// As a data-model value: `{ok, head_seq, head_hash, violations}` plus `first_bad_seq` and
+    /// `reason` when the chain is broken.
+    pub fn to_value(&self) -> Value {
+        let mut map = BTreeMap::from([
+            ("ok".to_owned(), Value::Bool(self.ok())),
+            (
+                "violations".to_owned(),
+                Value::Array(
+                    self.violations
+                        .iter()
+                        .map(|v| {
+                            Value::Map(BTreeMap::from([
+                                ("seq".to_owned(), Value::Int(v.seq as i64)),
+                                ("rule".to_owned(), Value::Text(v.rule.to_owned())),
+                                ("detail".to_owned(), Value::Text(v.detail.clone())),
+                            ]))
+                        })
+                        .collect(),
+                ),
+            ),
+        ]);
+        if let Some(head) = self.head {
+            map.insert("head_seq".to_owned(), Value::Int(head.seq as i64));
+            map.insert(
+                "head_hash".to_owned(),
+                head.hash
+                    .map_or(Value::Null, |h| Value::Text(h.to_string())),
+            );
+        }
+        if let Some((seq, reason)) = &self.chain_error {
+            map.insert("first_bad_seq".to_owned(), Value::Int(*seq as i64));
+            map.insert("reason".to_owned(), Value::Text(reason.clone()));
+        }
+        Value::Map(map)
+    }
+}
+
+impl SweepReport {
+    /// As a data-model value: `{as_of, newly_eligible, package_ids, refused}`.
+    pub fn to_value(&self) -> Value {
+        Value::Map(BTreeMap::from([
+            ("as_of".to_owned(), Value::Text(self.as_of.to_string())),
+            (
+                "newly_eligible".to_owned(),
+                Value::Int(self.newly_eligible.len() as i64),
+            ),
+            (
+                "package_ids".to_owned(),
+                Value::Array(
+                    self.newly_eligible
+                        .iter()
+                        .map(|p| Value::Text(p.to_string()))
+                        .collect(),
+                ),
+            ),
+            (
+                "refused".to_owned(),
+                crate::maintenance::refusals_value(&self.refused),
+            ),
+        ]))
+    }
+}
+
+/// Why the log says a package is not due at `as_of`.
+fn sweep_refusal(state: Option<&RetentionState>, as_of: Timestamp) -> String {
+    match state {
+        None => "the log has no retention state for it".to_owned(),
+        Some(s) if s.purged_seq.is_some() => "the log says it is purged".to_owned(),
+        Some(s) if s.eligible_for_deletion => "the log says it is marked already".to_owned(),
+        Some(s) if s.active_holds() > 0 => {
+            format!("the log says it has {} active hold(s)", s.active_holds())
+        }
+        Some(s) => match s.current_expires_at {
+            None => "the log says it is retained permanently".to_owned(),
+            Some(t) => format!("the log says it is retained until {t}, after {as_of}"),
+        },
+    }
 }
 
 /// An event-sourced, content-addressed artifact store.
@@ -738,6 +838,28 @@ impl ArtifactStore {
         self.catalog.verify_chain().await
     }
 
+    /// The full audit: the hash chain, and every event replayed through the store's rules
+    /// ([`crate::rules::LogRules`]: no expiry moved earlier, no eligibility while held or
+    /// before expiry, no purge of a package that was not eligible, no bytes deleted while a
+    /// live package referenced them, no unknown actor), in one pass over the log.
+    pub async fn audit(&self) -> Result<AuditReport> {
+        let mut rules = crate::rules::LogRules::new();
+        let chain = self
+            .catalog
+            .verify_chain_with(|event| rules.check(event))
+            .await;
+        let (head, chain_error) = match chain {
+            Ok(head) => (Some(head), None),
+            Err(Error::Integrity { seq, reason }) => (None, Some((seq, reason))),
+            Err(other) => return Err(other),
+        };
+        Ok(AuditReport {
+            head,
+            chain_error,
+            violations: rules.into_violations(),
+        })
+    }
+
     /// Rebuilds every view from the log; returns the number of events replayed.
     pub async fn rebuild_views(&self) -> Result<u64> {
         self.catalog.rebuild_views(&self.classes).await
@@ -754,11 +876,10 @@ impl ArtifactStore {
             .ok_or_else(|| Error::not_found("retention state", id.to_string()))
     }
 
-    async fn locked_status(
-        &self,
-        tx: &mut WriteTx,
-        package: &PackageRef,
-    ) -> Result<RetentionStatus> {
+    /// The package's retention state folded from its events in the log, inside the write
+    /// transaction (the rules are checked against the log, not against a view row an insider
+    /// could have edited). A purged package is a conflict.
+    async fn locked_state(&self, tx: &mut WriteTx, package: &PackageRef) -> Result<RetentionState> {
         let id = match package {
             PackageRef::Id(id) => *id,
             PackageRef::NameVersion { name, version } => {
@@ -767,20 +888,27 @@ impl ArtifactStore {
                     .ok_or_else(|| Error::not_found("package", package.to_string()))?
             }
         };
-        if let Some(purged_seq) = catalog::views_package(tx.conn(), &id)
+        let state = crate::log_facts::fold_states(tx.conn(), &[id])
             .await?
-            .and_then(|p| p.purged_seq)
-        {
+            .remove(&id)
+            .ok_or_else(|| Error::not_found("package", package.to_string()))?;
+        if let Some(purged_seq) = state.purged_seq {
             return Err(Error::Conflict(format!(
                 "package {id} was purged (seq {purged_seq}); retention no longer applies to it"
             )));
         }
-        catalog::views_retention_status(tx.conn(), &id)
-            .await?
-            .ok_or_else(|| Error::not_found("package", package.to_string()))
+        Ok(state)
     }
 
-    /// Extends a package's expiry to `until` (strictly later than the current expiry).
+    /// The retention view of a package just changed in `tx`.
+    async fn status_in(tx: &mut WriteTx, package_id: &PackageId) -> Result<RetentionStatus> {
+        catalog::views_retention_status(tx.conn(), package_id)
+            .await?
+            .ok_or_else(|| Error::not_found("package", package_id.to_string()))
+    }
+
+    /// Extends a package's expiry to `until` (strictly later than the current expiry, as the
+    /// log says).
     pub async fn extend(
         &self,
         actor: &str,
@@ -790,41 +918,28 @@ impl ArtifactStore {
     ) -> Result<RetentionStatus> {
         validate_reason(reason)?;
         let mut tx = self.catalog.write().await?;
-        let status = self.locked_status(&mut tx, package).await?;
-        match status.current_expires_at {
-            None => {
-                return Err(Error::Conflict(format!(
-                    "package {} is retained permanently (class `{}`); it cannot be extended",
-                    status.package_id, status.retention_class
-                )));
-            }
-            Some(current) if until <= current => {
-                return Err(Error::invalid(format!(
-                    "new expiry {until} must be strictly later than the current expiry {current}"
-                )));
-            }
-            Some(current) => {
-                let data = Value::Map(BTreeMap::from([
-                    (
-                        "previous_expires_at".to_owned(),
-                        Value::Text(current.to_string()),
-                    ),
-                    ("new_expires_at".to_owned(), Value::Text(until.to_string())),
-                    ("reason".to_owned(), Value::Text(reason.to_owned())),
-                ]));
-                tx.append(
-                    types::RETENTION_EXTENDED,
-                    Some(status.package_id),
-                    actor,
-                    self.clock.now(),
-                    data,
-                )
-                .await?;
-            }
-        }
-        let updated = catalog::views_retention_status(tx.conn(), &status.package_id)
-            .await?
-            .ok_or_else(|| Error::not_found("package", package.to_string()))?;
+        let state = self.locked_state(&mut tx, package).await?;
+        state.check_extend(until, reason)?;
+        let current = state
+            .current_expires_at
+            .ok_or_else(|| Error::invalid("a permanent package cannot be extended"))?;
+        let data = Value::Map(BTreeMap::from([
+            (
+                "previous_expires_at".to_owned(),
+                Value::Text(current.to_string()),
+            ),
+            ("new_expires_at".to_owned(), Value::Text(until.to_string())),
+            ("reason".to_owned(), Value::Text(reason.to_owned())),
+        ]));
+        tx.append(
+            types::RETENTION_EXTENDED,
+            Some(state.package_id),
+            actor,
+            self.clock.now(),
+            data,
+        )
+        .await?;
+        let updated = Self::status_in(&mut tx, &state.package_id).await?;
         tx.commit().await?;
         Ok(updated)
     }
@@ -833,7 +948,7 @@ impl ArtifactStore {
     pub async fn hold(&self, actor: &str, package: &PackageRef, reason: &str) -> Result<String> {
         validate_reason(reason)?;
         let mut tx = self.catalog.write().await?;
-        let status = self.locked_status(&mut tx, package).await?;
+        let state = self.locked_state(&mut tx, package).await?;
         let hold_id = format!("hold-{}", tx.head().seq + 1);
         let data = Value::Map(BTreeMap::from([
             ("hold_id".to_owned(), Value::Text(hold_id.clone())),
@@ -841,7 +956,7 @@ impl ArtifactStore {
         ]));
         tx.append(
             types::RETENTION_HOLD_APPLIED,
-            Some(status.package_id),
+            Some(state.package_id),
             actor,
             self.clock.now(),
             data,
@@ -851,7 +966,7 @@ impl ArtifactStore {
         Ok(hold_id)
     }
 
-    /// Releases an active hold.
+    /// Releases an active hold (active as the log says).
     pub async fn release(
         &self,
         actor: &str,
@@ -861,37 +976,21 @@ impl ArtifactStore {
     ) -> Result<RetentionStatus> {
         validate_reason(reason)?;
         let mut tx = self.catalog.write().await?;
-        let status = self.locked_status(&mut tx, package).await?;
-        match catalog::views_hold_active(tx.conn(), &status.package_id, hold_id).await? {
-            None => {
-                return Err(Error::not_found(
-                    "hold",
-                    format!("{hold_id} on package {}", status.package_id),
-                ));
-            }
-            Some((false, released_seq)) => {
-                return Err(Error::Conflict(format!(
-                    "hold {hold_id} was already released (seq {})",
-                    released_seq.unwrap_or_default()
-                )));
-            }
-            Some((true, _)) => {}
-        }
+        let state = self.locked_state(&mut tx, package).await?;
+        state.check_release(hold_id, reason)?;
         let data = Value::Map(BTreeMap::from([
             ("hold_id".to_owned(), Value::Text(hold_id.to_owned())),
             ("reason".to_owned(), Value::Text(reason.to_owned())),
         ]));
         tx.append(
             types::RETENTION_HOLD_RELEASED,
-            Some(status.package_id),
+            Some(state.package_id),
             actor,
             self.clock.now(),
             data,
         )
         .await?;
-        let updated = catalog::views_retention_status(tx.conn(), &status.package_id)
-            .await?
-            .ok_or_else(|| Error::not_found("package", package.to_string()))?;
+        let updated = Self::status_in(&mut tx, &state.package_id).await?;
         tx.commit().await?;
         Ok(updated)
     }
@@ -932,19 +1031,57 @@ impl ArtifactStore {
     /// Marks every package whose expiry is at or before `as_of` (default: now), with no active
     /// hold and not yet marked, as eligible for deletion — at most once per transition. Runs
     /// under the catalog's write serialisation, so concurrent sweeps never double-mark.
+    ///
+    /// `as_of` may lie in the past (back-fills, tests) but never after the store's own clock:
+    /// a later one is [`Error::InvalidInput`] and changes nothing, so no sweep makes a package
+    /// eligible before its expiry. The `retention_state` view only nominates candidates: each
+    /// is re-derived from its events in the log inside the marking transaction, and a candidate
+    /// the log does not support is left alone and reported in
+    /// [`SweepReport::refused`].
     pub async fn sweep(&self, actor: &str, as_of: Option<Timestamp>) -> Result<SweepReport> {
-        let as_of = as_of.unwrap_or_else(|| self.clock.now());
+        let now = self.clock.now();
+        let as_of = match as_of {
+            Some(t) if t > now => {
+                return Err(Error::invalid(format!(
+                    "as_of {t} is later than the store's clock ({now}): a sweep can only mark \
+                     what has expired by now"
+                )));
+            }
+            Some(t) => t,
+            None => now,
+        };
         let mut newly_eligible = Vec::new();
+        let mut refused = Vec::new();
+        let mut cursor = None;
         // Bounded batches keep each transaction short on large back-fills.
         loop {
             let mut tx = self.catalog.write().await?;
-            let due = catalog::views_due_for_sweep(tx.conn(), as_of, 1000).await?;
-            if due.is_empty() {
+            let due = catalog::views_due_for_sweep(tx.conn(), as_of, cursor, 1000).await?;
+            let Some(last) = due.last() else {
                 tx.rollback().await?;
                 break;
-            }
+            };
+            cursor = Some((last.1, last.0));
+            let ids: Vec<PackageId> = due.iter().map(|(id, _)| *id).collect();
+            let states = crate::log_facts::fold_states(tx.conn(), &ids).await?;
             let now = self.clock.now();
-            for (package_id, expires_at) in &due {
+            let mut marked = Vec::new();
+            for (package_id, view_expiry) in &due {
+                let state = states.get(package_id);
+                let Some(expires_at) = state
+                    .filter(|s| s.due_for_eligibility(as_of))
+                    .and_then(|s| s.current_expires_at)
+                else {
+                    refused.push(Refusal {
+                        subject: package_id.to_string(),
+                        detail: format!(
+                            "retention_state says it expired at {view_expiry} with no active hold \
+                             and is not marked, but {}",
+                            sweep_refusal(state, as_of)
+                        ),
+                    });
+                    continue;
+                };
                 let data = Value::Map(BTreeMap::from([
                     ("as_of".to_owned(), Value::Text(as_of.to_string())),
                     ("expires_at".to_owned(), Value::Text(expires_at.to_string())),
@@ -957,13 +1094,15 @@ impl ArtifactStore {
                     data,
                 )
                 .await?;
+                marked.push(*package_id);
             }
             tx.commit().await?;
-            newly_eligible.extend(due.into_iter().map(|(id, _)| id));
+            newly_eligible.extend(marked);
         }
         Ok(SweepReport {
             as_of,
             newly_eligible,
+            refused,
         })
     }
 

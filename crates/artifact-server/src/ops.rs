@@ -145,31 +145,16 @@ async fn openapi(_: NoQuery) -> Response {
         .into_response()
 }
 
-/// `GET /audit/verify`: checks the hash chain → `{ok, head_seq, head_hash}` or
-/// `{ok: false, first_bad_seq, reason}`.
+/// `GET /audit/verify`: checks the hash chain and replays the log through the store's rules →
+/// `{ok, head_seq, head_hash, violations}`, with `first_bad_seq` and `reason` when the chain
+/// is broken.
 async fn audit_verify(
     State(state): State<AppState>,
     caller: Caller,
     _: NoQuery,
 ) -> ApiResult<Response> {
     caller.require(Role::Reader)?;
-    let value = match state.store().audit_verify().await {
-        Ok(head) => Value::Map(BTreeMap::from([
-            ("ok".to_owned(), Value::Bool(true)),
-            ("head_seq".to_owned(), Value::Int(head.seq as i64)),
-            (
-                "head_hash".to_owned(),
-                head.hash
-                    .map_or(Value::Null, |h| Value::Text(h.to_string())),
-            ),
-        ])),
-        Err(artifact_core::Error::Integrity { seq, reason }) => Value::Map(BTreeMap::from([
-            ("ok".to_owned(), Value::Bool(false)),
-            ("first_bad_seq".to_owned(), Value::Int(seq as i64)),
-            ("reason".to_owned(), Value::Text(reason)),
-        ])),
-        Err(other) => return Err(other.into()),
-    };
+    let value = state.store().audit().await?.to_value();
     Ok(json_response(&value))
 }
 

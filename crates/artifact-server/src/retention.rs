@@ -189,7 +189,8 @@ async fn release(
     Ok(created(&status.to_value()))
 }
 
-/// `POST /retention/sweep?as_of=` (retention-admin) → `{as_of, newly_eligible, package_ids}`.
+/// `POST /retention/sweep?as_of=` (retention-admin) → `{as_of, newly_eligible, package_ids,
+/// refused}`; an `as_of` later than the store's clock is a 400.
 async fn sweep(
     State(state): State<AppState>,
     caller: Caller,
@@ -205,21 +206,5 @@ async fn sweep(
     if !report.newly_eligible.is_empty() {
         state.notify_appended();
     }
-    Ok(json_response(&Value::Map(BTreeMap::from([
-        ("as_of".to_owned(), Value::Text(report.as_of.to_string())),
-        (
-            "newly_eligible".to_owned(),
-            Value::Int(report.newly_eligible.len() as i64),
-        ),
-        (
-            "package_ids".to_owned(),
-            Value::Array(
-                report
-                    .newly_eligible
-                    .iter()
-                    .map(|p| Value::Text(p.to_string()))
-                    .collect(),
-            ),
-        ),
-    ]))))
+    Ok(json_response(&report.to_value()))
 }

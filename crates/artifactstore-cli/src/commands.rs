@@ -1095,26 +1095,7 @@ async fn retention(target: &Target, command: RetentionCommand, json: bool) -> an
         RetentionCommand::Sweep { as_of } => {
             let as_of = as_of.as_deref().map(parse_time).transpose()?;
             let value = match target {
-                Target::Local { store, actor } => {
-                    let report = store.sweep(actor, as_of).await?;
-                    Value::map([
-                        ("as_of", text(report.as_of.to_string())),
-                        (
-                            "newly_eligible",
-                            Value::Int(report.newly_eligible.len() as i64),
-                        ),
-                        (
-                            "package_ids",
-                            Value::Array(
-                                report
-                                    .newly_eligible
-                                    .iter()
-                                    .map(|p| text(p.to_string()))
-                                    .collect(),
-                            ),
-                        ),
-                    ])
-                }
+                Target::Local { store, actor } => store.sweep(actor, as_of).await?.to_value(),
                 Target::Remote(remote) => {
                     let path = match as_of {
                         Some(t) => {
@@ -1132,6 +1113,11 @@ async fn retention(target: &Target, command: RetentionCommand, json: bool) -> an
                     "{} package(s) newly eligible for deletion as of {}",
                     output::member(&value, "newly_eligible"),
                     output::member(&value, "as_of")
+                );
+            }
+            if warn_refused(&value) {
+                bail!(
+                    "the sweep left alone packages whose views disagree with the log (see above)"
                 );
             }
         }
@@ -1287,19 +1273,7 @@ async fn events(target: &Target, args: EventsArgs, json: bool) -> anyhow::Result
 
 async fn audit_verify(target: &Target, json: bool) -> anyhow::Result<ExitCode> {
     let value = match target {
-        Target::Local { store, .. } => match store.audit_verify().await {
-            Ok(head) => Value::map([
-                ("ok", Value::Bool(true)),
-                ("head_seq", Value::Int(head.seq as i64)),
-                ("head_hash", ts_hash(head.hash)),
-            ]),
-            Err(artifact_core::Error::Integrity { seq, reason }) => Value::map([
-                ("ok", Value::Bool(false)),
-                ("first_bad_seq", Value::Int(seq as i64)),
-                ("reason", text(&reason)),
-            ]),
-            Err(other) => return Err(other.into()),
-        },
+        Target::Local { store, .. } => store.audit().await?.to_value(),
         Target::Remote(remote) => remote.get_value("/audit/verify").await?,
     };
     let ok = matches!(
@@ -1317,15 +1291,44 @@ async fn audit_verify(target: &Target, json: bool) -> anyhow::Result<ExitCode> {
                 output::member(&value, "head_hash")
             );
         }
-        Ok(ExitCode::SUCCESS)
-    } else {
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(Value::Array(violations)) = value.as_map().and_then(|m| m.get("violations")) {
+        for violation in violations {
+            eprintln!(
+                "artifactstore: audit failed: seq {} breaks rule {}: {}",
+                output::member(violation, "seq"),
+                output::member(violation, "rule"),
+                output::member(violation, "detail")
+            );
+        }
+    }
+    if value
+        .as_map()
+        .is_some_and(|m| m.contains_key("first_bad_seq"))
+    {
         eprintln!(
             "artifactstore: audit failed: first bad seq {}: {}",
             output::member(&value, "first_bad_seq"),
             output::member(&value, "reason")
         );
-        Ok(ExitCode::FAILURE)
     }
+    Ok(ExitCode::FAILURE)
+}
+
+/// Prints each `refused` entry of a sweep or GC report on stderr; whether there was any.
+fn warn_refused(value: &Value) -> bool {
+    let Some(Value::Array(items)) = value.as_map().and_then(|m| m.get("refused")) else {
+        return false;
+    };
+    for item in items {
+        eprintln!(
+            "artifactstore: kept {}: {}",
+            output::member(item, "subject"),
+            output::member(item, "detail")
+        );
+    }
+    !items.is_empty()
 }
 
 fn ts_hash(hash: Option<artifact_core::digest::Blake3>) -> Value {
@@ -1356,9 +1359,14 @@ async fn gc(target: &Target, grace: &str, dry_run: bool, json: bool) -> anyhow::
             remote.post_empty(&path).await?
         }
     };
+    let failure = if warn_refused(&value) {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    };
     if json {
         print_json(&value)?;
-        return Ok(ExitCode::SUCCESS);
+        return Ok(failure);
     }
     let list = |key: &str| -> Vec<String> {
         match value.as_map().and_then(|m| m.get(key)) {
@@ -1398,7 +1406,7 @@ async fn gc(target: &Target, grace: &str, dry_run: bool, json: bool) -> anyhow::
             orphans.len()
         );
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(failure)
 }
 
 async fn verify(

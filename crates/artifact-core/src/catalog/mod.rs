@@ -31,11 +31,12 @@ pub use views::{
 pub(crate) use views::{
     blob as views_blob, blobs_page as views_blobs_page, deleting_blobs as views_deleting_blobs,
     due_for_sweep as views_due_for_sweep, eligible_unpurged as views_eligible_unpurged,
-    hold_active as views_hold_active, list_packages as views_list_packages,
-    live_files_page as views_live_files_page, live_packages_page as views_live_packages_page,
-    package as views_package, package_id_by_name as views_package_id_by_name,
-    retention_status as views_retention_status, token_principal as views_token_principal,
-    unreferenced_blobs as views_unreferenced_blobs,
+    events_at as views_events_at, events_of_type as views_events_of_type,
+    list_packages as views_list_packages, live_files_page as views_live_files_page,
+    live_packages_page as views_live_packages_page, package as views_package,
+    package_id_by_name as views_package_id_by_name,
+    retention_events_of as views_retention_events_of, retention_status as views_retention_status,
+    token_principal as views_token_principal, unreferenced_blobs as views_unreferenced_blobs,
 };
 
 /// The SQL dialect behind a catalog URL.
@@ -262,6 +263,13 @@ impl Catalog {
     /// Verifies the whole hash chain; returns the verified head, or the first bad seq as
     /// [`Error::Integrity`].
     pub async fn verify_chain(&self) -> Result<Head> {
+        self.verify_chain_with(|_| {}).await
+    }
+
+    /// [`Catalog::verify_chain`], handing each verified event to `visit` in seq order (one
+    /// pass for the chain and whatever else replays the log, e.g. the rules of
+    /// [`crate::rules::LogRules`]).
+    pub async fn verify_chain_with(&self, mut visit: impl FnMut(&Event) + Send) -> Result<Head> {
         let mut conn = self.pool.acquire().await?;
         let mut verifier = ChainVerifier::new();
         let mut after: i64 = 0;
@@ -286,7 +294,7 @@ impl Catalog {
                     hash: row.try_get("hash")?,
                 };
                 after = stored.seq as i64;
-                verifier.check(&stored)?;
+                visit(&verifier.check(&stored)?);
             }
         }
         let stored_head = self.head().await?;

@@ -543,24 +543,6 @@ pub(crate) async fn retention_status(
     }))
 }
 
-/// Whether a hold exists on a package and is active: `None` = unknown hold.
-pub(crate) async fn hold_active(
-    conn: &mut AnyConnection,
-    package_id: &PackageId,
-    hold_id: &str,
-) -> Result<Option<(bool, Option<u64>)>> {
-    let row = sqlx::query("SELECT released_seq FROM holds WHERE hold_id = $1 AND package_id = $2")
-        .bind(hold_id)
-        .bind(package_id.to_string())
-        .fetch_optional(&mut *conn)
-        .await?;
-    row.map(|row| {
-        let released: Option<i64> = row.try_get("released_seq")?;
-        Ok((released.is_none(), released.map(|s| s as u64)))
-    })
-    .transpose()
-}
-
 /// A package as the `packages` view records it, with its retention state.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PackageRecord {
@@ -830,21 +812,31 @@ pub(crate) async fn dump_views(
     Ok(dump)
 }
 
-/// Packages due to become eligible at `as_of`, oldest expiry first, through the partial
-/// `retention_sweep` index (cost grows with the packages due, not with the store).
+/// Packages the view says are due to become eligible at `as_of`, oldest expiry first, one page
+/// after the cursor `after` (the last `(expiry, package)` of the previous page; `None` for the
+/// first), through the partial `retention_sweep` index (cost grows with the packages due, not
+/// with the store). Candidates only: the sweeper re-derives each from the log.
 pub(crate) async fn due_for_sweep(
     conn: &mut AnyConnection,
     as_of: Timestamp,
+    after: Option<(Timestamp, PackageId)>,
     limit: i64,
 ) -> Result<Vec<(PackageId, Timestamp)>> {
+    let (after_expiry, after_id) = match &after {
+        Some((t, id)) => (t.unix_millis(), id.to_string()),
+        None => (i64::MIN, String::new()),
+    };
     let rows = sqlx::query(
         "SELECT package_id, current_expires_at FROM retention_state \
          WHERE eligible_for_deletion = 0 AND active_holds = 0 AND current_expires_at IS NOT NULL \
            AND current_expires_at <= $1 \
+           AND (current_expires_at > $3 OR (current_expires_at = $3 AND package_id > $4)) \
          ORDER BY current_expires_at, package_id LIMIT $2",
     )
     .bind(as_of.unix_millis())
     .bind(limit)
+    .bind(after_expiry)
+    .bind(after_id)
     .fetch_all(&mut *conn)
     .await?;
     rows.iter()
@@ -1010,4 +1002,71 @@ pub(crate) async fn live_packages_page(
             ))
         })
         .collect()
+}
+
+/// The retention-relevant events (every type but `v1.package.created`, whose manifest the
+/// retention fold does not need) of `packages`, in seq order, straight from the log (index
+/// `events_by_package`): what decisions that delete are derived from, never a view row.
+pub(crate) async fn retention_events_of(
+    conn: &mut AnyConnection,
+    packages: &[PackageId],
+) -> Result<Vec<Event>> {
+    if packages.is_empty() {
+        return Ok(Vec::new());
+    }
+    let placeholders: Vec<String> = (2..packages.len() + 2).map(|n| format!("${n}")).collect();
+    let sql = format!(
+        "SELECT seq, body FROM events WHERE type <> $1 AND package_id IN ({}) ORDER BY seq",
+        placeholders.join(", ")
+    );
+    // Only numbered placeholders are formatted in; every value is bound.
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(types::PACKAGE_CREATED);
+    for package in packages {
+        query = query.bind(package.to_string());
+    }
+    let rows = query.fetch_all(&mut *conn).await?;
+    rows.iter().map(event_of_row).collect()
+}
+
+/// Events of one type after `after_seq`, in seq order, one page (index `events_by_type`).
+pub(crate) async fn events_of_type(
+    conn: &mut AnyConnection,
+    event_type: &str,
+    after_seq: u64,
+    limit: i64,
+) -> Result<Vec<Event>> {
+    let rows = sqlx::query(
+        "SELECT seq, body FROM events WHERE type = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+    )
+    .bind(event_type)
+    .bind(after_seq as i64)
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter().map(event_of_row).collect()
+}
+
+/// The events with these seqs, in seq order.
+pub(crate) async fn events_at(conn: &mut AnyConnection, seqs: &[u64]) -> Result<Vec<Event>> {
+    if seqs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let placeholders: Vec<String> = (1..=seqs.len()).map(|n| format!("${n}")).collect();
+    let sql = format!(
+        "SELECT seq, body FROM events WHERE seq IN ({}) ORDER BY seq",
+        placeholders.join(", ")
+    );
+    // Only numbered placeholders are formatted in; every value is bound.
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for seq in seqs {
+        query = query.bind(*seq as i64);
+    }
+    let rows = query.fetch_all(&mut *conn).await?;
+    rows.iter().map(event_of_row).collect()
+}
+
+fn event_of_row(row: &AnyRow) -> Result<Event> {
+    let seq: i64 = row.try_get("seq")?;
+    let body: Vec<u8> = row.try_get("body")?;
+    Event::from_canonical_bytes(&body).map_err(|e| integrity(seq as u64, e))
 }

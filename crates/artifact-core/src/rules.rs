@@ -1,0 +1,720 @@
+//! The store's rules checked over the log itself (SPEC §5a), pure: replays events in seq order
+//! through the retention kernel ([`RetentionState`]) and reports every event that breaks a
+//! rule. No IO.
+//!
+//! The hash chain proves the log was not edited after the fact; this check proves that what the
+//! log says happened was allowed: no expiry moved earlier, no package marked eligible while
+//! held or before its expiry (by the `at` of the marking event, which is the store's clock),
+//! no purge of a package that was not eligible, no bytes deleted while a live package
+//! referenced them, no manifest deleted, no actor the store does not know. `audit verify` and
+//! `fsck` run it; a store whose views were edited to fool the sweeper or GC shows up here once
+//! the views are rebuilt, even though every event is chained correctly.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use crate::cbor::Value;
+use crate::digest::{Blake3, PackageId};
+use crate::event::{Event, types};
+use crate::manifest::Manifest;
+use crate::retention::RetentionState;
+use crate::time::{Period, Timestamp};
+
+/// The actors the store itself records for work nobody asked for (the server's schedules and
+/// recovery at open). Any other `system:` actor in the log is unknown; tokens cannot be minted
+/// for `system:` principals.
+pub const SYSTEM_ACTORS: [&str; 4] = [
+    "system:sweeper",
+    "system:gc",
+    "system:verify",
+    "system:recovery",
+];
+
+/// How far an event's `at` may lie before an earlier event's before the log says a writer's
+/// clock ran ahead (or went back): replicas' clocks differ by a little, never by this much.
+pub const CLOCK_SKEW_TOLERANCE_MS: i64 = 5 * 60 * 1000;
+
+/// One event that breaks a rule.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RuleViolation {
+    /// The offending event.
+    pub seq: u64,
+    /// A short name of the rule (`expiry-moved-earlier`, `eligible-while-held`,
+    /// `eligible-before-expiry`, `purged-not-eligible`, `deleted-while-referenced`,
+    /// `manifest-deleted`, `unknown-actor`, `unknown-package`, `unknown-hold`, `malformed`, …).
+    pub rule: &'static str,
+    /// What happened, naming the package or blob.
+    pub detail: String,
+}
+
+/// Per-package facts the rules need beyond the retention state.
+#[derive(Debug, Default)]
+struct PackageFacts {
+    /// The retention state folded so far (`None` before `default_applied`).
+    state: Option<RetentionState>,
+    /// Distinct blobs the manifest references.
+    files: Vec<Blake3>,
+    /// Whether `v1.package.created` was seen.
+    created: bool,
+}
+
+/// Replays the log through the rules. Feed every event in seq order with [`LogRules::check`],
+/// then read [`LogRules::violations`].
+#[derive(Debug, Default)]
+pub struct LogRules {
+    packages: HashMap<PackageId, PackageFacts>,
+    /// Blob → number of live (created, not purged) packages referencing it.
+    live_refs: HashMap<Blake3, u32>,
+    /// Manifest blobs (package ids): kept forever.
+    manifests: HashSet<Blake3>,
+    /// The latest `at` so far, and its seq.
+    latest: Option<(Timestamp, u64)>,
+    violations: Vec<RuleViolation>,
+}
+
+impl LogRules {
+    /// An empty replay.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The violations found so far, in seq order.
+    pub fn violations(&self) -> &[RuleViolation] {
+        &self.violations
+    }
+
+    /// Consumes the replay, returning its violations.
+    pub fn into_violations(self) -> Vec<RuleViolation> {
+        self.violations
+    }
+
+    /// Whether a live package references `blob` (as of the events checked so far).
+    pub fn is_live_reference(&self, blob: &Blake3) -> bool {
+        self.live_refs.get(blob).is_some_and(|n| *n > 0) || self.manifests.contains(blob)
+    }
+
+    fn flag(&mut self, event: &Event, rule: &'static str, detail: String) {
+        self.violations.push(RuleViolation {
+            seq: event.seq,
+            rule,
+            detail,
+        });
+    }
+
+    /// Checks one event against the rules, then applies it.
+    pub fn check(&mut self, event: &Event) {
+        self.check_actor(event);
+        self.check_clock(event);
+        match event.event_type.as_str() {
+            types::PACKAGE_CREATED => self.created(event),
+            types::BLOB_DELETION_STARTED => {
+                let blobs = match &event.data {
+                    Value::Map(map) => match map.get("blobs") {
+                        Some(Value::Array(items)) => Some(items.clone()),
+                        _ => None,
+                    },
+                    _ => None,
+                };
+                let Some(blobs) = blobs else {
+                    self.flag(
+                        event,
+                        "malformed",
+                        "blob.deletion_started has no blobs array".to_owned(),
+                    );
+                    return;
+                };
+                for blob in blobs {
+                    match blob.as_str().map(str::parse::<Blake3>) {
+                        Some(Ok(blake3)) => self.check_deletable(event, &blake3),
+                        _ => self.flag(
+                            event,
+                            "malformed",
+                            "blob.deletion_started names a blob that is not a blake3 digest"
+                                .to_owned(),
+                        ),
+                    }
+                }
+            }
+            types::BLOB_DELETED => match event.data_text("blake3").map(str::parse::<Blake3>) {
+                Some(Ok(blake3)) => self.check_deletable(event, &blake3),
+                _ => self.flag(
+                    event,
+                    "malformed",
+                    "blob.deleted has no blake3 digest".to_owned(),
+                ),
+            },
+            t if t.starts_with("v1.retention.") || t == types::PACKAGE_PURGED => {
+                self.retention(event)
+            }
+            _ => {}
+        }
+    }
+
+    fn check_actor(&mut self, event: &Event) {
+        if crate::auth::validate_principal(&event.actor).is_err() {
+            let detail = format!(
+                "actor {:?} is not a valid principal name",
+                event.actor.escape_debug().to_string()
+            );
+            self.flag(event, "unknown-actor", detail);
+        } else if event.actor.starts_with("system:")
+            && !SYSTEM_ACTORS.contains(&event.actor.as_str())
+        {
+            let detail = format!(
+                "actor `{}` is in the reserved `system:` namespace but is not one of the store's own ({})",
+                event.actor,
+                SYSTEM_ACTORS.join(", ")
+            );
+            self.flag(event, "unknown-actor", detail);
+        }
+    }
+
+    fn check_clock(&mut self, event: &Event) {
+        match self.latest {
+            Some((latest, seq))
+                if event.at.unix_millis() + CLOCK_SKEW_TOLERANCE_MS < latest.unix_millis() =>
+            {
+                let detail = format!(
+                    "recorded at {}, but seq {seq} before it was recorded at {latest}: a writer's clock ran ahead of the store's (or went back); decisions seq {seq} made by that clock are suspect",
+                    event.at
+                );
+                self.flag(event, "clock-went-backwards", detail);
+                // One finding per jump: later events are judged against this one.
+                self.latest = Some((event.at, event.seq));
+            }
+            Some((latest, _)) if latest >= event.at => {}
+            _ => self.latest = Some((event.at, event.seq)),
+        }
+    }
+
+    fn check_deletable(&mut self, event: &Event, blob: &Blake3) {
+        if self.manifests.contains(blob) {
+            self.flag(
+                event,
+                "manifest-deleted",
+                format!("blob {blob} is the manifest of a package; manifests are kept forever"),
+            );
+        } else if let Some(n) = self.live_refs.get(blob).filter(|n| **n > 0) {
+            let detail = format!("blob {blob} is referenced by {n} live package(s)");
+            self.flag(event, "deleted-while-referenced", detail);
+        }
+    }
+
+    fn created(&mut self, event: &Event) {
+        let Some(package_id) = event.package_id else {
+            self.flag(
+                event,
+                "malformed",
+                "package.created has no package_id".to_owned(),
+            );
+            return;
+        };
+        let manifest = match &event.data {
+            Value::Map(map) => map.get("manifest").map(Manifest::from_value),
+            _ => None,
+        };
+        let manifest = match manifest {
+            Some(Ok(manifest)) => manifest,
+            Some(Err(e)) => {
+                self.flag(event, "malformed", format!("package.created manifest: {e}"));
+                return;
+            }
+            None => {
+                self.flag(
+                    event,
+                    "malformed",
+                    "package.created has no manifest".to_owned(),
+                );
+                return;
+            }
+        };
+        let facts = self.packages.entry(package_id).or_default();
+        if facts.created {
+            self.flag(
+                event,
+                "duplicate-package",
+                format!("package {package_id} was already created"),
+            );
+            return;
+        }
+        facts.created = true;
+        let files: BTreeSet<Blake3> = manifest.files.iter().map(|f| f.blake3).collect();
+        facts.files = files.into_iter().collect();
+        for blob in &facts.files {
+            *self.live_refs.entry(*blob).or_default() += 1;
+        }
+        self.manifests.insert(package_id);
+    }
+
+    fn retention(&mut self, event: &Event) {
+        let Some(package_id) = event.package_id else {
+            let detail = format!("{} names no package", event.event_type);
+            self.flag(event, "malformed", detail);
+            return;
+        };
+        let Some(facts) = self.packages.get(&package_id).filter(|f| f.created) else {
+            let detail = format!(
+                "{} for package {package_id}, which was never created",
+                event.event_type
+            );
+            self.flag(event, "unknown-package", detail);
+            return;
+        };
+        let mut problems: Vec<(&'static str, String)> = Vec::new();
+        let ts = |key: &str| event.data_text(key).map(str::parse::<Timestamp>);
+        match (&facts.state, event.event_type.as_str()) {
+            (Some(_), types::RETENTION_DEFAULT_APPLIED) => problems.push((
+                "duplicate-default",
+                format!("package {package_id} already had its class default applied"),
+            )),
+            (None, types::RETENTION_DEFAULT_APPLIED) => {
+                let period = event.data_text("period").map(str::parse::<Period>);
+                let expires = match &event.data {
+                    Value::Map(map) => match map.get("expires_at") {
+                        Some(Value::Null) => Some(Ok(None)),
+                        Some(Value::Text(t)) => Some(t.parse::<Timestamp>().map(Some)),
+                        _ => None,
+                    },
+                    _ => None,
+                };
+                match (period, expires) {
+                    (Some(Ok(period)), Some(Ok(expires))) => {
+                        let expected = event.at.checked_add(period);
+                        if expected != expires {
+                            problems.push((
+                                "expiry-not-default",
+                                format!(
+                                    "package {package_id}: default `{period}` applied at {} must expire at {}, not {}",
+                                    event.at,
+                                    show(expected),
+                                    show(expires)
+                                ),
+                            ));
+                        }
+                    }
+                    _ => problems.push((
+                        "malformed",
+                        "retention.default_applied needs a period and expires_at".to_owned(),
+                    )),
+                }
+            }
+            (None, _) => problems.push((
+                "unknown-package",
+                format!(
+                    "{} for package {package_id} before its class default was applied",
+                    event.event_type
+                ),
+            )),
+            (Some(state), kind) => {
+                if let Some(purged) = state.purged_seq {
+                    problems.push((
+                        "after-purge",
+                        format!("package {package_id} was purged at seq {purged}"),
+                    ));
+                }
+                let expired = state.current_expires_at.is_some_and(|t| t <= event.at);
+                let holds = state.active_holds();
+                match kind {
+                    types::RETENTION_EXTENDED => match (
+                        state.current_expires_at,
+                        ts("new_expires_at"),
+                        ts("previous_expires_at"),
+                    ) {
+                        (None, ..) => problems.push((
+                            "expiry-moved-earlier",
+                            format!(
+                                "package {package_id} is retained permanently; an extension gives it an expiry"
+                            ),
+                        )),
+                        (Some(current), Some(Ok(new)), Some(Ok(previous))) => {
+                            if new <= current {
+                                problems.push((
+                                    "expiry-moved-earlier",
+                                    format!(
+                                        "package {package_id}: expiry moved from {current} to {new}"
+                                    ),
+                                ));
+                            }
+                            if previous != current {
+                                problems.push((
+                                    "wrong-previous-expiry",
+                                    format!(
+                                        "package {package_id}: extension claims the expiry was {previous}, it was {current}"
+                                    ),
+                                ));
+                            }
+                        }
+                        _ => problems.push((
+                            "malformed",
+                            "retention.extended needs previous_expires_at and new_expires_at"
+                                .to_owned(),
+                        )),
+                    },
+                    types::RETENTION_HOLD_APPLIED => match event.data_text("hold_id") {
+                        Some(id) if state.holds.contains_key(id) => problems.push((
+                            "duplicate-hold",
+                            format!("package {package_id}: hold {id} was already applied"),
+                        )),
+                        Some(_) => {}
+                        None => problems
+                            .push(("malformed", "retention.hold_applied has no hold_id".to_owned())),
+                    },
+                    types::RETENTION_HOLD_RELEASED => match event.data_text("hold_id") {
+                        Some(id) => match state.holds.get(id) {
+                            None => problems.push((
+                                "unknown-hold",
+                                format!("package {package_id}: hold {id} was never applied"),
+                            )),
+                            Some(hold) if !hold.is_active() => problems.push((
+                                "unknown-hold",
+                                format!("package {package_id}: hold {id} was already released"),
+                            )),
+                            Some(_) => {}
+                        },
+                        None => problems.push((
+                            "malformed",
+                            "retention.hold_released has no hold_id".to_owned(),
+                        )),
+                    },
+                    types::RETENTION_DELETION_ELIGIBLE => {
+                        if holds > 0 {
+                            problems.push((
+                                "eligible-while-held",
+                                format!(
+                                    "package {package_id} marked eligible with {holds} active hold(s)"
+                                ),
+                            ));
+                        }
+                        if !expired {
+                            problems.push((
+                                "eligible-before-expiry",
+                                format!(
+                                    "package {package_id} marked eligible at {} but retained until {}",
+                                    event.at,
+                                    show(state.current_expires_at)
+                                ),
+                            ));
+                        }
+                        if state.eligible_for_deletion {
+                            problems.push((
+                                "eligible-twice",
+                                format!(
+                                    "package {package_id} was already eligible (seq {})",
+                                    state.eligible_seq.unwrap_or_default()
+                                ),
+                            ));
+                        }
+                        if let Some(Ok(as_of)) = ts("as_of")
+                            && as_of > event.at
+                        {
+                            problems.push((
+                                "sweep-in-the-future",
+                                format!(
+                                    "package {package_id} marked by a sweep as of {as_of}, later than the store's clock ({})",
+                                    event.at
+                                ),
+                            ));
+                        }
+                    }
+                    types::PACKAGE_PURGED => {
+                        if !state.eligible_for_deletion {
+                            problems.push((
+                                "purged-not-eligible",
+                                format!("package {package_id} purged without being eligible"),
+                            ));
+                        }
+                        if holds > 0 {
+                            problems.push((
+                                "purged-while-held",
+                                format!(
+                                    "package {package_id} purged with {holds} active hold(s)"
+                                ),
+                            ));
+                        }
+                        if !expired {
+                            problems.push((
+                                "purged-before-expiry",
+                                format!(
+                                    "package {package_id} purged at {} but retained until {}",
+                                    event.at,
+                                    show(state.current_expires_at)
+                                ),
+                            ));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        for (rule, detail) in problems {
+            self.flag(event, rule, detail);
+        }
+        let purged_now = event.event_type == types::PACKAGE_PURGED;
+        if let Some(facts) = self.packages.get_mut(&package_id) {
+            let was_purged = facts.state.as_ref().is_some_and(|s| s.purged_seq.is_some());
+            RetentionState::apply(&mut facts.state, event);
+            if purged_now && !was_purged {
+                for blob in &facts.files {
+                    if let Some(n) = self.live_refs.get_mut(blob) {
+                        *n = n.saturating_sub(1);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn show(t: Option<Timestamp>) -> String {
+    t.map_or("never (permanent)".to_owned(), |t| t.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::digest::Sha256;
+    use crate::manifest::FileEntry;
+
+    struct Log {
+        events: Vec<Event>,
+    }
+
+    impl Log {
+        fn new() -> Self {
+            Self { events: Vec::new() }
+        }
+        fn push(
+            &mut self,
+            event_type: &str,
+            package_id: Option<PackageId>,
+            actor: &str,
+            at: &str,
+            data: Vec<(&str, Value)>,
+        ) {
+            self.events.push(Event {
+                seq: self.events.len() as u64 + 1,
+                event_type: event_type.to_owned(),
+                package_id,
+                actor: actor.to_owned(),
+                at: at.parse().unwrap(),
+                data: Value::Map(data.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()),
+                prev: None,
+            });
+        }
+        fn violations(&self) -> Vec<(u64, &'static str)> {
+            let mut rules = LogRules::new();
+            for event in &self.events {
+                rules.check(event);
+            }
+            rules
+                .into_violations()
+                .into_iter()
+                .map(|v| (v.seq, v.rule))
+                .collect()
+        }
+    }
+
+    fn text(t: &str) -> Value {
+        Value::Text(t.to_owned())
+    }
+
+    /// A package created at 2026-01-01 with a 10-day class and one file `blob`.
+    fn created(log: &mut Log, blob: Blake3) -> PackageId {
+        let manifest = Manifest {
+            name: "p".to_owned(),
+            version: format!("{}", log.events.len()),
+            retention_class: "short".to_owned(),
+            files: vec![FileEntry {
+                path: "f".to_owned(),
+                size: 1,
+                blake3: blob,
+                sha256: Sha256::of(b"x"),
+                media_type: None,
+            }],
+            labels: BTreeMap::new(),
+        };
+        let id = Blake3::of(&manifest.canonical_bytes().unwrap());
+        let at = "2026-01-01T00:00:00Z";
+        log.push(
+            types::PACKAGE_CREATED,
+            Some(id),
+            "ci",
+            at,
+            vec![("manifest", manifest.to_value())],
+        );
+        log.push(
+            types::RETENTION_DEFAULT_APPLIED,
+            Some(id),
+            "ci",
+            at,
+            vec![
+                ("retention_class", text("short")),
+                ("period", text("10d")),
+                ("expires_at", text("2026-01-11T00:00:00.000Z")),
+            ],
+        );
+        id
+    }
+
+    #[test]
+    fn a_lawful_lifecycle_has_no_violations() {
+        let mut log = Log::new();
+        let blob = Blake3::of(b"x");
+        let id = created(&mut log, blob);
+        log.push(
+            types::RETENTION_EXTENDED,
+            Some(id),
+            "ops",
+            "2026-01-05T00:00:00Z",
+            vec![
+                ("previous_expires_at", text("2026-01-11T00:00:00.000Z")),
+                ("new_expires_at", text("2026-01-20T00:00:00.000Z")),
+                ("reason", text("audit")),
+            ],
+        );
+        log.push(
+            types::RETENTION_HOLD_APPLIED,
+            Some(id),
+            "legal",
+            "2026-01-06T00:00:00Z",
+            vec![("hold_id", text("hold-4")), ("reason", text("case"))],
+        );
+        log.push(
+            types::RETENTION_HOLD_RELEASED,
+            Some(id),
+            "legal",
+            "2026-01-25T00:00:00Z",
+            vec![("hold_id", text("hold-4")), ("reason", text("closed"))],
+        );
+        log.push(
+            types::RETENTION_DELETION_ELIGIBLE,
+            Some(id),
+            "system:sweeper",
+            "2026-01-26T00:00:00Z",
+            vec![
+                ("as_of", text("2026-01-26T00:00:00.000Z")),
+                ("expires_at", text("2026-01-20T00:00:00.000Z")),
+            ],
+        );
+        log.push(
+            types::PACKAGE_PURGED,
+            Some(id),
+            "system:gc",
+            "2026-01-27T00:00:00Z",
+            vec![("eligible_seq", Value::Int(6))],
+        );
+        log.push(
+            types::BLOB_DELETION_STARTED,
+            None,
+            "system:gc",
+            "2026-01-27T00:00:00Z",
+            vec![("blobs", Value::Array(vec![text(&blob.to_string())]))],
+        );
+        log.push(
+            types::BLOB_DELETED,
+            None,
+            "system:gc",
+            "2026-01-27T00:00:00Z",
+            vec![("blake3", text(&blob.to_string()))],
+        );
+        assert_eq!(log.violations(), vec![]);
+    }
+
+    #[test]
+    fn eligibility_and_purge_before_expiry_or_while_held_are_violations() {
+        let mut log = Log::new();
+        let blob = Blake3::of(b"x");
+        let id = created(&mut log, blob);
+        // A sweep "as of" the far future, recorded at 2026-01-02 (store clock).
+        log.push(
+            types::RETENTION_DELETION_ELIGIBLE,
+            Some(id),
+            "ops",
+            "2026-01-02T00:00:00Z",
+            vec![
+                ("as_of", text("9999-12-31T23:59:59.000Z")),
+                ("expires_at", text("2026-01-11T00:00:00.000Z")),
+            ],
+        );
+        log.push(
+            types::RETENTION_HOLD_APPLIED,
+            Some(id),
+            "legal",
+            "2026-01-03T00:00:00Z",
+            vec![("hold_id", text("hold-4")), ("reason", text("case"))],
+        );
+        // Eligible while held (an edited view fooled the sweeper), then purged while held.
+        log.push(
+            types::RETENTION_DELETION_ELIGIBLE,
+            Some(id),
+            "system:sweeper",
+            "2026-02-01T00:00:00Z",
+            vec![("as_of", text("2026-02-01T00:00:00.000Z"))],
+        );
+        log.push(
+            types::PACKAGE_PURGED,
+            Some(id),
+            "system:gc",
+            "2026-02-01T00:00:00Z",
+            vec![],
+        );
+        assert_eq!(
+            log.violations(),
+            vec![
+                (3, "eligible-before-expiry"),
+                (3, "sweep-in-the-future"),
+                (5, "eligible-while-held"),
+                (6, "purged-while-held"),
+            ]
+        );
+    }
+
+    #[test]
+    fn earlier_expiry_deleting_referenced_bytes_and_unknown_actors_are_violations() {
+        let mut log = Log::new();
+        let blob = Blake3::of(b"x");
+        let id = created(&mut log, blob);
+        log.push(
+            types::RETENTION_EXTENDED,
+            Some(id),
+            "ops",
+            "2026-01-05T00:00:00Z",
+            vec![
+                ("previous_expires_at", text("2026-01-11T00:00:00.000Z")),
+                ("new_expires_at", text("2026-01-08T00:00:00.000Z")),
+                ("reason", text("oops")),
+            ],
+        );
+        log.push(
+            types::BLOB_DELETED,
+            None,
+            "system:janitor",
+            "2026-01-06T00:00:00Z",
+            vec![("blake3", text(&blob.to_string()))],
+        );
+        log.push(
+            types::BLOB_DELETION_STARTED,
+            None,
+            "system:gc",
+            "2026-01-06T00:00:00Z",
+            vec![("blobs", Value::Array(vec![text(&id.to_string())]))],
+        );
+        log.push(
+            types::RETENTION_HOLD_RELEASED,
+            Some(id),
+            "legal",
+            "2026-01-07T00:00:00Z",
+            vec![("hold_id", text("hold-99")), ("reason", text("never held"))],
+        );
+        assert_eq!(
+            log.violations(),
+            vec![
+                (3, "expiry-moved-earlier"),
+                (4, "unknown-actor"),
+                (4, "deleted-while-referenced"),
+                (5, "manifest-deleted"),
+                (6, "unknown-hold"),
+            ]
+        );
+    }
+}
