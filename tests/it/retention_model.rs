@@ -82,6 +82,51 @@ enum Op {
     RebuildViews,
     /// Drops the store and opens the same data directory again.
     Reopen,
+    /// A sweep as of `days_ahead` after the clock: always refused, nothing changes.
+    FutureSweep {
+        days_ahead: i64,
+    },
+    /// An insider edits package `pkg`'s rows in the views (no event), then a sweep and a GC
+    /// run, then the views are rebuilt from the log. The sweep may mark and the GC may purge
+    /// only what the model (the log) allows: never before expiry, never while held.
+    TamperThenCollect {
+        pkg: usize,
+        edit: ViewEdit,
+    },
+}
+
+/// What an insider changes in the views of one package.
+#[derive(Clone, Copy, Debug)]
+enum ViewEdit {
+    /// `active_holds = 0` and the package's `holds` rows deleted.
+    ClearHolds,
+    /// `current_expires_at` = the epoch.
+    ExpireNow,
+    /// Marked eligible (and unheld) in `retention_state`.
+    ForgeEligible,
+    /// All three.
+    All,
+}
+
+impl ViewEdit {
+    fn statements(self) -> &'static [&'static str] {
+        const CLEAR: [&str; 2] = [
+            "UPDATE retention_state SET active_holds = 0 WHERE package_id = $1",
+            "DELETE FROM holds WHERE package_id = $1",
+        ];
+        const EXPIRE: [&str; 1] =
+            ["UPDATE retention_state SET current_expires_at = 0 WHERE package_id = $1"];
+        const ELIGIBLE: [&str; 1] = [
+            "UPDATE retention_state SET eligible_for_deletion = 1, eligible_seq = 1, active_holds = 0 WHERE package_id = $1",
+        ];
+        const ALL: [&str; 4] = [CLEAR[0], CLEAR[1], EXPIRE[0], ELIGIBLE[0]];
+        match self {
+            ViewEdit::ClearHolds => &CLEAR,
+            ViewEdit::ExpireNow => &EXPIRE,
+            ViewEdit::ForgeEligible => &ELIGIBLE,
+            ViewEdit::All => &ALL,
+        }
+    }
 }
 
 fn class_strategy() -> impl Strategy<Value = Class> {
@@ -126,6 +171,17 @@ fn op_strategy() -> impl Strategy<Value = Op> {
         3 => advance.prop_map(|days| Op::AdvanceClock { days }),
         1 => Just(Op::RebuildViews),
         1 => Just(Op::Reopen),
+        1 => (1i64..=2_000_000).prop_map(|days_ahead| Op::FutureSweep { days_ahead }),
+        2 => (
+            0..MAX_PACKAGES,
+            prop_oneof![
+                Just(ViewEdit::ClearHolds),
+                Just(ViewEdit::ExpireNow),
+                Just(ViewEdit::ForgeEligible),
+                Just(ViewEdit::All),
+            ]
+        )
+            .prop_map(|(pkg, edit)| Op::TamperThenCollect { pkg, edit }),
     ]
 }
 
@@ -139,6 +195,8 @@ struct ModelPackage {
     expires_at: Option<Timestamp>,
     eligible: bool,
     eligibility_transitions: usize,
+    /// Purged by a GC (retention no longer applies; re-pushing is a conflict).
+    purged: bool,
 }
 
 #[derive(Debug)]
@@ -189,6 +247,7 @@ impl Model {
     fn due(&self, package: usize) -> bool {
         let model = &self.packages[package];
         !model.eligible
+            && !model.purged
             && self.active_holds(package).is_empty()
             && model.expires_at.is_some_and(|t| t <= self.now)
     }
@@ -286,6 +345,7 @@ async fn run_op(fixture: &mut Fixture, model: &mut Model, op: &Op) -> Result<(),
                     expires_at,
                     eligible: false,
                     eligibility_transitions: 0,
+                    purged: false,
                 });
                 model.head = head_after;
             } else {
@@ -297,7 +357,7 @@ async fn run_op(fixture: &mut Fixture, model: &mut Model, op: &Op) -> Result<(),
                     class.name(),
                     &[("data.bin", &existing.content)],
                 );
-                let decision = if existing.class == *class {
+                let decision = if existing.class == *class && !existing.purged {
                     Decision::Accept { new_events: 0 }
                 } else {
                     Decision::Reject("Conflict")
@@ -331,6 +391,8 @@ async fn run_op(fixture: &mut Fixture, model: &mut Model, op: &Op) -> Result<(),
                 let until = plus_days(current.unwrap_or(model.now), *days_from_current);
                 let decision = if is_blank(reason) {
                     Decision::Reject("InvalidInput")
+                } else if package.purged {
+                    Decision::Reject("Conflict")
                 } else if current.is_none() {
                     Decision::Reject("Conflict")
                 } else if *days_from_current <= 0 {
@@ -372,6 +434,8 @@ async fn run_op(fixture: &mut Fixture, model: &mut Model, op: &Op) -> Result<(),
                 let index = pkg % model.packages.len();
                 let decision = if is_blank(reason) {
                     Decision::Reject("InvalidInput")
+                } else if model.packages[index].purged {
+                    Decision::Reject("Conflict")
                 } else {
                     Decision::Accept { new_events: 1 }
                 };
@@ -416,6 +480,8 @@ async fn run_op(fixture: &mut Fixture, model: &mut Model, op: &Op) -> Result<(),
                 };
                 let decision = if is_blank(reason) {
                     Decision::Reject("InvalidInput")
+                } else if model.packages[index].purged {
+                    Decision::Reject("Conflict")
                 } else {
                     match hold_index.map(|i| &model.holds[i]) {
                         None => Decision::Reject("NotFound"),
@@ -487,6 +553,90 @@ async fn run_op(fixture: &mut Fixture, model: &mut Model, op: &Op) -> Result<(),
             let after = fixture.store.catalog().dump_views().await.ok();
             prop_assert_eq!(before, after, "reopening changed the views");
             prop_assert_eq!(head_seq(&fixture.store).await, head_before);
+        }
+        Op::FutureSweep { days_ahead } => {
+            let as_of = plus_days(model.now, *days_ahead);
+            let result = fixture.store.sweep("ops", Some(as_of)).await;
+            let head_after = head_seq(&fixture.store).await;
+            check_decision(
+                op,
+                &Decision::Reject("InvalidInput"),
+                &result,
+                head_before,
+                head_after,
+            )?;
+        }
+        Op::TamperThenCollect { pkg, edit } => {
+            if model.packages.is_empty() {
+                return Ok(());
+            }
+            let index = pkg % model.packages.len();
+            let raw = fixture.raw_catalog().await;
+            for sql in edit.statements() {
+                sqlx::query(*sql)
+                    .bind(model.packages[index].package_id.to_string())
+                    .execute(&raw)
+                    .await
+                    .map_err(|e| TestCaseError::fail(format!("{sql}: {e}")))?;
+            }
+            raw.close().await;
+            let due: BTreeSet<PackageId> = (0..model.packages.len())
+                .filter(|&i| model.due(i))
+                .map(|i| model.packages[i].package_id)
+                .collect();
+            let report = fixture
+                .store
+                .sweep("sweeper", None)
+                .await
+                .map_err(|e| TestCaseError::fail(format!("sweep: {e}")))?;
+            for marked in &report.newly_eligible {
+                prop_assert!(
+                    due.contains(marked),
+                    "{:?}: the sweep marked {} which the log does not allow",
+                    op,
+                    marked
+                );
+            }
+            for package in &mut model.packages {
+                if report.newly_eligible.contains(&package.package_id) {
+                    package.eligible = true;
+                    package.eligibility_transitions += 1;
+                }
+            }
+            let gc = fixture
+                .store
+                .gc(
+                    "gc",
+                    artifact_core::maintenance::GcOptions {
+                        grace: artifact_core::time::Period::Millis(0),
+                        dry_run: false,
+                    },
+                )
+                .await
+                .map_err(|e| TestCaseError::fail(format!("gc: {e}")))?;
+            for (i, package) in model.packages.iter_mut().enumerate() {
+                if !gc.purged.contains(&package.package_id) {
+                    continue;
+                }
+                let held = model.holds.iter().any(|h| h.package == i && h.active);
+                prop_assert!(
+                    package.eligible && !held && package.expires_at.is_some_and(|t| t <= model.now),
+                    "{:?}: GC purged {} (eligible {}, held {}, expires {:?}, now {})",
+                    op,
+                    package.package_id,
+                    package.eligible,
+                    held,
+                    package.expires_at,
+                    model.now
+                );
+                package.purged = true;
+            }
+            fixture
+                .store
+                .rebuild_views()
+                .await
+                .map_err(|e| TestCaseError::fail(format!("rebuild: {e}")))?;
+            model.head = head_seq(&fixture.store).await;
         }
     }
     Ok(())
@@ -567,7 +717,13 @@ async fn check_invariants(
         prop_assert_eq!(folded.current_expires_at, status.current_expires_at);
         prop_assert_eq!(folded.eligible_for_deletion, status.eligible_for_deletion);
         prop_assert_eq!(folded.eligible_seq, status.eligible_seq);
-        prop_assert_eq!(folded.updated_seq, status.updated_seq);
+        if package.purged {
+            // The fold counts the purge as its last change; `retention_state` does not (the
+            // purge is recorded in `packages`).
+            prop_assert_eq!(folded.purged_seq.is_some(), true);
+        } else {
+            prop_assert_eq!(folded.updated_seq, status.updated_seq);
+        }
         let folded_active: BTreeSet<String> = folded
             .holds
             .values()
