@@ -391,9 +391,8 @@ async fn run_op(fixture: &mut Fixture, model: &mut Model, op: &Op) -> Result<(),
                 let until = plus_days(current.unwrap_or(model.now), *days_from_current);
                 let decision = if is_blank(reason) {
                     Decision::Reject("InvalidInput")
-                } else if package.purged {
-                    Decision::Reject("Conflict")
-                } else if current.is_none() {
+                } else if package.purged || current.is_none() {
+                    // Purged: retention no longer applies; permanent: nothing to extend.
                     Decision::Reject("Conflict")
                 } else if *days_from_current <= 0 {
                     Decision::Reject("InvalidInput")
