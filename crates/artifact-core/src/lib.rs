@@ -63,4 +63,7 @@ pub mod testing_postgres;
 pub mod time;
 
 pub use error::{Error, Result};
-pub use store::{ArtifactStore, CreatedPackage, PackageRef, StoreOptions, SweepReport};
+pub use store::{
+    ArtifactStore, CreatedPackage, LiveFile, MintedToken, PackageRef, StoreOptions, SweepReport,
+    TokenCheck,
+};
