@@ -25,7 +25,13 @@ async fn tokens_are_minted_listed_revoked_and_expire_by_the_store_clock(backend:
         .unwrap();
     let expires = ymd(2026, 2, 1);
     let brief = store
-        .mint_token("ops", "contractor", &[Role::Reader], Some(expires), &[2; 32])
+        .mint_token(
+            "ops",
+            "contractor",
+            &[Role::Reader],
+            Some(expires),
+            &[2; 32],
+        )
         .await
         .unwrap();
     // Without an expiry the event is exactly what it always was (old events stay valid and
@@ -36,15 +42,8 @@ async fn tokens_are_minted_listed_revoked_and_expire_by_the_store_clock(backend:
         .filter(|e| e.event_type == types::AUTH_TOKEN_CREATED)
         .collect();
     assert_eq!(created.len(), 2);
-    let keys = |i: usize| -> Vec<String> {
-        created[i]
-            .data
-            .as_map()
-            .unwrap()
-            .keys()
-            .cloned()
-            .collect()
-    };
+    let keys =
+        |i: usize| -> Vec<String> { created[i].data.as_map().unwrap().keys().cloned().collect() };
     assert_eq!(keys(0), ["principal", "roles", "token_sha256"]);
     assert_eq!(
         keys(1),
@@ -79,7 +78,13 @@ async fn tokens_are_minted_listed_revoked_and_expire_by_the_store_clock(backend:
         }
     );
     assert_eq!(store.token_principal(&brief.token).await.unwrap(), None);
-    assert!(store.token_principal(&forever.token).await.unwrap().is_some());
+    assert!(
+        store
+            .token_principal(&forever.token)
+            .await
+            .unwrap()
+            .is_some()
+    );
 
     // Revoked through one handle, refused through another at once.
     let other = fixture.second_handle().await;
@@ -96,7 +101,10 @@ async fn tokens_are_minted_listed_revoked_and_expire_by_the_store_clock(backend:
     assert_eq!(last.event_type, types::AUTH_TOKEN_REVOKED);
     assert_eq!(last.actor, "ops");
     assert_eq!(last.data_text("reason"), Some("rotated"));
-    assert_eq!(last.data_text("token_id"), Some(forever.record.token_id.as_str()));
+    assert_eq!(
+        last.data_text("token_id"),
+        Some(forever.record.token_id.as_str())
+    );
     assert_eq!(
         store.check_token("ast_never-minted").await.unwrap(),
         TokenCheck::Unknown
@@ -131,7 +139,10 @@ async fn refused_token_operations_change_nothing(backend: Backend) {
     let id = minted.record.token_id.as_str();
     let refusals = [
         store.revoke_token("ops", id, "second").await.err(),
-        store.revoke_token("ops", "tok-424242", "unknown").await.err(),
+        store
+            .revoke_token("ops", "tok-424242", "unknown")
+            .await
+            .err(),
         store.revoke_token("ops", id, "").await.err(),
         store.revoke_token("ops", "ci", "not an id").await.err(),
         store.revoke_token("ops", "tok-", "not an id").await.err(),
@@ -144,11 +155,23 @@ async fn refused_token_operations_change_nothing(backend: Backend) {
             .await
             .err(),
         store
-            .mint_token("ops", "late", &[Role::Reader], Some(ymd(2026, 1, 1)), &[3; 32])
+            .mint_token(
+                "ops",
+                "late",
+                &[Role::Reader],
+                Some(ymd(2026, 1, 1)),
+                &[3; 32],
+            )
             .await
             .err(),
         store
-            .mint_token("ops", "late", &[Role::Reader], Some(ymd(2025, 1, 1)), &[3; 32])
+            .mint_token(
+                "ops",
+                "late",
+                &[Role::Reader],
+                Some(ymd(2025, 1, 1)),
+                &[3; 32],
+            )
             .await
             .err(),
     ];
@@ -158,7 +181,11 @@ async fn refused_token_operations_change_nothing(backend: Backend) {
         "{}",
         refusals[0]
     );
-    assert!(matches!(&refusals[1], Error::NotFound { what: "token", .. }), "{}", refusals[1]);
+    assert!(
+        matches!(&refusals[1], Error::NotFound { what: "token", .. }),
+        "{}",
+        refusals[1]
+    );
     for refusal in &refusals[2..] {
         assert!(matches!(refusal, Error::InvalidInput(_)), "{refusal}");
     }
