@@ -445,6 +445,9 @@ async fn other_writer(harness: &Harness) -> String {
         .token
 }
 
+/// A request another principal tries on a session: method, URI, headers, body.
+type Attempt<'a> = (Method, &'a str, Vec<(&'a str, &'a str)>, Vec<u8>);
+
 fn offset_of(reply: &crate::support::Reply) -> u64 {
     reply.header("upload-offset").unwrap().parse().unwrap()
 }
@@ -476,7 +479,7 @@ async fn an_upload_session_belongs_to_its_creator_and_admins() {
     let refuse_all = async |harness: &Harness| {
         let head = harness.head_seq().await;
         let finish = format!("{location}?digest={}", info.blake3);
-        let attempts: [(Method, &str, Vec<(&str, &str)>, Vec<u8>); 4] = [
+        let attempts: [Attempt; 4] = [
             (Method::HEAD, &location, vec![], vec![]),
             (
                 Method::PATCH,
