@@ -6,3 +6,4 @@ mod pilot;
 mod retention_model;
 mod smoke;
 mod support;
+mod tokens;

@@ -103,6 +103,26 @@ pub fn validate_principal(name: &str) -> Result<()> {
     }
 }
 
+/// The prefix of reserved principals: `system:*` names the store's own processes (`system:gc`,
+/// `system:sweeper`, `system:recovery`, …), so no token may be minted for one.
+pub const RESERVED_PRINCIPAL_PREFIX: &str = "system:";
+
+/// Refuses a reserved principal (`system:*`, in any letter case).
+pub fn refuse_reserved_principal(name: &str) -> Result<()> {
+    let reserved = name
+        .get(..RESERVED_PRINCIPAL_PREFIX.len())
+        .is_some_and(|prefix| prefix.eq_ignore_ascii_case(RESERVED_PRINCIPAL_PREFIX));
+    if reserved {
+        Err(Error::invalid(format!(
+            "principal `{}` is reserved: `system:*` names the store's own processes; \
+             choose another name",
+            name.escape_debug()
+        )))
+    } else {
+        Ok(())
+    }
+}
+
 /// The stored form of a token: the SHA-256 of its text.
 pub fn token_hash(token: &str) -> Sha256 {
     Sha256::of(token.as_bytes())
@@ -133,6 +153,10 @@ mod tests {
         assert!("owner".parse::<Role>().is_err());
         assert!(validate_principal("ci-bot@example").is_ok());
         assert!(validate_principal("a b").is_err());
+        assert!(refuse_reserved_principal("system:gc").is_err());
+        assert!(refuse_reserved_principal("SYSTEM:x").is_err());
+        assert!(refuse_reserved_principal("systems").is_ok());
+        assert!(refuse_reserved_principal("ci:system").is_ok());
         let token = format_token(&[7; 32]);
         assert_eq!(token_hash(&token), token_hash(&token.clone()));
         assert!(token.starts_with("ast_") && token.len() == 68);

@@ -66,5 +66,6 @@ pub mod time;
 
 pub use error::{Error, Result};
 pub use store::{
-    ArtifactStore, AuditReport, CreatedPackage, PackageRef, StoreOptions, SweepReport,
+    ArtifactStore, AuditReport, CreatedPackage, LiveFile, MintedToken, PackageRef, StoreOptions,
+    SweepReport, TokenCheck,
 };

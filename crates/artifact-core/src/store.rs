@@ -15,7 +15,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
 use crate::blob::{BlobRead, BlobStore, ByteRange, StagedBlob};
 use crate::catalog::{
     self, BlobRecord, Catalog, CatalogOptions, EventQuery, PackageFilter, PackageRecord,
-    RetentionStatus, WriteTx,
+    RetentionStatus, TokenRecord, WriteTx,
 };
 use crate::cbor::Value;
 use crate::config::RetentionClasses;
@@ -243,6 +243,58 @@ fn sweep_refusal(state: Option<&RetentionState>, as_of: Timestamp) -> String {
     }
 }
 
+/// A file of a package that was live when [`ArtifactStore::live_file`] looked (only that
+/// method makes one).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LiveFile {
+    package_id: PackageId,
+    entry: crate::manifest::FileEntry,
+}
+
+impl LiveFile {
+    /// The package.
+    pub fn package_id(&self) -> PackageId {
+        self.package_id
+    }
+
+    /// The file's manifest entry (path, digests, size, media type).
+    pub fn entry(&self) -> &crate::manifest::FileEntry {
+        &self.entry
+    }
+}
+
+/// A token just minted by [`ArtifactStore::mint_token`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MintedToken {
+    /// The bearer token (`ast_…`), shown once: only its hash is recorded.
+    pub token: String,
+    /// The token as recorded.
+    pub record: TokenRecord,
+}
+
+/// What [`ArtifactStore::check_token`] found for a presented token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TokenCheck {
+    /// A live minted token: its principal.
+    Valid(crate::auth::Principal),
+    /// No minted token has this hash.
+    Unknown,
+    /// The token was revoked.
+    Revoked {
+        /// Its id.
+        token_id: String,
+        /// The `v1.auth.token_revoked` event.
+        revoked_seq: u64,
+    },
+    /// The token's expiry has passed (by the store's clock).
+    Expired {
+        /// Its id.
+        token_id: String,
+        /// When it expired.
+        expires_at: Timestamp,
+    },
+}
+
 /// An event-sourced, content-addressed artifact store.
 #[derive(Clone, Debug)]
 pub struct ArtifactStore {
@@ -465,8 +517,9 @@ impl ArtifactStore {
 
     // ----- auth --------------------------------------------------------------------------
 
-    /// Mints a bearer token for `principal` with `roles`; returns the token, which is shown
-    /// once: only its SHA-256 is recorded (`v1.auth.token_created`).
+    /// Mints a bearer token for `principal` with `roles`, without expiry; returns the token,
+    /// which is shown once: only its SHA-256 is recorded (`v1.auth.token_created`). See
+    /// [`ArtifactStore::mint_token`].
     pub async fn create_token(
         &self,
         actor: &str,
@@ -474,15 +527,43 @@ impl ArtifactStore {
         roles: &[crate::auth::Role],
         secret: &[u8; 32],
     ) -> Result<String> {
+        Ok(self
+            .mint_token(actor, principal, roles, None, secret)
+            .await?
+            .token)
+    }
+
+    /// Mints a bearer token for `principal` with `roles`, accepted until `expires_at` (by the
+    /// store's clock) if given. The token is returned once: only its SHA-256 is recorded
+    /// (`v1.auth.token_created`, with `expires_at` when there is one). Reserved principals
+    /// (`system:*`, the store's own processes) are refused, as is an expiry that is not in the
+    /// future.
+    pub async fn mint_token(
+        &self,
+        actor: &str,
+        principal: &str,
+        roles: &[crate::auth::Role],
+        expires_at: Option<Timestamp>,
+        secret: &[u8; 32],
+    ) -> Result<MintedToken> {
         crate::auth::validate_principal(principal)?;
+        crate::auth::refuse_reserved_principal(principal)?;
         if roles.is_empty() {
             return Err(Error::invalid("a token needs at least one role"));
+        }
+        let now = self.clock.now();
+        if let Some(expires_at) = expires_at
+            && expires_at <= now
+        {
+            return Err(Error::invalid(format!(
+                "token expiry {expires_at} is not in the future (now is {now})"
+            )));
         }
         let token = crate::auth::format_token(secret);
         let mut role_names: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
         role_names.sort_unstable();
         role_names.dedup();
-        let data = Value::Map(BTreeMap::from([
+        let mut data = BTreeMap::from([
             ("principal".to_owned(), Value::Text(principal.to_owned())),
             (
                 "roles".to_owned(),
@@ -497,24 +578,112 @@ impl ArtifactStore {
                 "token_sha256".to_owned(),
                 Value::Text(crate::auth::token_hash(&token).to_string()),
             ),
-        ]));
+        ]);
+        // Only present when given: a token without expiry is recorded exactly as before.
+        if let Some(expires_at) = expires_at {
+            data.insert("expires_at".to_owned(), Value::Text(expires_at.to_string()));
+        }
         let mut tx = self.catalog.write().await?;
+        let event = tx
+            .append(
+                types::AUTH_TOKEN_CREATED,
+                None,
+                actor,
+                now,
+                Value::Map(data),
+            )
+            .await?;
+        let record = catalog::views_token_by_seq(tx.conn(), event.seq)
+            .await?
+            .ok_or_else(|| Error::not_found("token", TokenRecord::id_of(event.seq)))?;
+        tx.commit().await?;
+        Ok(MintedToken { token, record })
+    }
+
+    /// Every minted token (revoked and expired ones included), oldest first. Tokens from
+    /// configuration (`[[server.tokens]]`) are not events and are not listed.
+    pub async fn list_tokens(&self) -> Result<Vec<TokenRecord>> {
+        let mut conn = self.catalog.read().await?;
+        catalog::views_list_tokens(&mut conn).await
+    }
+
+    /// Revokes a minted token (`v1.auth.token_revoked` with the reason): from the commit on,
+    /// every replica refuses it, since each request looks its token up in the catalog. An
+    /// unknown id is [`Error::NotFound`], an already revoked token [`Error::Conflict`].
+    pub async fn revoke_token(
+        &self,
+        actor: &str,
+        token_id: &str,
+        reason: &str,
+    ) -> Result<TokenRecord> {
+        validate_reason(reason)?;
+        let seq = TokenRecord::seq_of(token_id).ok_or_else(|| {
+            Error::invalid(format!(
+                "token id `{}` must be tok-<number> (see `admin token list`)",
+                token_id.escape_debug()
+            ))
+        })?;
+        let mut tx = self.catalog.write().await?;
+        let record = catalog::views_token_by_seq(tx.conn(), seq)
+            .await?
+            .ok_or_else(|| Error::not_found("token", token_id.to_owned()))?;
+        if let Some(revoked_seq) = record.revoked_seq {
+            return Err(Error::Conflict(format!(
+                "token {token_id} was already revoked (seq {revoked_seq})"
+            )));
+        }
+        let data = Value::Map(BTreeMap::from([
+            ("token_id".to_owned(), Value::Text(record.token_id.clone())),
+            (
+                "token_sha256".to_owned(),
+                Value::Text(record.token_sha256.clone()),
+            ),
+            ("reason".to_owned(), Value::Text(reason.to_owned())),
+        ]));
         tx.append(
-            types::AUTH_TOKEN_CREATED,
+            types::AUTH_TOKEN_REVOKED,
             None,
             actor,
             self.clock.now(),
             data,
         )
         .await?;
+        let updated = catalog::views_token_by_seq(tx.conn(), seq)
+            .await?
+            .ok_or_else(|| Error::not_found("token", token_id.to_owned()))?;
         tx.commit().await?;
-        Ok(token)
+        Ok(updated)
     }
 
-    /// The principal of a minted, unrevoked token.
-    pub async fn token_principal(&self, token: &str) -> Result<Option<crate::auth::Principal>> {
+    /// What a presented token is worth now: judged against the catalog (so a revocation
+    /// committed by any replica counts at once) and the store's clock (never the caller's).
+    pub async fn check_token(&self, token: &str) -> Result<TokenCheck> {
         let mut conn = self.catalog.read().await?;
-        catalog::views_token_principal(&mut conn, &crate::auth::token_hash(token).to_string()).await
+        let hash = crate::auth::token_hash(token).to_string();
+        let Some(record) = catalog::views_token_by_hash(&mut conn, &hash).await? else {
+            return Ok(TokenCheck::Unknown);
+        };
+        Ok(if let Some(revoked_seq) = record.revoked_seq {
+            TokenCheck::Revoked {
+                token_id: record.token_id,
+                revoked_seq,
+            }
+        } else if record.expired_at(self.clock.now()) {
+            TokenCheck::Expired {
+                token_id: record.token_id.clone(),
+                expires_at: record.expires_at.unwrap_or(record.created_at),
+            }
+        } else {
+            TokenCheck::Valid(record.principal())
+        })
+    }
+
+    /// The principal of a minted token that is neither revoked nor expired.
+    pub async fn token_principal(&self, token: &str) -> Result<Option<crate::auth::Principal>> {
+        Ok(match self.check_token(token).await? {
+            TokenCheck::Valid(principal) => Some(principal),
+            _ => None,
+        })
     }
 
     /// The recorded blob named by either digest.
@@ -804,21 +973,44 @@ impl ArtifactStore {
         }
     }
 
-    /// Opens one file of a package (verified on full reads).
+    /// One file of a live package: [`Error::Gone`] once garbage collection purged the package,
+    /// [`Error::NotFound`] for a path the manifest does not name. The one check behind every
+    /// read of a package's files (`pull`, `cat`, `GET /packages/{id}/files/{path}`): open it
+    /// with [`ArtifactStore::open_live_file`].
+    pub async fn live_file(&self, package: &PackageRef, path: &str) -> Result<LiveFile> {
+        let record = self.live_package(package).await?;
+        let (manifest, _) = self.manifest(&PackageRef::Id(record.package_id)).await?;
+        let entry = manifest
+            .file(path)
+            .cloned()
+            .ok_or_else(|| Error::not_found("file", format!("{path} in {package}")))?;
+        Ok(LiveFile {
+            package_id: record.package_id,
+            entry,
+        })
+    }
+
+    /// Opens a file found by [`ArtifactStore::live_file`] (verified on full reads; a ranged
+    /// read checks the size only).
+    pub async fn open_live_file(
+        &self,
+        file: &LiveFile,
+        range: Option<ByteRange>,
+    ) -> Result<BlobRead> {
+        self.open_verified(&file.entry.blob(), range).await
+    }
+
+    /// Opens one file of a live package (verified on full reads): [`ArtifactStore::live_file`]
+    /// then [`ArtifactStore::open_live_file`].
     pub async fn read_file(
         &self,
         package: &PackageRef,
         path: &str,
         range: Option<ByteRange>,
     ) -> Result<(crate::manifest::FileEntry, BlobRead)> {
-        self.live_package(package).await?;
-        let (manifest, _) = self.manifest(package).await?;
-        let file = manifest
-            .file(path)
-            .cloned()
-            .ok_or_else(|| Error::not_found("file", format!("{path} in {package}")))?;
-        let read = self.open_verified(&file.blob(), range).await?;
-        Ok((file, read))
+        let file = self.live_file(package, path).await?;
+        let read = self.open_live_file(&file, range).await?;
+        Ok((file.entry, read))
     }
 
     // ----- events ------------------------------------------------------------------------

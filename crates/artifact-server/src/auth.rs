@@ -1,5 +1,6 @@
 //! Bearer-token authentication: the [`Caller`] extractor and role checks.
 
+use artifact_core::TokenCheck;
 use artifact_core::auth::{Principal, Role, token_hash};
 use axum::extract::FromRequestParts;
 use axum::http::header;
@@ -8,7 +9,8 @@ use axum::http::request::Parts;
 use crate::AppState;
 use crate::error::ApiError;
 
-/// The authenticated principal of a request (401 when the token is missing or unknown).
+/// The authenticated principal of a request (401 when the token is missing, unknown, revoked or
+/// expired, with a problem saying which).
 #[derive(Debug, Clone)]
 pub(crate) struct Caller(pub(crate) Principal);
 
@@ -57,9 +59,23 @@ impl FromRequestParts<AppState> for Caller {
         {
             return Ok(Caller(principal.clone()));
         }
-        match state.store().token_principal(token).await? {
-            Some(principal) => Ok(Caller(principal)),
-            None => Err(ApiError::unauthorized("unknown or revoked bearer token")),
+        // Read from the catalog on every request: a revocation committed through any replica
+        // refuses the token on the next request everywhere.
+        match state.store().check_token(token).await? {
+            TokenCheck::Valid(principal) => Ok(Caller(principal)),
+            TokenCheck::Unknown => Err(ApiError::unauthorized("unknown bearer token")),
+            TokenCheck::Revoked {
+                token_id,
+                revoked_seq,
+            } => Err(ApiError::unauthorized(format!(
+                "bearer token {token_id} was revoked (seq {revoked_seq})"
+            ))),
+            TokenCheck::Expired {
+                token_id,
+                expires_at,
+            } => Err(ApiError::unauthorized(format!(
+                "bearer token {token_id} expired at {expires_at}"
+            ))),
         }
     }
 }

@@ -12,7 +12,7 @@ use axum::routing::{get, post};
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{JsonBody, NoQuery, Query};
+use crate::extract::{JsonBody, NoQuery, Path, Query};
 use crate::packages::json_response;
 use crate::{AppState, OPENAPI_JSON};
 
@@ -24,7 +24,8 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/openapi.json", get(openapi))
         .route("/audit/verify", get(audit_verify))
         .route("/admin/rebuild-views", post(rebuild_views))
-        .route("/admin/tokens", post(create_token))
+        .route("/admin/tokens", post(create_token).get(list_tokens))
+        .route("/admin/tokens/{token_id}/revoke", post(revoke_token))
         .route("/admin/gc", post(gc))
         .route("/admin/verify", post(verify))
         .route("/admin/fsck", get(fsck))
@@ -172,8 +173,9 @@ async fn rebuild_views(
     )]))))
 }
 
-/// `POST /admin/tokens` (admin) `{principal, roles}` → 201 `{token, principal, roles}`; the
-/// token is shown once (only its hash is recorded).
+/// `POST /admin/tokens` (admin) `{principal, roles, expires_at?}` → 201 `{token, token_id,
+/// principal, roles, created_at, expires_at, revoked}`; the token is shown once (only its hash
+/// is recorded). Reserved principals (`system:*`) and an expiry not in the future are 400.
 async fn create_token(
     State(state): State<AppState>,
     caller: Caller,
@@ -181,12 +183,11 @@ async fn create_token(
     JsonBody(body): JsonBody,
 ) -> ApiResult<Response> {
     let actor = caller.require(Role::Admin)?.to_owned();
-    let Value::Map(map) = artifact_core::jcs::from_json(&body)? else {
-        return Err(ApiError::bad_request(
-            "the request body must be a JSON object",
-        ));
-    };
-    if let Some(unknown) = map.keys().find(|k| *k != "principal" && *k != "roles") {
+    let map = crate::retention::body_map(&body)?;
+    if let Some(unknown) = map
+        .keys()
+        .find(|k| !["principal", "roles", "expires_at"].contains(&k.as_str()))
+    {
         return Err(ApiError::bad_request(format!(
             "unknown member `{}`",
             unknown.escape_debug()
@@ -208,27 +209,65 @@ async fn create_token(
                 .and_then(|r| r.parse::<Role>().map_err(ApiError::from))
         })
         .collect::<ApiResult<Vec<Role>>>()?;
+    let expires_at = match map.get("expires_at") {
+        None | Some(Value::Null) => None,
+        Some(Value::Text(text)) => Some(
+            text.parse::<artifact_core::time::Timestamp>()
+                .map_err(|e| ApiError::bad_request(format!("expires_at: {e}")))?,
+        ),
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "`expires_at` must be an RFC 3339 timestamp or null",
+            ));
+        }
+    };
     let secret = random_secret()?;
-    let token = state
+    let minted = state
         .store()
-        .create_token(&actor, &principal, &roles, &secret)
+        .mint_token(&actor, &principal, &roles, expires_at, &secret)
         .await?;
     state.notify_appended();
-    let mut response = json_response(&Value::Map(BTreeMap::from([
-        ("token".to_owned(), Value::Text(token)),
-        ("principal".to_owned(), Value::Text(principal)),
-        (
-            "roles".to_owned(),
-            Value::Array(
-                roles
-                    .iter()
-                    .map(|r| Value::Text(r.as_str().to_owned()))
-                    .collect(),
-            ),
-        ),
-    ])));
+    let mut value = minted.record.to_value();
+    if let Value::Map(map) = &mut value {
+        map.insert("token".to_owned(), Value::Text(minted.token));
+    }
+    let mut response = json_response(&value);
     *response.status_mut() = StatusCode::CREATED;
     Ok(response)
+}
+
+/// `GET /admin/tokens` (admin) → `[{token_id, principal, roles, created_at, expires_at,
+/// revoked}]`, oldest first; never a token or its hash.
+async fn list_tokens(
+    State(state): State<AppState>,
+    caller: Caller,
+    _: NoQuery,
+) -> ApiResult<Response> {
+    caller.require(Role::Admin)?;
+    let tokens = state.store().list_tokens().await?;
+    Ok(json_response(&Value::Array(
+        tokens.iter().map(|t| t.to_value()).collect(),
+    )))
+}
+
+/// `POST /admin/tokens/{token_id}/revoke` (admin) `{reason}` → 200 the revoked token; 404 for
+/// an unknown id, 409 if already revoked. Every replica refuses the token from the commit on.
+async fn revoke_token(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(token_id): Path<String>,
+    _: NoQuery,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
+    let actor = caller.require(Role::Admin)?.to_owned();
+    let map = crate::retention::body_map(&body)?;
+    let reason = crate::retention::text_member(&map, "reason", &["reason"])?;
+    let record = state
+        .store()
+        .revoke_token(&actor, &token_id, &reason)
+        .await?;
+    state.notify_appended();
+    Ok(json_response(&record.to_value()))
 }
 
 /// 32 bytes from the operating system's CSPRNG.

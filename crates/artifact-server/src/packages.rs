@@ -254,7 +254,8 @@ async fn manifest(
     }
 }
 
-/// `GET /packages/{pkg}/files/{path}`: one file's bytes, `Range` supported.
+/// `GET /packages/{pkg}/files/{path}`: one file's bytes, `Range` supported; 410 once the
+/// package is purged (the library's one check of a live package's file, as `pull` and `cat`).
 async fn file(
     State(state): State<AppState>,
     caller: Caller,
@@ -265,10 +266,8 @@ async fn file(
     caller.require(Role::Reader)?;
     artifact_core::manifest::validate_path(&path)?;
     let package = package_ref(&pkg)?;
-    let (manifest, _) = state.store().manifest(&package).await?;
-    let entry = manifest
-        .file(&path)
-        .ok_or_else(|| ApiError::not_found(format!("file not found: {path} in {pkg}")))?;
+    let file = state.store().live_file(&package, &path).await?;
+    let entry = file.entry();
     let digest = AnyDigest::Blake3(entry.blake3);
     let record = state
         .store()
@@ -276,7 +275,7 @@ async fn file(
         .await?
         .ok_or_else(|| ApiError::not_found(format!("blob of {path} not found")))?;
     let range = crate::blobs::parse_range(&headers, entry.size)?;
-    let read = state.store().read_blob(&digest, range).await?;
+    let read = state.store().open_live_file(&file, range).await?;
     let media_type = entry
         .media_type
         .clone()

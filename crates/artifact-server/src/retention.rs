@@ -34,7 +34,7 @@ pub(crate) fn router() -> Router<AppState> {
 }
 
 /// Parses a JSON request body of the data model into a map.
-fn body_map(body: &[u8]) -> ApiResult<BTreeMap<String, Value>> {
+pub(crate) fn body_map(body: &[u8]) -> ApiResult<BTreeMap<String, Value>> {
     match artifact_core::jcs::from_json(body)? {
         Value::Map(map) => Ok(map),
         _ => Err(ApiError::bad_request(
@@ -43,7 +43,11 @@ fn body_map(body: &[u8]) -> ApiResult<BTreeMap<String, Value>> {
     }
 }
 
-fn text_member(map: &BTreeMap<String, Value>, key: &str, allowed: &[&str]) -> ApiResult<String> {
+pub(crate) fn text_member(
+    map: &BTreeMap<String, Value>,
+    key: &str,
+    allowed: &[&str],
+) -> ApiResult<String> {
     if let Some(unknown) = map.keys().find(|k| !allowed.contains(&k.as_str())) {
         return Err(ApiError::bad_request(format!(
             "unknown member `{}`",

@@ -7,6 +7,11 @@
 //! filesystem), not a second pass. Sessions survive a restart on disk; after a restart the
 //! hasher state is rebuilt from the file on the next chunk or at finish. Sessions idle longer
 //! than `upload_ttl` are deleted by the reaper.
+//!
+//! A session belongs to the principal that created it, recorded in `<upload_dir>/<id>.owner`
+//! (written before the session file, so it survives restarts): anyone else but an admin gets
+//! the same 404 as for an unknown session. A session file without an owner file (left by a
+//! version that did not record owners) is for admins only.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
@@ -61,12 +66,20 @@ struct Session {
     in_flight: Option<InFlight>,
 }
 
+/// A session and the principal that created it (`None`: a session file from before owners
+/// were recorded, which only an admin may use).
+#[derive(Clone, Debug)]
+struct Entry {
+    owner: Option<String>,
+    session: Arc<tokio::sync::Mutex<Session>>,
+}
+
 /// The sessions of this server.
 #[derive(Debug)]
 pub(crate) struct UploadSessions {
     dir: PathBuf,
     ttl: Duration,
-    open: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Session>>>>,
+    open: Mutex<HashMap<String, Entry>>,
 }
 
 fn valid_id(id: &str) -> bool {
@@ -87,6 +100,12 @@ impl UploadSessions {
         self.dir.join(format!("{id}.part"))
     }
 
+    /// The file naming the session's creator, written before the session file itself so that
+    /// every session created by this version has one (it survives restarts).
+    fn owner_path(&self, id: &str) -> PathBuf {
+        self.dir.join(format!("{id}.owner"))
+    }
+
     pub(crate) fn active(&self) -> usize {
         std::fs::read_dir(&self.dir)
             .map(|entries| {
@@ -98,7 +117,7 @@ impl UploadSessions {
             .unwrap_or(0)
     }
 
-    async fn create(&self) -> ApiResult<String> {
+    async fn create(&self, owner: &str) -> ApiResult<String> {
         let mut bytes = [0u8; 16];
         getrandom::fill(&mut bytes).map_err(|e| {
             ApiError::from(artifact_core::Error::Io(std::io::Error::other(
@@ -106,10 +125,19 @@ impl UploadSessions {
             )))
         })?;
         let id = hex::encode(bytes);
+        let io = |e| ApiError::from(artifact_core::Error::Io(e));
+        let owner_path = self.owner_path(&id);
+        let owner_bytes = owner.as_bytes().to_vec();
+        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            let mut file = File::create(owner_path)?;
+            file.write_all(&owner_bytes)?;
+            file.sync_all()
+        })
+        .await
+        .map_err(|e| io(std::io::Error::other(e.to_string())))?
+        .map_err(io)?;
         let path = self.path(&id);
-        tokio::fs::File::create(&path)
-            .await
-            .map_err(|e| ApiError::from(artifact_core::Error::Io(e)))?;
+        tokio::fs::File::create(&path).await.map_err(io)?;
         let session = Session {
             path,
             offset: 0,
@@ -118,47 +146,70 @@ impl UploadSessions {
             in_flight: None,
         };
         if let Ok(mut open) = self.open.lock() {
-            open.insert(id.clone(), Arc::new(tokio::sync::Mutex::new(session)));
+            open.insert(
+                id.clone(),
+                Entry {
+                    owner: Some(owner.to_owned()),
+                    session: Arc::new(tokio::sync::Mutex::new(session)),
+                },
+            );
         }
         Ok(id)
     }
 
-    /// The session, from memory or (after a restart) from its file.
-    async fn get(&self, id: &str) -> ApiResult<Arc<tokio::sync::Mutex<Session>>> {
-        if !valid_id(id) {
-            return Err(ApiError::not_found(format!(
-                "upload session `{}` not found",
-                id.escape_debug()
-            )));
-        }
-        if let Some(session) = self.open.lock().ok().and_then(|open| open.get(id).cloned()) {
-            return Ok(session);
-        }
-        let path = self.path(id);
-        let meta = tokio::fs::metadata(&path).await.map_err(|_| {
+    /// The session, from memory or (after a restart) from its files, if `caller` may use it:
+    /// its creator or an admin (a session without a recorded owner: an admin only). Anyone else
+    /// gets the same 404 as for a session that does not exist, so ids are not confirmed.
+    async fn get(&self, id: &str, caller: &Caller) -> ApiResult<Arc<tokio::sync::Mutex<Session>>> {
+        let not_found = || {
             ApiError::not_found(format!(
-                "upload session `{id}` not found (finished, aborted or expired)"
+                "upload session `{}` not found (finished, aborted or expired, or not yours)",
+                id.escape_debug()
             ))
-        })?;
-        let session = Arc::new(tokio::sync::Mutex::new(Session {
-            path,
-            offset: meta.len(),
-            hasher: None,
-            unflushed: 0,
-            in_flight: None,
-        }));
-        let mut open = self.open.lock().map_err(|_| {
-            ApiError::from(artifact_core::Error::Io(std::io::Error::other(
-                "session table poisoned",
-            )))
-        })?;
-        Ok(open.entry(id.to_owned()).or_insert(session).clone())
+        };
+        if !valid_id(id) {
+            return Err(not_found());
+        }
+        let entry = match self.open.lock().ok().and_then(|open| open.get(id).cloned()) {
+            Some(entry) => entry,
+            None => self.load(id).await.ok_or_else(not_found)?,
+        };
+        let allowed = caller.0.has(Role::Admin) || entry.owner.as_deref() == Some(&caller.0.name);
+        if allowed {
+            Ok(entry.session)
+        } else {
+            Err(not_found())
+        }
     }
 
+    /// A session left on disk by an earlier run: its offset is its file's length.
+    async fn load(&self, id: &str) -> Option<Entry> {
+        let path = self.path(id);
+        let meta = tokio::fs::metadata(&path).await.ok()?;
+        let owner = tokio::fs::read(self.owner_path(id))
+            .await
+            .ok()
+            .and_then(|bytes| String::from_utf8(bytes).ok());
+        let entry = Entry {
+            owner,
+            session: Arc::new(tokio::sync::Mutex::new(Session {
+                path,
+                offset: meta.len(),
+                hasher: None,
+                unflushed: 0,
+                in_flight: None,
+            })),
+        };
+        let mut open = self.open.lock().ok()?;
+        Some(open.entry(id.to_owned()).or_insert(entry).clone())
+    }
+
+    /// Drops a finished, aborted or expired session (its owner file too).
     fn forget(&self, id: &str) {
         if let Ok(mut open) = self.open.lock() {
             open.remove(id);
         }
+        let _ = std::fs::remove_file(self.owner_path(id));
     }
 
     /// Deletes sessions idle longer than the TTL; returns how many.
@@ -170,17 +221,28 @@ impl UploadSessions {
         let mut removed = 0;
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            let Some(id) = name.strip_suffix(".part") else {
-                continue;
-            };
             let idle = entry
                 .metadata()
                 .and_then(|m| m.modified())
                 .ok()
                 .and_then(|modified| now.duration_since(modified).ok());
+            if let Some(id) = name.strip_suffix(".owner") {
+                // An owner file whose session is gone (a crash between the two files).
+                if idle.is_some_and(|idle| idle > self.ttl) && !self.path(id).exists() {
+                    let _ = std::fs::remove_file(entry.path());
+                }
+                continue;
+            }
+            let Some(id) = name.strip_suffix(".part") else {
+                continue;
+            };
             if idle.is_some_and(|idle| idle > self.ttl) {
                 // Never reap a session a request is using right now.
-                let session = self.open.lock().ok().and_then(|open| open.get(id).cloned());
+                let session = self
+                    .open
+                    .lock()
+                    .ok()
+                    .and_then(|open| open.get(id).map(|entry| entry.session.clone()));
                 let _guard = match &session {
                     Some(session) => match session.try_lock() {
                         Ok(guard) => Some(guard),
@@ -434,8 +496,8 @@ fn offset_headers(id: &str, offset: u64) -> [(header::HeaderName, HeaderValue); 
 
 /// `POST /uploads` → 201 `{upload_id}` with `Location`.
 async fn create(State(state): State<AppState>, caller: Caller, _: NoQuery) -> ApiResult<Response> {
-    caller.require(Role::Writer)?;
-    let id = state.uploads().create().await?;
+    let owner = caller.require(Role::Writer)?;
+    let id = state.uploads().create(owner).await?;
     state.metrics().upload_created();
     let body = Value::Map(BTreeMap::from([
         ("upload_id".to_owned(), Value::Text(id.clone())),
@@ -487,7 +549,7 @@ async fn append(
     body: Body,
 ) -> ApiResult<Response> {
     caller.require(Role::Writer)?;
-    let session = state.uploads().get(&id).await?;
+    let session = state.uploads().get(&id, &caller).await?;
     let mut session = session.lock().await;
     let claimed = expected_offset(&headers)?
         .ok_or_else(|| ApiError::bad_request("PATCH needs an `Upload-Offset` header"))?;
@@ -506,7 +568,7 @@ async fn status(
     _: NoQuery,
 ) -> ApiResult<Response> {
     caller.require(Role::Writer)?;
-    let session = state.uploads().get(&id).await?;
+    let session = state.uploads().get(&id, &caller).await?;
     let session = session.lock().await;
     Ok((StatusCode::NO_CONTENT, offset_headers(&id, session.offset)).into_response())
 }
@@ -593,7 +655,7 @@ async fn finish(
             "PUT needs at least one `digest` query parameter (blake3:… or sha256:…)",
         ));
     }
-    let session_arc = state.uploads().get(&id).await?;
+    let session_arc = state.uploads().get(&id, &caller).await?;
     let mut session = session_arc.lock().await;
     if let Some(claimed) = expected_offset(&headers)?
         && claimed != session.offset
@@ -642,7 +704,7 @@ async fn abort(
     _: NoQuery,
 ) -> ApiResult<StatusCode> {
     caller.require(Role::Writer)?;
-    let session = state.uploads().get(&id).await?;
+    let session = state.uploads().get(&id, &caller).await?;
     let session = session.lock().await;
     let _ = tokio::fs::remove_file(&session.path).await;
     state.uploads().forget(&id);

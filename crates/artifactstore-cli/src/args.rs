@@ -292,5 +292,19 @@ pub(crate) enum TokenCommand {
         /// A role: reader, writer, retention-admin, admin (repeatable).
         #[arg(long = "role", required = true)]
         roles: Vec<String>,
+        /// Stop accepting the token at this instant (RFC 3339; judged by the store's clock).
+        #[arg(long)]
+        expires: Option<String>,
+    },
+    /// List minted tokens (never the tokens themselves): id, principal, roles, created,
+    /// expires, revoked.
+    List,
+    /// Revoke a minted token: every server refuses it (401) from its next request on.
+    Revoke {
+        /// The token's id (`tok-<seq>`, from `admin token list`).
+        token_id: String,
+        /// Why (recorded in the `v1.auth.token_revoked` event).
+        #[arg(long)]
+        reason: String,
     },
 }

@@ -125,27 +125,37 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             max_bytes_per_sec,
         } => return verify(&target, sample, max_bytes_per_sec, json).await,
         Command::Fsck => return fsck(&target, json).await,
-        Command::Admin(AdminCommand::Token(TokenCommand::Create { principal, roles })) => {
+        Command::Admin(AdminCommand::Token(command)) => token(&target, command, json).await?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `admin token create|list|revoke`, locally or over `--server`.
+async fn token(target: &Target, command: TokenCommand, json: bool) -> anyhow::Result<()> {
+    match command {
+        TokenCommand::Create {
+            principal,
+            roles,
+            expires,
+        } => {
             let roles = roles
                 .iter()
                 .map(|r| r.parse::<Role>())
                 .collect::<Result<Vec<_>, _>>()?;
-            let value = match &target {
+            let expires_at = expires.as_deref().map(parse_time).transpose()?;
+            let value = match target {
                 Target::Local { store, actor } => {
                     let mut secret = [0u8; 32];
                     getrandom::fill(&mut secret)
                         .map_err(|e| anyhow!("no randomness from the operating system: {e}"))?;
-                    let token = store
-                        .create_token(actor, &principal, &roles, &secret)
+                    let minted = store
+                        .mint_token(actor, &principal, &roles, expires_at, &secret)
                         .await?;
-                    Value::map([
-                        ("token", text(token)),
-                        ("principal", text(&principal)),
-                        (
-                            "roles",
-                            Value::Array(roles.iter().map(|r| text(r.as_str())).collect()),
-                        ),
-                    ])
+                    let mut value = minted.record.to_value();
+                    if let Value::Map(map) = &mut value {
+                        map.insert("token".to_owned(), text(minted.token));
+                    }
+                    value
                 }
                 Target::Remote(remote) => {
                     remote
@@ -157,6 +167,10 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                                     "roles",
                                     Value::Array(roles.iter().map(|r| text(r.as_str())).collect()),
                                 ),
+                                (
+                                    "expires_at",
+                                    expires_at.map_or(Value::Null, |t| text(t.to_string())),
+                                ),
                             ]),
                         )
                         .await?
@@ -166,13 +180,61 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 print_json(&value)?;
             } else {
                 println!("{}", output::member(&value, "token"));
+                let expiry = match expires_at {
+                    Some(t) => format!(", expires {t}"),
+                    None => String::new(),
+                };
                 eprintln!(
-                    "token for `{principal}` created; it is shown only this once (only its hash is stored)"
+                    "token {} for `{principal}` created{expiry}; it is shown only this once (only its hash is stored)",
+                    output::member(&value, "token_id")
+                );
+            }
+        }
+        TokenCommand::List => {
+            let value = match target {
+                Target::Local { store, .. } => Value::Array(
+                    store
+                        .list_tokens()
+                        .await?
+                        .iter()
+                        .map(|t| t.to_value())
+                        .collect(),
+                ),
+                Target::Remote(remote) => remote.get_value("/admin/tokens").await?,
+            };
+            if json {
+                print_json(&value)?;
+            } else {
+                output::print_tokens(&value);
+            }
+        }
+        TokenCommand::Revoke { token_id, reason } => {
+            let value = match target {
+                Target::Local { store, actor } => store
+                    .revoke_token(actor, &token_id, &reason)
+                    .await?
+                    .to_value(),
+                Target::Remote(remote) => {
+                    remote
+                        .post_value(
+                            &format!("/admin/tokens/{}/revoke", encode_segment(&token_id)),
+                            &Value::map([("reason", text(&reason))]),
+                        )
+                        .await?
+                }
+            };
+            if json {
+                print_json(&value)?;
+            } else {
+                println!(
+                    "revoked token {} of `{}`",
+                    output::member(&value, "token_id"),
+                    output::member(&value, "principal")
                 );
             }
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 fn default_actor() -> String {

@@ -173,6 +173,47 @@ pub(crate) fn print_package_row(package: &Value) {
     );
 }
 
+/// The table of `admin token list`.
+pub(crate) fn print_tokens(tokens: &Value) {
+    let Some(items) = tokens.as_array() else {
+        return;
+    };
+    if items.is_empty() {
+        println!("no minted tokens");
+        return;
+    }
+    println!(
+        "{:<10}  {:<24}  {:<28}  {:<24}  {:<24}  revoked",
+        "id", "principal", "roles", "created", "expires"
+    );
+    for token in items {
+        let roles = match field(token, "roles") {
+            Some(Value::Array(roles)) => roles
+                .iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(","),
+            _ => "-".to_owned(),
+        };
+        println!(
+            "{:<10}  {:<24}  {:<28}  {:<24}  {:<24}  {}",
+            field_text(token, "token_id"),
+            field_text(token, "principal"),
+            roles,
+            field_text(token, "created_at"),
+            match field(token, "expires_at") {
+                Some(Value::Text(t)) => t.clone(),
+                _ => "never".to_owned(),
+            },
+            if matches!(field(token, "revoked"), Some(Value::Bool(true))) {
+                "yes"
+            } else {
+                "no"
+            }
+        );
+    }
+}
+
 /// Text of a member of a value (`-` when absent).
 pub(crate) fn member(value: &Value, key: &str) -> String {
     field_text(value, key)

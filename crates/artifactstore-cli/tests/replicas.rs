@@ -532,3 +532,120 @@ async fn postgres_two_replicas_share_one_catalog_and_one_blob_store() {
     );
     drop((replica_a, replica_b));
 }
+
+/// A token revoked through one replica is refused by the other on its very next request (each
+/// request reads the token from the shared catalog; nothing is cached per replica).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_token_revoked_on_one_replica_is_refused_by_the_other_at_once() {
+    let database_url = artifact_core::testing_postgres::fresh_database().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[blobs]\npath = {:?}\n\n[metadata]\nmax_connections = 4\n\n[retention]\nsweep_interval = \"1h\"\n",
+            dir.path().join("shared-blobs").display().to_string()
+        ),
+    )
+    .unwrap();
+    let data_a = dir.path().join("replica-a");
+    let data_b = dir.path().join("replica-b");
+    let minted = command(&database_url, &config, &data_a)
+        .args([
+            "--json",
+            "admin",
+            "token",
+            "create",
+            "--principal",
+            "ops",
+            "--role",
+            "admin",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        minted.status.success(),
+        "token create: {}",
+        String::from_utf8_lossy(&minted.stderr)
+    );
+    let admin_token = serde_json::from_slice::<Json>(&minted.stdout).unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let replica_a = Replica::start(&database_url, &config, &data_a);
+    let replica_b = Replica::start(&database_url, &config, &data_b);
+    let http = reqwest::Client::new();
+    let admin_a = Client {
+        http: http.clone(),
+        base: replica_a.base.clone(),
+        token: admin_token.clone(),
+    };
+    let admin_b = Client {
+        http: http.clone(),
+        base: replica_b.base.clone(),
+        token: admin_token,
+    };
+
+    // A writer's token, minted through A, works on B at once.
+    let (status, minted) = admin_a
+        .post(
+            "/admin/tokens",
+            serde_json::json!({"principal": "ci", "roles": ["writer"]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{minted}");
+    let writer_b = Client {
+        http: http.clone(),
+        base: replica_b.base.clone(),
+        token: minted["token"].as_str().unwrap().to_owned(),
+    };
+    let token_id = minted["token_id"].as_str().unwrap().to_owned();
+    for _ in 0..3 {
+        writer_b.get("/events/head").await;
+    }
+    let listed = admin_b.get("/admin/tokens").await;
+    assert!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["token_id"] == token_id.as_str() && t["revoked"] == false),
+        "{listed}"
+    );
+
+    // Revoked through A: B's next request with it is 401, saying why.
+    let (status, revoked) = admin_a
+        .post(
+            &format!("/admin/tokens/{token_id}/revoke"),
+            serde_json::json!({"reason": "the pipeline was decommissioned"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{revoked}");
+    let (status, problem) = writer_b
+        .send(http.get(format!("{}/events/head", replica_b.base)))
+        .await;
+    assert_eq!(status, 401, "{problem}");
+    assert!(
+        problem["detail"].as_str().unwrap().contains("revoked"),
+        "{problem}"
+    );
+    let writer_a = Client {
+        base: replica_a.base.clone(),
+        ..writer_b.clone()
+    };
+    let (status, _) = writer_a
+        .send(http.get(format!("{}/events/head", replica_a.base)))
+        .await;
+    assert_eq!(status, 401);
+
+    // Revoking it again through B is a conflict and appends nothing.
+    let head = admin_b.get("/events/head").await;
+    let (status, problem) = admin_b
+        .post(
+            &format!("/admin/tokens/{token_id}/revoke"),
+            serde_json::json!({"reason": "again"}),
+        )
+        .await;
+    assert_eq!(status, 409, "{problem}");
+    assert_eq!(admin_a.get("/events/head").await, head);
+}

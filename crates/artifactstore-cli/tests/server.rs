@@ -778,3 +778,290 @@ fn sigterm_exits_although_an_event_follower_is_connected() {
     let _ = follower.wait();
     assert_eq!(status.code(), Some(0));
 }
+
+/// Fails with a one-line reason containing each of `needles`.
+fn fails_with(args: &[&str], output: Output, needles: &[&str]) {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success(),
+        "artifactstore {args:?} succeeded: {}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    for needle in needles {
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+    }
+    assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+}
+
+#[test]
+fn token_lifecycle_through_the_cli_locally_and_over_the_server() {
+    let store = Store::new();
+    let server = store.serve();
+    let admin = |args: &[&str]| server.remote(&store, &store.admin_token, args);
+
+    // create --expires, over the server and locally.
+    let args = [
+        "--json",
+        "admin",
+        "token",
+        "create",
+        "--principal",
+        "nightly",
+        "--role",
+        "reader",
+        "--expires",
+        "2099-01-01T00:00:00Z",
+    ];
+    let remote = parse_json(&args, &ok(&args, admin(&args)));
+    assert_eq!(remote["expires_at"], "2099-01-01T00:00:00.000Z");
+    assert_eq!(remote["principal"], "nightly");
+    let nightly = remote["token"].as_str().unwrap().to_owned();
+    let nightly_id = remote["token_id"].as_str().unwrap().to_owned();
+    let local = store.local_json(&args[1..]);
+    assert!(local["token"].as_str().unwrap().starts_with("ast_"));
+    assert_eq!(local["expires_at"], "2099-01-01T00:00:00.000Z");
+    let local_id = local["token_id"].as_str().unwrap().to_owned();
+    // Human output: the token on stdout, its id on stderr.
+    let human = ok(
+        &[],
+        store.local(&[
+            "admin",
+            "token",
+            "create",
+            "--principal",
+            "plain",
+            "--role",
+            "reader",
+        ]),
+    );
+    assert!(String::from_utf8_lossy(&human).trim().starts_with("ast_"));
+
+    // Refused: reserved principals, past expiry, malformed expiry.
+    for (args, needle) in [
+        (
+            vec![
+                "admin",
+                "token",
+                "create",
+                "--principal",
+                "system:gc",
+                "--role",
+                "admin",
+            ],
+            "reserved",
+        ),
+        (
+            vec![
+                "admin",
+                "token",
+                "create",
+                "--principal",
+                "late",
+                "--role",
+                "reader",
+                "--expires",
+                "2001-01-01T00:00:00Z",
+            ],
+            "not in the future",
+        ),
+    ] {
+        fails_with(&args, admin(&args), &[needle]);
+        fails_with(&args, store.local(&args), &[needle]);
+    }
+
+    // list: the same from both sides, never a secret.
+    let list_args = ["--json", "admin", "token", "list"];
+    let listed_remote = parse_json(&list_args, &ok(&list_args, admin(&list_args)));
+    let listed_local = store.local_json(&list_args[1..]);
+    assert_eq!(listed_remote, listed_local);
+    let text = listed_remote.to_string();
+    assert!(!text.contains(&nightly) && !text.contains(&store.token));
+    let ids: Vec<&str> = listed_remote
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["token_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 5, "{listed_remote}");
+    assert!(ids.contains(&nightly_id.as_str()) && ids.contains(&local_id.as_str()));
+    let human = String::from_utf8(store.local_ok(&["admin", "token", "list"])).unwrap();
+    assert!(
+        human.contains(&nightly_id)
+            && human.contains("release-bot")
+            && human.contains("2099-01-01"),
+        "{human}"
+    );
+    // Listing needs the admin role.
+    let args = ["admin", "token", "list"];
+    fails_with(&args, server.remote(&store, &store.token, &args), &["403"]);
+
+    // revoke over the server: the token is refused on its next request.
+    let reader = |args: &[&str]| server.remote(&store, &nightly, args);
+    ok(&["events"], reader(&["events"]));
+    let args = [
+        "--json",
+        "admin",
+        "token",
+        "revoke",
+        &nightly_id,
+        "--reason",
+        "rotated",
+    ];
+    let revoked = parse_json(&args, &ok(&args, admin(&args)));
+    assert_eq!(revoked["revoked"], true);
+    fails_with(&["events"], reader(&["events"]), &["401", "revoked"]);
+    // Revoked locally while the server runs: the server refuses it too (it reads the catalog
+    // on every request).
+    let release_bot_id = listed_local
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["principal"] == "release-bot")
+        .unwrap()["token_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    ok(&["ls"], server.remote(&store, &store.token, &["ls"]));
+    let out = store.local_ok(&[
+        "admin",
+        "token",
+        "revoke",
+        &release_bot_id,
+        "--reason",
+        "leaked",
+    ]);
+    assert!(
+        String::from_utf8_lossy(&out).contains(&release_bot_id),
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
+    fails_with(
+        &["ls"],
+        server.remote(&store, &store.token, &["ls"]),
+        &["401", "revoked"],
+    );
+
+    // Refused revocations: again (409), unknown (404), no reason; nothing appended.
+    let head = store.local_json(&["audit", "verify"])["head_seq"].clone();
+    for (args, needle) in [
+        (
+            vec![
+                "admin",
+                "token",
+                "revoke",
+                nightly_id.as_str(),
+                "--reason",
+                "again",
+            ],
+            "409",
+        ),
+        (
+            vec![
+                "admin",
+                "token",
+                "revoke",
+                "tok-99999",
+                "--reason",
+                "unknown",
+            ],
+            "404",
+        ),
+        (
+            vec![
+                "admin",
+                "token",
+                "revoke",
+                nightly_id.as_str(),
+                "--reason",
+                "",
+            ],
+            "400",
+        ),
+    ] {
+        fails_with(&args, admin(&args), &[needle]);
+    }
+    for (args, needle) in [
+        (
+            vec![
+                "admin",
+                "token",
+                "revoke",
+                nightly_id.as_str(),
+                "--reason",
+                "again",
+            ],
+            "already revoked",
+        ),
+        (
+            vec![
+                "admin",
+                "token",
+                "revoke",
+                "tok-99999",
+                "--reason",
+                "unknown",
+            ],
+            "not found",
+        ),
+    ] {
+        fails_with(&args, store.local(&args), &[needle]);
+    }
+    assert_eq!(store.local_json(&["audit", "verify"])["head_seq"], head);
+}
+
+#[test]
+fn cat_and_pull_over_the_server_refuse_a_purged_package() {
+    let store = Store::new();
+    let server = store.serve();
+    let src = sample_tree(store.work());
+    let pkg = "scratch@1";
+    server.remote_json(
+        &store,
+        &[
+            "push",
+            src.to_str().unwrap(),
+            "--name",
+            "scratch",
+            "--version",
+            "1",
+            "--class",
+            "ephemeral",
+        ],
+    );
+    let before = server.remote_ok(&store, &["cat", pkg, "report/index.html"]);
+    assert_eq!(before, b"<html>guide board</html>");
+    server.remote_json(
+        &store,
+        &["retention", "sweep", "--as-of", "2100-01-01T00:00:00Z"],
+    );
+    let gc = parse_json(
+        &[],
+        &ok(
+            &["gc"],
+            server.remote(&store, &store.admin_token, &["--json", "gc"]),
+        ),
+    );
+    assert_eq!(gc["purged"].as_array().map(Vec::len), Some(1), "{gc}");
+
+    // The bytes are still in the blob store (grace), yet every file read is refused.
+    let args = ["cat", pkg, "report/index.html"];
+    let cat = server.remote(&store, &store.token, &args);
+    assert!(cat.stdout.is_empty(), "cat wrote nothing");
+    fails_with(&args, cat, &["410", "purged"]);
+    fails_with(&args, store.local(&args), &["purged"]);
+    let dest = store.work().join("pulled-purged");
+    let args = ["pull", pkg, dest.to_str().unwrap()];
+    fails_with(
+        &args,
+        server.remote(&store, &store.token, &args),
+        &["410", "purged"],
+    );
+    assert!(
+        !dest.join("report/index.html").exists() && !dest.join("trace.bin").exists(),
+        "pull wrote no file"
+    );
+    // The manifest and the record stay readable.
+    server.remote_json(&store, &["manifest", pkg]);
+    let shown = server.remote_json(&store, &["show", pkg]);
+    assert!(shown["purged_seq"].is_u64(), "{shown}");
+}

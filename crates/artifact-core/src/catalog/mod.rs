@@ -26,17 +26,19 @@ use crate::event::{ChainVerifier, Event, Head, StoredEvent};
 use crate::time::Timestamp;
 
 pub use views::{
-    BlobRecord, EventQuery, HoldRecord, PackageFilter, PackageRecord, RetentionStatus, apply_event,
+    BlobRecord, EventQuery, HoldRecord, PackageFilter, PackageRecord, RetentionStatus, TokenRecord,
+    apply_event,
 };
 pub(crate) use views::{
     blob as views_blob, blobs_page as views_blobs_page, deleting_blobs as views_deleting_blobs,
     due_for_sweep as views_due_for_sweep, eligible_unpurged as views_eligible_unpurged,
     events_at as views_events_at, events_of_type as views_events_of_type,
-    list_packages as views_list_packages, live_files_page as views_live_files_page,
-    live_packages_page as views_live_packages_page, package as views_package,
-    package_id_by_name as views_package_id_by_name,
+    list_packages as views_list_packages, list_tokens as views_list_tokens,
+    live_files_page as views_live_files_page, live_packages_page as views_live_packages_page,
+    package as views_package, package_id_by_name as views_package_id_by_name,
     retention_events_of as views_retention_events_of, retention_status as views_retention_status,
-    token_principal as views_token_principal, unreferenced_blobs as views_unreferenced_blobs,
+    token_by_hash as views_token_by_hash, token_by_seq as views_token_by_seq,
+    unreferenced_blobs as views_unreferenced_blobs,
 };
 
 /// The SQL dialect behind a catalog URL.

@@ -277,12 +277,13 @@ pub async fn apply_event(conn: &mut AnyConnection, event: &Event) -> Result<()> 
             }
             .ok_or_else(|| integrity(event.seq, "token_created has no roles"))?;
             sqlx::query(
-                "INSERT INTO auth_tokens (token_sha256, principal, roles, created_seq) VALUES ($1, $2, $3, $4)",
+                "INSERT INTO auth_tokens (token_sha256, principal, roles, created_seq, expires_at) VALUES ($1, $2, $3, $4, $5)",
             )
             .bind(data_text(event, "token_sha256")?)
             .bind(data_text(event, "principal")?)
             .bind(crate::jcs::to_jcs(&roles))
             .bind(seq)
+            .bind(data_ts(event, "expires_at")?)
             .execute(&mut *conn)
             .await?;
         }
@@ -298,32 +299,159 @@ pub async fn apply_event(conn: &mut AnyConnection, event: &Event) -> Result<()> 
     Ok(())
 }
 
-/// The principal a token hash belongs to, if the token is known and not revoked.
-pub(crate) async fn token_principal(
+/// A minted token as the `auth_tokens` view records it (never the token itself).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenRecord {
+    /// The token's id, `tok-<created_seq>`: what `admin token list` shows and
+    /// `admin token revoke` takes.
+    pub token_id: String,
+    /// SHA-256 of the token text (what requests are matched against).
+    pub token_sha256: String,
+    /// The principal the token authenticates.
+    pub principal: String,
+    /// Granted roles.
+    pub roles: std::collections::BTreeSet<crate::auth::Role>,
+    /// The `v1.auth.token_created` event.
+    pub created_seq: u64,
+    /// When it was minted.
+    pub created_at: Timestamp,
+    /// When it stops being accepted (by the store's clock), if ever.
+    pub expires_at: Option<Timestamp>,
+    /// The `v1.auth.token_revoked` event, once revoked.
+    pub revoked_seq: Option<u64>,
+}
+
+impl TokenRecord {
+    /// The id of the token minted by event `created_seq`.
+    pub fn id_of(created_seq: u64) -> String {
+        format!("tok-{created_seq}")
+    }
+
+    /// The `created_seq` a token id names, if it has the `tok-<seq>` form.
+    pub fn seq_of(token_id: &str) -> Option<u64> {
+        token_id
+            .strip_prefix("tok-")
+            .filter(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|digits| digits.parse().ok())
+    }
+
+    /// The principal and roles the token grants.
+    pub fn principal(&self) -> crate::auth::Principal {
+        crate::auth::Principal {
+            name: self.principal.clone(),
+            roles: self.roles.clone(),
+        }
+    }
+
+    /// Whether the token has expired at `now`.
+    pub fn expired_at(&self, now: Timestamp) -> bool {
+        self.expires_at.is_some_and(|expires_at| now >= expires_at)
+    }
+
+    /// As a data-model value: `{token_id, principal, roles, created_at, expires_at, revoked}`
+    /// (what `admin token list --json` and `GET /admin/tokens` return; never the token).
+    pub fn to_value(&self) -> Value {
+        Value::Map(BTreeMap::from([
+            ("token_id".to_owned(), Value::Text(self.token_id.clone())),
+            ("principal".to_owned(), Value::Text(self.principal.clone())),
+            (
+                "roles".to_owned(),
+                Value::Array(
+                    self.roles
+                        .iter()
+                        .map(|r| Value::Text(r.as_str().to_owned()))
+                        .collect(),
+                ),
+            ),
+            (
+                "created_at".to_owned(),
+                Value::Text(self.created_at.to_string()),
+            ),
+            (
+                "expires_at".to_owned(),
+                self.expires_at
+                    .map_or(Value::Null, |t| Value::Text(t.to_string())),
+            ),
+            (
+                "revoked".to_owned(),
+                Value::Bool(self.revoked_seq.is_some()),
+            ),
+        ]))
+    }
+
+    fn from_row(row: &AnyRow) -> Result<Self> {
+        let created_seq = row.try_get::<i64, _>("created_seq")? as u64;
+        let roles_text: String = row.try_get("roles")?;
+        let roles = match crate::jcs::from_json(roles_text.as_bytes())
+            .map_err(|e| integrity(created_seq, e))?
+        {
+            Value::Array(items) => items
+                .iter()
+                .filter_map(|item| item.as_str().and_then(|r| r.parse().ok()))
+                .collect(),
+            _ => Default::default(),
+        };
+        let at: String = row.try_get("at")?;
+        Ok(TokenRecord {
+            token_id: Self::id_of(created_seq),
+            token_sha256: row.try_get("token_sha256")?,
+            principal: row.try_get("principal")?,
+            roles,
+            created_seq,
+            created_at: at.parse().map_err(|e| integrity(created_seq, e))?,
+            expires_at: row_ts(row, "expires_at")?,
+            revoked_seq: row
+                .try_get::<Option<i64>, _>("revoked_seq")?
+                .map(|s| s as u64),
+        })
+    }
+}
+
+const TOKEN_SELECT: &str = "SELECT t.token_sha256, t.principal, t.roles, t.created_seq, t.expires_at, t.revoked_seq, e.at \
+     FROM auth_tokens t JOIN events e ON e.seq = t.created_seq";
+
+/// The minted token with this hash, revoked or expired ones included.
+pub(crate) async fn token_by_hash(
     conn: &mut AnyConnection,
     token_sha256: &str,
-) -> Result<Option<crate::auth::Principal>> {
-    let Some(row) = sqlx::query(
-        "SELECT principal, roles FROM auth_tokens WHERE token_sha256 = $1 AND revoked_seq IS NULL",
-    )
+) -> Result<Option<TokenRecord>> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "{TOKEN_SELECT} WHERE t.token_sha256 = $1"
+    )))
     .bind(token_sha256)
     .fetch_optional(&mut *conn)
     .await?
-    else {
-        return Ok(None);
-    };
-    let roles_text: String = row.try_get("roles")?;
-    let roles = match crate::jcs::from_json(roles_text.as_bytes()).map_err(|e| integrity(0, e))? {
-        Value::Array(items) => items
-            .iter()
-            .filter_map(|item| item.as_str().and_then(|r| r.parse().ok()))
-            .collect(),
-        _ => Default::default(),
-    };
-    Ok(Some(crate::auth::Principal {
-        name: row.try_get("principal")?,
-        roles,
-    }))
+    .as_ref()
+    .map(TokenRecord::from_row)
+    .transpose()
+}
+
+/// The minted token of event `created_seq`.
+pub(crate) async fn token_by_seq(
+    conn: &mut AnyConnection,
+    created_seq: u64,
+) -> Result<Option<TokenRecord>> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "{TOKEN_SELECT} WHERE t.created_seq = $1"
+    )))
+    .bind(created_seq as i64)
+    .fetch_optional(&mut *conn)
+    .await?
+    .as_ref()
+    .map(TokenRecord::from_row)
+    .transpose()
+}
+
+/// Every minted token, oldest first.
+pub(crate) async fn list_tokens(conn: &mut AnyConnection) -> Result<Vec<TokenRecord>> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "{TOKEN_SELECT} ORDER BY t.created_seq"
+    )))
+    .fetch_all(&mut *conn)
+    .await?
+    .iter()
+    .map(TokenRecord::from_row)
+    .collect()
 }
 
 /// A blob as the `blobs` view records it.

@@ -110,10 +110,31 @@ fn allowed(roles: &[Role], required: Role) -> bool {
 }
 
 /// Builds a valid request for `endpoint` (its preconditions set up by the library as actor
-/// `setup`, or by the admin token), without an `Authorization` header.
-async fn prepare(harness: &Harness, endpoint: Endpoint, case: usize) -> Request<Body> {
+/// `setup`, or by the admin token), without an `Authorization` header. An upload session is
+/// created by the caller (`authorization`) when it may, since a session belongs to its
+/// creator; otherwise by the admin.
+async fn prepare(
+    harness: &Harness,
+    endpoint: Endpoint,
+    case: usize,
+    authorization: Option<&str>,
+) -> Request<Body> {
     let unique = format!("auth case {case}").into_bytes();
     let new_session = async || {
+        if let Some(value) = authorization {
+            let own = harness
+                .send(
+                    Method::POST,
+                    "/uploads",
+                    ANONYMOUS,
+                    &[("authorization", value)],
+                    Body::empty(),
+                )
+                .await;
+            if own.status == 201 {
+                return own.json()["location"].as_str().unwrap().to_owned();
+            }
+        }
         let reply = harness
             .send(Method::POST, "/uploads", ADMIN, &[], Body::empty())
             .await;
@@ -300,10 +321,10 @@ async fn every_mutating_endpoint_checks_roles_and_records_the_principal() {
     for endpoint in Endpoint::ALL {
         for (caller, roles, header) in &callers {
             case += 1;
-            let mut request = prepare(&harness, endpoint, case).await;
             let authorization = header
                 .clone()
                 .or_else(|| caller.token.map(|t| format!("Bearer {t}")));
+            let mut request = prepare(&harness, endpoint, case, authorization.as_deref()).await;
             if let Some(value) = authorization {
                 request
                     .headers_mut()

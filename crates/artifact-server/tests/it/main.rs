@@ -1,6 +1,7 @@
 //! End-to-end tests of the HTTP server (SPEC §4.4): through `app(state).oneshot(request)`
 //! without a socket, and on real loopback sockets with a real HTTP client.
 
+mod access;
 mod auth;
 mod malformed;
 mod ops;

@@ -11,7 +11,7 @@ use crate::support::{ADMIN, ANONYMOUS, Harness, WRITER, manifest, manifest_json}
 
 /// The routes these tests drive with a successful request, as (method, path template as in
 /// openapi.json).
-const ROUTES: [(&str, &str); 30] = [
+const ROUTES: [(&str, &str); 32] = [
     ("post", "/uploads"),
     ("patch", "/uploads/{id}"),
     ("head", "/uploads/{id}"),
@@ -38,6 +38,8 @@ const ROUTES: [(&str, &str); 30] = [
     ("get", "/audit/verify"),
     ("post", "/admin/rebuild-views"),
     ("post", "/admin/tokens"),
+    ("get", "/admin/tokens"),
+    ("post", "/admin/tokens/{token_id}/revoke"),
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),
@@ -176,6 +178,19 @@ async fn openapi_documents_exactly_the_routes_the_router_serves() {
     let other_info = BlobInfo::of(&other);
     let second = manifest("spec", "2.0", "ephemeral", &[("f", &content)]);
     let pkg = format!("/packages/{id}");
+    let revocable = harness
+        .store
+        .mint_token(
+            "setup",
+            "revocable-bot",
+            &[artifact_core::auth::Role::Reader],
+            None,
+            &[5; 32],
+        )
+        .await
+        .unwrap()
+        .record
+        .token_id;
 
     // One request per route (the SSE stream is answered with 400 here to keep oneshot
     // finite: its success is the subject of the SSE tests).
@@ -337,6 +352,20 @@ async fn openapi_documents_exactly_the_routes_the_router_serves() {
             "/admin/tokens".into(),
             vec![],
             br#"{"principal":"bot","roles":["writer"]}"#.to_vec(),
+        ),
+        (
+            "get",
+            "/admin/tokens",
+            "/admin/tokens".into(),
+            vec![],
+            vec![],
+        ),
+        (
+            "post",
+            "/admin/tokens/{token_id}/revoke",
+            format!("/admin/tokens/{revocable}/revoke"),
+            vec![],
+            br#"{"reason":"rotated"}"#.to_vec(),
         ),
         ("get", "/healthz", "/healthz".into(), vec![], vec![]),
         ("get", "/readyz", "/readyz".into(), vec![], vec![]),
