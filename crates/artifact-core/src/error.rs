@@ -121,7 +121,11 @@ impl From<sqlx::Error> for Error {
                 .code()
                 .is_some_and(|code| SQLITE_BUSY_CODES.contains(&code.as_ref()))
         {
-            return Error::Locked(db.message().to_owned());
+            return Error::Locked(format!(
+                "{} (SQLite code {})",
+                db.message(),
+                db.code().unwrap_or_default()
+            ));
         }
         Error::Database(error)
     }

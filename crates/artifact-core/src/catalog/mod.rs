@@ -190,34 +190,21 @@ impl Catalog {
             AnyPoolOptions::new()
                 .max_connections(options.max_connections.max(1))
                 .after_connect(move |conn, _meta| {
-                    Box::pin(async move {
-                        match dialect {
-                            Dialect::Sqlite => {
-                                // busy_timeout first: writers (and the journal-mode switch) from
-                                // other processes wait instead of failing. WAL: readers never
-                                // block the writer. FULL: a committed event survives power
-                                // loss (NORMAL would not). A read-only connection changes no
-                                // setting stored in the file.
-                                conn.execute(sqlx::AssertSqlSafe(format!(
-                                    "PRAGMA busy_timeout = {busy_ms}"
-                                )))
-                                .await?;
-                                if !read_only {
-                                    conn.execute("PRAGMA journal_mode = WAL").await?;
-                                    conn.execute("PRAGMA synchronous = FULL").await?;
-                                }
-                            }
-                            Dialect::Postgres if read_only => {
-                                conn.execute("SET default_transaction_read_only = on")
-                                    .await?;
-                            }
-                            Dialect::Postgres => {}
-                        }
-                        Ok(())
-                    })
+                    Box::pin(async move { configure(conn, dialect, read_only, busy_ms).await })
                 })
         };
         let open_error = |e: sqlx::Error| match Error::from(e) {
+            // SQLITE_READONLY: the file, its directory or the mount is read-only.
+            Error::Database(e)
+                if dialect == Dialect::Sqlite && sqlite_primary_code(&e) == Some(8) =>
+            {
+                Error::ReadOnly(format!(
+                    "{} cannot be written by this process (a read-only file, directory or \
+                     mount): {e}; commands that only read (show, ls, pull, audit verify, …) \
+                     still work",
+                    sqlite_path
+                ))
+            }
             Error::Database(e) => match dialect {
                 Dialect::Sqlite if !options.create_if_missing => Error::Config(format!(
                     "cannot open the catalog {}: {e} (run `artifactstore init` first?)",
@@ -228,38 +215,55 @@ impl Catalog {
             },
             other => other,
         };
-        let mut pool = pool_options()
-            .connect_with(connect_options)
-            .await
-            .map_err(open_error)?;
+        let mut connect_options = connect_options;
         if dialect == Dialect::Sqlite && read_only {
             // A WAL catalog read-only in a directory this process cannot write (a backup, a
             // read-only mount): SQLite cannot create the shared-memory index, so the first read
             // fails. When no process has the catalog open (no `-wal` file with content), it is
-            // safe to read it as immutable.
-            let probe = sqlx::query("SELECT count(*) FROM sqlite_master")
-                .fetch_one(&pool)
-                .await;
-            if let Err(e) = probe {
+            // safe to read it as immutable. One direct connection finds out (and reports the
+            // real reason instead of the pool's "timed out").
+            use sqlx::Connection as _;
+            let probe = async {
+                let mut conn = AnyConnection::connect_with(&connect_options).await?;
+                let read = sqlx::query("SELECT count(*) FROM sqlite_master")
+                    .fetch_one(&mut conn)
+                    .await
+                    .map(|_| ());
+                let _ = conn.close().await;
+                read
+            };
+            if let Err(e) = probe.await {
                 if !is_sqlite_readonly_open(&e) {
                     return Err(open_error(e));
                 }
-                pool.close().await;
                 let wal = std::path::PathBuf::from(format!("{sqlite_path}-wal"));
                 if std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0) {
                     return Err(Error::ReadOnly(format!(
-                        "cannot read {sqlite_path}: it has a write-ahead log ({}) but its \
-                         directory is not writable, so SQLite cannot read the log; copy the \
-                         catalog with its -wal file somewhere writable, or checkpoint it first",
+                        "cannot read {sqlite_path}: it has a write-ahead log ({}) but SQLite \
+                         cannot open its index read-only ({e}); copy the catalog with its -wal \
+                         file somewhere writable, or checkpoint it first",
                         wal.display()
                     )));
                 }
-                pool = pool_options()
-                    .connect_with(sqlite_options(true)?)
-                    .await
-                    .map_err(open_error)?;
+                connect_options = sqlite_options(true)?;
             }
         }
+        if dialect == Dialect::Sqlite && !read_only {
+            // One direct attempt first, configured like every pooled connection: the pool would
+            // retry a failing connection (a read-only file or directory, a lock held past the
+            // busy timeout) until its acquire timeout and report only "pool timed out".
+            use sqlx::Connection as _;
+            let mut probe = AnyConnection::connect_with(&connect_options)
+                .await
+                .map_err(open_error)?;
+            let configured = configure(&mut probe, dialect, read_only, busy_ms).await;
+            let _ = probe.close().await;
+            configured.map_err(open_error)?;
+        }
+        let pool = pool_options()
+            .connect_with(connect_options)
+            .await
+            .map_err(open_error)?;
         if read_only {
             check_schema(&pool, dialect).await?;
         } else {
@@ -441,15 +445,51 @@ impl Catalog {
     }
 }
 
+/// Settings every connection gets. SQLite: busy_timeout first, so that other processes' locks
+/// (and the journal-mode switch) are waited for instead of failing; WAL: readers never block the
+/// writer; FULL: a committed event survives power loss (NORMAL would not). A read-only
+/// connection changes no setting stored in the file. PostgreSQL read-only sessions refuse
+/// writes.
+async fn configure(
+    conn: &mut AnyConnection,
+    dialect: Dialect,
+    read_only: bool,
+    busy_ms: u128,
+) -> std::result::Result<(), sqlx::Error> {
+    match dialect {
+        Dialect::Sqlite => {
+            conn.execute(sqlx::AssertSqlSafe(format!(
+                "PRAGMA busy_timeout = {busy_ms}"
+            )))
+            .await?;
+            if !read_only {
+                conn.execute("PRAGMA journal_mode = WAL").await?;
+                conn.execute("PRAGMA synchronous = FULL").await?;
+            }
+        }
+        Dialect::Postgres if read_only => {
+            conn.execute("SET default_transaction_read_only = on")
+                .await?;
+        }
+        Dialect::Postgres => {}
+    }
+    Ok(())
+}
+
 /// Whether a read-only SQLite open failed because the WAL index could not be created
 /// (SQLITE_READONLY and its extended codes, or SQLITE_CANTOPEN).
 fn is_sqlite_readonly_open(error: &sqlx::Error) -> bool {
+    matches!(sqlite_primary_code(error), Some(8 | 14))
+}
+
+/// SQLite's primary result code of a database error (the extended code's low byte).
+fn sqlite_primary_code(error: &sqlx::Error) -> Option<i32> {
     match error {
         sqlx::Error::Database(db) => db
             .code()
             .and_then(|code| code.parse::<i32>().ok())
-            .is_some_and(|code| matches!(code & 0xff, 8 | 14)),
-        _ => false,
+            .map(|code| code & 0xff),
+        _ => None,
     }
 }
 
@@ -466,7 +506,8 @@ async fn check_schema(pool: &AnyPool, dialect: Dialect) -> Result<()> {
         .map(|m| (m.version, m))
         .collect();
     let rows = sqlx::query(
-        "SELECT version, description, success, checksum FROM _sqlx_migrations ORDER BY version",
+        "SELECT version, description, CAST(CASE WHEN success THEN 1 ELSE 0 END AS BIGINT) AS success, \
+         checksum FROM _sqlx_migrations ORDER BY version",
     )
     .fetch_all(pool)
     .await
@@ -481,7 +522,7 @@ async fn check_schema(pool: &AnyPool, dialect: Dialect) -> Result<()> {
     for row in &rows {
         let version: i64 = row.try_get("version")?;
         let description: String = row.try_get("description")?;
-        let success: bool = row.try_get("success")?;
+        let success = row.try_get::<i64, _>("success")? == 1;
         let checksum: Vec<u8> = row.try_get("checksum")?;
         match known.get(&version) {
             None => {
