@@ -348,7 +348,7 @@ mod tests {
             );
         }
         assert_eq!(Period::parse_duration("90s"), Ok(Period::Millis(90_000)));
-        assert_eq!(Period::parse_duration("24h").unwrap().to_string(), "24h");
+        assert_eq!(Period::parse_duration("36h").unwrap().to_string(), "36h");
         assert_eq!(Period::Millis(0).to_string(), "0s");
         for bad in ["", "7", "-1s", "1.5h", "permanent", "2y", "s", "7 days"] {
             let error = Period::parse_duration(bad).unwrap_err().to_string();
