@@ -3,6 +3,7 @@ mod gc;
 mod insider;
 mod integrity;
 mod pilot;
+mod read_only;
 mod retention_model;
 mod smoke;
 mod support;

@@ -17,9 +17,8 @@ async fn postgres_open_errors_name_the_cause_without_the_password() {
     let missing = artifact_core::testing_postgres::with_database(server, "no_such_database");
     let with_password = missing.replacen("postgres@", "postgres:s3cret@", 1);
     let options = CatalogOptions {
-        url: with_password.clone(),
         max_connections: 2,
-        create_if_missing: false,
+        ..CatalogOptions::new(with_password.clone())
     };
     match Catalog::open(&options).await {
         Err(artifact_core::Error::Config(message)) => {

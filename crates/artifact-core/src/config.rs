@@ -96,6 +96,9 @@ pub struct MetadataConfig {
     pub url: Option<String>,
     /// Connection pool size.
     pub max_connections: u32,
+    /// How long to wait for another process's lock on the catalog before failing with
+    /// "catalog is locked by another process" (a duration; `0` fails at once).
+    pub busy_timeout: String,
 }
 
 impl Default for MetadataConfig {
@@ -103,6 +106,7 @@ impl Default for MetadataConfig {
         Self {
             url: None,
             max_connections: 8,
+            busy_timeout: "60s".to_owned(),
         }
     }
 }
@@ -268,6 +272,7 @@ impl Config {
         config.config_tokens()?;
         config.gc_schedule()?;
         config.verify_schedule()?;
+        config.busy_timeout()?;
         Ok(config)
     }
 
@@ -344,18 +349,12 @@ impl Config {
     /// `[gc]`: the interval (`None` = off) and the grace period.
     pub fn gc_schedule(&self) -> Result<(Option<std::time::Duration>, Period)> {
         let interval = optional_interval("[gc] interval", &self.gc.interval)?;
-        let grace = self
-            .gc
-            .grace
-            .parse::<Period>()
-            .ok()
-            .filter(|p| p.as_duration().is_some())
-            .ok_or_else(|| {
-                Error::Config(format!(
-                    "[gc] grace `{}` must be a fixed period such as `24h`",
-                    self.gc.grace
-                ))
-            })?;
+        let grace = Period::parse_duration(&self.gc.grace).map_err(|_| {
+            Error::Config(format!(
+                "[gc] grace `{}` must be a duration such as `24h` (or `0`)",
+                self.gc.grace
+            ))
+        })?;
         Ok((interval, grace))
     }
 
@@ -370,6 +369,19 @@ impl Config {
         }
         let rate = (self.verify.max_bytes_per_sec > 0).then_some(self.verify.max_bytes_per_sec);
         Ok((interval, self.verify.sample, rate))
+    }
+
+    /// `[metadata] busy_timeout` as a duration.
+    pub fn busy_timeout(&self) -> Result<std::time::Duration> {
+        Period::parse_duration(&self.metadata.busy_timeout)
+            .ok()
+            .and_then(Period::as_duration)
+            .ok_or_else(|| {
+                Error::Config(format!(
+                    "[metadata] busy_timeout `{}` must be a duration such as `60s` (or `0`)",
+                    self.metadata.busy_timeout
+                ))
+            })
     }
 
     /// The sweeper interval.
@@ -416,6 +428,7 @@ pub const DEFAULT_CONFIG_TOML: &str = r#"# artifactstore configuration. Every ke
 [metadata]
 # url = "sqlite://<data-dir>/catalog.db"     # or "postgres://user@host/db"
 # max_connections = 8
+# busy_timeout = "60s"                       # wait this long for another process's lock
 
 [blobs]
 # backend = "fs"

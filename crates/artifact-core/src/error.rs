@@ -83,7 +83,16 @@ pub enum Error {
     Digest(#[from] DigestParseError),
     /// The metadata database failed.
     #[error("metadata store error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(#[source] sqlx::Error),
+    /// The catalog is locked by another process and stayed locked for the whole busy timeout
+    /// (`[metadata] busy_timeout`).
+    #[error(
+        "catalog is locked by another process (still locked after the busy timeout, [metadata] busy_timeout): {0}"
+    )]
+    Locked(String),
+    /// The catalog was opened read-only and the operation would write.
+    #[error("the catalog is open read-only: {0}")]
+    ReadOnly(String),
     /// A migration could not be applied.
     #[error("metadata store migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
@@ -99,6 +108,27 @@ pub enum Error {
     /// Local IO failed.
     #[error("io error: {0}")]
     Io(#[from] std::io::Error),
+}
+
+/// SQLite's SQLITE_BUSY and its extended codes (recovery, snapshot, timeout).
+const SQLITE_BUSY_CODES: [&str; 4] = ["5", "261", "517", "773"];
+
+impl From<sqlx::Error> for Error {
+    /// A database error; a lock that outlasted the busy timeout becomes [`Error::Locked`].
+    fn from(error: sqlx::Error) -> Self {
+        if let sqlx::Error::Database(db) = &error
+            && db
+                .code()
+                .is_some_and(|code| SQLITE_BUSY_CODES.contains(&code.as_ref()))
+        {
+            return Error::Locked(format!(
+                "{} (SQLite code {})",
+                db.message(),
+                db.code().unwrap_or_default()
+            ));
+        }
+        Error::Database(error)
+    }
 }
 
 fn summarize_missing(missing: &[MissingBlob]) -> String {

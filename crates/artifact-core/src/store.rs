@@ -52,9 +52,8 @@ impl StoreOptions {
     pub fn new(catalog_url: impl Into<String>, blob_store: Arc<dyn BlobStore>) -> Self {
         Self {
             catalog: CatalogOptions {
-                url: catalog_url.into(),
-                max_connections: 8,
                 create_if_missing: true,
+                ..CatalogOptions::new(catalog_url)
             },
             blob_store,
             clock: Arc::new(SystemClock),
@@ -305,19 +304,27 @@ pub struct ArtifactStore {
 }
 
 impl ArtifactStore {
-    /// Opens (and migrates) the catalog and seeds the retention classes.
+    /// Opens (and migrates) the catalog and seeds the retention classes. Read-only
+    /// ([`CatalogOptions::read_only`]): writes nothing at all — no migration, no seeding, no
+    /// recovery of an interrupted GC (the next read-write open does it); every operation that
+    /// records events fails with [`Error::ReadOnly`].
     pub async fn open(options: StoreOptions) -> Result<Self> {
         let catalog = Catalog::open(&options.catalog).await?;
-        catalog.seed_classes(&options.classes).await?;
+        let read_only = catalog.is_read_only();
+        if !read_only {
+            catalog.seed_classes(&options.classes).await?;
+        }
         let store = Self {
             catalog,
             blobs: options.blob_store,
             clock: options.clock,
             classes: options.classes,
         };
-        // A GC killed between deleting bytes and recording it leaves blobs marked as being
-        // deleted (one indexed lookup when there are none).
-        store.finish_blob_deletions("system:recovery").await?;
+        if !read_only {
+            // A GC killed between deleting bytes and recording it leaves blobs marked as being
+            // deleted (one indexed lookup when there are none).
+            store.finish_blob_deletions("system:recovery").await?;
+        }
         Ok(store)
     }
 

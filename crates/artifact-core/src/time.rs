@@ -135,6 +135,7 @@ impl fmt::Display for Period {
         match self {
             Period::Permanent => f.write_str("permanent"),
             Period::Years(years) => write!(f, "{years}y"),
+            Period::Millis(0) => f.write_str("0s"),
             Period::Millis(ms) => {
                 let units: [(i64, &str); 5] = [
                     (7 * 86_400_000, "w"),
@@ -200,6 +201,42 @@ impl FromStr for Period {
 }
 
 impl Period {
+    /// Parses a fixed duration given as an option (a GC grace, a busy timeout): `0`, or a whole
+    /// number with a unit `ms`, `s`, `m`, `h`, `d`, `w` (`0s` included). Unlike a retention
+    /// period, zero is valid, and `permanent` and calendar years (`y`) are not durations.
+    /// Returns [`Period::Millis`].
+    pub fn parse_duration(text: &str) -> Result<Self, TimeParseError> {
+        let text = text.trim();
+        let bad = || {
+            TimeParseError(format!(
+                "`{text}` is not a duration: use `0` or a whole number with a unit \
+                 (ms, s, m, h, d, w), e.g. `0s`, `90s` or `24h`"
+            ))
+        };
+        let split = text
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len());
+        let (number, unit) = text.split_at(split);
+        let number: i64 = number.parse().map_err(|_| bad())?;
+        if number == 0 && unit.is_empty() {
+            return Ok(Period::Millis(0));
+        }
+        let unit_ms: i64 = match unit {
+            "ms" => 1,
+            "s" => 1_000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            "d" => 86_400_000,
+            "w" => 7 * 86_400_000,
+            _ => return Err(bad()),
+        };
+        number
+            .checked_mul(unit_ms)
+            .filter(|ms| *ms <= MAX_MS - MIN_MS)
+            .map(Period::Millis)
+            .ok_or_else(bad)
+    }
+
     /// A fixed period as a [`std::time::Duration`] (for intervals); `None` for permanent or calendar years.
     pub fn as_duration(self) -> Option<std::time::Duration> {
         match self {
@@ -299,6 +336,28 @@ mod tests {
         }
         assert_eq!("730d".parse::<Period>().unwrap().to_string(), "730d");
         assert_eq!("1h".parse::<Period>().unwrap().to_string(), "1h");
+    }
+
+    #[test]
+    fn durations_accept_zero_but_periods_do_not() {
+        for zero in ["0", "0s", "0ms", "0h", " 0s "] {
+            assert_eq!(
+                Period::parse_duration(zero),
+                Ok(Period::Millis(0)),
+                "{zero}"
+            );
+        }
+        assert_eq!(Period::parse_duration("90s"), Ok(Period::Millis(90_000)));
+        assert_eq!(Period::parse_duration("36h").unwrap().to_string(), "36h");
+        assert_eq!(Period::Millis(0).to_string(), "0s");
+        for bad in ["", "7", "-1s", "1.5h", "permanent", "2y", "s", "7 days"] {
+            let error = Period::parse_duration(bad).unwrap_err().to_string();
+            assert!(error.contains("is not a duration"), "{bad}: {error}");
+        }
+        assert!(
+            "0s".parse::<Period>().is_err(),
+            "a retention period stays positive"
+        );
     }
 
     #[test]

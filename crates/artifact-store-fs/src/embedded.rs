@@ -21,6 +21,9 @@ pub struct EmbeddedOptions {
     pub create: bool,
     /// The clock.
     pub clock: Arc<dyn Clock>,
+    /// Open without writing anything (see [`CatalogOptions::read_only`]): the catalog
+    /// read-only, the fs blob directory neither created nor swept of abandoned temp files.
+    pub read_only: bool,
     /// A blob backend chosen by the caller (e.g. S3 from `[blobs] backend = "s3"`); `None`
     /// uses the fs backend at `[blobs] path`.
     pub blob_store: Option<Arc<dyn artifact_core::blob::BlobStore>>,
@@ -33,6 +36,7 @@ impl EmbeddedOptions {
             data_dir: data_dir.into(),
             config: None,
             create: true,
+            read_only: false,
             clock: Arc::new(SystemClock),
             blob_store: None,
         }
@@ -53,6 +57,12 @@ impl EmbeddedOptions {
     /// Uses this configuration instead of `<data-dir>/config.toml`.
     pub fn with_config(mut self, config: Config) -> Self {
         self.config = Some(config);
+        self
+    }
+
+    /// Whether to open read-only (for commands that only read: `show`, `audit verify`, …).
+    pub fn with_read_only(mut self, read_only: bool) -> Self {
+        self.read_only = read_only;
         self
     }
 
@@ -81,6 +91,11 @@ impl EmbeddedOptions {
                 config.blobs.backend
             )));
         }
+        if self.create && self.read_only {
+            return Err(Error::Config(
+                "a store cannot be created read-only".to_owned(),
+            ));
+        }
         if self.create {
             std::fs::create_dir_all(&self.data_dir).map_err(|e| {
                 Error::Config(format!(
@@ -96,6 +111,9 @@ impl EmbeddedOptions {
         }
         let blob_store: Arc<dyn artifact_core::blob::BlobStore> = match self.blob_store {
             Some(blob_store) => blob_store,
+            None if self.read_only => Arc::new(FsBlobStore::open_read_only(
+                config.blob_path(&self.data_dir),
+            )),
             None => Arc::new(FsBlobStore::open(config.blob_path(&self.data_dir))?),
         };
         let options = StoreOptions {
@@ -103,6 +121,8 @@ impl EmbeddedOptions {
                 url: config.metadata_url(&self.data_dir),
                 max_connections: config.metadata.max_connections,
                 create_if_missing: self.create,
+                read_only: self.read_only,
+                busy_timeout: config.busy_timeout()?,
             },
             blob_store,
             clock: self.clock,

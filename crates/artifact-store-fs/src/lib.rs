@@ -64,6 +64,14 @@ impl FsBlobStore {
         Ok(store)
     }
 
+    /// Opens a blob directory for reading only: creates nothing and reclaims nothing (a
+    /// missing directory reads as holding no blobs).
+    pub fn open_read_only(root: impl Into<PathBuf>) -> Self {
+        let root = root.into();
+        let tmp = root.join("tmp");
+        Self { root, tmp }
+    }
+
     /// The root directory.
     pub fn root(&self) -> &Path {
         &self.root

@@ -42,7 +42,7 @@ pub(crate) struct Cli {
     #[arg(long, global = true)]
     pub(crate) json: bool,
 
-    /// The principal recorded as actor of local changes (default: local:$USER).
+    /// The principal recorded as actor of local changes (default: local:$USER, else the OS user).
     #[arg(long, global = true, env = "ARTIFACTSTORE_ACTOR")]
     pub(crate) actor: Option<String>,
 
@@ -68,7 +68,7 @@ pub(crate) enum Command {
         package: String,
         /// Destination directory (created if missing).
         dest: PathBuf,
-        /// Overwrite existing files.
+        /// Overwrite existing files (and links at file paths; a link inside DEST is refused).
         #[arg(long)]
         force: bool,
     },
@@ -123,7 +123,7 @@ pub(crate) enum Command {
     Admin(AdminCommand),
     /// Garbage collection: purge eligible packages, delete unreferenced blobs past the grace.
     Gc {
-        /// Only blobs older than this go (default: [gc] grace, 24h).
+        /// Only blobs older than this go (default: [gc] grace, 24h; `0` = no grace).
         #[arg(long)]
         grace: Option<String>,
         /// List what would go and the bytes reclaimed; change nothing.

@@ -27,6 +27,7 @@ use crate::args::{
     AdminCommand, AuditCommand, BlobCommand, Cli, Command, EventsArgs, PushArgs, RetentionCommand,
     TokenCommand,
 };
+use crate::files;
 use crate::output::{self, print_json, text};
 use crate::remote::{Remote, encode_path, encode_segment};
 
@@ -49,7 +50,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let target = match &cli.server {
         Some(server) => Target::Remote(Remote::new(server, cli.token.clone())?),
         None => Target::Local {
-            store: open(&cli, false).await?,
+            store: open(&cli, false, reads_only(&cli.command)).await?,
             actor: cli.actor.clone().unwrap_or_else(default_actor),
         },
     };
@@ -237,11 +238,91 @@ async fn token(target: &Target, command: TokenCommand, json: bool) -> anyhow::Re
     Ok(())
 }
 
+/// Whether a command only reads, so that it opens the store read-only: it then works on a
+/// catalog this process cannot write (a backup, another user's store, a read-only mount) and
+/// never writes as a side effect of opening. `fsck` compares the views with a replay inside a
+/// rolled-back write transaction, and `verify` records events: both open read-write.
+fn reads_only(command: &Command) -> bool {
+    match command {
+        Command::Pull { .. }
+        | Command::Ls { .. }
+        | Command::Show { .. }
+        | Command::Cat { .. }
+        | Command::Manifest { .. }
+        | Command::Blob(BlobCommand::Get { .. })
+        | Command::Retention(
+            RetentionCommand::Status { .. }
+            | RetentionCommand::History { .. }
+            | RetentionCommand::Explain { .. },
+        )
+        | Command::Events(_)
+        | Command::Audit(AuditCommand::Verify) => true,
+        Command::Init
+        | Command::Serve { .. }
+        | Command::Push(_)
+        | Command::Blob(BlobCommand::Put { .. })
+        | Command::Retention(
+            RetentionCommand::Extend { .. }
+            | RetentionCommand::Hold { .. }
+            | RetentionCommand::Release { .. }
+            | RetentionCommand::Sweep { .. },
+        )
+        | Command::Admin(_)
+        | Command::Gc { .. }
+        | Command::Verify { .. }
+        | Command::Fsck => false,
+    }
+}
+
+/// The actor of local changes without `--actor`: `local:$USER` (or `$LOGNAME`), else the OS
+/// user name of the process's uid (`$USER` is unset in CI jobs and containers), else
+/// `local:uid-<n>`.
 fn default_actor() -> String {
-    let user = std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| "unknown".to_owned());
-    format!("local:{user}")
+    let from_env = |key: &str| std::env::var(key).ok().filter(|v| !v.trim().is_empty());
+    match from_env("USER")
+        .or_else(|| from_env("LOGNAME"))
+        .or_else(os_user_name)
+    {
+        Some(user) => format!("local:{user}"),
+        // SAFETY: getuid has no preconditions and cannot fail.
+        None => format!("local:uid-{}", unsafe { libc::getuid() }),
+    }
+}
+
+/// The user name of the real uid from the password database (getpwuid_r), if it has one.
+fn os_user_name() -> Option<String> {
+    // SAFETY: getuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::getuid() };
+    let mut buffer = vec![0u8; 1024];
+    loop {
+        // SAFETY: `passwd` is plain data that getpwuid_r fills in; `buffer` outlives every
+        // pointer it stores there, and its length is passed along.
+        let mut passwd: libc::passwd = unsafe { std::mem::zeroed() };
+        let mut found: *mut libc::passwd = std::ptr::null_mut();
+        let code = unsafe {
+            libc::getpwuid_r(
+                uid,
+                &mut passwd,
+                buffer.as_mut_ptr().cast(),
+                buffer.len(),
+                &mut found,
+            )
+        };
+        if code == libc::ERANGE && buffer.len() < (1 << 20) {
+            buffer.resize(buffer.len() * 2, 0);
+            continue;
+        }
+        if code != 0 || found.is_null() || passwd.pw_name.is_null() {
+            return None;
+        }
+        // SAFETY: on success pw_name points at a NUL-terminated string inside `buffer`.
+        let name = unsafe { std::ffi::CStr::from_ptr(passwd.pw_name) };
+        return name
+            .to_str()
+            .ok()
+            .filter(|n| !n.is_empty())
+            .map(str::to_owned);
+    }
 }
 
 fn load_config(cli: &Cli) -> anyhow::Result<Option<Config>> {
@@ -281,9 +362,11 @@ fn effective_config(cli: &Cli) -> anyhow::Result<Config> {
     })
 }
 
-async fn open(cli: &Cli, create: bool) -> anyhow::Result<ArtifactStore> {
+async fn open(cli: &Cli, create: bool, read_only: bool) -> anyhow::Result<ArtifactStore> {
     let config = effective_config(cli)?;
-    let mut options = EmbeddedOptions::new(&cli.data_dir).with_create(create);
+    let mut options = EmbeddedOptions::new(&cli.data_dir)
+        .with_create(create)
+        .with_read_only(read_only);
     match config.blobs.backend.as_str() {
         "fs" => {}
         "s3" => {
@@ -305,7 +388,7 @@ async fn init(cli: &Cli) -> anyhow::Result<ExitCode> {
     }
     let config_path = cli.data_dir.join("config.toml");
     let existed = cli.data_dir.join("catalog.db").exists();
-    let store = open(cli, true).await?;
+    let store = open(cli, true, false).await?;
     if !config_path.exists() && cli.config.is_none() {
         std::fs::write(&config_path, DEFAULT_CONFIG_TOML)
             .with_context(|| format!("cannot write {}", config_path.display()))?;
@@ -345,7 +428,7 @@ async fn serve(cli: &Cli, listen: Option<String>) -> anyhow::Result<ExitCode> {
         .with_writer(std::io::stderr)
         .try_init();
     let config = effective_config(cli)?;
-    let store = open(cli, false).await?;
+    let store = open(cli, false, false).await?;
     // The whole backend check (for S3 also a write probe): a server must be able to store.
     store.blob_store().check().await?;
     let (request_timeout, upload_ttl) = config.server_durations()?;
@@ -700,58 +783,56 @@ async fn pull(
     }
     let (value, _) = manifest(target, package).await?;
     let manifest = Manifest::from_value(&value)?;
-    if !force {
-        let existing: Vec<String> = manifest
-            .files
-            .iter()
-            .filter(|f| dest.join(&f.path).exists())
-            .map(|f| f.path.clone())
-            .collect();
-        if let Some(first) = existing.first() {
-            bail!(
-                "{} file(s) already exist under {} (first: {first}); use --force to overwrite",
-                existing.len(),
-                dest.display(),
-            );
-        }
-    }
+    // Every target checked before anything is written.
+    check_pull_targets(dest, &manifest, force)?;
     tokio::fs::create_dir_all(dest)
         .await
         .with_context(|| format!("cannot create {}", dest.display()))?;
-    let mut total = 0u64;
-    for file in &manifest.files {
-        // Paths were validated (relative, no `..`), so joining stays under dest.
-        let target_path = dest.join(&file.path);
-        if let Some(parent) = target_path.parent() {
-            tokio::fs::create_dir_all(parent)
+    let root = files::Dir::open(dest).with_context(|| format!("cannot open {}", dest.display()))?;
+    let staging = PullStaging::create(&root, &manifest)?;
+    let written = async {
+        // 1. Every file into the private staging directory, verified; nothing under DEST yet.
+        let mut total = 0u64;
+        for (index, file) in manifest.files.iter().enumerate() {
+            let out = staging
+                .dir
+                .create_new(&index.to_string())
+                .with_context(|| {
+                    format!(
+                        "cannot create a temp file in {}",
+                        staging.dir.path().display()
+                    )
+                })?;
+            let mut out = tokio::fs::File::from_std(out);
+            let bar = output::progress(file.size, file.path.clone());
+            // A corrupt blob fails here, before the file appears under its name.
+            let copied = copy_blob(target, package, file, &mut out, &bar).await;
+            bar.finish_and_clear();
+            copied.with_context(|| file.path.clone())?;
+            out.flush()
                 .await
-                .with_context(|| format!("cannot create {}", parent.display()))?;
+                .with_context(|| format!("cannot write {}", file.path))?;
+            let size = out
+                .metadata()
+                .await
+                .with_context(|| format!("cannot write {}", file.path))?
+                .len();
+            if size != file.size {
+                bail!(
+                    "{}: wrote {size} bytes, the manifest says {}",
+                    file.path,
+                    file.size
+                );
+            }
+            total += file.size;
         }
-        let temp = target_path.with_file_name(format!(
-            ".{}.artifactstore-partial",
-            target_path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or("file")
-        ));
-        let mut out = tokio::fs::File::create(&temp)
-            .await
-            .with_context(|| format!("cannot create {}", temp.display()))?;
-        let bar = output::progress(file.size, file.path.clone());
-        // A corrupt blob fails here, before the file appears under its name.
-        let copied = copy_blob(target, package, file, &mut out, &bar).await;
-        bar.finish_and_clear();
-        if let Err(e) = copied {
-            let _ = tokio::fs::remove_file(&temp).await;
-            return Err(e.context(file.path.clone()));
-        }
-        out.flush().await?;
-        drop(out);
-        tokio::fs::rename(&temp, &target_path)
-            .await
-            .with_context(|| format!("cannot write {}", target_path.display()))?;
-        total += file.size;
+        // 2. Into place.
+        install_pulled(&root, &staging, &manifest, force)?;
+        Ok::<_, anyhow::Error>(total)
     }
+    .await;
+    staging.remove(manifest.files.len());
+    let total = written?;
     if json {
         print_json(&Value::map([
             ("package_id", text(manifest.package_id()?.to_string())),
@@ -770,6 +851,212 @@ async fn pull(
         );
     }
     Ok(())
+}
+
+/// Refuses, before anything is written, a pull that would follow a link inside DEST, put a file
+/// where a directory is (or the reverse), or (without `--force`) replace an existing file or
+/// link (a dangling link too).
+fn check_pull_targets(dest: &Path, manifest: &Manifest, force: bool) -> anyhow::Result<()> {
+    let lookup = |path: &Path| match std::fs::symlink_metadata(path) {
+        Ok(meta) => Ok(Some(meta.file_type())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(anyhow!("cannot read {}: {e}", path.display())),
+    };
+    if lookup(dest)?.is_none() {
+        return Ok(());
+    }
+    if !dest.is_dir() {
+        bail!("{} is not a directory", dest.display());
+    }
+    // Directory prefix → whether it exists (as a real directory).
+    let mut dirs: BTreeMap<&str, bool> = BTreeMap::new();
+    let mut existing = Vec::new();
+    'files: for file in &manifest.files {
+        let mut end = 0;
+        while let Some(slash) = file.path[end..].find('/') {
+            end += slash;
+            let prefix = &file.path[..end];
+            end += 1;
+            let exists = match dirs.get(prefix) {
+                Some(exists) => *exists,
+                None => {
+                    let path = dest.join(prefix);
+                    let exists = match lookup(&path)? {
+                        None => false,
+                        Some(kind) if kind.is_dir() => true,
+                        Some(kind) if kind.is_symlink() => bail!(
+                            "{} is a symbolic link; pull never follows links inside the destination \
+                             (remove it or pull elsewhere)",
+                            path.display()
+                        ),
+                        Some(_) => bail!(
+                            "{} is in the way: the package has files under {prefix}/",
+                            path.display()
+                        ),
+                    };
+                    dirs.insert(prefix, exists);
+                    exists
+                }
+            };
+            if !exists {
+                continue 'files;
+            }
+        }
+        let path = dest.join(&file.path);
+        match lookup(&path)? {
+            None => {}
+            Some(kind) if kind.is_dir() => bail!(
+                "{} is a directory; the package has a file there",
+                path.display()
+            ),
+            Some(_) if force => {}
+            Some(_) => existing.push(file.path.as_str()),
+        }
+    }
+    if let Some(first) = existing.first() {
+        bail!(
+            "{} file(s) already exist under {} (first: {first}); use --force to overwrite",
+            existing.len(),
+            dest.display(),
+        );
+    }
+    Ok(())
+}
+
+/// The private directory a pull stages its files in: `DEST/.artifactstore-pull-<12 hex>`,
+/// created exclusively (mode 0700) at DEST's top level, so renames from it stay on one
+/// filesystem and no temp name can collide with a package file or be planted in advance.
+/// Files in it are named by their index in the manifest.
+struct PullStaging<'a> {
+    root: &'a files::Dir,
+    name: String,
+    dir: files::Dir,
+}
+
+impl<'a> PullStaging<'a> {
+    fn create(root: &'a files::Dir, manifest: &Manifest) -> anyhow::Result<Self> {
+        let top_level: std::collections::BTreeSet<&str> = manifest
+            .files
+            .iter()
+            .map(|f| f.path.split('/').next().unwrap_or_default())
+            .collect();
+        loop {
+            let name = format!(".artifactstore-pull-{}", files::random_hex(12)?);
+            if top_level.contains(name.as_str()) {
+                continue;
+            }
+            match root.mkdir(&name, 0o700) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => bail!(
+                    "cannot create a staging directory in {}: {e}",
+                    root.path().display()
+                ),
+            }
+            let dir = root
+                .subdir(&name)
+                .with_context(|| format!("cannot open {}", root.path().join(&name).display()))?;
+            return Ok(Self { root, name, dir });
+        }
+    }
+
+    /// Removes whatever is left of the staging files and the directory itself.
+    fn remove(self, count: usize) {
+        for index in 0..count {
+            let _ = self.dir.unlink(&index.to_string());
+        }
+        let _ = self.root.rmdir(&self.name);
+    }
+}
+
+/// Renames every staged file into place, creating directories one component at a time without
+/// following links. Without `--force` nothing is replaced (an entry that appeared since the
+/// check is an error), and on failure the files and directories this pull created are removed
+/// again, so DEST is as before; with `--force` files already moved into place are kept.
+fn install_pulled(
+    root: &files::Dir,
+    staging: &PullStaging<'_>,
+    manifest: &Manifest,
+    force: bool,
+) -> anyhow::Result<()> {
+    // Opened directories by prefix ("" = DEST), and what this pull created, in order.
+    let mut dirs: BTreeMap<String, files::Dir> = BTreeMap::new();
+    let mut created_dirs: Vec<String> = Vec::new();
+    let mut installed: Vec<(String, String)> = Vec::new();
+    let result = (|| -> anyhow::Result<()> {
+        for (index, file) in manifest.files.iter().enumerate() {
+            let (parent, name) = file.path.rsplit_once('/').unwrap_or(("", &file.path));
+            let mut prefix = String::new();
+            for segment in parent.split('/').filter(|s| !s.is_empty()) {
+                let child = if prefix.is_empty() {
+                    segment.to_owned()
+                } else {
+                    format!("{prefix}/{segment}")
+                };
+                if !dirs.contains_key(&child) {
+                    let holder = dirs.get(&prefix).unwrap_or(root);
+                    let shown = holder.path().join(segment);
+                    match holder.mkdir(segment, 0o777) {
+                        Ok(()) => created_dirs.push(child.clone()),
+                        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                        Err(e) => bail!("cannot create {}: {e}", shown.display()),
+                    }
+                    let opened =
+                        holder
+                            .subdir(segment)
+                            .map_err(|e| match holder.kind(segment) {
+                                Ok(Some(files::EntryKind::Symlink)) => anyhow!(
+                                    "{} is a symbolic link; pull never follows links inside the \
+                                 destination",
+                                    shown.display()
+                                ),
+                                _ => anyhow!("cannot open {}: {e}", shown.display()),
+                            })?;
+                    dirs.insert(child.clone(), opened);
+                }
+                prefix = child;
+            }
+            let holder = dirs.get(parent).unwrap_or(root);
+            let shown = holder.path().join(name);
+            staging
+                .dir
+                .rename(&index.to_string(), holder, name, force)
+                .map_err(|e| match e.kind() {
+                    std::io::ErrorKind::AlreadyExists => anyhow!(
+                        "{} appeared while pulling; use --force to overwrite",
+                        shown.display()
+                    ),
+                    _ => anyhow!("cannot write {}: {e}", shown.display()),
+                })?;
+            installed.push((parent.to_owned(), name.to_owned()));
+        }
+        Ok(())
+    })();
+    let Err(error) = result else {
+        return Ok(());
+    };
+    if force {
+        return Err(error.context(format!(
+            "{} file(s) of the package were already written and are kept",
+            installed.len()
+        )));
+    }
+    // Nothing was replaced: removing what this pull created restores DEST.
+    for (parent, name) in &installed {
+        if let Some(holder) = dirs
+            .get(parent.as_str())
+            .or((parent.is_empty()).then_some(root))
+        {
+            let _ = holder.unlink(name);
+        }
+    }
+    for child in created_dirs.iter().rev() {
+        let (parent, name) = child.rsplit_once('/').unwrap_or(("", child));
+        if let Some(holder) = dirs.get(parent).or((parent.is_empty()).then_some(root)) {
+            let _ = holder.rmdir(name);
+        }
+    }
+    Err(error)
 }
 
 /// Copies one file's verified bytes into `out`.
@@ -959,19 +1246,37 @@ async fn blob_get(
     output_path: Option<&Path>,
 ) -> anyhow::Result<()> {
     let digest: AnyDigest = digest_text.parse()?;
-    let sink_to = |path: &Path| path.with_extension("artifactstore-partial");
     match output_path {
         Some(path) => {
-            let temp = sink_to(path);
-            let mut out = tokio::fs::File::create(&temp)
-                .await
-                .with_context(|| format!("cannot create {}", temp.display()))?;
-            if let Err(e) = fetch_blob(target, &digest, &mut out).await {
-                let _ = tokio::fs::remove_file(&temp).await;
-                return Err(e);
+            // A temp file under a random name, created exclusively without following a link,
+            // beside the output (same filesystem), renamed over it once the blob is verified.
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .ok_or_else(|| anyhow!("--output {} has no UTF-8 file name", path.display()))?;
+            let parent = match path.parent() {
+                Some(parent) if !parent.as_os_str().is_empty() => parent,
+                _ => Path::new("."),
+            };
+            let dir = files::Dir::open(parent)
+                .with_context(|| format!("cannot open {}", parent.display()))?;
+            let (out, temp) = dir
+                .create_temp(".artifactstore-get-")
+                .with_context(|| format!("cannot create a temp file in {}", parent.display()))?;
+            let mut out = tokio::fs::File::from_std(out);
+            let written = async {
+                fetch_blob(target, &digest, &mut out).await?;
+                out.flush()
+                    .await
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+                dir.rename(&temp, &dir, name, true)
+                    .with_context(|| format!("cannot write {}", path.display()))
             }
-            out.flush().await?;
-            tokio::fs::rename(&temp, path).await?;
+            .await;
+            if written.is_err() {
+                let _ = dir.unlink(&temp);
+            }
+            written?;
         }
         None => {
             // Verify the whole blob before stdout receives any of it (a corrupt blob fails
@@ -1398,10 +1703,8 @@ fn ts_hash(hash: Option<artifact_core::digest::Blake3>) -> Value {
 }
 
 async fn gc(target: &Target, grace: &str, dry_run: bool, json: bool) -> anyhow::Result<ExitCode> {
-    let grace_period: artifact_core::time::Period = grace.parse()?;
-    if grace_period.as_duration().is_none() {
-        bail!("--grace `{grace}` must be a fixed period such as 24h");
-    }
+    let grace_period =
+        artifact_core::time::Period::parse_duration(grace).map_err(|e| anyhow!("--grace: {e}"))?;
     let value = match target {
         Target::Local { store, actor } => store
             .gc(

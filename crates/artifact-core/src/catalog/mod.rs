@@ -74,6 +74,32 @@ pub struct CatalogOptions {
     pub max_connections: u32,
     /// SQLite only: create the database file if missing.
     pub create_if_missing: bool,
+    /// Open without writing anything: no migrations (a catalog whose schema differs from this
+    /// binary's is refused), no seeding, and [`Catalog::write`] fails with
+    /// [`Error::ReadOnly`]. SQLite opens the file with `mode=ro` (and, when its directory is
+    /// not writable and no process has it open, as `immutable`); PostgreSQL sessions run with
+    /// `default_transaction_read_only`.
+    pub read_only: bool,
+    /// How long a statement waits for another process's lock before failing with
+    /// [`Error::Locked`] (SQLite's busy timeout; default 60 s).
+    pub busy_timeout: std::time::Duration,
+}
+
+/// The default [`CatalogOptions::busy_timeout`].
+pub const DEFAULT_BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+impl CatalogOptions {
+    /// Read-write options for `url` with the defaults (pool of 8, no file creation, 60 s busy
+    /// timeout).
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            max_connections: 8,
+            create_if_missing: false,
+            read_only: false,
+            busy_timeout: DEFAULT_BUSY_TIMEOUT,
+        }
+    }
 }
 
 /// The event log and views in a SQL database.
@@ -86,6 +112,8 @@ pub struct Catalog {
     write_lock: Arc<Mutex<()>>,
     /// Events this process has committed (for metrics).
     appended: Arc<std::sync::atomic::AtomicU64>,
+    /// Opened with [`CatalogOptions::read_only`].
+    read_only: bool,
 }
 
 static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
@@ -121,22 +149,27 @@ pub fn redact_url(url: &str) -> String {
 }
 
 impl Catalog {
-    /// Connects, configures and migrates.
+    /// Connects, configures and migrates (read-only: connects and checks the schema version).
     pub async fn open(options: &CatalogOptions) -> Result<Self> {
         sqlx::any::install_default_drivers();
         let dialect = Dialect::of_url(&options.url)?;
+        let read_only = options.read_only;
+        let sqlite_path = options
+            .url
+            .trim_start_matches("sqlite://")
+            .trim_start_matches("sqlite:")
+            .to_owned();
+        let sqlite_options = |immutable: bool| -> Result<AnyConnectOptions> {
+            use sqlx::ConnectOptions as _;
+            let sqlite = sqlx::sqlite::SqliteConnectOptions::new()
+                .filename(&sqlite_path)
+                .create_if_missing(options.create_if_missing && !read_only)
+                .read_only(read_only)
+                .immutable(immutable);
+            Ok(AnyConnectOptions::from_url(&sqlite.to_url_lossy())?)
+        };
         let connect_options: AnyConnectOptions = match dialect {
-            Dialect::Sqlite => {
-                use sqlx::ConnectOptions as _;
-                let path = options
-                    .url
-                    .trim_start_matches("sqlite://")
-                    .trim_start_matches("sqlite:");
-                let sqlite = sqlx::sqlite::SqliteConnectOptions::new()
-                    .filename(path)
-                    .create_if_missing(options.create_if_missing);
-                AnyConnectOptions::from_url(&sqlite.to_url_lossy())?
-            }
+            Dialect::Sqlite => sqlite_options(false)?,
             Dialect::Postgres => options.url.parse()?,
         };
         let unreachable_postgres = |e: sqlx::Error| {
@@ -155,43 +188,114 @@ impl Catalog {
                 .map_err(unreachable_postgres)?;
             let _ = probe.close().await;
         }
-        let pool = AnyPoolOptions::new()
-            .max_connections(options.max_connections.max(1))
-            .after_connect(move |conn, _meta| {
-                Box::pin(async move {
-                    if dialect == Dialect::Sqlite {
-                        // WAL: readers never block the writer. FULL: a committed event survives
-                        // power loss (NORMAL would not). busy_timeout: writers from other
-                        // processes wait instead of failing.
-                        conn.execute("PRAGMA journal_mode = WAL").await?;
-                        conn.execute("PRAGMA synchronous = FULL").await?;
-                        conn.execute("PRAGMA busy_timeout = 60000").await?;
-                    }
-                    Ok(())
+        let busy_ms = options.busy_timeout.as_millis().min(i32::MAX as u128);
+        let pool_options = || {
+            AnyPoolOptions::new()
+                .max_connections(options.max_connections.max(1))
+                .after_connect(move |conn, _meta| {
+                    Box::pin(async move { configure(conn, dialect, read_only, busy_ms).await })
                 })
-            })
-            .connect_with(connect_options)
-            .await
-            .map_err(|e| match dialect {
+        };
+        let open_error = |e: sqlx::Error| match Error::from(e) {
+            // SQLITE_READONLY: the file, its directory or the mount is read-only.
+            Error::Database(e)
+                if dialect == Dialect::Sqlite && sqlite_primary_code(&e) == Some(8) =>
+            {
+                Error::ReadOnly(format!(
+                    "{} cannot be written by this process (a read-only file, directory or \
+                     mount): {e}; commands that only read (show, ls, pull, audit verify, …) \
+                     still work",
+                    sqlite_path
+                ))
+            }
+            Error::Database(e) => match dialect {
                 Dialect::Sqlite if !options.create_if_missing => Error::Config(format!(
                     "cannot open the catalog {}: {e} (run `artifactstore init` first?)",
                     options.url
                 )),
                 Dialect::Postgres => unreachable_postgres(e),
-                _ => Error::Database(e),
+                Dialect::Sqlite => Error::Database(e),
+            },
+            other => other,
+        };
+        let mut connect_options = connect_options;
+        if dialect == Dialect::Sqlite && read_only {
+            // A WAL catalog read-only in a directory this process cannot write (a backup, a
+            // read-only mount): SQLite cannot create the shared-memory index, so the first read
+            // fails. When no process has the catalog open (no `-wal` file with content), it is
+            // safe to read it as immutable. One direct connection finds out (and reports the
+            // real reason instead of the pool's "timed out").
+            use sqlx::Connection as _;
+            let probe = async {
+                let mut conn = AnyConnection::connect_with(&connect_options).await?;
+                let read = sqlx::query("SELECT count(*) FROM sqlite_master")
+                    .fetch_one(&mut conn)
+                    .await
+                    .map(|_| ());
+                let _ = conn.close().await;
+                read
+            };
+            if let Err(e) = probe.await {
+                if !is_sqlite_readonly_open(&e) {
+                    return Err(open_error(e));
+                }
+                let wal = std::path::PathBuf::from(format!("{sqlite_path}-wal"));
+                if std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0) {
+                    return Err(Error::ReadOnly(format!(
+                        "cannot read {sqlite_path}: it has a write-ahead log ({}) but SQLite \
+                         cannot open its index read-only ({e}); copy the catalog with its -wal \
+                         file somewhere writable, or checkpoint it first",
+                        wal.display()
+                    )));
+                }
+                connect_options = sqlite_options(true)?;
+            }
+        }
+        if dialect == Dialect::Sqlite && !read_only {
+            // One direct attempt first, configured like every pooled connection: the pool would
+            // retry a failing connection (a read-only file or directory, a lock held past the
+            // busy timeout) until its acquire timeout and report only "pool timed out".
+            use sqlx::Connection as _;
+            let mut probe = AnyConnection::connect_with(&connect_options)
+                .await
+                .map_err(open_error)?;
+            let configured = configure(&mut probe, dialect, read_only, busy_ms).await;
+            let _ = probe.close().await;
+            configured.map_err(open_error)?;
+        }
+        let pool = pool_options()
+            .connect_with(connect_options)
+            .await
+            .map_err(open_error)?;
+        if read_only {
+            check_schema(&pool, dialect).await?;
+        } else {
+            // Both migrators take a lock first (SQLite: the write lock; PostgreSQL: a session
+            // advisory lock), so replicas starting at once apply each migration exactly once.
+            let migrated = match dialect {
+                Dialect::Sqlite => SQLITE_MIGRATOR.run(&pool).await,
+                Dialect::Postgres => POSTGRES_MIGRATOR.run(&pool).await,
+            };
+            migrated.map_err(|e| match e {
+                sqlx::migrate::MigrateError::Execute(e) => match Error::from(e) {
+                    Error::Database(e) => sqlx::migrate::MigrateError::Execute(e).into(),
+                    other => other,
+                },
+                other => other.into(),
             })?;
-        // Both migrators take a lock first (SQLite: the write lock; PostgreSQL: a session
-        // advisory lock), so replicas starting at once apply each migration exactly once.
-        match dialect {
-            Dialect::Sqlite => SQLITE_MIGRATOR.run(&pool).await?,
-            Dialect::Postgres => POSTGRES_MIGRATOR.run(&pool).await?,
         }
         Ok(Self {
             pool,
             dialect,
             write_lock: Arc::new(Mutex::new(())),
             appended: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+            read_only,
         })
+    }
+
+    /// Whether the catalog was opened read-only.
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
     }
 
     /// The dialect in use.
@@ -211,6 +315,11 @@ impl Catalog {
 
     /// Starts a serialised write transaction positioned at the current head.
     pub async fn write(&self) -> Result<WriteTx> {
+        if self.read_only {
+            return Err(Error::ReadOnly(
+                "this operation records events; open the store read-write".to_owned(),
+            ));
+        }
         let guard = self.write_lock.clone().lock_owned().await;
         let mut tx = match self.dialect {
             Dialect::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
@@ -344,6 +453,118 @@ impl Catalog {
     pub async fn read(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Any>> {
         Ok(self.pool.acquire().await?)
     }
+}
+
+/// Settings every connection gets. SQLite: busy_timeout first, so that other processes' locks
+/// (and the journal-mode switch) are waited for instead of failing; WAL: readers never block the
+/// writer; FULL: a committed event survives power loss (NORMAL would not). A read-only
+/// connection changes no setting stored in the file. PostgreSQL read-only sessions refuse
+/// writes.
+async fn configure(
+    conn: &mut AnyConnection,
+    dialect: Dialect,
+    read_only: bool,
+    busy_ms: u128,
+) -> std::result::Result<(), sqlx::Error> {
+    match dialect {
+        Dialect::Sqlite => {
+            conn.execute(sqlx::AssertSqlSafe(format!(
+                "PRAGMA busy_timeout = {busy_ms}"
+            )))
+            .await?;
+            if !read_only {
+                conn.execute("PRAGMA journal_mode = WAL").await?;
+                conn.execute("PRAGMA synchronous = FULL").await?;
+            }
+        }
+        Dialect::Postgres if read_only => {
+            conn.execute("SET default_transaction_read_only = on")
+                .await?;
+        }
+        Dialect::Postgres => {}
+    }
+    Ok(())
+}
+
+/// Whether a read-only SQLite open failed because the WAL index could not be created
+/// (SQLITE_READONLY and its extended codes, or SQLITE_CANTOPEN).
+fn is_sqlite_readonly_open(error: &sqlx::Error) -> bool {
+    matches!(sqlite_primary_code(error), Some(8 | 14))
+}
+
+/// SQLite's primary result code of a database error (the extended code's low byte).
+fn sqlite_primary_code(error: &sqlx::Error) -> Option<i32> {
+    match error {
+        sqlx::Error::Database(db) => db
+            .code()
+            .and_then(|code| code.parse::<i32>().ok())
+            .map(|code| code & 0xff),
+        _ => None,
+    }
+}
+
+/// A read-only open applies no migration: the catalog must have exactly this binary's
+/// migrations, or reads could meet a schema they do not expect.
+async fn check_schema(pool: &AnyPool, dialect: Dialect) -> Result<()> {
+    let migrator = match dialect {
+        Dialect::Sqlite => &SQLITE_MIGRATOR,
+        Dialect::Postgres => &POSTGRES_MIGRATOR,
+    };
+    let known: BTreeMap<i64, &sqlx::migrate::Migration> = migrator
+        .iter()
+        .filter(|m| !m.migration_type.is_down_migration())
+        .map(|m| (m.version, m))
+        .collect();
+    let rows = sqlx::query(
+        "SELECT version, description, CAST(CASE WHEN success THEN 1 ELSE 0 END AS BIGINT) AS success, \
+         checksum FROM _sqlx_migrations ORDER BY version",
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(|e| match Error::from(e) {
+        Error::Database(e) => Error::Config(format!(
+            "the catalog has no schema version table ({e}): it was never initialised; run \
+             `artifactstore init` (read-write) first"
+        )),
+        other => other,
+    })?;
+    let mut applied = std::collections::BTreeSet::new();
+    for row in &rows {
+        let version: i64 = row.try_get("version")?;
+        let description: String = row.try_get("description")?;
+        let success = row.try_get::<i64, _>("success")? == 1;
+        let checksum: Vec<u8> = row.try_get("checksum")?;
+        match known.get(&version) {
+            None => {
+                return Err(Error::Config(format!(
+                    "the catalog has migration {version} ({description}) that this binary does \
+                     not know: a newer artifactstore wrote it; read it with that version"
+                )));
+            }
+            Some(migration) if !success || *migration.checksum != *checksum => {
+                return Err(Error::Config(format!(
+                    "the catalog's migration {version} ({description}) is {} this binary's",
+                    if success {
+                        "different from"
+                    } else {
+                        "partly applied, unlike"
+                    }
+                )));
+            }
+            Some(_) => {
+                applied.insert(version);
+            }
+        }
+    }
+    if let Some((version, migration)) = known.iter().find(|(v, _)| !applied.contains(*v)) {
+        return Err(Error::Config(format!(
+            "the catalog lacks migration {version} ({}) that this binary needs; open it \
+             read-write once with this version (any command that writes, e.g. `artifactstore \
+             retention sweep`) to migrate it, or read it with the version that wrote it",
+            migration.description
+        )));
+    }
+    Ok(())
 }
 
 async fn rebuild_in(conn: &mut AnyConnection, classes: &RetentionClasses) -> Result<u64> {
