@@ -1698,10 +1698,6 @@ fn warn_refused(value: &Value) -> bool {
     !items.is_empty()
 }
 
-fn ts_hash(hash: Option<artifact_core::digest::Blake3>) -> Value {
-    hash.map_or(Value::Null, |h| text(h.to_string()))
-}
-
 async fn gc(target: &Target, grace: &str, dry_run: bool, json: bool) -> anyhow::Result<ExitCode> {
     let grace_period =
         artifact_core::time::Period::parse_duration(grace).map_err(|e| anyhow!("--grace: {e}"))?;

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use artifact_core::time::{Period, Timestamp};
+use artifact_core::time::{Clock as _, Period, SystemClock, Timestamp};
 use serde_json::Value as Json;
 
 struct Cli {
@@ -78,6 +78,30 @@ impl Cli {
         self.json(&["audit", "verify"])["head_seq"]
             .as_i64()
             .unwrap()
+    }
+
+    /// Appends `toml` to the store's `config.toml` (which `init` wrote): every later command
+    /// reads it.
+    fn configure(&self, toml: &str) {
+        use std::io::Write as _;
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.data_dir.join("config.toml"))
+            .unwrap();
+        write!(file, "\n{toml}").unwrap();
+    }
+}
+
+/// Sleeps until the system clock (the store's clock) is past `t`: sweeps run on the real clock
+/// and refuse an `as_of` later than it.
+fn sleep_until_past(t: Timestamp) {
+    loop {
+        let now = SystemClock.now();
+        if now > t {
+            return;
+        }
+        let wait = (t.unix_millis() - now.unix_millis()).max(0) as u64 + 20;
+        std::thread::sleep(std::time::Duration::from_millis(wait));
     }
 }
 
@@ -453,10 +477,13 @@ fn corrupt_blob_on_disk_is_an_error_never_wrong_bytes() {
 
 /// SPEC §8 through the CLI: ingested as release-evidence, extended once, held for a quarter
 /// (sweeps during the hold leave it not eligible even after expiry), released, swept →
-/// eligible exactly once; show, status and history agree with the event log.
+/// eligible exactly once; show, status and history agree with the event log. On the real clock:
+/// the test's config makes `release-evidence` 2 seconds and the extension 1 second, and the test
+/// waits for the expiry to pass (a sweep refuses an `as_of` later than the store's clock).
 #[test]
 fn pilot_scenario_through_the_cli() {
     let cli = Cli::new();
+    cli.configure("[retention.classes.release-evidence]\ndefault = \"2s\"\n");
     let src = sample_tree(cli.work());
     let pushed = cli.json(&[
         "push",
@@ -472,9 +499,7 @@ fn pilot_scenario_through_the_cli() {
     let package_id = pushed["package_id"].as_str().unwrap().to_owned();
     let expires: Timestamp = pushed["expires_at"].as_str().unwrap().parse().unwrap();
 
-    let until = expires
-        .checked_add(Period::Millis(90 * 86_400_000))
-        .unwrap();
+    let until = expires.checked_add(Period::Millis(1_000)).unwrap();
     let extended = cli.json(&[
         "retention",
         "extend",
@@ -492,11 +517,12 @@ fn pilot_scenario_through_the_cli() {
     let hold = cli.json(&["retention", "hold", package, "--reason", "Q1 legal review"]);
     let hold_id = hold["hold_id"].as_str().unwrap().to_owned();
 
-    // During the hold, even long after expiry, a sweep leaves it alone.
-    let after_expiry = until
-        .checked_add(Period::Millis(86_400_000))
-        .unwrap()
-        .to_string();
+    // During the hold, after expiry, a sweep leaves it alone.
+    let after_expiry = until.checked_add(Period::Millis(1)).unwrap();
+    sleep_until_past(after_expiry);
+    let after_expiry = after_expiry.to_string();
+    let swept = cli.json(&["retention", "sweep"]);
+    assert_eq!(swept["newly_eligible"], 0);
     let swept = cli.json(&["retention", "sweep", "--as-of", &after_expiry]);
     assert_eq!(swept["newly_eligible"], 0);
     let status = cli.json(&["retention", "status", package]);
@@ -513,7 +539,7 @@ fn pilot_scenario_through_the_cli() {
     ]);
     let swept = cli.json(&["retention", "sweep", "--as-of", &after_expiry]);
     assert_eq!(swept["newly_eligible"], 1);
-    let swept = cli.json(&["retention", "sweep", "--as-of", &after_expiry]);
+    let swept = cli.json(&["retention", "sweep"]);
     assert_eq!(
         swept["newly_eligible"], 0,
         "a second sweep must emit nothing"
@@ -577,8 +603,8 @@ fn pilot_scenario_through_the_cli() {
     assert_eq!(history[1]["data"]["reason"], "audit asked for 90 more days");
     assert_eq!(history[2]["data"]["reason"], "Q1 legal review");
 
-    // explain cites the sweep that marked it.
-    let explanation = cli.json(&["retention", "explain", package, "--as-of", &after_expiry]);
+    // explain (as of the store's clock, after every event) cites the sweep that marked it.
+    let explanation = cli.json(&["retention", "explain", package]);
     let cites: Vec<i64> = explanation["cites"]
         .as_array()
         .unwrap()
@@ -596,6 +622,59 @@ fn pilot_scenario_through_the_cli() {
     // The views are a pure function of the log.
     cli.ok(&["admin", "rebuild-views"]);
     assert_eq!(cli.json(&["show", package]), show);
+}
+
+/// A sweep "as of" the far future is refused: it would make an 11-year compliance record
+/// eligible today and let GC purge it. Exit 1 with the reason, nothing on stdout, the log
+/// unchanged; the GC that follows purges nothing and the package still pulls.
+#[test]
+fn sweep_as_of_the_future_is_refused_and_gc_purges_nothing() {
+    let cli = Cli::new();
+    let src = sample_tree(cli.work());
+    cli.json(&[
+        "push",
+        src.to_str().unwrap(),
+        "--name",
+        "ledger",
+        "--version",
+        "2026.12",
+        "--class",
+        "compliance-record",
+    ]);
+    let head = cli.head_seq();
+
+    for json in [false, true] {
+        let mut args = vec!["retention", "sweep", "--as-of", "9999-12-31T23:59:59Z"];
+        if json {
+            args.insert(0, "--json");
+        }
+        let output = cli.run(&args);
+        assert_eq!(output.status.code(), Some(1), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("later than the store's clock"),
+            "{args:?}: {stderr}"
+        );
+        assert!(
+            output.stdout.is_empty(),
+            "{args:?} printed {:?}",
+            String::from_utf8_lossy(&output.stdout)
+        );
+        assert_eq!(cli.head_seq(), head, "{args:?} changed the log");
+    }
+    let status = cli.json(&["retention", "status", "ledger@2026.12"]);
+    assert_eq!(status["eligible_for_deletion"], Json::Bool(false));
+
+    let gc = cli.json(&["gc", "--grace", "1s"]);
+    assert_eq!(gc["purged"], Json::Array(vec![]), "{gc}");
+    assert_eq!(gc["deleted_blobs"], Json::Array(vec![]), "{gc}");
+    assert_eq!(cli.head_seq(), head, "gc recorded something: {gc}");
+    let dest = cli.work().join("pulled");
+    cli.ok(&["pull", "ledger@2026.12", dest.to_str().unwrap()]);
+    assert_eq!(
+        std::fs::read(dest.join("trace.bin")).unwrap(),
+        std::fs::read(src.join("trace.bin")).unwrap()
+    );
 }
 
 /// `push` sends several files at once: with many more files than are in flight, of sizes that

@@ -16,9 +16,13 @@ use std::os::unix::process::ExitStatusExt as _;
 use std::time::{Duration, Instant};
 
 use artifact_core::time::Timestamp;
-use harness::{Rng, Source, Store};
+use harness::{Rng, Source, Store, sleep_until_past};
 
 const ITERATIONS: usize = 18;
+
+/// The sweep and GC tests' stores: `ephemeral` packages expire a second after creation, so each
+/// round waits for them on the real clock (a sweep refuses an `as_of` later than the store's).
+const EPHEMERAL_1S: &str = "[retention.classes.ephemeral]\ndefault = \"1s\"\n";
 
 /// What a kill attempt hit.
 #[derive(Default, Debug)]
@@ -234,12 +238,14 @@ fn kill_during_creation_of_a_package_of_many_small_files() {
 fn kill_during_retention_sweep() {
     let mut rng = Rng::from_env("kill_during_retention_sweep");
     let mut store = Store::new();
+    store.configure(EPHEMERAL_1S);
     let mut tally = Tally::default();
     let mut live: Vec<(String, Source)> = Vec::new();
     let mut expiring = Vec::new();
     let mut span = Duration::ZERO;
     for i in 0..ITERATIONS {
-        // Two that the sweep makes eligible (ephemeral, 7 days), one that stays live.
+        // Two that the sweep makes eligible (ephemeral, 1 s in this store), one that stays live.
+        let mut latest_expiry = Timestamp::EPOCH;
         for (class, n) in [("ephemeral", 0), ("ephemeral", 1), ("build-cache", 2)] {
             let files = BTreeMap::from([(format!("{class}.bin"), rng.bytes(2048))]);
             let source = Source::write(store.work().join(format!("sweep-{i}-{n}")), files);
@@ -256,13 +262,16 @@ fn kill_during_retention_sweep() {
             ]);
             let package = pushed["package_id"].as_str().unwrap().to_owned();
             if class == "ephemeral" {
+                let expires: Timestamp = pushed["expires_at"].as_str().unwrap().parse().unwrap();
+                latest_expiry = latest_expiry.max(expires);
                 expiring.push(package);
             } else {
                 live.push((package, source));
             }
         }
-        let as_of = in_days(10);
-        let args = ["retention", "sweep", "--as-of", &as_of];
+        // A sweep marks what has expired by the store's clock: wait for this round's expiry.
+        sleep_until_past(latest_expiry);
+        let args = ["retention", "sweep"];
         if i == 0 {
             span = timed(&store, &["retention", "sweep", "--as-of", &in_days(-1)]);
         }
@@ -299,6 +308,7 @@ fn kill_during_retention_sweep() {
 fn kill_during_gc() {
     let mut rng = Rng::from_env("kill_during_gc");
     let mut store = Store::new();
+    store.configure(EPHEMERAL_1S);
     let mut tally = Tally::default();
     let mut live: Vec<(String, Source)> = Vec::new();
     let mut span = Duration::ZERO;
@@ -308,6 +318,7 @@ fn kill_during_gc() {
         // unique blobs too.
         let shared = rng.bytes(8192);
         let mut doomed = Vec::new();
+        let mut latest_expiry = Timestamp::EPOCH;
         for n in 0..5 {
             let class = if n == 0 { "build-cache" } else { "ephemeral" };
             let mut files: BTreeMap<String, Vec<u8>> = BTreeMap::new();
@@ -332,10 +343,14 @@ fn kill_during_gc() {
             if n == 0 {
                 live.push((package, source));
             } else {
+                let expires: Timestamp = pushed["expires_at"].as_str().unwrap().parse().unwrap();
+                latest_expiry = latest_expiry.max(expires);
                 doomed.push((package, source));
             }
         }
-        let swept = store.json(&["retention", "sweep", "--as-of", &in_days(10)]);
+        // The four ephemeral ones (1 s in this store) expire by the store's clock.
+        sleep_until_past(latest_expiry);
+        let swept = store.json(&["retention", "sweep"]);
         assert_eq!(swept["newly_eligible"], 4, "{swept}");
         // Blobs must be older than the grace period (1 ms).
         std::thread::sleep(Duration::from_millis(5));

@@ -6,8 +6,12 @@ mod harness;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use harness::{Rng, Source, Store};
+use harness::{Rng, Source, Store, sleep_until_past};
 use serde_json::Value as Json;
+
+/// Configuration for stores whose `ephemeral` packages expire while the test runs (sweeps
+/// run on the store's clock).
+const EPHEMERAL_2S: &str = "[retention.classes.ephemeral]\ndefault = \"2s\"\n";
 
 fn flip_byte(path: &std::path::Path, offset: usize) {
     let mut bytes = std::fs::read(path).unwrap();
@@ -176,8 +180,10 @@ fn sampled_and_rate_limited_verify() {
 fn gc_dry_run_matches_the_real_run_and_keeps_shared_blobs() {
     let mut rng = Rng::from_env("gc_dry_run_matches_the_real_run");
     let mut store = Store::new();
+    store.configure(EPHEMERAL_2S);
     let shared = rng.bytes(10_000);
     let mut sources = Vec::new();
+    let mut expires_0 = artifact_core::time::Timestamp::EPOCH;
     for (n, class) in [(0, "ephemeral"), (1, "build-cache")] {
         let files = BTreeMap::from([
             ("shared.bin".to_owned(), shared.clone()),
@@ -194,18 +200,15 @@ fn gc_dry_run_matches_the_real_run_and_keeps_shared_blobs() {
             "--class",
             class,
         ]);
+        if n == 0 {
+            expires_0 = pushed["expires_at"].as_str().unwrap().parse().unwrap();
+        }
         sources.push((pushed["package_id"].as_str().unwrap().to_owned(), source));
     }
-    let as_of = artifact_core::time::Timestamp::from_unix_millis(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as i64
-            + 10 * 86_400_000,
-    )
-    .unwrap()
-    .to_string();
-    store.json(&["retention", "sweep", "--as-of", &as_of]);
+    // The ephemeral package (2 s in this store) expires; the build-cache one (30 d) does not.
+    sleep_until_past(expires_0);
+    let swept = store.json(&["retention", "sweep"]);
+    assert_eq!(swept["newly_eligible"], 1, "{swept}");
     std::thread::sleep(Duration::from_millis(5));
 
     // The default grace (24h) keeps every blob; the purge still happens only in a real run.
@@ -281,11 +284,13 @@ fn server_runs_gc_and_a_sampled_scrub_on_their_schedules() {
 
     let mut rng = Rng::from_env("server_runs_gc_and_a_sampled_scrub");
     let mut store = Store::new();
+    store.configure(EPHEMERAL_2S);
     let mut pushed = Vec::new();
+    let mut expires_0 = artifact_core::time::Timestamp::EPOCH;
     for (n, class) in [(0, "ephemeral"), (1, "build-cache")] {
         let files = BTreeMap::from([(format!("f{n}.bin"), rng.bytes(4_000))]);
         let source = Source::write(store.work().join(format!("s{n}")), files);
-        let id = store.json(&[
+        let created = store.json(&[
             "push",
             source.dir.to_str().unwrap(),
             "--name",
@@ -294,22 +299,17 @@ fn server_runs_gc_and_a_sampled_scrub_on_their_schedules() {
             &n.to_string(),
             "--class",
             class,
-        ])["package_id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        ]);
+        if n == 0 {
+            expires_0 = created["expires_at"].as_str().unwrap().parse().unwrap();
+        }
+        let id = created["package_id"].as_str().unwrap().to_owned();
         pushed.push((id, source));
     }
-    let as_of = artifact_core::time::Timestamp::from_unix_millis(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as i64
-            + 10 * 86_400_000,
-    )
-    .unwrap()
-    .to_string();
-    store.json(&["retention", "sweep", "--as-of", &as_of]);
+    // The ephemeral package (2 s in this store) expires; the build-cache one (30 d) does not.
+    sleep_until_past(expires_0);
+    let swept = store.json(&["retention", "sweep"]);
+    assert_eq!(swept["newly_eligible"], 1, "{swept}");
 
     // A server whose GC is off purges nothing; its scrub (every 200 ms, full sample) runs.
     {

@@ -16,11 +16,16 @@ use std::process::{Child, Command, Output, Stdio};
 
 use artifact_core::blob::BlobStore as _;
 use artifact_core::digest::Blake3;
-use artifact_core::time::{Period, Timestamp};
+use artifact_core::time::{Clock as _, Period, SystemClock, Timestamp};
 use artifact_store_s3::S3BlobStore;
 use serde_json::Value as Json;
 
 use seaweed::{S3Target, TestS3};
+
+/// The stores' `release-evidence` class: 2 seconds, so the pilot package really expires during
+/// the test (a sweep marks only what has expired by the store's clock; it refuses a later
+/// `as_of`).
+const RELEASE_EVIDENCE_2S: &str = "[retention.classes.release-evidence]\ndefault = \"2s\"\n";
 
 /// A data directory (SQLite catalog) whose blobs live under a fresh prefix of the bucket.
 struct S3Cli {
@@ -43,7 +48,7 @@ impl S3Cli {
         std::fs::write(
             dir.path().join("config.toml"),
             format!(
-                "[blobs]\nbackend = \"s3\"\nbucket = \"{}\"\nprefix = \"{prefix}\"\nendpoint = \"{}\"\nregion = \"{}\"\nallow_http = true\n",
+                "[blobs]\nbackend = \"s3\"\nbucket = \"{}\"\nprefix = \"{prefix}\"\nendpoint = \"{}\"\nregion = \"{}\"\nallow_http = true\n\n{RELEASE_EVIDENCE_2S}",
                 target.bucket, target.endpoint, target.region
             ),
         )
@@ -294,6 +299,18 @@ fn assert_same_tree(a: &Path, b: &Path) {
     }
 }
 
+/// Sleeps until the system clock (the store's clock) is past `t`.
+fn sleep_until_past(t: Timestamp) {
+    loop {
+        let now = SystemClock.now();
+        if now > t {
+            return;
+        }
+        let wait = (t.unix_millis() - now.unix_millis()).max(0) as u64 + 20;
+        std::thread::sleep(std::time::Duration::from_millis(wait));
+    }
+}
+
 /// The file digests (blake3) a manifest names.
 fn manifest_blobs(manifest: &Json) -> BTreeSet<Blake3> {
     manifest["files"]
@@ -314,9 +331,7 @@ fn pilot(package: &str, run: &dyn Fn(&[&str]) -> Json, raw: &dyn Fn(&[&str]) -> 
         .unwrap()
         .parse()
         .unwrap();
-    let until = expires
-        .checked_add(Period::Millis(90 * 86_400_000))
-        .unwrap();
+    let until = expires.checked_add(Period::Millis(1_000)).unwrap();
     let extended = run(&[
         "retention",
         "extend",
@@ -329,11 +344,11 @@ fn pilot(package: &str, run: &dyn Fn(&[&str]) -> Json, raw: &dyn Fn(&[&str]) -> 
     assert_eq!(extended["current_expires_at"], until.to_string().as_str());
     let hold = run(&["retention", "hold", package, "--reason", "Q1 legal review"]);
     let hold_id = hold["hold_id"].as_str().unwrap().to_owned();
-    let after_expiry = until
-        .checked_add(Period::Millis(86_400_000))
-        .unwrap()
-        .to_string();
-    let swept = run(&["retention", "sweep", "--as-of", &after_expiry]);
+    // Expired by the store's clock, but held.
+    let after_expiry = until.checked_add(Period::Millis(1)).unwrap();
+    sleep_until_past(after_expiry);
+    let after_expiry = after_expiry.to_string();
+    let swept = run(&["retention", "sweep"]);
     assert_eq!(swept["newly_eligible"], 0, "a held package must not go");
     run(&[
         "retention",
@@ -345,7 +360,7 @@ fn pilot(package: &str, run: &dyn Fn(&[&str]) -> Json, raw: &dyn Fn(&[&str]) -> 
     ]);
     let swept = run(&["retention", "sweep", "--as-of", &after_expiry]);
     assert_eq!(swept["newly_eligible"], 1);
-    let swept = run(&["retention", "sweep", "--as-of", &after_expiry]);
+    let swept = run(&["retention", "sweep"]);
     assert_eq!(swept["newly_eligible"], 0, "a second sweep emits nothing");
     let status = run(&["retention", "status", package]);
     assert_eq!(status["eligible_for_deletion"], Json::Bool(true));

@@ -9,6 +9,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 use artifact_core::digest::{BlobInfo, DualHasher};
+use artifact_core::time::{Clock as _, Period, SystemClock, Timestamp};
 use bytes::Bytes;
 use serde_json::Value as Json;
 
@@ -75,6 +76,16 @@ impl Store {
 
     fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
+    }
+
+    /// Appends `toml` to the data dir's `config.toml` (which `init` wrote): the server and
+    /// every local command read it.
+    fn configure(&self, toml: &str) {
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.data_dir().join("config.toml"))
+            .unwrap();
+        write!(file, "\n{toml}").unwrap();
     }
 
     fn work(&self) -> &Path {
@@ -420,6 +431,18 @@ async fn half_gigabyte_bodies_stream_through_the_server_without_buffering() {
     }
 }
 
+/// Sleeps until the system clock (the store's clock) is past `t`.
+fn sleep_until_past(t: Timestamp) {
+    loop {
+        let now = SystemClock.now();
+        if now > t {
+            return;
+        }
+        let wait = (t.unix_millis() - now.unix_millis()).max(0) as u64 + 20;
+        std::thread::sleep(Duration::from_millis(wait));
+    }
+}
+
 /// A small guide-board run: nested paths, an empty file, a 3 MiB trace.
 fn sample_tree(root: &Path) -> PathBuf {
     let src = root.join("guide-board-run");
@@ -434,6 +457,10 @@ fn sample_tree(root: &Path) -> PathBuf {
 #[test]
 fn remote_commands_print_what_the_local_store_would() {
     let store = Store::new();
+    // A 2-second release-evidence class (server and local commands read the data dir's
+    // config.toml), so the package really expires during the test: sweeps run on the store's
+    // clock and refuse an `as_of` later than it.
+    store.configure("[retention.classes.release-evidence]\ndefault = \"2s\"\n");
     let server = store.serve();
     let src = sample_tree(store.work());
     let pkg = "guide-board@2026.11.23-1";
@@ -522,6 +549,8 @@ fn remote_commands_print_what_the_local_store_would() {
     }
 
     // Retention through the server; the state reads the same from both sides.
+    let expires: Timestamp = pushed["expires_at"].as_str().unwrap().parse().unwrap();
+    let until = expires.checked_add(Period::Millis(1_000)).unwrap();
     let extended = server.remote_json(
         &store,
         &[
@@ -529,29 +558,25 @@ fn remote_commands_print_what_the_local_store_would() {
             "extend",
             pkg,
             "--until",
-            "2031-01-01T00:00:00Z",
+            &until.to_string(),
             "--reason",
             "audit cycle",
         ],
     );
-    assert_eq!(extended["current_expires_at"], "2031-01-01T00:00:00.000Z");
+    assert_eq!(extended["current_expires_at"], until.to_string().as_str());
     let hold = server.remote_json(&store, &["retention", "hold", pkg, "--reason", "inquiry"]);
     let hold_id = hold["hold_id"].as_str().unwrap().to_owned();
     let status = same_json(&["retention", "status", pkg]);
     assert_eq!(status["active_holds"], 1);
-    let during = server.remote_json(
-        &store,
-        &["retention", "sweep", "--as-of", "2100-01-01T00:00:00Z"],
-    );
+    // Expired (by the store's clock), but held: nothing is marked.
+    sleep_until_past(until);
+    let during = server.remote_json(&store, &["retention", "sweep"]);
     assert_eq!(during["newly_eligible"], 0);
     server.remote_json(
         &store,
         &["retention", "release", pkg, &hold_id, "--reason", "closed"],
     );
-    let swept = server.remote_json(
-        &store,
-        &["retention", "sweep", "--as-of", "2100-01-01T00:00:00Z"],
-    );
+    let swept = server.remote_json(&store, &["retention", "sweep"]);
     assert_eq!(swept["newly_eligible"], 1);
     assert_eq!(swept["package_ids"][0], package_id.as_str());
     let status = same_json(&["retention", "status", pkg]);

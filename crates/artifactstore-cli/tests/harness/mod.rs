@@ -31,6 +31,17 @@ impl Store {
         store
     }
 
+    /// Appends `toml` to the store's `config.toml` (which `init` wrote): every later command,
+    /// and a server started without a `--config` of its own, reads it.
+    pub fn configure(&self, toml: &str) {
+        use std::io::Write as _;
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.data_dir.join("config.toml"))
+            .unwrap();
+        write!(file, "\n{toml}").unwrap();
+    }
+
     /// A scratch directory next to the store.
     pub fn work(&self) -> &Path {
         self.dir.path()
@@ -313,6 +324,21 @@ impl Source {
                 );
             }
         }
+    }
+}
+
+/// Sleeps until the system clock (the store's clock) is past `t`: a sweep marks only what has
+/// expired by the store's clock (it refuses an `as_of` later than it), so tests on the real clock
+/// use short retention classes and wait.
+pub fn sleep_until_past(t: artifact_core::time::Timestamp) {
+    use artifact_core::time::Clock as _;
+    loop {
+        let now = artifact_core::time::SystemClock.now();
+        if now > t {
+            return;
+        }
+        let wait = (t.unix_millis() - now.unix_millis()).max(0) as u64 + 20;
+        std::thread::sleep(std::time::Duration::from_millis(wait));
     }
 }
 
