@@ -31,7 +31,6 @@ const PACKAGES: usize = 8;
 const HOLD_ROUNDS: usize = 4;
 const EXTEND_ROUNDS: usize = 4;
 const SWEEPS_PER_SWEEPER: usize = 10;
-const DAY_MS: i64 = 86_400_000;
 
 fn command(database_url: &str, config: &Path, data_dir: &Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_artifactstore"));
@@ -175,10 +174,9 @@ impl Client {
             .expect("an expiring package")
     }
 
-    async fn sweep(&self, as_of: Timestamp) -> usize {
-        let (status, json) = self
-            .post(&format!("/retention/sweep?as_of={as_of}"), Json::Null)
-            .await;
+    /// A sweep as of the server's clock (a later `as_of` would be refused).
+    async fn sweep(&self) -> usize {
+        let (status, json) = self.post("/retention/sweep", Json::Null).await;
         assert_eq!(status, 200, "sweep: {json}");
         json["newly_eligible"].as_u64().unwrap() as usize
     }
@@ -294,7 +292,7 @@ async fn postgres_two_replicas_share_one_catalog_and_one_blob_store() {
     std::fs::write(
         &config,
         format!(
-            "[blobs]\npath = {:?}\n\n[metadata]\nmax_connections = 4\n\n[retention]\nsweep_interval = \"1h\"\n",
+            "[blobs]\npath = {:?}\n\n[metadata]\nmax_connections = 4\n\n[retention]\nsweep_interval = \"1h\"\n\n[retention.classes.ephemeral]\ndefault = \"1s\"\n",
             blobs.display().to_string()
         ),
     )
@@ -388,11 +386,17 @@ async fn postgres_two_replicas_share_one_catalog_and_one_blob_store() {
     let packages: Vec<PackageId> = package_ids.into_iter().map(Option::unwrap).collect();
 
     // Phase 2: sweepers on both replicas race holders (apply on one replica, release on the
-    // other) and extenders. Every sweep looks a year ahead, so whatever is unheld is due.
-    let as_of = SystemClock
-        .now()
-        .checked_add(Period::Millis(365 * DAY_MS))
-        .unwrap();
+    // other) and extenders. The class lasts 1 s: once it has passed (by the real clock, the
+    // store's), whatever is unheld is due; extensions by 1 ms keep the expiry in the past, so
+    // each flips the package back and a later sweep may mark it again.
+    let mut latest_expiry = None;
+    for package in &packages {
+        latest_expiry = latest_expiry.max(Some(a.expiry(*package).await));
+    }
+    let latest_expiry = latest_expiry.expect("packages");
+    while SystemClock.now() <= latest_expiry {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let mut tasks = tokio::task::JoinSet::new();
     let reported = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     for n in 0..4 {
@@ -400,7 +404,7 @@ async fn postgres_two_replicas_share_one_catalog_and_one_blob_store() {
         let reported = reported.clone();
         tasks.spawn(async move {
             for _ in 0..SWEEPS_PER_SWEEPER {
-                let marked = client.sweep(as_of).await;
+                let marked = client.sweep().await;
                 reported.fetch_add(marked, std::sync::atomic::Ordering::SeqCst);
             }
         });
@@ -439,14 +443,14 @@ async fn postgres_two_replicas_share_one_catalog_and_one_blob_store() {
                     let until = client
                         .expiry(*package)
                         .await
-                        .checked_add(Period::Millis(DAY_MS))
+                        .checked_add(Period::Millis(1))
                         .unwrap();
                     let (status, json) = client
                         .post(
                             &format!("/packages/{package}/retention/extensions"),
                             serde_json::json!({
                                 "new_expires_at": until.to_string(),
-                                "reason": "one more day",
+                                "reason": "one more millisecond",
                             }),
                         )
                         .await;
@@ -464,7 +468,7 @@ async fn postgres_two_replicas_share_one_catalog_and_one_blob_store() {
         joined.expect("a task panicked");
     }
     // Every hold was released: one last sweep marks whatever is left.
-    reported.fetch_add(b.sweep(as_of).await, std::sync::atomic::Ordering::SeqCst);
+    reported.fetch_add(b.sweep().await, std::sync::atomic::Ordering::SeqCst);
 
     // The same gap-free log from both replicas.
     let events = a.all_events().await;
@@ -543,7 +547,7 @@ async fn postgres_a_token_revoked_on_one_replica_is_refused_by_the_other_at_once
     std::fs::write(
         &config,
         format!(
-            "[blobs]\npath = {:?}\n\n[metadata]\nmax_connections = 4\n\n[retention]\nsweep_interval = \"1h\"\n",
+            "[blobs]\npath = {:?}\n\n[metadata]\nmax_connections = 4\n\n[retention]\nsweep_interval = \"1h\"\n\n[retention.classes.ephemeral]\ndefault = \"1s\"\n",
             dir.path().join("shared-blobs").display().to_string()
         ),
     )

@@ -371,16 +371,17 @@ async fn the_file_route_of_a_purged_package_is_410_like_the_library() {
         .send(Method::GET, &file, READER, &[], Body::empty())
         .await
         .expect_status(200);
+    // Past its 7-day expiry by the store's clock.
     harness
-        .store
-        .sweep("setup", Some("2099-01-01T00:00:00Z".parse().unwrap()))
-        .await
-        .unwrap();
-    let report = harness
-        .store
-        .gc("setup", GcOptions::default())
-        .await
-        .unwrap();
+        .clock
+        .advance(artifact_core::time::Period::Millis(8 * 86_400_000));
+    harness.store.sweep("setup", None).await.unwrap();
+    // A grace longer than the 8 days the clock moved keeps the blob's bytes.
+    let options = GcOptions {
+        grace: artifact_core::time::Period::Millis(30 * 86_400_000),
+        ..GcOptions::default()
+    };
+    let report = harness.store.gc("setup", options).await.unwrap();
     assert_eq!(report.purged, vec![id], "the package is purged");
     // Its bytes are still in the backend (the grace has not passed), so only the purge check
     // can refuse the read.

@@ -257,11 +257,15 @@ async fn prepare(
             )
         }
         Endpoint::Sweep => {
-            // A fresh ephemeral package, so an allowed sweep marks one (and appends an event).
+            // A fresh ephemeral package that has expired by the store's clock, so an allowed
+            // sweep marks one (and appends an event).
             package("ephemeral").await;
+            harness
+                .clock
+                .advance(artifact_core::time::Period::Millis(8 * 86_400_000));
             request(
                 Method::POST,
-                "/retention/sweep?as_of=2099-01-01T00:00:00Z",
+                "/retention/sweep",
                 ANONYMOUS,
                 &[],
                 Body::empty(),

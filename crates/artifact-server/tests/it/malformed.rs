@@ -705,6 +705,14 @@ async fn malformed_requests_get_problem_json_and_change_nothing() {
                 400,
             )
             .by(RETENTION_ADMIN),
+            // A sweep as of the far future would mark 11-year packages eligible: refused.
+            case(
+                "sweep as_of later than the store's clock",
+                Method::POST,
+                "/retention/sweep?as_of=9999-12-31T23:59:59Z",
+                400,
+            )
+            .by(RETENTION_ADMIN),
             case(
                 "sweep unknown parameter",
                 Method::POST,
