@@ -61,6 +61,7 @@ pub mod testing;
 #[cfg(feature = "testing")]
 pub mod testing_postgres;
 pub mod time;
+pub mod tlog;
 
 pub use error::{Error, Result};
 pub use store::{ArtifactStore, CreatedPackage, PackageRef, StoreOptions, SweepReport};
