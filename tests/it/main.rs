@@ -5,3 +5,4 @@ mod pilot;
 mod retention_model;
 mod smoke;
 mod support;
+mod tlog;

@@ -56,6 +56,7 @@ pub mod maintenance;
 pub mod manifest;
 pub mod retention;
 pub mod store;
+pub mod store_log;
 #[cfg(feature = "testing")]
 pub mod testing;
 #[cfg(feature = "testing")]

@@ -123,6 +123,11 @@ impl LogSigner {
         key_id(&self.name, &self.key.verifying_key().to_bytes())
     }
 
+    /// The Ed25519 public key.
+    pub fn public_key(&self) -> [u8; 32] {
+        self.key.verifying_key().to_bytes()
+    }
+
     /// The matching verifier.
     pub fn verifier(&self) -> LogVerifier {
         LogVerifier {

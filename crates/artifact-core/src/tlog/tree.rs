@@ -249,6 +249,29 @@ impl Frontier {
         Self::default()
     }
 
+    /// The complete subtrees a frontier of `size` leaves holds, left to right: the nodes
+    /// [`Frontier::resume`] needs.
+    pub fn nodes_of(size: u64) -> Vec<NodeId> {
+        let mut start = 0u64;
+        let mut ids = Vec::new();
+        for level in (0..64u8).rev() {
+            if size & (1 << level) != 0 {
+                ids.push(NodeId::new(level, start >> level));
+                start += 1 << level;
+            }
+        }
+        ids
+    }
+
+    /// The frontier of a stored tree of `size` leaves (to append more without replaying it).
+    pub fn resume(source: &impl NodeSource, size: u64) -> Result<Self, TlogError> {
+        let stack = Self::nodes_of(size)
+            .into_iter()
+            .map(|id| Ok((id.level, get(source, id)?)))
+            .collect::<Result<Vec<_>, TlogError>>()?;
+        Ok(Self { size, stack })
+    }
+
     /// Leaves pushed so far.
     pub fn size(&self) -> u64 {
         self.size
@@ -347,6 +370,23 @@ mod tests {
                 assert!(consistency_proof(&only(ids), m, n).is_ok());
             }
         }
+    }
+
+    #[test]
+    fn a_resumed_frontier_continues_where_the_stored_tree_ends() {
+        let leaves = leaves(50);
+        let stored = store(&leaves[..37]);
+        let mut resumed = Frontier::resume(&stored, 37).unwrap();
+        let mut fresh = Frontier::new();
+        for leaf in &leaves[..37] {
+            fresh.push(*leaf);
+        }
+        assert_eq!(resumed.root(), fresh.root());
+        for leaf in &leaves[37..] {
+            assert_eq!(resumed.push(*leaf), fresh.push(*leaf));
+        }
+        assert_eq!(resumed.root(), root(&store(&leaves), 50).unwrap());
+        assert!(Frontier::resume(&store(&leaves[..3]), 4).is_err());
     }
 
     #[test]
