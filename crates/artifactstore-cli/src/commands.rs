@@ -40,6 +40,9 @@ enum Target {
 pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match &cli.command {
         Command::Init => return init(&cli).await,
+        Command::Audit(AuditCommand::VerifyReceipt { file, key }) => {
+            return crate::tlog::verify_receipt(file, key, cli.json);
+        }
         Command::Serve { listen } => {
             let listen = listen.clone();
             return serve(&cli, listen).await;
@@ -59,6 +62,10 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let default_grace = match &target {
         Target::Local { .. } => effective_config(&cli)?.gc.grace,
         Target::Remote(_) => "24h".to_owned(),
+    };
+    let log_config = match &target {
+        Target::Local { .. } => Some((cli.data_dir.clone(), effective_config(&cli)?)),
+        Target::Remote(_) => None,
     };
     match cli.command {
         // Handled above.
@@ -98,7 +105,19 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Retention(command) => retention(&target, command, json).await?,
         Command::Events(args) => events(&target, args, json).await?,
-        Command::Audit(AuditCommand::Verify) => return audit_verify(&target, json).await,
+        Command::Audit(AuditCommand::Verify {
+            checkpoint: None,
+            key: None,
+        }) => return audit_verify(&target, json).await,
+        Command::Audit(command) => {
+            let (Target::Local { store, .. }, Some((data_dir, config))) = (&target, &log_config)
+            else {
+                bail!(
+                    "the verifiable-log audit commands work on the embedded store only (not yet over --server)"
+                );
+            };
+            return crate::tlog::audit(store, data_dir, config, command, json).await;
+        }
         Command::Admin(AdminCommand::RebuildViews) => {
             let value = match &target {
                 Target::Local { store, .. } => {

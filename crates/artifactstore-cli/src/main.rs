@@ -8,6 +8,7 @@ mod args;
 mod commands;
 mod output;
 mod remote;
+mod tlog;
 
 use std::process::ExitCode;
 
