@@ -7,4 +7,5 @@ mod read_only;
 mod retention_model;
 mod smoke;
 mod support;
+mod tlog;
 mod tokens;

@@ -29,6 +29,47 @@ pub struct Config {
     pub gc: GcConfig,
     /// `[verify]`: scheduled integrity scrubbing.
     pub verify: VerifyConfig,
+    /// `[log]`: the verifiable log's signing key and checkpoints.
+    pub log: LogConfig,
+}
+
+/// `[log]` (ADR 0011).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// The Ed25519 signing key file; default `<data-dir>/log.key` (created by `init`, mode
+    /// 0600). Never in the catalog.
+    pub key_path: Option<PathBuf>,
+    /// The origin (key name) `init` gives a new key; default `artifactstore/<16 hex digits
+    /// derived from the public key>`. An existing key keeps its name.
+    pub origin: Option<String>,
+    /// How often the server makes a checkpoint when the log has grown: a fixed period
+    /// (default `1m`) or `off`.
+    pub checkpoint_interval: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            key_path: None,
+            origin: None,
+            checkpoint_interval: "1m".to_owned(),
+        }
+    }
+}
+
+impl LogConfig {
+    /// The key file for a store in `data_dir`.
+    pub fn key_path(&self, data_dir: &Path) -> PathBuf {
+        self.key_path
+            .clone()
+            .unwrap_or_else(|| data_dir.join("log.key"))
+    }
+
+    /// The checkpoint interval; `None` when `off`.
+    pub fn checkpoint_interval(&self) -> Result<Option<std::time::Duration>> {
+        optional_interval("[log] checkpoint_interval", &self.checkpoint_interval)
+    }
 }
 
 /// `[gc]`.

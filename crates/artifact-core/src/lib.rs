@@ -58,11 +58,13 @@ pub mod manifest;
 pub mod retention;
 pub mod rules;
 pub mod store;
+pub mod store_log;
 #[cfg(feature = "testing")]
 pub mod testing;
 #[cfg(feature = "testing")]
 pub mod testing_postgres;
 pub mod time;
+pub mod tlog;
 
 pub use error::{Error, Result};
 pub use store::{

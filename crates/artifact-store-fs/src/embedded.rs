@@ -109,6 +109,10 @@ impl EmbeddedOptions {
                 self.data_dir.display()
             )));
         }
+        if self.create {
+            // The verifiable log's signing key (ADR 0011): a file, never in the catalog.
+            crate::log_signer(&self.data_dir, &config, true)?;
+        }
         let blob_store: Arc<dyn artifact_core::blob::BlobStore> = match self.blob_store {
             Some(blob_store) => blob_store,
             None if self.read_only => Arc::new(FsBlobStore::open_read_only(

@@ -17,6 +17,7 @@
 
 mod embedded;
 mod error;
+mod log_key;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write as _};
@@ -35,6 +36,7 @@ use tokio::sync::{mpsc, oneshot};
 
 pub use embedded::{EmbeddedOptions, open_embedded};
 use error::FsError;
+pub use log_key::{create_log_signer, load_log_signer, log_signer};
 
 /// Start writeback after this many dirty bytes, so the final fsync has little left to do.
 const WRITEBACK_WINDOW: u64 = 8 << 20;

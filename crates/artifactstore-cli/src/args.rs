@@ -269,8 +269,56 @@ pub(crate) struct EventsArgs {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum AuditCommand {
-    /// Check the hash chain; prints the head seq and hash.
-    Verify,
+    /// Check the hash chain; prints the head seq and hash. With --checkpoint, also check that
+    /// today's log is consistent with that earlier signed checkpoint.
+    Verify {
+        /// A signed checkpoint saved earlier (a file holding the note).
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
+        /// The verifier key (NAME+KEYID+KEY, or a file holding it); default: this store's key.
+        #[arg(long)]
+        key: Option<String>,
+    },
+    /// Print the log's verifier key (NAME+KEYID_HEX+BASE64(0x01 ‖ pubkey)).
+    Key,
+    /// Make a signed checkpoint if the log grew; print the latest.
+    Checkpoint,
+    /// List the signed checkpoints, smallest tree size first.
+    Checkpoints {
+        /// Only checkpoints with a tree size above this.
+        #[arg(long)]
+        after: Option<u64>,
+        /// At most this many (default 100).
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+    /// Print a receipt: the event's bytes, its inclusion proof and the signed checkpoint.
+    Prove {
+        /// The event.
+        #[arg(long)]
+        seq: u64,
+        /// A checkpointed tree size (default: the latest checkpoint, made now if it does not
+        /// cover the event).
+        #[arg(long)]
+        tree_size: Option<u64>,
+    },
+    /// Print a consistency proof between two tree sizes.
+    Consistency {
+        /// The older size.
+        #[arg(long)]
+        from_size: u64,
+        /// The newer size (default: the latest checkpoint's).
+        #[arg(long)]
+        to_size: Option<u64>,
+    },
+    /// Check a receipt offline, without a store.
+    VerifyReceipt {
+        /// The receipt (the JSON of `audit prove --json`).
+        file: PathBuf,
+        /// The verifier key (NAME+KEYID+KEY, or a file holding it).
+        #[arg(long)]
+        key: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

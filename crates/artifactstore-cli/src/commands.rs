@@ -41,6 +41,9 @@ enum Target {
 pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match &cli.command {
         Command::Init => return init(&cli).await,
+        Command::Audit(AuditCommand::VerifyReceipt { file, key }) => {
+            return crate::tlog::verify_receipt(file, key, cli.json);
+        }
         Command::Serve { listen } => {
             let listen = listen.clone();
             return serve(&cli, listen).await;
@@ -60,6 +63,10 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let default_grace = match &target {
         Target::Local { .. } => effective_config(&cli)?.gc.grace,
         Target::Remote(_) => "24h".to_owned(),
+    };
+    let log_config = match &target {
+        Target::Local { .. } => Some((cli.data_dir.clone(), effective_config(&cli)?)),
+        Target::Remote(_) => None,
     };
     match cli.command {
         // Handled above.
@@ -99,7 +106,19 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Retention(command) => retention(&target, command, json).await?,
         Command::Events(args) => events(&target, args, json).await?,
-        Command::Audit(AuditCommand::Verify) => return audit_verify(&target, json).await,
+        Command::Audit(AuditCommand::Verify {
+            checkpoint: None,
+            key: None,
+        }) => return audit_verify(&target, json).await,
+        Command::Audit(command) => {
+            let (Target::Local { store, .. }, Some((data_dir, config))) = (&target, &log_config)
+            else {
+                bail!(
+                    "the verifiable-log audit commands work on the embedded store only (not yet over --server)"
+                );
+            };
+            return crate::tlog::audit(store, data_dir, config, command, json).await;
+        }
         Command::Admin(AdminCommand::RebuildViews) => {
             let value = match &target {
                 Target::Local { store, .. } => {
@@ -256,7 +275,7 @@ fn reads_only(command: &Command) -> bool {
             | RetentionCommand::Explain { .. },
         )
         | Command::Events(_)
-        | Command::Audit(AuditCommand::Verify) => true,
+        | Command::Audit(AuditCommand::Verify { .. }) => true,
         Command::Init
         | Command::Serve { .. }
         | Command::Push(_)
@@ -270,6 +289,15 @@ fn reads_only(command: &Command) -> bool {
         | Command::Admin(_)
         | Command::Gc { .. }
         | Command::Verify { .. }
+        // Checkpoints and proofs may sign and store a checkpoint; the key may be created.
+        | Command::Audit(
+            AuditCommand::Key
+            | AuditCommand::Checkpoint
+            | AuditCommand::Checkpoints { .. }
+            | AuditCommand::Prove { .. }
+            | AuditCommand::Consistency { .. }
+            | AuditCommand::VerifyReceipt { .. },
+        )
         | Command::Fsck => false,
     }
 }

@@ -9,6 +9,7 @@
 //! [`apply_event`] — the same function `rebuild_views` replays the log through, so the views are
 //! a pure function of the log by construction.
 
+mod tlog;
 mod views;
 
 use std::collections::BTreeMap;
@@ -25,6 +26,7 @@ use crate::error::{Error, Result};
 use crate::event::{ChainVerifier, Event, Head, StoredEvent};
 use crate::time::Timestamp;
 
+pub use tlog::{ReplayedRoots, StoredCheckpoint};
 pub use views::{
     BlobRecord, EventQuery, HoldRecord, PackageFilter, PackageRecord, RetentionStatus, TokenRecord,
     apply_event,
@@ -284,13 +286,19 @@ impl Catalog {
                 other => other.into(),
             })?;
         }
-        Ok(Self {
+        let catalog = Self {
             pool,
             dialect,
             write_lock: Arc::new(Mutex::new(())),
             appended: Arc::new(std::sync::atomic::AtomicU64::new(0)),
             read_only,
-        })
+        };
+        // Events appended before migration 0008 get their Merkle tree leaves (one indexed
+        // read when the tree is complete). A read-only open writes nothing.
+        if !read_only {
+            catalog.catch_up_tree().await?;
+        }
+        Ok(catalog)
     }
 
     /// Whether the catalog was opened read-only.
@@ -680,6 +688,7 @@ impl WriteTx {
         };
         let body = event.canonical_bytes()?;
         let hash = Blake3::of(&body);
+        let leaf = crate::tlog::leaf_hash(&body);
         sqlx::query(
             "INSERT INTO events (seq, type, package_id, actor, at, body, hash) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
@@ -693,6 +702,8 @@ impl WriteTx {
         .execute(&mut *self.tx)
         .await?;
         apply_event(&mut self.tx, &event).await?;
+        // The Merkle tree over the log grows in the same transaction (ADR 0011).
+        tlog::append_leaf(&mut self.tx, event.seq, leaf).await?;
         self.head = Head {
             seq: event.seq,
             hash: Some(hash),

@@ -1,0 +1,242 @@
+//! The verifiable log on [`ArtifactStore`] (issue 12, ADR 0011): signed checkpoints, inclusion
+//! and consistency proofs, and checking today's log against a checkpoint saved earlier.
+//!
+//! The signing key is passed in ([`LogSigner`]): it never lives in the catalog, and a store
+//! opened without it can still prove and verify, only not sign.
+
+use serde::Serialize;
+
+use crate::catalog::StoredCheckpoint;
+use crate::error::{Error, Result};
+use crate::store::ArtifactStore;
+use crate::tlog::{self, Checkpoint, Hash, LogSigner, LogVerifier, Receipt, tree};
+
+/// A consistency proof between two tree sizes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConsistencyProof {
+    /// The older size.
+    pub from_size: u64,
+    /// The newer size.
+    pub to_size: u64,
+    /// RFC 9162 §2.1.4 proof hashes.
+    pub proof: Vec<Hash>,
+}
+
+/// The JSON of a consistency proof (`{from_size, to_size, proof}`, proof hashes base64).
+#[derive(Clone, Debug, Serialize)]
+pub struct ConsistencyProofJson {
+    /// The older size.
+    pub from_size: u64,
+    /// The newer size.
+    pub to_size: u64,
+    /// base64 hashes.
+    pub proof: Vec<String>,
+}
+
+impl ConsistencyProof {
+    /// The JSON form.
+    pub fn to_json(&self) -> ConsistencyProofJson {
+        ConsistencyProofJson {
+            from_size: self.from_size,
+            to_size: self.to_size,
+            proof: self.proof.iter().map(|h| tlog::b64_encode(h)).collect(),
+        }
+    }
+}
+
+impl ArtifactStore {
+    /// Makes a checkpoint of the whole log, signed by `signer`, if the log grew since the
+    /// latest one; returns the latest checkpoint either way. Changes no event.
+    pub async fn checkpoint(&self, signer: &LogSigner) -> Result<StoredCheckpoint> {
+        let at = self.clock().now();
+        let (checkpoint, _new) = self
+            .catalog()
+            .make_checkpoint(at, |size, root| {
+                Ok(signer.sign_checkpoint(&Checkpoint::new(signer.name(), size, root))?)
+            })
+            .await?;
+        Ok(checkpoint)
+    }
+
+    /// The latest checkpoint, if any was made.
+    pub async fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>> {
+        self.catalog().latest_checkpoint().await
+    }
+
+    /// Checkpoints with a tree size above `after`, smallest first, at most `limit`.
+    pub async fn checkpoints(
+        &self,
+        after: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<StoredCheckpoint>> {
+        self.catalog().checkpoints(after, limit).await
+    }
+
+    async fn checkpoint_for(&self, tree_size: Option<u64>) -> Result<StoredCheckpoint> {
+        match tree_size {
+            Some(size) => self.catalog().checkpoint_at(size).await?.ok_or_else(|| {
+                Error::not_found(
+                    "checkpoint",
+                    format!("tree size {size} (list them with `artifactstore audit checkpoints`)"),
+                )
+            }),
+            None => self.catalog().latest_checkpoint().await?.ok_or_else(|| {
+                Error::not_found(
+                    "checkpoint",
+                    "any (make one with `artifactstore audit checkpoint`)",
+                )
+            }),
+        }
+    }
+
+    /// A receipt for event `seq` against the checkpoint of `tree_size` (default: the latest):
+    /// the event's bytes, its inclusion proof and the signed checkpoint.
+    pub async fn inclusion_proof(&self, seq: u64, tree_size: Option<u64>) -> Result<Receipt> {
+        let checkpoint = self.checkpoint_for(tree_size).await?;
+        let size = checkpoint.tree_size;
+        if seq == 0 || seq > size {
+            return Err(Error::invalid(format!(
+                "seq {seq} is not in the checkpoint of tree size {size} (it covers seq 1 to {size}; make a newer checkpoint with `artifactstore audit checkpoint`)"
+            )));
+        }
+        let bytes = self
+            .catalog()
+            .event_bytes(seq)
+            .await?
+            .ok_or_else(|| Error::Integrity {
+                seq,
+                reason: "the event is missing from a checkpointed log".to_owned(),
+            })?;
+        let nodes = self
+            .catalog()
+            .tree_nodes(&tree::inclusion_nodes(seq - 1, size))
+            .await?;
+        let proof = tree::inclusion_proof(&nodes, seq - 1, size)?;
+        // A damaged tree or event must not yield a receipt that fails later, offline.
+        tlog::verify_inclusion(
+            seq - 1,
+            size,
+            &tlog::leaf_hash(&bytes),
+            &proof,
+            &checkpoint.root_hash,
+        )
+        .map_err(|e| Error::Integrity {
+            seq,
+            reason: format!(
+                "the stored event or tree disagrees with the checkpoint of size {size}: {e} (run `artifactstore audit verify`)"
+            ),
+        })?;
+        Ok(Receipt::new(seq, size, &bytes, &proof, checkpoint.note))
+    }
+
+    /// A proof that the tree of `to_size` (default: the latest checkpoint's) extends the tree
+    /// of `from_size`.
+    pub async fn consistency_proof(
+        &self,
+        from_size: u64,
+        to_size: Option<u64>,
+    ) -> Result<ConsistencyProof> {
+        let to_size = match to_size {
+            Some(size) => size,
+            None => self.checkpoint_for(None).await?.tree_size,
+        };
+        let head = self.head().await?.seq;
+        if to_size > head {
+            return Err(Error::invalid(format!(
+                "to size {to_size} is beyond the log ({head} events)"
+            )));
+        }
+        if from_size > to_size {
+            return Err(Error::invalid(format!(
+                "from size {from_size} is larger than to size {to_size}"
+            )));
+        }
+        let nodes = self
+            .catalog()
+            .tree_nodes(&tree::consistency_nodes(from_size, to_size))
+            .await?;
+        Ok(ConsistencyProof {
+            from_size,
+            to_size,
+            proof: tree::consistency_proof(&nodes, from_size, to_size)?,
+        })
+    }
+
+    /// Checks an earlier checkpoint (a signed note saved outside the store) against today's
+    /// log: its signature by `verifier`, then that the roots recomputed from the stored event
+    /// bytes — not from the stored tree, which whoever rewrote the log may have rewritten too —
+    /// match it and every stored checkpoint up to its size that `verifier` signed. Fails with
+    /// [`Error::Integrity`] whose `seq` is the first diverging tree size.
+    pub async fn verify_against_checkpoint(
+        &self,
+        note: &str,
+        verifier: &LogVerifier,
+    ) -> Result<Checkpoint> {
+        let given = verifier.open_checkpoint(note)?;
+        let mut signed: Vec<(u64, Hash)> = vec![(given.tree_size, given.root_hash)];
+        let mut after = None;
+        loop {
+            let page = self.checkpoints(after, 1000).await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.tree_size);
+            for stored in &page {
+                if stored.tree_size > given.tree_size {
+                    break;
+                }
+                // Only notes this key signed count; a stored one that does not verify is
+                // itself tampered with and proves nothing either way.
+                if let Ok(checkpoint) = verifier.open_checkpoint(&stored.note) {
+                    signed.push((checkpoint.tree_size, checkpoint.root_hash));
+                }
+            }
+            if last.tree_size >= given.tree_size {
+                break;
+            }
+        }
+        signed.sort_unstable();
+        let sizes: Vec<u64> = signed.iter().map(|(size, _)| *size).collect();
+        let replayed = self.catalog().replay_roots(&sizes).await?;
+        let leaf_hint = replayed
+            .first_leaf_mismatch
+            .map(|seq| {
+                format!(
+                    "; the stored tree's leaf hashes first differ from the event bytes at seq {seq}"
+                )
+            })
+            .unwrap_or_default();
+        for (size, root) in &signed {
+            match replayed.roots.iter().find(|(s, _)| s == size) {
+                None => {
+                    return Err(Error::Integrity {
+                        seq: *size,
+                        reason: format!(
+                            "the log diverges from the checkpoint at tree size {size}: only {} consecutive events remain (events were removed){leaf_hint}",
+                            replayed.replayed
+                        ),
+                    });
+                }
+                Some((_, replayed_root)) if replayed_root != root => {
+                    return Err(Error::Integrity {
+                        seq: *size,
+                        reason: format!(
+                            "the log diverges from the signed checkpoints at tree size {size} (the first signed size whose root today's events do not reproduce; history up to it was rewritten){leaf_hint}"
+                        ),
+                    });
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(given)
+    }
+
+    /// Drops and recomputes the Merkle tree from the stored event bytes; returns the leaves.
+    pub async fn rebuild_tree(&self) -> Result<u64> {
+        self.catalog().rebuild_tree().await
+    }
+
+    /// Recomputes the Merkle tree from the stored event bytes and compares every stored node
+    /// (fsck); returns the leaves checked.
+    pub async fn verify_tree(&self) -> Result<u64> {
+        self.catalog().verify_tree().await
+    }
+}

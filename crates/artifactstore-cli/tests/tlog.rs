@@ -1,0 +1,279 @@
+//! The verifiable-log CLI contract (issue 12, ADR 0011): `audit key|checkpoint|checkpoints|
+//! prove|consistency|verify --checkpoint|verify-receipt`, end to end on an embedded store,
+//! including a consistently rewritten chain and a receipt checked after the store is gone.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value as Json;
+
+struct Cli {
+    data_dir: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+impl Cli {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let cli = Cli {
+            data_dir: dir.path().join("data"),
+            dir,
+        };
+        cli.ok(&["init"]);
+        cli
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_artifactstore"))
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .args(args)
+            .env_remove("ARTIFACTSTORE_CONFIG")
+            .env("ARTIFACTSTORE_ACTOR", "ci-bot")
+            .output()
+            .unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let output = self.run(args);
+        assert!(
+            output.status.success(),
+            "artifactstore {args:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    }
+
+    fn json(&self, args: &[&str]) -> Json {
+        let mut with_json = vec!["--json"];
+        with_json.extend_from_slice(args);
+        let stdout = self.ok(&with_json);
+        serde_json::from_str(&stdout)
+            .unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}): {stdout}"))
+    }
+
+    /// Runs a command that must exit 1; returns its stderr.
+    fn fails(&self, args: &[&str]) -> String {
+        let output = self.run(args);
+        assert_eq!(
+            output.status.code(),
+            Some(1),
+            "artifactstore {args:?} should fail"
+        );
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    }
+
+    fn push(&self, name: &str, version: &str) {
+        let src = self.dir.path().join(format!("src-{name}-{version}"));
+        std::fs::create_dir_all(&src).unwrap();
+        std::fs::write(src.join("f.txt"), format!("{name} {version}")).unwrap();
+        self.ok(&[
+            "push",
+            src.to_str().unwrap(),
+            "--name",
+            name,
+            "--version",
+            version,
+        ]);
+    }
+
+    fn write(&self, name: &str, content: &str) -> PathBuf {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, content).unwrap();
+        path
+    }
+}
+
+/// Drops the guard triggers, changes the actor of `target` and recomputes every later
+/// `prev` and `hash`, then rebuilds the Merkle tree rows to match: a rewrite `audit verify`
+/// cannot see.
+fn rewrite_history(db: &Path, target: i64) {
+    use artifact_core::digest::Blake3;
+    use artifact_core::event::Event;
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::AnyPool::connect(&format!("sqlite://{}", db.display()))
+            .await
+            .unwrap();
+        for trigger in ["events_refuse_update", "events_refuse_delete"] {
+            sqlx::query(sqlx::AssertSqlSafe(format!("DROP TRIGGER {trigger}")))
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+        let bodies: Vec<Vec<u8>> = sqlx::query_scalar("SELECT body FROM events ORDER BY seq")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+        let mut prev = None;
+        for (i, body) in bodies.iter().enumerate() {
+            let seq = i as i64 + 1;
+            let mut event = Event::from_canonical_bytes(body).unwrap();
+            if seq < target {
+                prev = Some(Blake3::of(body));
+                continue;
+            }
+            if seq == target {
+                event.actor = "mallory".into();
+            }
+            event.prev = prev;
+            let body = event.canonical_bytes().unwrap();
+            sqlx::query("UPDATE events SET body = $1, actor = $2, hash = $3 WHERE seq = $4")
+                .bind(&body)
+                .bind(event.actor.as_str())
+                .bind(Blake3::of(&body).to_string())
+                .bind(seq)
+                .execute(&pool)
+                .await
+                .unwrap();
+            prev = Some(Blake3::of(&body));
+        }
+        sqlx::query("DELETE FROM tlog_nodes")
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+    });
+}
+
+#[test]
+fn checkpoints_proofs_and_receipts_end_to_end() {
+    let cli = Cli::new();
+    let key = cli.json(&["audit", "key"]);
+    let vkey = key["vkey"].as_str().unwrap().to_owned();
+    let origin = key["origin"].as_str().unwrap().to_owned();
+    assert!(vkey.starts_with(&format!("{origin}+")), "{vkey}");
+    assert_eq!(cli.ok(&["audit", "key"]).trim(), vkey);
+    let mode = {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::metadata(cli.data_dir.join("log.key"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode, 0o600);
+
+    cli.push("a", "1");
+    let first = cli.json(&["audit", "checkpoint"]);
+    let first_size = first["tree_size"].as_i64().unwrap();
+    assert!(first_size >= 2);
+    assert_eq!(first["origin"], Json::String(origin.clone()));
+    let note = first["note"].as_str().unwrap();
+    assert!(
+        note.starts_with(&format!("{origin}\n{first_size}\n")),
+        "{note}"
+    );
+    assert!(note.contains(&format!("\n\n\u{2014} {origin} ")), "{note}");
+    let saved = cli.write("checkpoint-1.txt", note);
+    // Human output is the note itself; no growth, no new checkpoint.
+    assert_eq!(cli.ok(&["audit", "checkpoint"]), note);
+
+    cli.push("b", "1");
+    cli.push("c", "1");
+    let second = cli.json(&["audit", "checkpoint"]);
+    let second_size = second["tree_size"].as_i64().unwrap();
+    assert!(second_size > first_size);
+    let listed = cli.json(&["audit", "checkpoints"]);
+    assert_eq!(listed["checkpoints"].as_array().unwrap().len(), 2);
+
+    let receipt = cli.json(&["audit", "prove", "--seq", "2"]);
+    assert_eq!(receipt["seq"], 2);
+    assert_eq!(receipt["leaf_index"], 1);
+    assert_eq!(receipt["tree_size"], second_size);
+    assert_eq!(receipt["checkpoint"], second["note"]);
+    let at_first = cli.json(&[
+        "audit",
+        "prove",
+        "--seq",
+        "2",
+        "--tree-size",
+        &first_size.to_string(),
+    ]);
+    assert_eq!(at_first["tree_size"], first_size);
+    let consistency = cli.json(&[
+        "audit",
+        "consistency",
+        "--from-size",
+        &first_size.to_string(),
+    ]);
+    assert_eq!(consistency["from_size"], first_size);
+    assert_eq!(consistency["to_size"], second_size);
+    assert!(!consistency["proof"].as_array().unwrap().is_empty());
+
+    // `audit prove` without --tree-size checkpoints a seq the latest does not cover.
+    cli.push("d", "1");
+    let head = cli.json(&["audit", "verify"])["head_seq"].as_i64().unwrap();
+    let newest = cli.json(&["audit", "prove", "--seq", &head.to_string()]);
+    assert_eq!(newest["tree_size"], head);
+
+    let verified = cli.json(&["audit", "verify", "--checkpoint", saved.to_str().unwrap()]);
+    assert_eq!(verified["ok"], Json::Bool(true));
+    assert_eq!(verified["tree_size"], first_size);
+    cli.ok(&[
+        "audit",
+        "verify",
+        "--checkpoint",
+        saved.to_str().unwrap(),
+        "--key",
+        &vkey,
+    ]);
+
+    let receipt_file = cli.write("receipt.json", &receipt.to_string());
+    let tampered = {
+        let mut r = receipt.clone();
+        r["seq"] = Json::from(3);
+        r["leaf_index"] = Json::from(2);
+        cli.write("tampered.json", &r.to_string())
+    };
+    let vkey_file = cli.write("log.vkey", &vkey);
+
+    // Rewrite the chain from seq first_size + 1 on: only the signed checkpoints notice.
+    rewrite_history(&cli.data_dir.join("catalog.db"), first_size + 1);
+    cli.ok(&["admin", "rebuild-views"]);
+    assert_eq!(cli.json(&["audit", "verify"])["ok"], Json::Bool(true));
+    // The tree rows were deleted; opening the store rebuilt them from the rewritten events.
+    // History up to the first checkpoint is intact, so it still verifies...
+    cli.ok(&["audit", "verify", "--checkpoint", saved.to_str().unwrap()]);
+    // ...and the second names the first signed size that today's events do not reproduce.
+    let second_saved = cli.write("checkpoint-2.txt", second["note"].as_str().unwrap());
+    let stderr = cli.fails(&[
+        "audit",
+        "verify",
+        "--checkpoint",
+        second_saved.to_str().unwrap(),
+    ]);
+    assert!(
+        stderr.contains(&format!("first diverging tree size {second_size}")),
+        "{stderr}"
+    );
+
+    // Offline: the store is gone; the receipt and the verifier key are enough.
+    std::fs::remove_dir_all(&cli.data_dir).unwrap();
+    let out = cli.ok(&[
+        "audit",
+        "verify-receipt",
+        receipt_file.to_str().unwrap(),
+        "--key",
+        &vkey,
+    ]);
+    assert!(out.starts_with("ok: seq 2 "), "{out}");
+    let ok = cli.json(&[
+        "audit",
+        "verify-receipt",
+        receipt_file.to_str().unwrap(),
+        "--key",
+        vkey_file.to_str().unwrap(),
+    ]);
+    assert_eq!(ok["ok"], Json::Bool(true));
+    assert_eq!(ok["event"]["seq"], 2);
+    let stderr = cli.fails(&[
+        "audit",
+        "verify-receipt",
+        tampered.to_str().unwrap(),
+        "--key",
+        &vkey,
+    ]);
+    assert!(stderr.contains("receipt rejected"), "{stderr}");
+}
