@@ -7,6 +7,16 @@
 //! filesystem), not a second pass. Sessions survive a restart on disk; after a restart the
 //! hasher state is rebuilt from the file on the next chunk or at finish. Sessions idle longer
 //! than `upload_ttl` are deleted by the reaper.
+//!
+//! **Takeover.** One request uses a session at a time, and every new request on a session
+//! takes it over: the request holding it stops reading its body (its chunk in flight lands,
+//! the bytes it received are kept) and answers 409, and the new one proceeds from the offset
+//! that was written. So a client whose PATCH hangs on a half-open connection resumes at once
+//! with `HEAD` + `PATCH` instead of waiting for the stalled connection to die.
+//!
+//! **Full disk.** A request whose bytes do not fit (`ENOSPC`, `EDQUOT`) appends nothing: the
+//! session file is cut back to its offset before the request (freeing the space) and the
+//! answer is 507 naming the cause.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
@@ -26,6 +36,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use futures_util::StreamExt as _;
+use tokio::sync::{MutexGuard, watch};
 
 use crate::AppState;
 use crate::auth::Caller;
@@ -61,12 +72,72 @@ struct Session {
     in_flight: Option<InFlight>,
 }
 
+/// A session and the takeover counter of the requests that want it.
+#[derive(Debug)]
+struct Slot {
+    session: tokio::sync::Mutex<Session>,
+    /// Bumped by every request that wants the session (and by the reaper): the request
+    /// holding it sees the change and lets go (see the module documentation).
+    takeover: watch::Sender<u64>,
+}
+
+/// What a request that holds a session watches to learn it was taken over.
+#[derive(Debug)]
+struct Claim {
+    generation: u64,
+    watch: watch::Receiver<u64>,
+}
+
+impl Claim {
+    /// Resolves once a later request (or the reaper) wants the session.
+    async fn superseded(&mut self) {
+        let generation = self.generation;
+        // An error means the slot is gone: nobody can use the session any more either.
+        let _ = self.watch.wait_for(|current| *current != generation).await;
+    }
+}
+
+impl Slot {
+    fn new(session: Session) -> Arc<Self> {
+        Arc::new(Self {
+            session: tokio::sync::Mutex::new(session),
+            takeover: watch::Sender::new(0),
+        })
+    }
+
+    /// Takes the session over: tells the request holding it to let go, then waits for it
+    /// (that request only finishes landing its chunk in flight, which is bounded).
+    async fn acquire(&self) -> (MutexGuard<'_, Session>, Claim) {
+        let mut generation = 0;
+        self.takeover.send_modify(|current| {
+            *current += 1;
+            generation = *current;
+        });
+        let watch = self.takeover.subscribe();
+        let guard = self.session.lock().await;
+        (guard, Claim { generation, watch })
+    }
+
+    /// Asks whichever request holds the session to let go, without waiting.
+    fn interrupt(&self) {
+        self.takeover.send_modify(|current| *current += 1);
+    }
+}
+
 /// The sessions of this server.
 #[derive(Debug)]
 pub(crate) struct UploadSessions {
     dir: PathBuf,
     ttl: Duration,
-    open: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Session>>>>,
+    open: Mutex<HashMap<String, Arc<Slot>>>,
+}
+
+/// An IO error of a session write: 507 when the upload directory is full, else internal.
+fn write_error(error: std::io::Error) -> ApiError {
+    ApiError::from(artifact_core::Error::from_write(
+        "the upload directory",
+        error,
+    ))
 }
 
 fn valid_id(id: &str) -> bool {
@@ -107,9 +178,7 @@ impl UploadSessions {
         })?;
         let id = hex::encode(bytes);
         let path = self.path(&id);
-        tokio::fs::File::create(&path)
-            .await
-            .map_err(|e| ApiError::from(artifact_core::Error::Io(e)))?;
+        tokio::fs::File::create(&path).await.map_err(write_error)?;
         let session = Session {
             path,
             offset: 0,
@@ -118,13 +187,13 @@ impl UploadSessions {
             in_flight: None,
         };
         if let Ok(mut open) = self.open.lock() {
-            open.insert(id.clone(), Arc::new(tokio::sync::Mutex::new(session)));
+            open.insert(id.clone(), Slot::new(session));
         }
         Ok(id)
     }
 
     /// The session, from memory or (after a restart) from its file.
-    async fn get(&self, id: &str) -> ApiResult<Arc<tokio::sync::Mutex<Session>>> {
+    async fn get(&self, id: &str) -> ApiResult<Arc<Slot>> {
         if !valid_id(id) {
             return Err(ApiError::not_found(format!(
                 "upload session `{}` not found",
@@ -140,13 +209,13 @@ impl UploadSessions {
                 "upload session `{id}` not found (finished, aborted or expired)"
             ))
         })?;
-        let session = Arc::new(tokio::sync::Mutex::new(Session {
+        let session = Slot::new(Session {
             path,
             offset: meta.len(),
             hasher: None,
             unflushed: 0,
             in_flight: None,
-        }));
+        });
         let mut open = self.open.lock().map_err(|_| {
             ApiError::from(artifact_core::Error::Io(std::io::Error::other(
                 "session table poisoned",
@@ -179,12 +248,17 @@ impl UploadSessions {
                 .ok()
                 .and_then(|modified| now.duration_since(modified).ok());
             if idle.is_some_and(|idle| idle > self.ttl) {
-                // Never reap a session a request is using right now.
-                let session = self.open.lock().ok().and_then(|open| open.get(id).cloned());
-                let _guard = match &session {
-                    Some(session) => match session.try_lock() {
+                // Never reap a session a request is using right now; but a request that has
+                // used it without writing for the whole TTL is stalled: ask it to let go, and
+                // the next round reaps the session.
+                let slot = self.open.lock().ok().and_then(|open| open.get(id).cloned());
+                let _guard = match &slot {
+                    Some(slot) => match slot.session.try_lock() {
                         Ok(guard) => Some(guard),
-                        Err(_) => continue,
+                        Err(_) => {
+                            slot.interrupt();
+                            continue;
+                        }
                     },
                     None => None,
                 };
@@ -239,7 +313,12 @@ async fn ensure_hasher(session: &mut Session) -> ApiResult<()> {
 /// over `max_blob_bytes` changes nothing: it is refused before any byte is read when its length
 /// is declared, and otherwise the bytes already written are truncated away and the hash state
 /// restored.
-async fn append_body(state: &AppState, session: &mut Session, body: Body) -> ApiResult<()> {
+async fn append_body(
+    state: &AppState,
+    session: &mut Session,
+    claim: &mut Claim,
+    body: Body,
+) -> ApiResult<()> {
     let limit = state.options().max_blob_bytes;
     let too_large = || {
         ApiError::too_large(format!(
@@ -252,6 +331,33 @@ async fn append_body(state: &AppState, session: &mut Session, body: Body) -> Api
     }
     ensure_hasher(session).await?;
     let before = (session.offset, session.hasher.clone(), session.unflushed);
+    let result = append_chunks(state, session, claim, body, &before).await;
+    if let Err(error) = &result
+        && error.status() == StatusCode::INSUFFICIENT_STORAGE
+    {
+        // A full disk: nothing of this request stays (its bytes would keep the disk full).
+        let _ = finish_chunk(session, &mut None).await;
+        let (offset, hasher, unflushed) = before;
+        truncate_to(session, offset, hasher, unflushed)?;
+    }
+    result
+}
+
+/// The body of [`append_body`]: receive, write and hash chunk by chunk.
+async fn append_chunks(
+    state: &AppState,
+    session: &mut Session,
+    claim: &mut Claim,
+    body: Body,
+    before: &(u64, Option<DualHasher>, u64),
+) -> ApiResult<()> {
+    let limit = state.options().max_blob_bytes;
+    let too_large = || {
+        ApiError::too_large(format!(
+            "a request body may carry at most {limit} bytes ([server] max_blob_bytes); \
+             nothing was appended"
+        ))
+    };
     let mut file = Some(
         std::fs::OpenOptions::new()
             .append(true)
@@ -266,13 +372,27 @@ async fn append_body(state: &AppState, session: &mut Session, body: Body) -> Api
         // Gather up to CHUNK bytes.
         let mut failure = None;
         while pending.len() < CHUNK {
-            match stream.next().await {
+            let next = tokio::select! {
+                biased;
+                () = claim.superseded() => {
+                    // Taken over: keep what was received, land it, let go.
+                    failure = Some(ApiError::new(
+                        StatusCode::CONFLICT,
+                        "upload taken over",
+                        "another request took this upload session over; \
+                         the bytes received so far were kept (HEAD reports the offset)",
+                    ));
+                    break;
+                }
+                next = stream.next() => next,
+            };
+            match next {
                 Some(Ok(bytes)) => {
                     received += bytes.len() as u64;
                     if received > limit {
                         finish_chunk(session, &mut file).await?;
                         drop(file);
-                        let (offset, hasher, unflushed) = before;
+                        let (offset, hasher, unflushed) = before.clone();
                         truncate_to(session, offset, hasher, unflushed)?;
                         return Err(too_large());
                     }
@@ -386,7 +506,7 @@ async fn finish_chunk(session: &mut Session, file: &mut Option<File>) -> ApiResu
     let hasher = hashed.map_err(|e| io_error(std::io::Error::other(e.to_string())))?;
     let (out, flushed) = written
         .map_err(|e| io_error(std::io::Error::other(e.to_string())))?
-        .map_err(io_error)?;
+        .map_err(write_error)?;
     session.offset = hasher.size();
     session.hasher = Some(hasher);
     session.unflushed = if flushed { 0 } else { chunk.unflushed };
@@ -487,14 +607,16 @@ async fn append(
     body: Body,
 ) -> ApiResult<Response> {
     caller.require(Role::Writer)?;
-    let session = state.uploads().get(&id).await?;
-    let mut session = session.lock().await;
     let claimed = expected_offset(&headers)?
         .ok_or_else(|| ApiError::bad_request("PATCH needs an `Upload-Offset` header"))?;
+    let slot = state.uploads().get(&id).await?;
+    let (mut session, mut claim) = slot.acquire().await;
+    // A chunk a dropped or taken-over request left in flight lands before the offset counts.
+    finish_chunk(&mut session, &mut None).await?;
     if claimed != session.offset {
         return Err(offset_conflict(&id, session.offset, claimed));
     }
-    append_body(&state, &mut session, body).await?;
+    append_body(&state, &mut session, &mut claim, body).await?;
     Ok((StatusCode::ACCEPTED, offset_headers(&id, session.offset)).into_response())
 }
 
@@ -506,8 +628,10 @@ async fn status(
     _: NoQuery,
 ) -> ApiResult<Response> {
     caller.require(Role::Writer)?;
-    let session = state.uploads().get(&id).await?;
-    let session = session.lock().await;
+    let slot = state.uploads().get(&id).await?;
+    let (mut session, _claim) = slot.acquire().await;
+    // The offset is what was written: a chunk left in flight lands first.
+    finish_chunk(&mut session, &mut None).await?;
     Ok((StatusCode::NO_CONTENT, offset_headers(&id, session.offset)).into_response())
 }
 
@@ -593,14 +717,16 @@ async fn finish(
             "PUT needs at least one `digest` query parameter (blake3:… or sha256:…)",
         ));
     }
-    let session_arc = state.uploads().get(&id).await?;
-    let mut session = session_arc.lock().await;
-    if let Some(claimed) = expected_offset(&headers)?
+    let claimed = expected_offset(&headers)?;
+    let slot = state.uploads().get(&id).await?;
+    let (mut session, mut claim) = slot.acquire().await;
+    finish_chunk(&mut session, &mut None).await?;
+    if let Some(claimed) = claimed
         && claimed != session.offset
     {
         return Err(offset_conflict(&id, session.offset, claimed));
     }
-    append_body(&state, &mut session, body).await?;
+    append_body(&state, &mut session, &mut claim, body).await?;
     ensure_hasher(&mut session).await?;
     let info: BlobInfo = session.hasher.clone().unwrap_or_default().finalize();
     let result = state
@@ -642,8 +768,9 @@ async fn abort(
     _: NoQuery,
 ) -> ApiResult<StatusCode> {
     caller.require(Role::Writer)?;
-    let session = state.uploads().get(&id).await?;
-    let session = session.lock().await;
+    let slot = state.uploads().get(&id).await?;
+    let (mut session, _claim) = slot.acquire().await;
+    let _ = finish_chunk(&mut session, &mut None).await;
     let _ = tokio::fs::remove_file(&session.path).await;
     state.uploads().forget(&id);
     Ok(StatusCode::NO_CONTENT)

@@ -2,6 +2,7 @@
 //! without a socket, and on real loopback sockets with a real HTTP client.
 
 mod auth;
+mod faults;
 mod malformed;
 mod ops;
 mod pilot;
