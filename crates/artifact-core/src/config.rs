@@ -482,7 +482,7 @@ pub const DEFAULT_CONFIG_TOML: &str = r#"# artifactstore configuration. Every ke
 # upload_dir = "<data-dir>/uploads"          # upload sessions (same filesystem as blobs)
 # upload_ttl = "24h"                         # idle upload sessions expire
 # header_read_timeout = "30s"                # a request head must arrive within this (also keep-alive idle)
-# body_idle_timeout = "30s"                  # a request body silent this long fails
+# body_idle_timeout = "30s"                  # a body (request or response) stalled this long fails
 # max_connections = 512                      # served at once; keep well under `ulimit -n`
 # shutdown_grace = "30s"                     # after SIGTERM, then open connections are cut
 # Tokens known by hash (mint more with `artifactstore admin token create`):

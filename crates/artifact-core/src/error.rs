@@ -146,9 +146,17 @@ impl Error {
         }
     }
 
-    /// Whether this error is [`Error::StorageFull`].
+    /// Whether this error means a full disk: [`Error::StorageFull`], or the metadata store
+    /// refusing a write for lack of space (SQLite `SQLITE_FULL`, PostgreSQL `disk_full`).
     pub fn is_storage_full(&self) -> bool {
-        matches!(self, Error::StorageFull { .. })
+        match self {
+            Error::StorageFull { .. } => true,
+            Error::Database(sqlx::Error::Database(db)) => {
+                matches!(db.code().as_deref(), Some("13" | "53100"))
+            }
+            Error::Database(sqlx::Error::Io(io)) | Error::Io(io) => is_storage_full(io),
+            _ => false,
+        }
     }
 
     /// Shorthand for [`Error::InvalidInput`].

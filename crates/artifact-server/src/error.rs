@@ -148,6 +148,14 @@ impl From<Error> for ApiError {
                 tracing::error!(%error, "storage full");
                 ApiError::insufficient_storage(error.to_string())
             }
+            _ if error.is_storage_full() => {
+                // The catalog (or a local file) out of space: say so, without its details.
+                tracing::error!(%error, "storage full");
+                ApiError::insufficient_storage(
+                    "storage full: the metadata store or a local file has no space left; \
+                     nothing was recorded",
+                )
+            }
             Error::Corrupt { .. } | Error::Integrity { .. } => {
                 tracing::error!(%error, "integrity failure");
                 ApiError::new(

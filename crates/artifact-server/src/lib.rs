@@ -74,7 +74,9 @@ pub struct ServerOptions {
     /// the previous response (so it also closes idle keep-alive connections).
     pub header_read_timeout: Duration,
     /// A request body that delivers no bytes for this long while the server waits for them
-    /// fails (the bytes already received by an upload session are kept).
+    /// fails (the bytes already received by an upload session are kept); a connection whose
+    /// client accepts no response bytes for this long while the server has some to send is
+    /// closed.
     pub body_idle_timeout: Duration,
     /// Connections served at once; further ones wait in the listen backlog until one closes.
     pub max_connections: usize,
@@ -239,8 +241,9 @@ pub fn app(state: AppState) -> Router {
 /// upload-session reaper beside the server.
 ///
 /// Slow and silent clients: a connection must send a whole request head within
-/// [`ServerOptions::header_read_timeout`] (also the idle limit of keep-alive connections), a
-/// body must make progress within [`ServerOptions::body_idle_timeout`], and at most
+/// [`ServerOptions::header_read_timeout`] (also the idle limit of keep-alive connections),
+/// request bodies and responses must make progress within
+/// [`ServerOptions::body_idle_timeout`], and at most
 /// [`ServerOptions::max_connections`] connections are served at once (more wait in the
 /// listen backlog).
 pub async fn serve<F>(listener: TcpListener, state: AppState, shutdown: F) -> std::io::Result<()>
@@ -301,8 +304,9 @@ where
             .timer(hyper_util::rt::TokioTimer::new())
             .header_read_timeout(options.header_read_timeout)
             .keep_alive(true);
+        let io = limits::WriteStallTimeout::new(stream, options.body_idle_timeout);
         let connection =
-            graceful.watch(builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service));
+            graceful.watch(builder.serve_connection(hyper_util::rt::TokioIo::new(io), service));
         connections.spawn(async move {
             if let Err(error) = connection.await {
                 tracing::debug!(%error, "connection ended with an error");

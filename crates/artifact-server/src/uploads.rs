@@ -780,6 +780,39 @@ async fn abort(
 mod tests {
     use super::*;
 
+    /// A session held by a request that has not written for the whole TTL is not reaped from
+    /// under it: the reaper asks it to let go (its `superseded` resolves) and reaps the session
+    /// on its next round, once the request has let go.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_reaper_interrupts_a_stalled_holder_then_reaps() {
+        let dir = tempfile::tempdir().unwrap();
+        let sessions = UploadSessions::open(dir.path().to_owned(), Duration::ZERO).unwrap();
+        let id = sessions.create().await.unwrap();
+        // Idle for longer than the (zero) TTL.
+        let path = sessions.path(&id);
+        let past = SystemTime::now() - Duration::from_secs(60);
+        File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(past)
+            .unwrap();
+        let slot = sessions.get(&id).await.unwrap();
+        let (guard, mut claim) = slot.acquire().await;
+        let stalled = tokio::spawn(async move {
+            claim.superseded().await;
+        });
+        assert_eq!(sessions.reap_expired().await, 0, "not reaped while held");
+        assert!(path.exists());
+        tokio::time::timeout(Duration::from_secs(60), stalled)
+            .await
+            .expect("the holder is asked to let go")
+            .unwrap();
+        drop(guard);
+        assert_eq!(sessions.reap_expired().await, 1);
+        assert!(!path.exists());
+    }
+
     /// A request dropped while its chunk is in flight leaves the chunk in the session: the next
     /// request's `ensure_hasher` waits for it to land and carries on from its end, instead of
     /// rebuilding the hash from a file that is still being written.

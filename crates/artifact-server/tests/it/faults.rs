@@ -338,6 +338,55 @@ async fn connections_beyond_the_limit_wait_for_a_free_slot() {
     server.stop().await;
 }
 
+/// Item 11, the other direction: a client that stops reading a response loses its connection
+/// once it has accepted no byte for `body_idle_timeout`. With one connection slot, a second
+/// request is served only after that: when its answer arrives the reader was cut, and what it
+/// can still read is less than the blob.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_a_download_is_cut() {
+    let harness = Harness::with(|o| {
+        o.max_connections = 1;
+        o.body_idle_timeout = Duration::from_secs(1);
+    })
+    .await;
+    let content = pseudo_random_bytes(64 << 20, 23);
+    let info = BlobInfo::of(&content);
+    harness
+        .store
+        .ingest_blob("setup", content.as_slice(), &[])
+        .await
+        .unwrap();
+    drop(content);
+    let server = harness.start().await;
+    let mut reader = connect(&server).await;
+    reader
+        .write_all(
+            format!(
+                "GET /blobs/{} HTTP/1.1\r\nhost: test\r\nauthorization: Bearer {}\r\n\r\n",
+                info.blake3,
+                READER.token.unwrap()
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    // The reader now reads nothing. The next connection waits for its slot.
+    let mut waiting = connect(&server).await;
+    waiting
+        .write_all(b"GET /healthz HTTP/1.1\r\nhost: test\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let (status, _, _) = read_response(&mut waiting).await;
+    assert_eq!(status, 200);
+    let received = read_until_closed(&mut reader).await;
+    assert!(
+        (received.len() as u64) < info.size,
+        "the stalled download was cut ({} bytes arrived)",
+        received.len()
+    );
+    server.stop().await;
+}
+
 /// Item 11: a request body that stops arriving fails after `body_idle_timeout`; the upload
 /// session keeps every byte received and the client resumes from there.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
