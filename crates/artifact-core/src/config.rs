@@ -205,6 +205,28 @@ pub struct ServerConfig {
     pub upload_ttl: String,
     /// Bearer tokens from configuration (in addition to minted ones).
     pub tokens: Vec<TokenConfig>,
+    /// A connection must deliver a whole request head within this time of starting to wait
+    /// for one (also the idle limit of keep-alive connections).
+    pub header_read_timeout: String,
+    /// A request body that delivers no bytes for this long fails.
+    pub body_idle_timeout: String,
+    /// Connections served at once (more wait in the listen backlog).
+    pub max_connections: usize,
+    /// After SIGTERM, in-flight requests get this long before their connections are cut.
+    pub shutdown_grace: String,
+}
+
+/// `[server]`'s connection limits and timeouts, parsed (see [`Config::server_limits`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerLimits {
+    /// `header_read_timeout`.
+    pub header_read_timeout: std::time::Duration,
+    /// `body_idle_timeout`.
+    pub body_idle_timeout: std::time::Duration,
+    /// `max_connections` (at least 1).
+    pub max_connections: usize,
+    /// `shutdown_grace`.
+    pub shutdown_grace: std::time::Duration,
 }
 
 impl Default for ServerConfig {
@@ -217,6 +239,10 @@ impl Default for ServerConfig {
             upload_dir: None,
             upload_ttl: "24h".to_owned(),
             tokens: Vec::new(),
+            header_read_timeout: "30s".to_owned(),
+            body_idle_timeout: "30s".to_owned(),
+            max_connections: 512,
+            shutdown_grace: "30s".to_owned(),
         }
     }
 }
@@ -310,6 +336,7 @@ impl Config {
         config.retention_classes()?;
         config.sweep_interval()?;
         config.server_durations()?;
+        config.server_limits()?;
         config.config_tokens()?;
         config.gc_schedule()?;
         config.verify_schedule()?;
@@ -355,6 +382,32 @@ impl Config {
             fixed("request_timeout", &self.server.request_timeout)?,
             fixed("upload_ttl", &self.server.upload_ttl)?,
         ))
+    }
+
+    /// `[server]` `header_read_timeout`, `body_idle_timeout`, `max_connections` and
+    /// `shutdown_grace`: the periods must be fixed (ms s m h d w), `max_connections` at least 1.
+    pub fn server_limits(&self) -> Result<ServerLimits> {
+        let period = |key: &str, text: &str| {
+            text.parse::<Period>()
+                .ok()
+                .and_then(Period::as_duration)
+                .ok_or_else(|| {
+                    Error::Config(format!(
+                        "[server] {key} `{text}` must be a fixed period such as `30s`"
+                    ))
+                })
+        };
+        if self.server.max_connections == 0 {
+            return Err(Error::Config(
+                "[server] max_connections must be at least 1".to_owned(),
+            ));
+        }
+        Ok(ServerLimits {
+            header_read_timeout: period("header_read_timeout", &self.server.header_read_timeout)?,
+            body_idle_timeout: period("body_idle_timeout", &self.server.body_idle_timeout)?,
+            max_connections: self.server.max_connections,
+            shutdown_grace: period("shutdown_grace", &self.server.shutdown_grace)?,
+        })
     }
 
     /// `[[server.tokens]]` as (token hash, principal).
@@ -482,6 +535,10 @@ pub const DEFAULT_CONFIG_TOML: &str = r#"# artifactstore configuration. Every ke
 # request_timeout = "60s"                    # non-streaming requests
 # upload_dir = "<data-dir>/uploads"          # upload sessions (same filesystem as blobs)
 # upload_ttl = "24h"                         # idle upload sessions expire
+# header_read_timeout = "30s"                # a request head must arrive within this (also keep-alive idle)
+# body_idle_timeout = "30s"                  # a body (request or response) stalled this long fails
+# max_connections = 512                      # served at once; keep well under `ulimit -n`
+# shutdown_grace = "30s"                     # after SIGTERM, then open connections are cut
 # Tokens known by hash (mint more with `artifactstore admin token create`):
 # [[server.tokens]]
 # principal = "ci"
@@ -545,5 +602,39 @@ mod tests {
         assert!(Config::from_toml("[retention.classes.x]\ndefault = \"soon\"", "t").is_err());
         assert!(Config::from_toml("[retention.classes.Bad]\ndefault = \"1d\"", "t").is_err());
         assert!(Config::from_toml("[retention]\nsweep_interval = \"2y\"", "t").is_err());
+        assert!(Config::from_toml("[server]\nheader_read_timeout = \"0s\"", "t").is_err());
+        assert!(Config::from_toml("[server]\nbody_idle_timeout = \"soon\"", "t").is_err());
+        assert!(Config::from_toml("[server]\nmax_connections = 0", "t").is_err());
+        assert!(Config::from_toml("[server]\nshutdown_grace = \"1y\"", "t").is_err());
+    }
+
+    #[test]
+    fn server_limits_have_public_facing_defaults() {
+        let limits = Config::default().server_limits().unwrap();
+        assert_eq!(
+            limits,
+            ServerLimits {
+                header_read_timeout: std::time::Duration::from_secs(30),
+                body_idle_timeout: std::time::Duration::from_secs(30),
+                max_connections: 512,
+                shutdown_grace: std::time::Duration::from_secs(30),
+            }
+        );
+        let config = Config::from_toml(
+            "[server]\nheader_read_timeout = \"5s\"\nbody_idle_timeout = \"2m\"\nmax_connections = 64\nshutdown_grace = \"500ms\"\n",
+            "t",
+        )
+        .unwrap();
+        let limits = config.server_limits().unwrap();
+        assert_eq!(
+            limits.header_read_timeout,
+            std::time::Duration::from_secs(5)
+        );
+        assert_eq!(
+            limits.body_idle_timeout,
+            std::time::Duration::from_secs(120)
+        );
+        assert_eq!(limits.max_connections, 64);
+        assert_eq!(limits.shutdown_grace, std::time::Duration::from_millis(500));
     }
 }

@@ -108,6 +108,25 @@ pub enum Error {
     /// Local IO failed.
     #[error("io error: {0}")]
     Io(#[from] std::io::Error),
+    /// The storage a write needed is full or over quota (`ENOSPC`, `EDQUOT`). Nothing was
+    /// stored and the partial bytes were removed; reads keep working. Free space and retry.
+    #[error("storage full: {what} has no space left ({source}); nothing was stored")]
+    StorageFull {
+        /// Which storage, without paths (`blob store `fs``, `upload directory`).
+        what: String,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Whether an IO error means the storage is full or over quota (`ENOSPC`, `EDQUOT`), as
+/// opposed to any other failure.
+pub fn is_storage_full(error: &std::io::Error) -> bool {
+    matches!(
+        error.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    )
 }
 
 /// SQLite's SQLITE_BUSY and its extended codes (recovery, snapshot, timeout).
@@ -144,6 +163,32 @@ fn summarize_missing(missing: &[MissingBlob]) -> String {
 }
 
 impl Error {
+    /// An IO error of a write to `what`: [`Error::StorageFull`] when the storage is full or
+    /// over quota, else [`Error::Io`].
+    pub fn from_write(what: &str, error: std::io::Error) -> Self {
+        if is_storage_full(&error) {
+            Error::StorageFull {
+                what: what.to_owned(),
+                source: error,
+            }
+        } else {
+            Error::Io(error)
+        }
+    }
+
+    /// Whether this error means a full disk: [`Error::StorageFull`], or the metadata store
+    /// refusing a write for lack of space (SQLite `SQLITE_FULL`, PostgreSQL `disk_full`).
+    pub fn is_storage_full(&self) -> bool {
+        match self {
+            Error::StorageFull { .. } => true,
+            Error::Database(sqlx::Error::Database(db)) => {
+                matches!(db.code().as_deref(), Some("13" | "53100"))
+            }
+            Error::Database(sqlx::Error::Io(io)) | Error::Io(io) => is_storage_full(io),
+            _ => false,
+        }
+    }
+
     /// Shorthand for [`Error::InvalidInput`].
     pub fn invalid(message: impl Into<String>) -> Self {
         Error::InvalidInput(message.into())

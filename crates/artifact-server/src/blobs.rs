@@ -26,7 +26,18 @@ pub(crate) fn parse_digest(text: &str) -> ApiResult<AnyDigest> {
         .map_err(|e| ApiError::bad_request(format!("digest `{}`: {e}", text.escape_debug())))
 }
 
-/// A parsed `Range` header: `None` when absent.
+/// A parsed `Range` header (RFC 9110 §14.1.2, §14.2). `None` means "answer with the whole
+/// representation (200)", which is what this server does, always, for:
+/// - no `Range` header;
+/// - a range unit other than `bytes` (RFC 9110: a server MUST ignore a range unit it does not
+///   understand); the unit is compared case-insensitively, so `Bytes=0-1` is a byte range;
+/// - more than one range (`bytes=0-1,5-9`): the server sends no `multipart/byteranges`, and
+///   RFC 9110 lets it ignore `Range`; a syntactically bad element still gets 416;
+/// - a suffix range of a zero-length representation (there is no byte to name).
+///
+/// One syntactically bad byte range (anything but `N-`, `N-M` or `-N` of ASCII digits, so
+/// `bytes=+1-2` too), a range ending before it starts, `-0`, or a range starting at or after
+/// the end is 416 with `Content-Range: bytes */SIZE`.
 pub(crate) fn parse_range(headers: &HeaderMap, size: u64) -> ApiResult<Option<ByteRange>> {
     let Some(value) = headers.get(header::RANGE) else {
         return Ok(None);
@@ -42,48 +53,40 @@ pub(crate) fn parse_range(headers: &HeaderMap, size: u64) -> ApiResult<Option<By
     let text = value
         .to_str()
         .map_err(|_| ApiError::bad_request("the Range header is not ASCII"))?;
-    let spec = text.strip_prefix("bytes=").ok_or_else(|| {
-        unsatisfiable(format!("only `bytes=` ranges are supported, got `{text}`"))
-    })?;
-    if spec.contains(',') {
-        return Err(unsatisfiable(
-            "multiple ranges are not supported; ask for one".to_owned(),
-        ));
+    let malformed = || unsatisfiable(format!("malformed range `{}`", text.escape_debug()));
+    let (unit, set) = text.split_once('=').ok_or_else(malformed)?;
+    if !unit.eq_ignore_ascii_case("bytes") {
+        return Ok(None);
     }
-    let (first, last) = spec
-        .split_once('-')
-        .ok_or_else(|| unsatisfiable(format!("malformed range `{text}`")))?;
-    let number = |s: &str| {
-        s.trim()
-            .parse::<u64>()
-            .map_err(|_| unsatisfiable(format!("malformed range `{text}`")))
+    // range-set = 1#range-spec: elements separated by OWS "," OWS (empty elements tolerated).
+    let specs: Vec<RangeSpec> = set
+        .split(',')
+        .map(|element| element.trim_matches([' ', '\t']))
+        .filter(|element| !element.is_empty())
+        .map(|element| RangeSpec::parse(element).ok_or_else(malformed))
+        .collect::<ApiResult<_>>()?;
+    let spec = match specs.as_slice() {
+        [] => return Err(malformed()),
+        [one] => *one,
+        _ => return Ok(None),
     };
-    let range = match (first.trim().is_empty(), last.trim().is_empty()) {
-        // bytes=-N: the last N bytes.
-        (true, false) => {
-            let suffix = number(last)?;
-            if suffix == 0 {
-                return Err(unsatisfiable(
-                    "a suffix range of 0 bytes is empty".to_owned(),
-                ));
-            }
-            ByteRange {
-                start: size.saturating_sub(suffix),
-                end: None,
-            }
+    let range = match spec {
+        RangeSpec::Suffix(0) => {
+            return Err(unsatisfiable(
+                "a suffix range of 0 bytes is empty".to_owned(),
+            ));
         }
-        // bytes=N-
-        (false, true) => ByteRange {
-            start: number(first)?,
+        RangeSpec::Suffix(_) if size == 0 => return Ok(None),
+        RangeSpec::Suffix(suffix) => ByteRange {
+            start: size.saturating_sub(suffix),
             end: None,
         },
-        // bytes=N-M (inclusive)
-        (false, false) => {
-            let start = number(first)?;
-            let last = number(last)?;
+        RangeSpec::From(start) => ByteRange { start, end: None },
+        RangeSpec::Between(start, last) => {
             if last < start {
                 return Err(unsatisfiable(format!(
-                    "range `{text}` ends before it starts"
+                    "range `{}` ends before it starts",
+                    text.escape_debug()
                 )));
             }
             ByteRange {
@@ -91,14 +94,45 @@ pub(crate) fn parse_range(headers: &HeaderMap, size: u64) -> ApiResult<Option<By
                 end: Some(last.saturating_add(1)),
             }
         }
-        (true, true) => return Err(unsatisfiable(format!("malformed range `{text}`"))),
     };
     if range.resolve(size).is_none() {
         return Err(unsatisfiable(format!(
-            "range `{text}` is outside the blob's {size} bytes"
+            "range `{}` is outside the blob's {size} bytes",
+            text.escape_debug()
         )));
     }
     Ok(Some(range))
+}
+
+/// One `range-spec` of RFC 9110 §14.1.2.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum RangeSpec {
+    /// `first-` .
+    From(u64),
+    /// `first-last` (inclusive).
+    Between(u64, u64),
+    /// `-suffix`: the last `suffix` bytes.
+    Suffix(u64),
+}
+
+impl RangeSpec {
+    /// Parses `N-`, `N-M` or `-N` where each number is 1*DIGIT (no sign, no spaces); numbers
+    /// beyond u64 saturate (they are beyond any blob anyway).
+    fn parse(text: &str) -> Option<Self> {
+        let (first, last) = text.split_once('-')?;
+        let number = |digits: &str| -> Option<u64> {
+            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            Some(digits.parse::<u64>().unwrap_or(u64::MAX))
+        };
+        match (first.is_empty(), last.is_empty()) {
+            (true, false) => number(last).map(RangeSpec::Suffix),
+            (false, true) => number(first).map(RangeSpec::From),
+            (false, false) => Some(RangeSpec::Between(number(first)?, number(last)?)),
+            (true, true) => None,
+        }
+    }
 }
 
 fn digest_headers(record: &BlobRecord) -> [(header::HeaderName, HeaderValue); 4] {
@@ -267,4 +301,74 @@ async fn upload(
         crate::packages::json_response(&record.to_value()),
     )
         .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn range(value: &str, size: u64) -> Result<Option<ByteRange>, u16> {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::RANGE, HeaderValue::from_str(value).unwrap());
+        parse_range(&headers, size).map_err(|e| e.status().as_u16())
+    }
+
+    fn span(start: u64, end: Option<u64>) -> Result<Option<ByteRange>, u16> {
+        Ok(Some(ByteRange { start, end }))
+    }
+
+    #[test]
+    fn byte_ranges_follow_rfc_9110() {
+        assert_eq!(range("bytes=1-2", 10), span(1, Some(3)));
+        assert_eq!(
+            range("Bytes=1-2", 10),
+            span(1, Some(3)),
+            "the unit is case-insensitive"
+        );
+        assert_eq!(range("BYTES=5-", 10), span(5, None));
+        assert_eq!(range("bytes=-3", 10), span(7, None));
+        assert_eq!(
+            range("bytes=-30", 10),
+            span(0, None),
+            "a long suffix is the whole"
+        );
+        assert_eq!(
+            range("bytes=2-99999999999999999999999", 10),
+            span(2, Some(u64::MAX))
+        );
+        assert_eq!(
+            range("bytes= 1-2 ", 10),
+            span(1, Some(3)),
+            "OWS around elements"
+        );
+        assert_eq!(
+            range("bytes=1-2,", 10),
+            span(1, Some(3)),
+            "an empty list element"
+        );
+        // Signs, spaces inside a range, other garbage: 416.
+        for bad in [
+            "bytes=+1-2",
+            "bytes=1-+2",
+            "bytes=-+2",
+            "bytes=1 -2",
+            "bytes=a-b",
+            "bytes=-",
+            "bytes=",
+            "bytes",
+            "bytes=1-2,x",
+            "bytes=0x1-2",
+        ] {
+            assert_eq!(range(bad, 10), Err(416), "{bad}");
+        }
+        // Unsatisfiable: 416.
+        for bad in ["bytes=9-2", "bytes=-0", "bytes=10-", "bytes=10-20"] {
+            assert_eq!(range(bad, 10), Err(416), "{bad}");
+        }
+        // The whole representation: another unit, several ranges, a suffix of nothing.
+        assert_eq!(range("items=0-1", 10), Ok(None));
+        assert_eq!(range("bytes=0-1,3-4", 10), Ok(None));
+        assert_eq!(range("bytes=0-1, 3-", 10), Ok(None));
+        assert_eq!(range("bytes=-5", 0), Ok(None));
+    }
 }

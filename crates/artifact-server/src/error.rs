@@ -57,6 +57,16 @@ impl ApiError {
         Self::new(StatusCode::PAYLOAD_TOO_LARGE, "payload too large", detail)
     }
 
+    /// 507: the storage a write needed is full (or over quota); nothing was stored. The detail
+    /// names which storage and the operating system's reason, never a path.
+    pub fn insufficient_storage(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::INSUFFICIENT_STORAGE,
+            "insufficient storage",
+            detail,
+        )
+    }
+
     /// 405: the route exists but not with this method (the router adds `Allow`).
     pub fn method_not_allowed(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed", detail)
@@ -134,6 +144,18 @@ impl From<Error> for ApiError {
                         .collect(),
                 ),
             ),
+            Error::StorageFull { .. } => {
+                tracing::error!(%error, "storage full");
+                ApiError::insufficient_storage(error.to_string())
+            }
+            _ if error.is_storage_full() => {
+                // The catalog (or a local file) out of space: say so, without its details.
+                tracing::error!(%error, "storage full");
+                ApiError::insufficient_storage(
+                    "storage full: the metadata store or a local file has no space left; \
+                     nothing was recorded",
+                )
+            }
             Error::Corrupt { .. } | Error::Integrity { .. } => {
                 tracing::error!(%error, "integrity failure");
                 ApiError::new(
@@ -212,6 +234,7 @@ fn title_of(status: StatusCode) -> &'static str {
         415 => "unsupported media type",
         422 => "unprocessable content",
         503 => "service unavailable",
+        507 => "insufficient storage",
         code if code >= 500 => "internal error",
         _ => "request refused",
     }

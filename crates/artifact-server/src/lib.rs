@@ -22,6 +22,7 @@ mod blobs;
 mod error;
 mod events;
 mod extract;
+mod limits;
 mod metrics;
 mod ops;
 mod packages;
@@ -68,6 +69,20 @@ pub struct ServerOptions {
     pub gc: Option<(Duration, artifact_core::maintenance::GcOptions)>,
     /// Scheduled scrub: interval and options; `None` disables it.
     pub verify: Option<(Duration, artifact_core::maintenance::VerifyOptions)>,
+    /// A connection must deliver a whole request head within this time of starting to wait
+    /// for one: from the connection's start, and on a keep-alive connection from the end of
+    /// the previous response (so it also closes idle keep-alive connections).
+    pub header_read_timeout: Duration,
+    /// A request body that delivers no bytes for this long while the server waits for them
+    /// fails (the bytes already received by an upload session are kept); a connection whose
+    /// client accepts no response bytes for this long while the server has some to send is
+    /// closed.
+    pub body_idle_timeout: Duration,
+    /// Connections served at once; further ones wait in the listen backlog until one closes.
+    pub max_connections: usize,
+    /// After shutdown begins, in-flight requests get this long to finish; then their
+    /// connections are cut (upload sessions keep what they wrote and resume after a restart).
+    pub shutdown_grace: Duration,
 }
 
 impl ServerOptions {
@@ -83,6 +98,10 @@ impl ServerOptions {
             config_tokens: Vec::new(),
             gc: None,
             verify: None,
+            header_read_timeout: Duration::from_secs(30),
+            body_idle_timeout: Duration::from_secs(30),
+            max_connections: 512,
+            shutdown_grace: Duration::from_secs(30),
         }
     }
 }
@@ -97,6 +116,8 @@ struct Inner {
     options: ServerOptions,
     uploads: uploads::UploadSessions,
     metrics: Metrics,
+    /// `/readyz`'s single-flight check.
+    ready: ops::ReadyCheck,
     /// Woken whenever this process appends events, so event streams deliver promptly.
     appended: Notify,
     /// `true` once [`serve`]'s shutdown future has resolved: event streams end and the
@@ -114,6 +135,7 @@ impl AppState {
             options,
             uploads,
             metrics: Metrics::default(),
+            ready: ops::ReadyCheck::default(),
             appended: Notify::new(),
             shutting_down: watch::Sender::new(false),
         })))
@@ -131,6 +153,10 @@ impl AppState {
 
     pub(crate) fn options(&self) -> &ServerOptions {
         &self.0.options
+    }
+
+    pub(crate) fn ready_check(&self) -> &ops::ReadyCheck {
+        &self.0.ready
     }
 
     pub(crate) fn uploads(&self) -> &uploads::UploadSessions {
@@ -180,6 +206,11 @@ pub fn app(state: AppState) -> Router {
         .merge(bounded)
         .method_not_allowed_fallback(error::method_not_allowed_route)
         .fallback(error::not_found_route)
+        .layer(axum::middleware::map_request(
+            move |request: axum::extract::Request| async move {
+                limits::with_body_timeout(request, options.body_idle_timeout)
+            },
+        ))
         .layer(axum::middleware::map_response(error::problem_responses))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -203,10 +234,18 @@ pub fn app(state: AppState) -> Router {
 }
 
 /// Serves `state` on `listener` until `shutdown` resolves, then stops accepting connections and
-/// lets in-flight requests finish (upload sessions stay on disk, resumable after a restart).
-/// Open event streams (`/events/stream`) end when shutdown begins: they never finish on their
-/// own, and a client resumes with `Last-Event-ID`. Runs the scheduled sweeper and the
+/// lets in-flight requests finish for at most [`ServerOptions::shutdown_grace`]; connections
+/// still open then are cut (upload sessions keep the bytes they wrote and resume after a
+/// restart). Open event streams (`/events/stream`) end when shutdown begins: they never finish
+/// on their own, and a client resumes with `Last-Event-ID`. Runs the scheduled sweeper and the
 /// upload-session reaper beside the server.
+///
+/// Slow and silent clients: a connection must send a whole request head within
+/// [`ServerOptions::header_read_timeout`] (also the idle limit of keep-alive connections),
+/// request bodies and responses must make progress within
+/// [`ServerOptions::body_idle_timeout`], and at most
+/// [`ServerOptions::max_connections`] connections are served at once (more wait in the
+/// listen backlog).
 pub async fn serve<F>(listener: TcpListener, state: AppState, shutdown: F) -> std::io::Result<()>
 where
     F: Future<Output = ()> + Send + 'static,
@@ -215,16 +254,81 @@ where
     state.0.shutting_down.send_replace(false);
     let stop_rx = state.shutdown_watch();
     let background = tokio::spawn(background_tasks(state.clone(), stop_rx));
-    let stopping = state.clone();
-    let router = app(state);
-    let result = axum::serve(listener, router)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            stopping.0.shutting_down.send_replace(true);
-        })
-        .await;
+    let options = state.options().clone();
+    let max_connections = options.max_connections.max(1);
+    if let Some(fds) = limits::fd_limit()
+        && (max_connections as u64).saturating_add(64) > fds
+    {
+        tracing::warn!(
+            max_connections,
+            fd_limit = fds,
+            "[server] max_connections is close to or above the open-file limit (ulimit -n): \
+             raise the limit or lower max_connections"
+        );
+    }
+    let router = app(state.clone());
+    let slots = Arc::new(tokio::sync::Semaphore::new(max_connections));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut connections = tokio::task::JoinSet::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        // Reap finished connection tasks.
+        while connections.try_join_next().is_some() {}
+        // A free slot first: while none is free, connections wait in the backlog.
+        let permit = tokio::select! {
+            permit = slots.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _peer)) => stream,
+                Err(error) if limits::is_connection_error(&error) => continue,
+                Err(error) => {
+                    // E.g. out of file descriptors: retry soon rather than spin.
+                    tracing::error!(%error, "accepting a connection failed");
+                    tokio::select! {
+                        () = tokio::time::sleep(Duration::from_millis(500)) => continue,
+                        () = &mut shutdown => break,
+                    }
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(options.header_read_timeout)
+            .keep_alive(true);
+        let io = limits::WriteStallTimeout::new(stream, options.body_idle_timeout);
+        let connection =
+            graceful.watch(builder.serve_connection(hyper_util::rt::TokioIo::new(io), service));
+        connections.spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    state.0.shutting_down.send_replace(true);
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(options.shutdown_grace) => {
+            tracing::warn!(
+                connections = connections.len(),
+                "[server] shutdown_grace expired: cutting the connections still open"
+            );
+        }
+    }
+    // Whatever is left is cut here (dropping a request mid-upload keeps what it wrote).
+    connections.shutdown().await;
     let _ = background.await;
-    result
+    Ok(())
 }
 
 async fn background_tasks(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {

@@ -1,6 +1,7 @@
 //! Operations: health, readiness, metrics, the OpenAPI document, audit and admin endpoints.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use artifact_core::auth::Role;
 use artifact_core::cbor::Value;
@@ -91,28 +92,86 @@ async fn healthz(_: NoQuery) -> &'static str {
     "ok\n"
 }
 
-/// `GET /readyz`: the metadata store and the blob backend are reachable (503 otherwise).
+/// `GET /readyz` (no token): 200 `ready` when the metadata store answers and the blob backend
+/// passes its check, 503 naming the component otherwise. Safe to expose: the answer names a
+/// component and nothing else (no paths, no error text: those go to the log). Concurrent probes
+/// share one check (see [`ReadyCheck`]), so a flood of probes costs one backend probe at a
+/// time. A full blob storage is ready — reads and audits keep working, writes answer 507 — and
+/// the body says so.
 async fn readyz(State(state): State<AppState>, _: NoQuery) -> ApiResult<Response> {
-    if let Err(error) = state.store().head().await {
-        tracing::warn!(%error, "readyz: metadata store unreachable");
-        return Err(ApiError::new(
+    match state.ready_check().run(&state).await {
+        Readiness::Ready => Ok("ready\n".into_response()),
+        Readiness::StorageFull => {
+            Ok("ready (blob storage full: writes answer 507)\n".into_response())
+        }
+        Readiness::MetadataDown => Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "not ready",
             "the metadata store is unreachable",
-        ));
-    }
-    if let Err(error) = state.store().blob_store().check().await {
-        tracing::warn!(%error, "readyz: blob backend unreachable");
-        return Err(ApiError::new(
+        )),
+        Readiness::BackendDown => Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "not ready",
             format!(
-                "the blob backend `{}` is unreachable: {error}",
+                "the blob backend `{}` is unreachable or not writable",
                 state.store().blob_store().name()
             ),
-        ));
+        )),
     }
-    Ok("ready\n".into_response())
+}
+
+/// The outcome of one readiness check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Readiness {
+    Ready,
+    StorageFull,
+    MetadataDown,
+    BackendDown,
+}
+
+/// Single-flight readiness checks: a probe is answered by a check that started after it
+/// arrived (never a stale one), but however many probes arrive together only one check runs
+/// at a time, and the probes that waited for it share its outcome.
+#[derive(Debug, Default)]
+pub(crate) struct ReadyCheck {
+    /// Generation of the last check started (only incremented under `last`).
+    started: AtomicU64,
+    /// Generation and outcome of the last check finished.
+    last: tokio::sync::Mutex<(u64, Option<Readiness>)>,
+}
+
+impl ReadyCheck {
+    async fn run(&self, state: &AppState) -> Readiness {
+        let arrived = self.started.load(Ordering::Acquire);
+        let mut last = self.last.lock().await;
+        if let (generation, Some(outcome)) = *last
+            && generation > arrived
+        {
+            return outcome;
+        }
+        let generation = self.started.fetch_add(1, Ordering::AcqRel) + 1;
+        let outcome = check_readiness(state).await;
+        *last = (generation, Some(outcome));
+        outcome
+    }
+}
+
+async fn check_readiness(state: &AppState) -> Readiness {
+    if let Err(error) = state.store().head().await {
+        tracing::warn!(%error, "readyz: metadata store unreachable");
+        return Readiness::MetadataDown;
+    }
+    match state.store().blob_store().check().await {
+        Ok(()) => Readiness::Ready,
+        Err(error) if error.is_storage_full() => {
+            tracing::warn!(%error, "readyz: blob storage full (reads work, writes answer 507)");
+            Readiness::StorageFull
+        }
+        Err(error) => {
+            tracing::warn!(%error, "readyz: blob backend unreachable");
+            Readiness::BackendDown
+        }
+    }
 }
 
 /// `GET /metrics`: Prometheus text exposition.

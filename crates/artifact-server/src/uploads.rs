@@ -12,6 +12,16 @@
 //! (written before the session file, so it survives restarts): anyone else but an admin gets
 //! the same 404 as for an unknown session. A session file without an owner file (left by a
 //! version that did not record owners) is for admins only.
+//!
+//! **Takeover.** One request uses a session at a time, and every new request on a session
+//! takes it over: the request holding it stops reading its body (its chunk in flight lands,
+//! the bytes it received are kept) and answers 409, and the new one proceeds from the offset
+//! that was written. So a client whose PATCH hangs on a half-open connection resumes at once
+//! with `HEAD` + `PATCH` instead of waiting for the stalled connection to die.
+//!
+//! **Full disk.** A request whose bytes do not fit (`ENOSPC`, `EDQUOT`) appends nothing: the
+//! session file is cut back to its offset before the request (freeing the space) and the
+//! answer is 507 naming the cause.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
@@ -31,6 +41,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use futures_util::StreamExt as _;
+use tokio::sync::{MutexGuard, watch};
 
 use crate::AppState;
 use crate::auth::Caller;
@@ -66,12 +77,60 @@ struct Session {
     in_flight: Option<InFlight>,
 }
 
-/// A session and the principal that created it (`None`: a session file from before owners
-/// were recorded, which only an admin may use).
-#[derive(Clone, Debug)]
-struct Entry {
+/// A session, the principal that created it (`None`: a session file from before owners were
+/// recorded, which only an admin may use) and the takeover counter of the requests that want
+/// it.
+#[derive(Debug)]
+struct Slot {
     owner: Option<String>,
-    session: Arc<tokio::sync::Mutex<Session>>,
+    session: tokio::sync::Mutex<Session>,
+    /// Bumped by every request that wants the session (and by the reaper): the request
+    /// holding it sees the change and lets go (see the module documentation).
+    takeover: watch::Sender<u64>,
+}
+
+/// What a request that holds a session watches to learn it was taken over.
+#[derive(Debug)]
+struct Claim {
+    generation: u64,
+    watch: watch::Receiver<u64>,
+}
+
+impl Claim {
+    /// Resolves once a later request (or the reaper) wants the session.
+    async fn superseded(&mut self) {
+        let generation = self.generation;
+        // An error means the slot is gone: nobody can use the session any more either.
+        let _ = self.watch.wait_for(|current| *current != generation).await;
+    }
+}
+
+impl Slot {
+    fn new(session: Session, owner: Option<String>) -> Arc<Self> {
+        Arc::new(Self {
+            owner,
+            session: tokio::sync::Mutex::new(session),
+            takeover: watch::Sender::new(0),
+        })
+    }
+
+    /// Takes the session over: tells the request holding it to let go, then waits for it
+    /// (that request only finishes landing its chunk in flight, which is bounded).
+    async fn acquire(&self) -> (MutexGuard<'_, Session>, Claim) {
+        let mut generation = 0;
+        self.takeover.send_modify(|current| {
+            *current += 1;
+            generation = *current;
+        });
+        let watch = self.takeover.subscribe();
+        let guard = self.session.lock().await;
+        (guard, Claim { generation, watch })
+    }
+
+    /// Asks whichever request holds the session to let go, without waiting.
+    fn interrupt(&self) {
+        self.takeover.send_modify(|current| *current += 1);
+    }
 }
 
 /// The sessions of this server.
@@ -79,7 +138,15 @@ struct Entry {
 pub(crate) struct UploadSessions {
     dir: PathBuf,
     ttl: Duration,
-    open: Mutex<HashMap<String, Entry>>,
+    open: Mutex<HashMap<String, Arc<Slot>>>,
+}
+
+/// An IO error of a session write: 507 when the upload directory is full, else internal.
+fn write_error(error: std::io::Error) -> ApiError {
+    ApiError::from(artifact_core::Error::from_write(
+        "the upload directory",
+        error,
+    ))
 }
 
 fn valid_id(id: &str) -> bool {
@@ -135,9 +202,9 @@ impl UploadSessions {
         })
         .await
         .map_err(|e| io(std::io::Error::other(e.to_string())))?
-        .map_err(io)?;
+        .map_err(write_error)?;
         let path = self.path(&id);
-        tokio::fs::File::create(&path).await.map_err(io)?;
+        tokio::fs::File::create(&path).await.map_err(write_error)?;
         let session = Session {
             path,
             offset: 0,
@@ -146,21 +213,16 @@ impl UploadSessions {
             in_flight: None,
         };
         if let Ok(mut open) = self.open.lock() {
-            open.insert(
-                id.clone(),
-                Entry {
-                    owner: Some(owner.to_owned()),
-                    session: Arc::new(tokio::sync::Mutex::new(session)),
-                },
-            );
+            open.insert(id.clone(), Slot::new(session, Some(owner.to_owned())));
         }
         Ok(id)
     }
 
     /// The session, from memory or (after a restart) from its files, if `caller` may use it:
     /// its creator or an admin (a session without a recorded owner: an admin only). Anyone else
-    /// gets the same 404 as for a session that does not exist, so ids are not confirmed.
-    async fn get(&self, id: &str, caller: &Caller) -> ApiResult<Arc<tokio::sync::Mutex<Session>>> {
+    /// gets the same 404 as for a session that does not exist, so ids are not confirmed, and
+    /// cannot take the session over.
+    async fn get(&self, id: &str, caller: &Caller) -> ApiResult<Arc<Slot>> {
         let not_found = || {
             ApiError::not_found(format!(
                 "upload session `{}` not found (finished, aborted or expired, or not yours)",
@@ -175,33 +237,29 @@ impl UploadSessions {
             None => self.load(id).await.ok_or_else(not_found)?,
         };
         let allowed = caller.0.has(Role::Admin) || entry.owner.as_deref() == Some(&caller.0.name);
-        if allowed {
-            Ok(entry.session)
-        } else {
-            Err(not_found())
-        }
+        if allowed { Ok(entry) } else { Err(not_found()) }
     }
 
     /// A session left on disk by an earlier run: its offset is its file's length.
-    async fn load(&self, id: &str) -> Option<Entry> {
+    async fn load(&self, id: &str) -> Option<Arc<Slot>> {
         let path = self.path(id);
         let meta = tokio::fs::metadata(&path).await.ok()?;
         let owner = tokio::fs::read(self.owner_path(id))
             .await
             .ok()
             .and_then(|bytes| String::from_utf8(bytes).ok());
-        let entry = Entry {
-            owner,
-            session: Arc::new(tokio::sync::Mutex::new(Session {
+        let slot = Slot::new(
+            Session {
                 path,
                 offset: meta.len(),
                 hasher: None,
                 unflushed: 0,
                 in_flight: None,
-            })),
-        };
+            },
+            owner,
+        );
         let mut open = self.open.lock().ok()?;
-        Some(open.entry(id.to_owned()).or_insert(entry).clone())
+        Some(open.entry(id.to_owned()).or_insert(slot).clone())
     }
 
     /// Drops a finished, aborted or expired session (its owner file too).
@@ -237,16 +295,17 @@ impl UploadSessions {
                 continue;
             };
             if idle.is_some_and(|idle| idle > self.ttl) {
-                // Never reap a session a request is using right now.
-                let session = self
-                    .open
-                    .lock()
-                    .ok()
-                    .and_then(|open| open.get(id).map(|entry| entry.session.clone()));
-                let _guard = match &session {
-                    Some(session) => match session.try_lock() {
+                // Never reap a session a request is using right now; but a request that has
+                // used it without writing for the whole TTL is stalled: ask it to let go, and
+                // the next round reaps the session.
+                let slot = self.open.lock().ok().and_then(|open| open.get(id).cloned());
+                let _guard = match &slot {
+                    Some(slot) => match slot.session.try_lock() {
                         Ok(guard) => Some(guard),
-                        Err(_) => continue,
+                        Err(_) => {
+                            slot.interrupt();
+                            continue;
+                        }
                     },
                     None => None,
                 };
@@ -301,7 +360,12 @@ async fn ensure_hasher(session: &mut Session) -> ApiResult<()> {
 /// over `max_blob_bytes` changes nothing: it is refused before any byte is read when its length
 /// is declared, and otherwise the bytes already written are truncated away and the hash state
 /// restored.
-async fn append_body(state: &AppState, session: &mut Session, body: Body) -> ApiResult<()> {
+async fn append_body(
+    state: &AppState,
+    session: &mut Session,
+    claim: &mut Claim,
+    body: Body,
+) -> ApiResult<()> {
     let limit = state.options().max_blob_bytes;
     let too_large = || {
         ApiError::too_large(format!(
@@ -314,6 +378,33 @@ async fn append_body(state: &AppState, session: &mut Session, body: Body) -> Api
     }
     ensure_hasher(session).await?;
     let before = (session.offset, session.hasher.clone(), session.unflushed);
+    let result = append_chunks(state, session, claim, body, &before).await;
+    if let Err(error) = &result
+        && error.status() == StatusCode::INSUFFICIENT_STORAGE
+    {
+        // A full disk: nothing of this request stays (its bytes would keep the disk full).
+        let _ = finish_chunk(session, &mut None).await;
+        let (offset, hasher, unflushed) = before;
+        truncate_to(session, offset, hasher, unflushed)?;
+    }
+    result
+}
+
+/// The body of [`append_body`]: receive, write and hash chunk by chunk.
+async fn append_chunks(
+    state: &AppState,
+    session: &mut Session,
+    claim: &mut Claim,
+    body: Body,
+    before: &(u64, Option<DualHasher>, u64),
+) -> ApiResult<()> {
+    let limit = state.options().max_blob_bytes;
+    let too_large = || {
+        ApiError::too_large(format!(
+            "a request body may carry at most {limit} bytes ([server] max_blob_bytes); \
+             nothing was appended"
+        ))
+    };
     let mut file = Some(
         std::fs::OpenOptions::new()
             .append(true)
@@ -328,13 +419,27 @@ async fn append_body(state: &AppState, session: &mut Session, body: Body) -> Api
         // Gather up to CHUNK bytes.
         let mut failure = None;
         while pending.len() < CHUNK {
-            match stream.next().await {
+            let next = tokio::select! {
+                biased;
+                () = claim.superseded() => {
+                    // Taken over: keep what was received, land it, let go.
+                    failure = Some(ApiError::new(
+                        StatusCode::CONFLICT,
+                        "upload taken over",
+                        "another request took this upload session over; \
+                         the bytes received so far were kept (HEAD reports the offset)",
+                    ));
+                    break;
+                }
+                next = stream.next() => next,
+            };
+            match next {
                 Some(Ok(bytes)) => {
                     received += bytes.len() as u64;
                     if received > limit {
                         finish_chunk(session, &mut file).await?;
                         drop(file);
-                        let (offset, hasher, unflushed) = before;
+                        let (offset, hasher, unflushed) = before.clone();
                         truncate_to(session, offset, hasher, unflushed)?;
                         return Err(too_large());
                     }
@@ -448,7 +553,7 @@ async fn finish_chunk(session: &mut Session, file: &mut Option<File>) -> ApiResu
     let hasher = hashed.map_err(|e| io_error(std::io::Error::other(e.to_string())))?;
     let (out, flushed) = written
         .map_err(|e| io_error(std::io::Error::other(e.to_string())))?
-        .map_err(io_error)?;
+        .map_err(write_error)?;
     session.offset = hasher.size();
     session.hasher = Some(hasher);
     session.unflushed = if flushed { 0 } else { chunk.unflushed };
@@ -549,14 +654,16 @@ async fn append(
     body: Body,
 ) -> ApiResult<Response> {
     caller.require(Role::Writer)?;
-    let session = state.uploads().get(&id, &caller).await?;
-    let mut session = session.lock().await;
     let claimed = expected_offset(&headers)?
         .ok_or_else(|| ApiError::bad_request("PATCH needs an `Upload-Offset` header"))?;
+    let slot = state.uploads().get(&id, &caller).await?;
+    let (mut session, mut claim) = slot.acquire().await;
+    // A chunk a dropped or taken-over request left in flight lands before the offset counts.
+    finish_chunk(&mut session, &mut None).await?;
     if claimed != session.offset {
         return Err(offset_conflict(&id, session.offset, claimed));
     }
-    append_body(&state, &mut session, body).await?;
+    append_body(&state, &mut session, &mut claim, body).await?;
     Ok((StatusCode::ACCEPTED, offset_headers(&id, session.offset)).into_response())
 }
 
@@ -568,8 +675,10 @@ async fn status(
     _: NoQuery,
 ) -> ApiResult<Response> {
     caller.require(Role::Writer)?;
-    let session = state.uploads().get(&id, &caller).await?;
-    let session = session.lock().await;
+    let slot = state.uploads().get(&id, &caller).await?;
+    let (mut session, _claim) = slot.acquire().await;
+    // The offset is what was written: a chunk left in flight lands first.
+    finish_chunk(&mut session, &mut None).await?;
     Ok((StatusCode::NO_CONTENT, offset_headers(&id, session.offset)).into_response())
 }
 
@@ -655,14 +764,16 @@ async fn finish(
             "PUT needs at least one `digest` query parameter (blake3:… or sha256:…)",
         ));
     }
-    let session_arc = state.uploads().get(&id, &caller).await?;
-    let mut session = session_arc.lock().await;
-    if let Some(claimed) = expected_offset(&headers)?
+    let claimed = expected_offset(&headers)?;
+    let slot = state.uploads().get(&id, &caller).await?;
+    let (mut session, mut claim) = slot.acquire().await;
+    finish_chunk(&mut session, &mut None).await?;
+    if let Some(claimed) = claimed
         && claimed != session.offset
     {
         return Err(offset_conflict(&id, session.offset, claimed));
     }
-    append_body(&state, &mut session, body).await?;
+    append_body(&state, &mut session, &mut claim, body).await?;
     ensure_hasher(&mut session).await?;
     let info: BlobInfo = session.hasher.clone().unwrap_or_default().finalize();
     let result = state
@@ -704,8 +815,9 @@ async fn abort(
     _: NoQuery,
 ) -> ApiResult<StatusCode> {
     caller.require(Role::Writer)?;
-    let session = state.uploads().get(&id, &caller).await?;
-    let session = session.lock().await;
+    let slot = state.uploads().get(&id, &caller).await?;
+    let (mut session, _claim) = slot.acquire().await;
+    let _ = finish_chunk(&mut session, &mut None).await;
     let _ = tokio::fs::remove_file(&session.path).await;
     state.uploads().forget(&id);
     Ok(StatusCode::NO_CONTENT)
@@ -714,6 +826,39 @@ async fn abort(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A session held by a request that has not written for the whole TTL is not reaped from
+    /// under it: the reaper asks it to let go (its `superseded` resolves) and reaps the session
+    /// on its next round, once the request has let go.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_reaper_interrupts_a_stalled_holder_then_reaps() {
+        let dir = tempfile::tempdir().unwrap();
+        let sessions = UploadSessions::open(dir.path().to_owned(), Duration::ZERO).unwrap();
+        let id = sessions.create("tester").await.unwrap();
+        // Idle for longer than the (zero) TTL.
+        let path = sessions.path(&id);
+        let past = SystemTime::now() - Duration::from_secs(60);
+        File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(past)
+            .unwrap();
+        let slot = sessions.load(&id).await.expect("the session");
+        let (guard, mut claim) = slot.acquire().await;
+        let stalled = tokio::spawn(async move {
+            claim.superseded().await;
+        });
+        assert_eq!(sessions.reap_expired().await, 0, "not reaped while held");
+        assert!(path.exists());
+        tokio::time::timeout(Duration::from_secs(60), stalled)
+            .await
+            .expect("the holder is asked to let go")
+            .unwrap();
+        drop(guard);
+        assert_eq!(sessions.reap_expired().await, 1);
+        assert!(!path.exists());
+    }
 
     /// A request dropped while its chunk is in flight leaves the chunk in the session: the next
     /// request's `ensure_hasher` waits for it to land and carries on from its end, instead of

@@ -44,8 +44,34 @@ pub(crate) enum FsError {
     WriterGone,
 }
 
+impl FsError {
+    /// The IO error underneath, if any.
+    fn io(&self) -> Option<&std::io::Error> {
+        match self {
+            FsError::CreateDir { source, .. }
+            | FsError::CreateTemp { source, .. }
+            | FsError::Write { source, .. }
+            | FsError::Sync { source, .. }
+            | FsError::Rename { source, .. }
+            | FsError::Read { source, .. }
+            | FsError::Delete { source, .. } => Some(source),
+            FsError::WriterGone => None,
+        }
+    }
+}
+
 impl From<FsError> for artifact_core::Error {
+    /// A full disk (or quota) becomes [`artifact_core::Error::StorageFull`] (the server's 507),
+    /// naming the backend but no path; everything else is `Backend` with the whole story.
     fn from(error: FsError) -> Self {
+        if let Some(io) = error.io()
+            && artifact_core::error::is_storage_full(io)
+        {
+            return artifact_core::Error::StorageFull {
+                what: "blob store `fs`".to_owned(),
+                source: std::io::Error::new(io.kind(), io.to_string()),
+            };
+        }
         artifact_core::Error::Backend {
             store: "fs",
             source: Box::new(error),

@@ -187,7 +187,13 @@ fn writer_thread(
     while let Some(message) = receiver.blocking_recv() {
         match message {
             WriterMessage::Data(chunk) => {
-                file.write_all(&chunk).map_err(write_error)?;
+                if let Err(source) = file.write_all(&chunk) {
+                    // A failed write (a full disk above all) removes its bytes at once: left
+                    // behind they would keep the disk full until a restart reclaimed them.
+                    drop(file);
+                    let _ = fs::remove_file(&temp_path);
+                    return Err(write_error(source));
+                }
                 written += chunk.len() as u64;
                 if written - flushed_to >= WRITEBACK_WINDOW {
                     start_writeback(&file, flushed_to, written - flushed_to);
@@ -554,20 +560,25 @@ impl BlobStore for FsBlobStore {
         }
     }
 
+    /// Writes, syncs and removes a probe file in `tmp/`. Every call has its own file name
+    /// (process id and a counter), so concurrent checks never remove each other's probe, and
+    /// the probe is removed whether or not the write succeeded (a full disk leaves nothing).
     async fn check(&self) -> Result<()> {
-        let probe = self.tmp.join(format!(".probe-{}", std::process::id()));
-        tokio::fs::write(&probe, b"ok")
-            .await
-            .map_err(|source| FsError::Write {
-                path: probe.clone(),
-                source,
-            })?;
-        tokio::fs::remove_file(&probe)
-            .await
-            .map_err(|source| FsError::Delete {
-                path: probe,
-                source,
-            })?;
+        let probe = self.tmp.join(format!(
+            ".probe-{}-{}",
+            std::process::id(),
+            TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        let written = tokio::fs::write(&probe, b"ok").await;
+        let removed = tokio::fs::remove_file(&probe).await;
+        written.map_err(|source| FsError::Write {
+            path: probe.clone(),
+            source,
+        })?;
+        removed.map_err(|source| FsError::Delete {
+            path: probe,
+            source,
+        })?;
         Ok(())
     }
 }

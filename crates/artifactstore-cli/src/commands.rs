@@ -460,7 +460,12 @@ async fn serve(cli: &Cli, listen: Option<String>) -> anyhow::Result<ExitCode> {
     // The whole backend check (for S3 also a write probe): a server must be able to store.
     store.blob_store().check().await?;
     let (request_timeout, upload_ttl) = config.server_durations()?;
+    let limits = config.server_limits()?;
     let options = artifact_server::ServerOptions {
+        header_read_timeout: limits.header_read_timeout,
+        body_idle_timeout: limits.body_idle_timeout,
+        max_connections: limits.max_connections,
+        shutdown_grace: limits.shutdown_grace,
         max_blob_bytes: config.server.max_blob_bytes,
         max_json_bytes: config.server.max_json_bytes,
         request_timeout,

@@ -163,7 +163,9 @@ impl Remote {
 
     /// Uploads a file through a resumable session, hashing it on the way; returns its digests.
     /// A failed chunk is retried from the offset the server reports (`HEAD`), so an interrupted
-    /// transfer resumes instead of starting over.
+    /// transfer resumes instead of starting over; an answer no retry can change (a full disk's
+    /// 507, a 413, a refused token) is not retried. When the upload fails for good, the session
+    /// is deleted (`DELETE`), so its bytes do not wait for the server's `upload_ttl`.
     pub(crate) async fn upload_file(
         &self,
         path: &Path,
@@ -179,11 +181,28 @@ impl Remote {
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned)
             .ok_or_else(|| anyhow!("the server did not say where the upload session is"))?;
+        let result = self.upload_into(&location, &mut file, path, progress).await;
+        if result.is_err() {
+            // Best effort: a server that cannot be reached reaps the session after its TTL.
+            let _ = self.request(Method::DELETE, &location).send().await;
+        }
+        result
+    }
+
+    /// The chunks and the finishing PUT of [`Remote::upload_file`].
+    async fn upload_into(
+        &self,
+        location: &str,
+        file: &mut tokio::fs::File,
+        path: &Path,
+        progress: &indicatif::ProgressBar,
+    ) -> anyhow::Result<BlobInfo> {
+        let location = location.to_owned();
         let mut hasher = DualHasher::new();
         let mut offset: u64 = 0;
         let mut buffer = vec![0u8; UPLOAD_CHUNK];
         loop {
-            let filled = read_full(&mut file, &mut buffer).await?;
+            let filled = read_full(file, &mut buffer).await?;
             if filled == 0 {
                 break;
             }
@@ -208,7 +227,7 @@ impl Remote {
                     Ok(_) => break,
                     Err(error) => {
                         attempt += 1;
-                        if attempt >= UPLOAD_ATTEMPTS {
+                        if attempt >= UPLOAD_ATTEMPTS || !retryable(&error) {
                             return Err(error.context(format!(
                                 "upload of {} failed after {attempt} attempts",
                                 path.display()
@@ -300,6 +319,31 @@ impl Remote {
     }
 }
 
+/// Whether a failed request may succeed when sent again: no answer at all (the connection
+/// failed), a timeout, an offset conflict (resumed from the server's offset), throttling, or a
+/// transient server error. A full disk (507), an oversize body (413) or an auth failure is not.
+fn retryable(error: &anyhow::Error) -> bool {
+    match error.downcast_ref::<HttpStatus>() {
+        None => true,
+        Some(HttpStatus { status, .. }) => matches!(status, 408 | 409 | 429 | 500 | 502..=504),
+    }
+}
+
+/// An error answer of the server: the status and the problem's one-line description.
+#[derive(Debug)]
+struct HttpStatus {
+    status: u16,
+    message: String,
+}
+
+impl std::fmt::Display for HttpStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for HttpStatus {}
+
 async fn read_full(file: &mut tokio::fs::File, buffer: &mut [u8]) -> anyhow::Result<usize> {
     let mut filled = 0;
     while filled < buffer.len() {
@@ -332,5 +376,8 @@ async fn problem(response: Response) -> anyhow::Error {
         StatusCode::UNAUTHORIZED => " (set ARTIFACTSTORE_TOKEN)",
         _ => "",
     };
-    anyhow!("{detail} (HTTP {}){hint}", status.as_u16())
+    anyhow::Error::new(HttpStatus {
+        status: status.as_u16(),
+        message: format!("{detail} (HTTP {}){hint}", status.as_u16()),
+    })
 }

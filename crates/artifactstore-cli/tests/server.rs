@@ -34,7 +34,12 @@ struct Store {
 
 impl Store {
     fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
+        Self::new_in(&std::env::temp_dir())
+    }
+
+    /// A store whose directories live under `parent` (e.g. a [`Tmpfs`]).
+    fn new_in(parent: &Path) -> Self {
+        let dir = tempfile::tempdir_in(parent).unwrap();
         let store = Store {
             dir,
             token: String::new(),
@@ -1037,6 +1042,8 @@ fn token_lifecycle_through_the_cli_locally_and_over_the_server() {
 #[test]
 fn cat_and_pull_over_the_server_refuse_a_purged_package() {
     let store = Store::new();
+    // A 1-second class, so the package really expires (sweeps run on the store's clock).
+    store.configure("[retention.classes.ephemeral]\ndefault = \"1s\"\n");
     let server = store.serve();
     let src = sample_tree(store.work());
     let pkg = "scratch@1";
@@ -1055,10 +1062,14 @@ fn cat_and_pull_over_the_server_refuse_a_purged_package() {
     );
     let before = server.remote_ok(&store, &["cat", pkg, "report/index.html"]);
     assert_eq!(before, b"<html>guide board</html>");
-    server.remote_json(
-        &store,
-        &["retention", "sweep", "--as-of", "2100-01-01T00:00:00Z"],
-    );
+    let expires: Timestamp = server.remote_json(&store, &["show", pkg])["current_expires_at"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    sleep_until_past(expires);
+    let swept = server.remote_json(&store, &["retention", "sweep"]);
+    assert_eq!(swept["newly_eligible"], 1, "{swept}");
     let gc = parse_json(
         &[],
         &ok(
@@ -1089,4 +1100,203 @@ fn cat_and_pull_over_the_server_refuse_a_purged_package() {
     server.remote_json(&store, &["manifest", pkg]);
     let shown = server.remote_json(&store, &["show", pkg]);
     assert!(shown["purged_seq"].is_u64(), "{shown}");
+}
+
+/// A small tmpfs mounted for one test: a real full disk. Needs root, as CI has; a failed mount
+/// fails the test (never skips). Unmounted lazily on drop.
+struct Tmpfs {
+    base: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    fn mount(size: u64) -> Self {
+        let base = tempfile::tempdir().unwrap();
+        std::fs::create_dir(base.path().join("mnt")).unwrap();
+        let output = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(base.path().join("mnt"))
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "this test needs a small tmpfs for a real full disk (run as root, as CI does): \
+             `mount -t tmpfs` failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        Self { base }
+    }
+
+    fn path(&self) -> PathBuf {
+        self.base.path().join("mnt")
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(self.path()).status();
+    }
+}
+
+fn names_in(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Issue 11, item 10: `push --server` onto a server whose disk is full fails with the cause
+/// (507, storage full), does not retry what cannot succeed, and deletes its upload session:
+/// nothing stays behind on the server (no session file, no staging file, no event).
+#[test]
+fn a_push_onto_a_full_disk_fails_naming_the_cause_and_leaves_no_session() {
+    let tmpfs = Tmpfs::mount(8 << 20);
+    let store = Store::new_in(&tmpfs.path());
+    let head = store.local_json(&["audit", "verify"]);
+    let server = store.serve();
+    let source = tempfile::tempdir().unwrap();
+    Generator::new(12 << 20, 31).write_to(&source.path().join("big.bin"));
+    let output = server.remote(
+        &store,
+        &store.token,
+        &[
+            "push",
+            source.path().to_str().unwrap(),
+            "--name",
+            "too-big",
+            "--version",
+            "1",
+            "--class",
+            "build-cache",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("storage full") && stderr.contains("HTTP 507"),
+        "the cause is named: {stderr}"
+    );
+    assert_eq!(
+        names_in(&store.data_dir().join("uploads")),
+        Vec::<String>::new(),
+        "the failed push deleted its session"
+    );
+    assert_eq!(
+        names_in(&store.data_dir().join("blobs").join("tmp")),
+        Vec::<String>::new()
+    );
+    drop(server);
+    assert_eq!(
+        store.local_json(&["audit", "verify"]),
+        head,
+        "nothing recorded"
+    );
+}
+
+/// Issue 11, item 13: SIGTERM finishes although a client trickles an upload body: after
+/// `shutdown_grace` the connection is cut, the process exits 0, and after a restart the
+/// session resumes from what was written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_cuts_a_trickling_upload_after_the_grace_and_the_session_resumes() {
+    use tokio::io::AsyncWriteExt as _;
+    let store = Store::new();
+    std::fs::write(
+        store.data_dir().join("config.toml"),
+        "[server]\nshutdown_grace = \"1s\"\nbody_idle_timeout = \"1h\"\n",
+    )
+    .unwrap();
+    let content = Generator::new((3 << 20) + 9, 32);
+    let bytes: Vec<u8> = (0..content.pieces())
+        .flat_map(|i| content.piece(i).to_vec())
+        .collect();
+    let info = BlobInfo::of(&bytes);
+
+    let server = store.serve();
+    let client = reqwest::Client::new();
+    let created = client
+        .post(server.url("/uploads"))
+        .bearer_auth(&store.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let location = created.headers()["location"].to_str().unwrap().to_owned();
+    let id = location.trim_start_matches("/uploads/").to_owned();
+    let part = store.data_dir().join("uploads").join(format!("{id}.part"));
+
+    // A PATCH that sends a little over 1 MiB of its 3 MiB, then trickles nothing more.
+    let mut trickle = tokio::net::TcpStream::connect(server.base.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    let head = format!(
+        "PATCH {location} HTTP/1.1\r\nhost: test\r\nauthorization: Bearer {}\r\n\
+         upload-offset: 0\r\ncontent-length: {}\r\n\r\n",
+        store.token,
+        bytes.len()
+    );
+    trickle.write_all(head.as_bytes()).await.unwrap();
+    trickle.write_all(&bytes[..(1 << 20) + 5]).await.unwrap();
+    let deadline = std::time::Instant::now() + HANG;
+    while std::fs::metadata(&part).map_or(0, |m| m.len()) < 1 << 20 {
+        assert!(std::time::Instant::now() < deadline, "the first MiB lands");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    let status = server.terminate(HANG);
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "exit status after SIGTERM: {status}"
+    );
+    assert!(
+        store.server_log().contains("shutdown_grace expired"),
+        "{}",
+        store.server_log()
+    );
+    drop(trickle);
+
+    // Restarted: the session is at what was written, and resumes.
+    let server = store.serve();
+    let head = client
+        .head(server.url(&location))
+        .bearer_auth(&store.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), 204);
+    let offset: usize = head.headers()["upload-offset"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (1 << 20..=(1 << 20) + 5).contains(&offset),
+        "the offset is what was written: {offset}"
+    );
+    assert_eq!(std::fs::metadata(&part).unwrap().len(), offset as u64);
+    let response = patch(
+        &client,
+        &server,
+        &store.token,
+        &location,
+        offset as u64,
+        bytes[offset..].to_vec(),
+    )
+    .await;
+    assert_eq!(response.status(), 202);
+    let finished = client
+        .put(server.url(&format!(
+            "{location}?digest={}&digest={}",
+            info.blake3, info.sha256
+        )))
+        .bearer_auth(&store.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(finished.status(), 201);
+    let local = store.local_ok(&["blob", "get", &info.blake3.to_string()]);
+    assert!(local == bytes, "the resumed upload stored the right bytes");
 }

@@ -3,6 +3,7 @@
 
 mod access;
 mod auth;
+mod faults;
 mod malformed;
 mod ops;
 mod pilot;

@@ -113,7 +113,15 @@ impl Harness {
 
     /// Defaults changed by `configure`.
     pub async fn with(configure: impl FnOnce(&mut ServerOptions)) -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
+        Self::in_dir(&std::env::temp_dir(), configure).await
+    }
+
+    /// [`Harness::with`], its directories created under `parent` (e.g. a [`Tmpfs`]).
+    pub async fn in_dir(
+        parent: &std::path::Path,
+        configure: impl FnOnce(&mut ServerOptions),
+    ) -> Self {
+        let dir = tempfile::tempdir_in(parent).expect("tempdir");
         let clock = ManualClock::new(START.parse().expect("start time"));
         let mut options = ServerOptions::new(dir.path().join("uploads"));
         options.sweep_interval = None;
@@ -618,5 +626,68 @@ impl SseReader {
             let chunk = self.stream.next().await?.ok()?;
             self.pending.push_str(&String::from_utf8_lossy(&chunk));
         }
+    }
+}
+
+/// A small tmpfs mounted for one test (a real full disk without filling the machine's).
+/// Needs root, as CI has: a failed mount fails the test loudly, it never skips. Unmounted
+/// (lazily, so open files cannot block it) on drop.
+pub struct Tmpfs {
+    base: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    /// Mounts a tmpfs of `size` bytes.
+    pub fn mount(size: u64) -> Self {
+        let base = tempfile::tempdir().expect("tempdir");
+        let point = base.path().join("mnt");
+        std::fs::create_dir(&point).expect("mount point");
+        let output = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&point)
+            .output()
+            .expect("run mount");
+        assert!(
+            output.status.success(),
+            "this test needs a small tmpfs for a real full disk (run as root, as CI does): \
+             `mount -t tmpfs` failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        Self { base }
+    }
+
+    /// The mount point.
+    pub fn path(&self) -> PathBuf {
+        self.base.path().join("mnt")
+    }
+
+    /// Fills the filesystem: writes a file until `ENOSPC`; returns its path.
+    pub fn fill(&self) -> PathBuf {
+        use std::io::Write as _;
+        let path = self.path().join("filler");
+        let mut file = std::fs::File::create(&path).expect("filler");
+        let block = vec![0x5a_u8; 64 << 10];
+        loop {
+            match file.write(&block) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::StorageFull => break,
+                Err(e) => panic!("filling the tmpfs: {e}"),
+            }
+        }
+        // Smaller writes take the last partial block.
+        for size in [4096, 512, 1] {
+            while file.write(&block[..size]).is_ok_and(|n| n > 0) {}
+        }
+        path
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.path())
+            .status();
     }
 }

@@ -160,9 +160,10 @@ impl Store {
     /// `v1.blob.deleted` removes has its bytes with the right size, and no staging file is left
     /// once the store has been opened again.
     pub fn assert_consistent(&mut self, context: &str) {
-        // Opening the store (any command) reclaims staging files of dead writers and finishes
-        // an interrupted GC's deletions.
-        self.json(&["ls", "--limit", "1"]);
+        // Opening the store read-write (fsck does; read-only commands such as `ls` write
+        // nothing, not even this) reclaims staging files of dead writers and finishes an
+        // interrupted GC's deletions.
+        self.json(&["fsck"]);
         assert_eq!(
             self.staging_files(),
             Vec::<PathBuf>::new(),
