@@ -1,5 +1,6 @@
 mod concurrency;
 mod gc;
+mod history;
 mod insider;
 mod integrity;
 mod pilot;
