@@ -402,14 +402,16 @@ impl ArtifactStore {
         //    an earlier run committed to, then per batch commit the intent
         //    (`v1.blob.deletion_started`, after which the blobs can gain no reference), delete
         //    the bytes, and record `v1.blob.deleted` for each.
-        let finished = self.finish_deletions_into(actor, &mut report).await?;
+        let mut refs: Option<LogReferences> = None;
+        let finished = self
+            .finish_deletions_into(actor, &mut report, &mut refs)
+            .await?;
         report.bytes_reclaimed += finished.iter().map(|b| b.size).sum::<u64>();
         report.deleted.extend(finished);
         // The cursor walks stored order once: a blob passed over is referenced, too young or
         // being deleted, and a blob recorded meanwhile is younger than the grace period. The
         // view nominates; the log's references (read once, caught up inside each transaction)
         // decide.
-        let mut refs: Option<LogReferences> = None;
         let mut after_stored = 0;
         loop {
             let mut tx = self.catalog().write().await?;
@@ -421,16 +423,16 @@ impl ArtifactStore {
                 break;
             };
             after_stored = last.stored_seq;
-            let refs = match &mut refs {
-                Some(refs) => {
-                    refs.catch_up(tx.conn()).await?;
-                    refs
+            let log_refs = match &mut refs {
+                Some(log_refs) => {
+                    log_refs.catch_up(tx.conn()).await?;
+                    log_refs
                 }
                 None => refs.insert(LogReferences::load(tx.conn(), &BTreeSet::new()).await?),
             };
             let mut candidates = Vec::with_capacity(nominated.len());
             for blob in nominated {
-                match refs.deletion_refusal(&blob.info.blake3) {
+                match log_refs.deletion_refusal(&blob.info.blake3) {
                     None => candidates.push(blob),
                     Some(why) => report.refused.push(blob_refused(&blob.info.blake3, why)),
                 }
@@ -452,7 +454,9 @@ impl ArtifactStore {
             tx.append(types::BLOB_DELETION_STARTED, None, actor, at, data)
                 .await?;
             tx.commit().await?;
-            let finished = self.finish_deletions_into(actor, &mut report).await?;
+            let finished = self
+                .finish_deletions_into(actor, &mut report, &mut refs)
+                .await?;
             report.bytes_reclaimed += finished.iter().map(|b| b.size).sum::<u64>();
             report.deleted.extend(finished);
         }
@@ -483,21 +487,24 @@ impl ArtifactStore {
     /// way stay an fsck finding, never a recorded deletion. Returns the blobs finished.
     pub async fn finish_blob_deletions(&self, actor: &str) -> Result<Vec<BlobInfo>> {
         let mut report = GcReport::default();
-        self.finish_deletions_into(actor, &mut report).await
+        self.finish_deletions_into(actor, &mut report, &mut None)
+            .await
     }
 
     /// [`ArtifactStore::finish_blob_deletions`], reporting into `report` the blobs the view
     /// marks as being deleted that the log does not support: no `v1.blob.deletion_started` at
     /// the marked seq naming the blob, or a live package referencing it by the log. Those
     /// keep their bytes.
+    /// `refs` carries the log's references between calls (read once per GC run, caught up
+    /// inside each transaction).
     pub(crate) async fn finish_deletions_into(
         &self,
         actor: &str,
         report: &mut GcReport,
+        refs: &mut Option<LogReferences>,
     ) -> Result<Vec<BlobInfo>> {
         let mut finished = Vec::new();
         let mut refused: BTreeSet<Blake3> = BTreeSet::new();
-        let mut refs: Option<LogReferences> = None;
         loop {
             {
                 // Cheap pre-check without the write lock (the usual answer is "none").
@@ -530,7 +537,7 @@ impl ArtifactStore {
                     .into_iter()
                     .map(|e| (e.seq, e))
                     .collect();
-            let refs = match &mut refs {
+            let refs = match refs {
                 Some(refs) => {
                     refs.catch_up(tx.conn()).await?;
                     refs

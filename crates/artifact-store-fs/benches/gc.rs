@@ -79,10 +79,15 @@ async fn fill(dir: &Path, total: usize, stored_at: Timestamp, clock: &ManualCloc
         .open()
         .await
         .expect("open");
-    let yesterday = clock
-        .now()
-        .checked_add(Period::Millis(-86_400_000))
+    // Created (and stored) at `stored_at` with the class's 7 days: expired by now, and the
+    // log agrees with itself (fsck replays it through the rules).
+    let expires_at = stored_at
+        .checked_add(Period::Millis(7 * 86_400_000))
         .expect("time");
+    assert!(
+        expires_at < clock.now(),
+        "the fill's packages must have expired"
+    );
     let blob_root = dir.join("blobs");
     let fill_start = Instant::now();
     let batch = 5_000;
@@ -117,7 +122,7 @@ async fn fill(dir: &Path, total: usize, stored_at: Timestamp, clock: &ManualCloc
                 }],
                 labels: BTreeMap::new(),
             };
-            support::append_ephemeral_package(&mut tx, &manifest, stored_at, yesterday).await;
+            support::append_ephemeral_package(&mut tx, &manifest, stored_at, expires_at).await;
         }
         tx.commit().await.expect("commit");
         created = (created + batch).min(total);
