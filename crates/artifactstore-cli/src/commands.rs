@@ -461,7 +461,24 @@ async fn serve(cli: &Cli, listen: Option<String>) -> anyhow::Result<ExitCode> {
     store.blob_store().check().await?;
     let (request_timeout, upload_ttl) = config.server_durations()?;
     let limits = config.server_limits()?;
+    // The verifiable log's key: a store from before issue 12 may have none yet (`init`
+    // creates it); the server then serves stored checkpoints only.
+    let log_signer = if config.log.key_path(&cli.data_dir).exists() {
+        Some(artifact_store_fs::log_signer(
+            &cli.data_dir,
+            &config,
+            false,
+        )?)
+    } else {
+        tracing::warn!(
+            "no log signing key (run `artifactstore init` to create one): the server makes no checkpoints"
+        );
+        None
+    };
     let options = artifact_server::ServerOptions {
+        log_signer,
+        checkpoint_interval: config.log.checkpoint_interval()?,
+        publish_dir: config.log.publish_dir.clone(),
         header_read_timeout: limits.header_read_timeout,
         body_idle_timeout: limits.body_idle_timeout,
         max_connections: limits.max_connections,

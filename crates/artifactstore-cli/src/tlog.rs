@@ -75,6 +75,9 @@ pub(crate) async fn audit(
         AuditCommand::Checkpoint => {
             let signer = signer()?;
             let checkpoint = store.checkpoint(&signer).await?;
+            if let Some(dir) = config.log.publish_dir.as_deref() {
+                artifact_server::publish_checkpoint(dir, &checkpoint)?;
+            }
             if json {
                 print_json(&checkpoint_value(signer.name(), &checkpoint))?;
             } else {
