@@ -325,6 +325,9 @@ pub(crate) enum AuditCommand {
 pub(crate) enum AdminCommand {
     /// Rebuild every view by replaying the event log.
     RebuildViews,
+    /// Recompute the verifiable log's Merkle tree from the stored event bytes (after fsck
+    /// reports a `tree` finding); changes no event and no checkpoint.
+    RebuildTree,
     /// Bearer tokens for the server.
     #[command(subcommand)]
     Token(TokenCommand),

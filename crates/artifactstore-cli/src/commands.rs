@@ -136,6 +136,17 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 );
             }
         }
+        Command::Admin(AdminCommand::RebuildTree) => {
+            let Target::Local { store, .. } = &target else {
+                bail!("admin rebuild-tree runs on this machine's store; drop --server");
+            };
+            let leaves = store.rebuild_tree().await?;
+            if json {
+                print_json(&Value::map([("leaves", Value::Int(leaves as i64))]))?;
+            } else {
+                println!("rebuilt the merkle tree over {leaves} events");
+            }
+        }
         Command::Gc { grace, dry_run } => {
             let grace = grace.unwrap_or(default_grace);
             return gc(&target, &grace, dry_run, json).await;
