@@ -375,3 +375,85 @@ fn a_checkpoint_published_to_a_directory_detects_a_rewrite() {
     assert!(stderr.contains("fork"), "{stderr}");
     assert_eq!(std::fs::read_to_string(&foreign).unwrap(), "someone else\n");
 }
+
+/// A real `artifactstore serve` loads the store's signing key, checkpoints on its
+/// `[log] checkpoint_interval`, publishes to `[log] publish_dir`, and serves the note at
+/// `GET /log/checkpoint` to a reader.
+#[test]
+fn the_server_checkpoints_on_schedule_and_publishes() {
+    use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+    use std::process::Stdio;
+    let cli = Cli::new();
+    let published = cli.dir.path().join("published");
+    let config = cli.data_dir.join("config.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&format!(
+        "\n[log]\ncheckpoint_interval = \"1s\"\npublish_dir = {:?}\n",
+        published.to_str().unwrap()
+    ));
+    std::fs::write(&config, text).unwrap();
+    cli.push("a", "1");
+    let token = cli.json(&[
+        "admin",
+        "token",
+        "create",
+        "--principal",
+        "auditor",
+        "--role",
+        "reader",
+    ])["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let head = cli.json(&["audit", "verify"])["head_seq"].as_i64().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_artifactstore"))
+        .arg("--data-dir")
+        .arg(&cli.data_dir)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env_remove("ARTIFACTSTORE_CONFIG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let address = line
+        .trim()
+        .strip_prefix("listening on http://")
+        .unwrap_or_else(|| panic!("serve printed {line:?}"))
+        .to_owned();
+    // The first scheduled checkpoint is made at start; a hang detector, not a threshold.
+    let file = published.join(format!("{head}.checkpoint"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !file.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no published checkpoint of size {head}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let note = std::fs::read_to_string(&file).unwrap();
+    let get = |token: Option<&str>| {
+        let mut stream = std::net::TcpStream::connect(&address).unwrap();
+        let auth = token
+            .map(|t| format!("Authorization: Bearer {t}\r\n"))
+            .unwrap_or_default();
+        write!(
+            stream,
+            "GET /log/checkpoint HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        response
+    };
+    let response = get(Some(&token));
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.ends_with(&note), "{response}");
+    assert!(get(None).starts_with("HTTP/1.1 401"));
+    let _ = child.kill();
+    let _ = child.wait();
+    cli.ok(&["audit", "verify", "--checkpoint", file.to_str().unwrap()]);
+}
