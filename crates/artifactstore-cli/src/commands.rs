@@ -32,7 +32,7 @@ use crate::output::{self, print_json, text};
 use crate::remote::{Remote, encode_path, encode_segment};
 
 /// Where commands go.
-enum Target {
+pub(crate) enum Target {
     Local { store: ArtifactStore, actor: String },
     Remote(Remote),
 }
@@ -103,6 +103,14 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Blob(BlobCommand::Put { file }) => blob_put(&target, &file, json).await?,
         Command::Blob(BlobCommand::Get { digest, output }) => {
             blob_get(&target, &digest, output.as_deref()).await?
+        }
+        Command::Retention(RetentionCommand::History {
+            package,
+            proof: true,
+            ..
+        }) => {
+            let log = log_config.as_ref().map(|(d, c)| (d.as_path(), c));
+            crate::tlog::history_receipts(&target, log, &package).await?
         }
         Command::Retention(command) => retention(&target, command, json).await?,
         Command::Events(args) => events(&target, args, json).await?,
@@ -282,7 +290,7 @@ fn reads_only(command: &Command) -> bool {
         | Command::Blob(BlobCommand::Get { .. })
         | Command::Retention(
             RetentionCommand::Status { .. }
-            | RetentionCommand::History { .. }
+            | RetentionCommand::History { proof: false, .. }
             | RetentionCommand::Explain { .. },
         )
         | Command::Events(_)
@@ -293,6 +301,8 @@ fn reads_only(command: &Command) -> bool {
         | Command::Blob(BlobCommand::Put { .. })
         | Command::Retention(
             RetentionCommand::Extend { .. }
+            // Receipts may sign and store a checkpoint.
+            | RetentionCommand::History { proof: true, .. }
             | RetentionCommand::Hold { .. }
             | RetentionCommand::Release { .. }
             | RetentionCommand::Sweep { .. },
@@ -785,7 +795,7 @@ async fn push(target: &Target, args: PushArgs, json: bool) -> anyhow::Result<()>
     Ok(())
 }
 
-fn package_path(package: &str) -> anyhow::Result<String> {
+pub(crate) fn package_path(package: &str) -> anyhow::Result<String> {
     // Validate locally for a precise error, then address it on the server as given.
     let _: PackageRef = package.parse()?;
     Ok(format!("/packages/{}", encode_segment(package)))
@@ -1501,7 +1511,7 @@ async fn retention(target: &Target, command: RetentionCommand, json: bool) -> an
                 );
             }
         }
-        RetentionCommand::History { package, cbor } => {
+        RetentionCommand::History { package, cbor, .. } => {
             let history = match target {
                 Target::Local { store, .. } => store.retention_history(&package.parse()?).await?,
                 Target::Remote(remote) => {

@@ -457,3 +457,46 @@ fn the_server_checkpoints_on_schedule_and_publishes() {
     let _ = child.wait();
     cli.ok(&["audit", "verify", "--checkpoint", file.to_str().unwrap()]);
 }
+
+/// `retention history PKG --proof`: a receipt per retention event, each verifiable offline.
+#[test]
+fn retention_history_with_proof_prints_a_verifying_receipt_per_event() {
+    let cli = Cli::new();
+    cli.push("a", "1");
+    cli.ok(&["retention", "hold", "a@1", "--reason", "legal"]);
+    cli.push("b", "1");
+    let vkey = cli.json(&["audit", "key"])["vkey"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let history = cli.json(&["retention", "history", "a@1"]);
+    let history = history.as_array().unwrap();
+    assert!(history.len() >= 2, "{history:?}");
+    // No checkpoint yet: --proof makes the covering one.
+    assert!(
+        cli.json(&["audit", "checkpoints"])["checkpoints"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    let out: Json =
+        serde_json::from_str(&cli.ok(&["retention", "history", "a@1", "--proof"])).unwrap();
+    let receipts = out["receipts"].as_array().unwrap();
+    assert_eq!(receipts.len(), history.len());
+    for (event, receipt) in history.iter().zip(receipts) {
+        assert_eq!(receipt["seq"], event["seq"], "{receipt}");
+        let file = cli.write(&format!("r-{}.json", receipt["seq"]), &receipt.to_string());
+        let verified = cli.json(&[
+            "audit",
+            "verify-receipt",
+            file.to_str().unwrap(),
+            "--key",
+            &vkey,
+        ]);
+        assert_eq!(verified["ok"], Json::Bool(true));
+        assert_eq!(verified["event"]["type"], event["type"]);
+    }
+    // --proof and --cbor are exclusive (a usage error, exit 2).
+    let output = cli.run(&["retention", "history", "a@1", "--proof", "--cbor"]);
+    assert_eq!(output.status.code(), Some(2));
+}
