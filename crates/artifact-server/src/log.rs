@@ -85,10 +85,13 @@ pub fn publish_checkpoint(
         return same_or_fork(&path);
     }
     std::fs::create_dir_all(dir).map_err(|e| io("create the publish directory", dir, e))?;
+    // Unique per process and call: two requests publishing at once never share a temp file.
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let temp = dir.join(format!(
-        ".{}.checkpoint.tmp-{}",
+        ".{}.checkpoint.tmp-{}-{}",
         checkpoint.tree_size,
-        std::process::id()
+        std::process::id(),
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     ));
     {
         let mut file = std::fs::File::create(&temp).map_err(|e| io("create", &temp, e))?;
