@@ -453,6 +453,36 @@ fn the_server_checkpoints_on_schedule_and_publishes() {
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     assert!(response.ends_with(&note), "{response}");
     assert!(get(None).starts_with("HTTP/1.1 401"));
+    // `retention history --proof` over --server: receipts from GET /log/proof/inclusion.
+    let url = format!("http://{address}");
+    let out: Json = serde_json::from_str(&cli.ok(&[
+        "--server",
+        &url,
+        "--token",
+        &token,
+        "retention",
+        "history",
+        "a@1",
+        "--proof",
+    ]))
+    .unwrap();
+    let receipts = out["receipts"].as_array().unwrap();
+    assert!(!receipts.is_empty(), "{out}");
+    let vkey = cli.json(&["audit", "key"])["vkey"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for receipt in receipts {
+        let file = cli.write("remote-receipt.json", &receipt.to_string());
+        let verified = cli.json(&[
+            "audit",
+            "verify-receipt",
+            file.to_str().unwrap(),
+            "--key",
+            &vkey,
+        ]);
+        assert_eq!(verified["ok"], Json::Bool(true));
+    }
     let _ = child.kill();
     let _ = child.wait();
     cli.ok(&["audit", "verify", "--checkpoint", file.to_str().unwrap()]);
