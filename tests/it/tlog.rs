@@ -465,6 +465,15 @@ async fn verify_tree_names_a_damaged_node_and_rebuild_repairs_it(backend: Backen
         }
         other => panic!("expected a damaged node, got {other:?}"),
     }
+    let report = fixture.store.fsck().await.unwrap();
+    let tree: Vec<_> = report
+        .findings
+        .iter()
+        .filter(|f| f.kind == "tree")
+        .collect();
+    assert_eq!(tree.len(), 1, "{:?}", report.findings);
+    assert_eq!(tree[0].subject, "seq 8");
+    assert!(tree[0].detail.contains("level 2 index 1"), "{tree:?}");
     sqlx::query("DELETE FROM tlog_nodes WHERE level = 0 AND idx = 2")
         .execute(&pool)
         .await
@@ -479,6 +488,13 @@ async fn verify_tree_names_a_damaged_node_and_rebuild_repairs_it(backend: Backen
     let head = head_seq(&fixture.store).await;
     assert_eq!(fixture.store.rebuild_tree().await.unwrap(), head);
     assert_eq!(fixture.store.verify_tree().await.unwrap(), head);
+    let report = fixture.store.fsck().await.unwrap();
+    assert!(report.findings.is_empty(), "{:?}", report.findings);
+    assert_eq!(
+        head_seq(&fixture.store).await,
+        head,
+        "the rebuild appends nothing"
+    );
 }
 
 async fn bad_proof_requests_change_nothing(backend: Backend) {

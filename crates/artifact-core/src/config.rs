@@ -46,6 +46,10 @@ pub struct LogConfig {
     /// How often the server makes a checkpoint when the log has grown: a fixed period
     /// (default `1m`) or `off`.
     pub checkpoint_interval: String,
+    /// A directory sink: every checkpoint made (by the server, or `audit checkpoint`) is also
+    /// written there as `<tree_size>.checkpoint`; a different file already there is a fork
+    /// and an error, never overwritten.
+    pub publish_dir: Option<PathBuf>,
 }
 
 impl Default for LogConfig {
@@ -54,6 +58,7 @@ impl Default for LogConfig {
             key_path: None,
             origin: None,
             checkpoint_interval: "1m".to_owned(),
+            publish_dir: None,
         }
     }
 }

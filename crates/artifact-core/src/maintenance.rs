@@ -174,8 +174,8 @@ impl VerifyReport {
 /// One fsck finding.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Finding {
-    /// A short kind: `missing-blob`, `wrong-size`, `failed-check`, `views`, `chain`, `rule`,
-    /// `orphaned-staging`.
+    /// A short kind: `missing-blob`, `wrong-size`, `failed-check`, `views`, `chain`, `tree`,
+    /// `rule`, `orphaned-staging`.
     pub kind: &'static str,
     /// What it concerns.
     pub subject: String,
@@ -931,6 +931,16 @@ impl ArtifactStore {
                 subject: format!("seq {seq}"),
                 detail: reason,
             });
+        }
+        // The Merkle tree (ADR 0011) agrees with the stored event bytes.
+        match self.verify_tree().await {
+            Ok(_) => {}
+            Err(Error::Integrity { seq, reason }) => report.findings.push(Finding {
+                kind: "tree",
+                subject: format!("seq {seq}"),
+                detail: reason,
+            }),
+            Err(other) => return Err(other),
         }
         for violation in audit.violations {
             report.findings.push(Finding {

@@ -11,7 +11,8 @@
 //!
 //! Routes (module per resource): `uploads` (resumable sessions shaped like the OCI blob
 //! upload protocol), `blobs`, `packages` (+ files, manifest), `retention`, `events` (JSON, CBOR,
-//! Server-Sent Events), `ops` (health, readiness, metrics, OpenAPI, audit, admin).
+//! Server-Sent Events), `ops` (health, readiness, metrics, OpenAPI, audit, admin), `log`
+//! (the verifiable log: checkpoints, proofs; the scheduled checkpoint and directory sink).
 //! Errors are `application/problem+json` (RFC 9457). Auth: bearer tokens (minted ones from the
 //! event log, or `[[server.tokens]]` hashes from configuration) map to a principal with roles;
 //! the principal is the actor of every event the request causes.
@@ -23,6 +24,7 @@ mod error;
 mod events;
 mod extract;
 mod limits;
+mod log;
 mod metrics;
 mod ops;
 mod packages;
@@ -43,6 +45,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 
 pub use error::ApiError;
+pub use log::publish_checkpoint;
 pub use metrics::Metrics;
 
 /// The OpenAPI document of this server (also served at `GET /openapi.json`).
@@ -83,6 +86,16 @@ pub struct ServerOptions {
     /// After shutdown begins, in-flight requests get this long to finish; then their
     /// connections are cut (upload sessions keep what they wrote and resume after a restart).
     pub shutdown_grace: Duration,
+    /// The verifiable log's signing key (`[log] key_path`): with it the server makes
+    /// checkpoints (on schedule and on demand for `GET /log/checkpoint` and inclusion proofs);
+    /// without it, it serves only the checkpoints stored already.
+    pub log_signer: Option<artifact_core::tlog::LogSigner>,
+    /// Interval of the scheduled checkpoint (`[log] checkpoint_interval`, made only when the
+    /// log grew); `None` disables it. Needs [`ServerOptions::log_signer`].
+    pub checkpoint_interval: Option<Duration>,
+    /// Directory sink (`[log] publish_dir`): every checkpoint the server makes or serves is
+    /// also written there as `<tree_size>.checkpoint`, never overwriting a different one.
+    pub publish_dir: Option<PathBuf>,
 }
 
 impl ServerOptions {
@@ -102,6 +115,9 @@ impl ServerOptions {
             body_idle_timeout: Duration::from_secs(30),
             max_connections: 512,
             shutdown_grace: Duration::from_secs(30),
+            log_signer: None,
+            checkpoint_interval: None,
+            publish_dir: None,
         }
     }
 }
@@ -194,6 +210,7 @@ pub fn app(state: AppState) -> Router {
         .merge(retention::router())
         .merge(events::router())
         .merge(ops::router())
+        .merge(log::router())
         .layer(DefaultBodyLimit::max(
             usize::try_from(options.max_json_bytes).unwrap_or(usize::MAX),
         ))
@@ -335,6 +352,7 @@ async fn background_tasks(state: AppState, mut stop: tokio::sync::watch::Receive
     let sweeper_state = state.clone();
     let mut sweeper_stop = stop.clone();
     let stop_maintenance = stop.clone();
+    let stop_checkpoints = stop.clone();
     let sweeper = async move {
         let Some(interval) = sweeper_state.options().sweep_interval else {
             return;
@@ -382,7 +400,36 @@ async fn background_tasks(state: AppState, mut stop: tokio::sync::watch::Receive
         }
     };
     let maintenance = maintenance_schedule(state.clone(), stop_maintenance);
-    tokio::join!(sweeper, reaper, maintenance);
+    let checkpoints = checkpoint_schedule(state.clone(), stop_checkpoints);
+    tokio::join!(sweeper, reaper, maintenance, checkpoints);
+}
+
+/// The scheduled checkpoint: every [`ServerOptions::checkpoint_interval`], a signed
+/// checkpoint if the log grew since the latest one (published to the directory sink if set).
+/// The first one is made right away, so a restarted server covers what it missed.
+async fn checkpoint_schedule(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let Some(every) = state.options().checkpoint_interval else {
+        return;
+    };
+    if state.options().log_signer.is_none() {
+        tracing::warn!(
+            "[log] checkpoint_interval is set but the server has no signing key: no scheduled checkpoints"
+        );
+        return;
+    }
+    loop {
+        match log::checkpoint_now(&state).await {
+            Ok(Some(checkpoint)) => {
+                tracing::debug!(tree_size = checkpoint.tree_size, "scheduled checkpoint")
+            }
+            Ok(None) => {}
+            Err(error) => tracing::error!(%error, "scheduled checkpoint failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.wait_for(|stopped| *stopped) => return,
+        }
+    }
 }
 
 /// Scheduled GC and scrub (each on its own interval; the first run waits one interval).

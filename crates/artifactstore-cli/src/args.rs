@@ -226,8 +226,13 @@ pub(crate) enum RetentionCommand {
         /// Package id or NAME@VERSION.
         package: String,
         /// Print a canonical CBOR array of the envelopes.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "proof")]
         cbor: bool,
+        /// Print a receipt per event instead (JSON `{receipts: [...]}`), each verifiable
+        /// offline with `audit verify-receipt`; makes a checkpoint first if the latest does
+        /// not cover the history (locally; over `--server` the server does).
+        #[arg(long)]
+        proof: bool,
     },
     /// Mark expired, unheld packages eligible for deletion; prints how many.
     Sweep {
@@ -325,6 +330,9 @@ pub(crate) enum AuditCommand {
 pub(crate) enum AdminCommand {
     /// Rebuild every view by replaying the event log.
     RebuildViews,
+    /// Recompute the verifiable log's Merkle tree from the stored event bytes (after fsck
+    /// reports a `tree` finding); changes no event and no checkpoint.
+    RebuildTree,
     /// Bearer tokens for the server.
     #[command(subcommand)]
     Token(TokenCommand),

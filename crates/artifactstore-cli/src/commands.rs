@@ -32,7 +32,7 @@ use crate::output::{self, print_json, text};
 use crate::remote::{Remote, encode_path, encode_segment};
 
 /// Where commands go.
-enum Target {
+pub(crate) enum Target {
     Local { store: ArtifactStore, actor: String },
     Remote(Remote),
 }
@@ -104,6 +104,14 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Blob(BlobCommand::Get { digest, output }) => {
             blob_get(&target, &digest, output.as_deref()).await?
         }
+        Command::Retention(RetentionCommand::History {
+            package,
+            proof: true,
+            ..
+        }) => {
+            let log = log_config.as_ref().map(|(d, c)| (d.as_path(), c));
+            crate::tlog::history_receipts(&target, log, &package).await?
+        }
         Command::Retention(command) => retention(&target, command, json).await?,
         Command::Events(args) => events(&target, args, json).await?,
         Command::Audit(AuditCommand::Verify {
@@ -134,6 +142,17 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     "rebuilt every view from {} events",
                     output::member(&value, "events_replayed")
                 );
+            }
+        }
+        Command::Admin(AdminCommand::RebuildTree) => {
+            let Target::Local { store, .. } = &target else {
+                bail!("admin rebuild-tree runs on this machine's store; drop --server");
+            };
+            let leaves = store.rebuild_tree().await?;
+            if json {
+                print_json(&Value::map([("leaves", Value::Int(leaves as i64))]))?;
+            } else {
+                println!("rebuilt the merkle tree over {leaves} events");
             }
         }
         Command::Gc { grace, dry_run } => {
@@ -271,7 +290,7 @@ fn reads_only(command: &Command) -> bool {
         | Command::Blob(BlobCommand::Get { .. })
         | Command::Retention(
             RetentionCommand::Status { .. }
-            | RetentionCommand::History { .. }
+            | RetentionCommand::History { proof: false, .. }
             | RetentionCommand::Explain { .. },
         )
         | Command::Events(_)
@@ -282,6 +301,8 @@ fn reads_only(command: &Command) -> bool {
         | Command::Blob(BlobCommand::Put { .. })
         | Command::Retention(
             RetentionCommand::Extend { .. }
+            // Receipts may sign and store a checkpoint.
+            | RetentionCommand::History { proof: true, .. }
             | RetentionCommand::Hold { .. }
             | RetentionCommand::Release { .. }
             | RetentionCommand::Sweep { .. },
@@ -461,7 +482,24 @@ async fn serve(cli: &Cli, listen: Option<String>) -> anyhow::Result<ExitCode> {
     store.blob_store().check().await?;
     let (request_timeout, upload_ttl) = config.server_durations()?;
     let limits = config.server_limits()?;
+    // The verifiable log's key: a store from before issue 12 may have none yet (`init`
+    // creates it); the server then serves stored checkpoints only.
+    let log_signer = if config.log.key_path(&cli.data_dir).exists() {
+        Some(artifact_store_fs::log_signer(
+            &cli.data_dir,
+            &config,
+            false,
+        )?)
+    } else {
+        tracing::warn!(
+            "no log signing key (run `artifactstore init` to create one): the server makes no checkpoints"
+        );
+        None
+    };
     let options = artifact_server::ServerOptions {
+        log_signer,
+        checkpoint_interval: config.log.checkpoint_interval()?,
+        publish_dir: config.log.publish_dir.clone(),
         header_read_timeout: limits.header_read_timeout,
         body_idle_timeout: limits.body_idle_timeout,
         max_connections: limits.max_connections,
@@ -757,7 +795,7 @@ async fn push(target: &Target, args: PushArgs, json: bool) -> anyhow::Result<()>
     Ok(())
 }
 
-fn package_path(package: &str) -> anyhow::Result<String> {
+pub(crate) fn package_path(package: &str) -> anyhow::Result<String> {
     // Validate locally for a precise error, then address it on the server as given.
     let _: PackageRef = package.parse()?;
     Ok(format!("/packages/{}", encode_segment(package)))
@@ -1473,7 +1511,7 @@ async fn retention(target: &Target, command: RetentionCommand, json: bool) -> an
                 );
             }
         }
-        RetentionCommand::History { package, cbor } => {
+        RetentionCommand::History { package, cbor, .. } => {
             let history = match target {
                 Target::Local { store, .. } => store.retention_history(&package.parse()?).await?,
                 Target::Remote(remote) => {

@@ -75,6 +75,9 @@ pub(crate) async fn audit(
         AuditCommand::Checkpoint => {
             let signer = signer()?;
             let checkpoint = store.checkpoint(&signer).await?;
+            if let Some(dir) = config.log.publish_dir.as_deref() {
+                artifact_server::publish_checkpoint(dir, &checkpoint)?;
+            }
             if json {
                 print_json(&checkpoint_value(signer.name(), &checkpoint))?;
             } else {
@@ -249,4 +252,60 @@ pub(crate) fn verify_receipt(file: &Path, key: &str, json: bool) -> anyhow::Resu
             Ok(ExitCode::FAILURE)
         }
     }
+}
+
+/// `retention history PKG --proof`: a receipt per retention event of the package, in order.
+/// Locally, makes (and publishes) a checkpoint first if the latest does not cover the history;
+/// over `--server`, asks `GET /log/proof/inclusion` (the server makes it).
+pub(crate) async fn history_receipts(
+    target: &crate::commands::Target,
+    log: Option<(&Path, &Config)>,
+    package: &str,
+) -> anyhow::Result<()> {
+    let receipts = match (target, log) {
+        (crate::commands::Target::Local { store, .. }, Some((data_dir, config))) => {
+            let history = store.retention_history(&package.parse()?).await?;
+            let last = history.iter().map(|e| e.seq).max().unwrap_or(0);
+            let covered = store
+                .latest_checkpoint()
+                .await?
+                .is_some_and(|latest| latest.tree_size >= last);
+            if !covered {
+                let signer = artifact_store_fs::log_signer(data_dir, config, false)?;
+                let checkpoint = store.checkpoint(&signer).await?;
+                if let Some(dir) = config.log.publish_dir.as_deref() {
+                    artifact_server::publish_checkpoint(dir, &checkpoint)?;
+                }
+            }
+            let mut receipts = Vec::with_capacity(history.len());
+            for event in &history {
+                receipts.push(receipt_value(
+                    &store.inclusion_proof(event.seq, None).await?,
+                ));
+            }
+            receipts
+        }
+        (crate::commands::Target::Remote(remote), _) => {
+            let history = remote
+                .get_events(&format!(
+                    "{}/retention/history",
+                    crate::commands::package_path(package)?
+                ))
+                .await?;
+            let mut receipts = Vec::with_capacity(history.len());
+            for event in &history {
+                receipts.push(
+                    remote
+                        .get_value(&format!("/log/proof/inclusion?seq={}", event.seq))
+                        .await?,
+                );
+            }
+            receipts
+        }
+        (crate::commands::Target::Local { .. }, None) => {
+            bail!("retention history --proof needs the store's configuration")
+        }
+    };
+    print_json(&Value::map([("receipts", Value::Array(receipts))]))?;
+    Ok(())
 }

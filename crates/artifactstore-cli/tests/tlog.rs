@@ -277,3 +277,256 @@ fn checkpoints_proofs_and_receipts_end_to_end() {
     ]);
     assert!(stderr.contains("receipt rejected"), "{stderr}");
 }
+
+/// fsck checks the Merkle tree against the event bytes (a `tree` finding) and `admin
+/// rebuild-tree` repairs a damaged row.
+#[test]
+fn fsck_finds_a_damaged_tree_and_admin_rebuild_tree_repairs_it() {
+    let cli = Cli::new();
+    cli.push("a", "1");
+    cli.push("b", "1");
+    assert_eq!(cli.json(&["fsck"])["findings"], Json::Array(vec![]));
+    let head = cli.json(&["audit", "verify"])["head_seq"].as_i64().unwrap();
+    let db = cli.data_dir.join("catalog.db");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::AnyPool::connect(&format!("sqlite://{}", db.display()))
+            .await
+            .unwrap();
+        let changed = sqlx::query("UPDATE tlog_nodes SET hash = $1 WHERE level = 0 AND idx = 1")
+            .bind(vec![7u8; 32])
+            .execute(&pool)
+            .await
+            .unwrap()
+            .rows_affected();
+        assert_eq!(changed, 1);
+        pool.close().await;
+    });
+    let output = cli.run(&["--json", "fsck"]);
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "fsck fails on a damaged tree"
+    );
+    let report: Json = serde_json::from_slice(&output.stdout).unwrap();
+    let findings = report["findings"].as_array().unwrap();
+    assert_eq!(findings.len(), 1, "{report}");
+    assert_eq!(findings[0]["kind"], "tree", "{report}");
+    assert_eq!(findings[0]["subject"], "seq 2", "{report}");
+    // The events are intact: the hash chain verifies and the rebuild changes no event.
+    assert_eq!(cli.json(&["audit", "verify"])["ok"], Json::Bool(true));
+    let rebuilt = cli.json(&["admin", "rebuild-tree"]);
+    assert_eq!(rebuilt["leaves"].as_i64().unwrap(), head);
+    assert!(
+        cli.ok(&["admin", "rebuild-tree"])
+            .contains(&format!("over {head} events"))
+    );
+    assert_eq!(cli.json(&["fsck"])["findings"], Json::Array(vec![]));
+    assert_eq!(
+        cli.json(&["audit", "verify"])["head_seq"].as_i64().unwrap(),
+        head
+    );
+}
+
+/// `[log] publish_dir`: `audit checkpoint` writes `<tree_size>.checkpoint` there; after a
+/// consistent rewrite of the chain, verifying against the published file fails.
+#[test]
+fn a_checkpoint_published_to_a_directory_detects_a_rewrite() {
+    let cli = Cli::new();
+    let published = cli.dir.path().join("published");
+    let config = cli.data_dir.join("config.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&format!(
+        "\n[log]\npublish_dir = {:?}\n",
+        published.to_str().unwrap()
+    ));
+    std::fs::write(&config, text).unwrap();
+    cli.push("a", "1");
+    let first = cli.json(&["audit", "checkpoint"]);
+    let size = first["tree_size"].as_i64().unwrap();
+    let file = published.join(format!("{size}.checkpoint"));
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        first["note"].as_str().unwrap()
+    );
+    cli.ok(&["audit", "verify", "--checkpoint", file.to_str().unwrap()]);
+    // Made again without growth: the same file, left alone.
+    cli.ok(&["audit", "checkpoint"]);
+    assert_eq!(std::fs::read_dir(&published).unwrap().count(), 1);
+
+    rewrite_history(&cli.data_dir.join("catalog.db"), 2);
+    cli.ok(&["admin", "rebuild-views"]);
+    assert_eq!(cli.json(&["audit", "verify"])["ok"], Json::Bool(true));
+    let stderr = cli.fails(&["audit", "verify", "--checkpoint", file.to_str().unwrap()]);
+    assert!(
+        stderr.contains(&format!("first diverging tree size {size}")),
+        "{stderr}"
+    );
+
+    // A different note already published for the next size is a fork: refused, kept.
+    cli.push("b", "1");
+    let next = cli.json(&["audit", "verify"])["head_seq"].as_i64().unwrap();
+    let foreign = published.join(format!("{next}.checkpoint"));
+    std::fs::write(&foreign, "someone else\n").unwrap();
+    let output = cli.run(&["audit", "checkpoint"]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("fork"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(&foreign).unwrap(), "someone else\n");
+}
+
+/// A real `artifactstore serve` loads the store's signing key, checkpoints on its
+/// `[log] checkpoint_interval`, publishes to `[log] publish_dir`, and serves the note at
+/// `GET /log/checkpoint` to a reader.
+#[test]
+fn the_server_checkpoints_on_schedule_and_publishes() {
+    use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+    use std::process::Stdio;
+    let cli = Cli::new();
+    let published = cli.dir.path().join("published");
+    let config = cli.data_dir.join("config.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&format!(
+        "\n[log]\ncheckpoint_interval = \"1s\"\npublish_dir = {:?}\n",
+        published.to_str().unwrap()
+    ));
+    std::fs::write(&config, text).unwrap();
+    cli.push("a", "1");
+    let token = cli.json(&[
+        "admin",
+        "token",
+        "create",
+        "--principal",
+        "auditor",
+        "--role",
+        "reader",
+    ])["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let head = cli.json(&["audit", "verify"])["head_seq"].as_i64().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_artifactstore"))
+        .arg("--data-dir")
+        .arg(&cli.data_dir)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env_remove("ARTIFACTSTORE_CONFIG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let address = line
+        .trim()
+        .strip_prefix("listening on http://")
+        .unwrap_or_else(|| panic!("serve printed {line:?}"))
+        .to_owned();
+    // The first scheduled checkpoint is made at start; a hang detector, not a threshold.
+    let file = published.join(format!("{head}.checkpoint"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !file.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no published checkpoint of size {head}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let note = std::fs::read_to_string(&file).unwrap();
+    let get = |token: Option<&str>| {
+        let mut stream = std::net::TcpStream::connect(&address).unwrap();
+        let auth = token
+            .map(|t| format!("Authorization: Bearer {t}\r\n"))
+            .unwrap_or_default();
+        write!(
+            stream,
+            "GET /log/checkpoint HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        response
+    };
+    let response = get(Some(&token));
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.ends_with(&note), "{response}");
+    assert!(get(None).starts_with("HTTP/1.1 401"));
+    // `retention history --proof` over --server: receipts from GET /log/proof/inclusion.
+    let url = format!("http://{address}");
+    let out: Json = serde_json::from_str(&cli.ok(&[
+        "--server",
+        &url,
+        "--token",
+        &token,
+        "retention",
+        "history",
+        "a@1",
+        "--proof",
+    ]))
+    .unwrap();
+    let receipts = out["receipts"].as_array().unwrap();
+    assert!(!receipts.is_empty(), "{out}");
+    let vkey = cli.json(&["audit", "key"])["vkey"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for receipt in receipts {
+        let file = cli.write("remote-receipt.json", &receipt.to_string());
+        let verified = cli.json(&[
+            "audit",
+            "verify-receipt",
+            file.to_str().unwrap(),
+            "--key",
+            &vkey,
+        ]);
+        assert_eq!(verified["ok"], Json::Bool(true));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    cli.ok(&["audit", "verify", "--checkpoint", file.to_str().unwrap()]);
+}
+
+/// `retention history PKG --proof`: a receipt per retention event, each verifiable offline.
+#[test]
+fn retention_history_with_proof_prints_a_verifying_receipt_per_event() {
+    let cli = Cli::new();
+    cli.push("a", "1");
+    cli.ok(&["retention", "hold", "a@1", "--reason", "legal"]);
+    cli.push("b", "1");
+    let vkey = cli.json(&["audit", "key"])["vkey"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let history = cli.json(&["retention", "history", "a@1"]);
+    let history = history.as_array().unwrap();
+    assert!(history.len() >= 2, "{history:?}");
+    // No checkpoint yet: --proof makes the covering one.
+    assert!(
+        cli.json(&["audit", "checkpoints"])["checkpoints"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    let out: Json =
+        serde_json::from_str(&cli.ok(&["retention", "history", "a@1", "--proof"])).unwrap();
+    let receipts = out["receipts"].as_array().unwrap();
+    assert_eq!(receipts.len(), history.len());
+    for (event, receipt) in history.iter().zip(receipts) {
+        assert_eq!(receipt["seq"], event["seq"], "{receipt}");
+        let file = cli.write(&format!("r-{}.json", receipt["seq"]), &receipt.to_string());
+        let verified = cli.json(&[
+            "audit",
+            "verify-receipt",
+            file.to_str().unwrap(),
+            "--key",
+            &vkey,
+        ]);
+        assert_eq!(verified["ok"], Json::Bool(true));
+        assert_eq!(verified["event"]["type"], event["type"]);
+    }
+    // --proof and --cbor are exclusive (a usage error, exit 2).
+    let output = cli.run(&["retention", "history", "a@1", "--proof", "--cbor"]);
+    assert_eq!(output.status.code(), Some(2));
+}

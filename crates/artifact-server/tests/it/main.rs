@@ -4,6 +4,7 @@
 mod access;
 mod auth;
 mod faults;
+mod log;
 mod malformed;
 mod ops;
 mod pilot;
