@@ -44,29 +44,50 @@ pub(crate) async fn fold_states(
         .collect())
 }
 
-/// Why the log does not allow purging a package at `now` (store clock), or `None` if it does:
-/// marked eligible, no active hold, expired, not purged.
-pub(crate) fn purge_refusal(state: Option<&RetentionState>, now: Timestamp) -> Option<String> {
-    let Some(state) = state else {
-        return Some("the log has no retention state for it".to_owned());
-    };
+/// What sweeps and purges both require of the log's state at `at`: a state, not purged, no
+/// active hold, an expiry at or before `at`.
+fn expired_and_unheld(
+    state: Option<&RetentionState>,
+    at: Timestamp,
+) -> Result<&RetentionState, String> {
+    let state = state.ok_or_else(|| "the log has no retention state for it".to_owned())?;
     if state.purged_seq.is_some() {
-        return Some("the log says it is purged already".to_owned());
-    }
-    if !state.eligible_for_deletion {
-        return Some("the log says it is not marked eligible".to_owned());
+        return Err("the log says it is purged already".to_owned());
     }
     let holds = state.active_holds();
     if holds > 0 {
-        return Some(format!("the log says it has {holds} active hold(s)"));
+        return Err(format!("the log says it has {holds} active hold(s)"));
     }
     match state.current_expires_at {
-        None => Some("the log says it is retained permanently".to_owned()),
-        Some(expiry) if expiry > now => Some(format!(
-            "the log says it is retained until {expiry}, later than the store's clock ({now})"
+        None => Err("the log says it is retained permanently".to_owned()),
+        Some(expiry) if expiry > at => Err(format!(
+            "the log says it is retained until {expiry}, later than {at}"
         )),
-        Some(_) => None,
+        Some(_) => Ok(state),
     }
+}
+
+/// Why the log says a sweep at `as_of` must not mark a package, or `None` (the explanation of
+/// [`RetentionState::due_for_eligibility`], which decides).
+pub(crate) fn sweep_refusal(state: Option<&RetentionState>, as_of: Timestamp) -> Option<String> {
+    match expired_and_unheld(state, as_of) {
+        Err(why) => Some(why),
+        Ok(state) if state.eligible_for_deletion => {
+            Some("the log says it is marked already".to_owned())
+        }
+        Ok(_) => None,
+    }
+}
+
+/// Why the log does not allow purging a package at `now` (store clock), or `None` if it does:
+/// marked eligible, no active hold, expired, not purged.
+pub(crate) fn purge_refusal(state: Option<&RetentionState>, now: Timestamp) -> Option<String> {
+    if state.is_some_and(|s| s.purged_seq.is_none() && !s.eligible_for_deletion) {
+        return Some("the log says it is not marked eligible".to_owned());
+    }
+    expired_and_unheld(state, now)
+        .err()
+        .map(|why| format!("{why} (the store's clock)"))
 }
 
 /// Blobs the log says a live package references, and every manifest (kept forever), derived

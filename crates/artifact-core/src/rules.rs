@@ -16,7 +16,7 @@ use crate::cbor::Value;
 use crate::digest::{Blake3, PackageId};
 use crate::event::{Event, types};
 use crate::manifest::Manifest;
-use crate::retention::RetentionState;
+use crate::retention::{RetentionState, validate_reason};
 use crate::time::{Period, Timestamp};
 
 /// The actors the store itself records for work nobody asked for (the server's schedules and
@@ -40,7 +40,7 @@ pub struct RuleViolation {
     pub seq: u64,
     /// A short name of the rule (`expiry-moved-earlier`, `eligible-while-held`,
     /// `eligible-before-expiry`, `purged-not-eligible`, `deleted-while-referenced`,
-    /// `manifest-deleted`, `unknown-actor`, `unknown-package`, `unknown-hold`, `malformed`, …).
+    /// `manifest-deleted`, `unknown-actor`, `unknown-package`, `unknown-hold`, `missing-reason`, `malformed`, …).
     pub rule: &'static str,
     /// What happened, naming the package or blob.
     pub detail: String,
@@ -311,65 +311,65 @@ impl LogRules {
                         format!("package {package_id} was purged at seq {purged}"),
                     ));
                 }
+                if matches!(
+                    kind,
+                    types::RETENTION_EXTENDED
+                        | types::RETENTION_HOLD_APPLIED
+                        | types::RETENTION_HOLD_RELEASED
+                ) && let Err(e) = validate_reason(event.data_text("reason").unwrap_or_default())
+                {
+                    problems.push(("missing-reason", format!("package {package_id}: {e}")));
+                }
                 let expired = state.current_expires_at.is_some_and(|t| t <= event.at);
                 let holds = state.active_holds();
                 match kind {
-                    types::RETENTION_EXTENDED => match (
-                        state.current_expires_at,
-                        ts("new_expires_at"),
-                        ts("previous_expires_at"),
-                    ) {
-                        (None, ..) => problems.push((
-                            "expiry-moved-earlier",
-                            format!(
-                                "package {package_id} is retained permanently; an extension gives it an expiry"
-                            ),
-                        )),
-                        (Some(current), Some(Ok(new)), Some(Ok(previous))) => {
-                            if new <= current {
-                                problems.push((
-                                    "expiry-moved-earlier",
-                                    format!(
-                                        "package {package_id}: expiry moved from {current} to {new}"
-                                    ),
-                                ));
+                    types::RETENTION_EXTENDED => {
+                        match (ts("new_expires_at"), ts("previous_expires_at")) {
+                            (Some(Ok(new)), Some(Ok(previous))) => {
+                                // The kernel's own rule (the reason is its own finding,
+                                // `missing-reason`, so a stand-in is passed here).
+                                if let Err(e) = state.check_extend(new, "-") {
+                                    problems.push((
+                                        "expiry-moved-earlier",
+                                        format!("package {package_id}: {e}"),
+                                    ));
+                                }
+                                if let Some(current) = state.current_expires_at
+                                    && previous != current
+                                {
+                                    problems.push((
+                                        "wrong-previous-expiry",
+                                        format!(
+                                            "package {package_id}: extension claims the expiry was {previous}, it was {current}"
+                                        ),
+                                    ));
+                                }
                             }
-                            if previous != current {
-                                problems.push((
-                                    "wrong-previous-expiry",
-                                    format!(
-                                        "package {package_id}: extension claims the expiry was {previous}, it was {current}"
-                                    ),
-                                ));
-                            }
+                            _ => problems.push((
+                                "malformed",
+                                "retention.extended needs previous_expires_at and new_expires_at"
+                                    .to_owned(),
+                            )),
                         }
-                        _ => problems.push((
-                            "malformed",
-                            "retention.extended needs previous_expires_at and new_expires_at"
-                                .to_owned(),
-                        )),
-                    },
+                    }
                     types::RETENTION_HOLD_APPLIED => match event.data_text("hold_id") {
                         Some(id) if state.holds.contains_key(id) => problems.push((
                             "duplicate-hold",
                             format!("package {package_id}: hold {id} was already applied"),
                         )),
                         Some(_) => {}
-                        None => problems
-                            .push(("malformed", "retention.hold_applied has no hold_id".to_owned())),
+                        None => problems.push((
+                            "malformed",
+                            "retention.hold_applied has no hold_id".to_owned(),
+                        )),
                     },
                     types::RETENTION_HOLD_RELEASED => match event.data_text("hold_id") {
-                        Some(id) => match state.holds.get(id) {
-                            None => problems.push((
-                                "unknown-hold",
-                                format!("package {package_id}: hold {id} was never applied"),
-                            )),
-                            Some(hold) if !hold.is_active() => problems.push((
-                                "unknown-hold",
-                                format!("package {package_id}: hold {id} was already released"),
-                            )),
-                            Some(_) => {}
-                        },
+                        Some(id) => {
+                            if let Err(e) = state.check_release(id, "-") {
+                                problems
+                                    .push(("unknown-hold", format!("package {package_id}: {e}")));
+                            }
+                        }
                         None => problems.push((
                             "malformed",
                             "retention.hold_released has no hold_id".to_owned(),
@@ -425,9 +425,7 @@ impl LogRules {
                         if holds > 0 {
                             problems.push((
                                 "purged-while-held",
-                                format!(
-                                    "package {package_id} purged with {holds} active hold(s)"
-                                ),
+                                format!("package {package_id} purged with {holds} active hold(s)"),
                             ));
                         }
                         if !expired {
@@ -706,6 +704,13 @@ mod tests {
             "2026-01-07T00:00:00Z",
             vec![("hold_id", text("hold-99")), ("reason", text("never held"))],
         );
+        log.push(
+            types::RETENTION_HOLD_APPLIED,
+            Some(id),
+            "legal",
+            "2026-01-07T00:00:00Z",
+            vec![("hold_id", text("hold-7")), ("reason", text("  "))],
+        );
         assert_eq!(
             log.violations(),
             vec![
@@ -714,6 +719,7 @@ mod tests {
                 (4, "deleted-while-referenced"),
                 (5, "manifest-deleted"),
                 (6, "unknown-hold"),
+                (7, "missing-reason"),
             ]
         );
     }

@@ -226,22 +226,6 @@ impl SweepReport {
     }
 }
 
-/// Why the log says a package is not due at `as_of`.
-fn sweep_refusal(state: Option<&RetentionState>, as_of: Timestamp) -> String {
-    match state {
-        None => "the log has no retention state for it".to_owned(),
-        Some(s) if s.purged_seq.is_some() => "the log says it is purged".to_owned(),
-        Some(s) if s.eligible_for_deletion => "the log says it is marked already".to_owned(),
-        Some(s) if s.active_holds() > 0 => {
-            format!("the log says it has {} active hold(s)", s.active_holds())
-        }
-        Some(s) => match s.current_expires_at {
-            None => "the log says it is retained permanently".to_owned(),
-            Some(t) => format!("the log says it is retained until {t}, after {as_of}"),
-        },
-    }
-}
-
 /// A file of a package that was live when [`ArtifactStore::live_file`] looked (only that
 /// method makes one).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -1276,7 +1260,8 @@ impl ArtifactStore {
                         detail: format!(
                             "retention_state says it expired at {view_expiry} with no active hold \
                              and is not marked, but {}",
-                            sweep_refusal(state, as_of)
+                            crate::log_facts::sweep_refusal(state, as_of)
+                                .unwrap_or_else(|| "the log disagrees".to_owned())
                         ),
                     });
                     continue;
