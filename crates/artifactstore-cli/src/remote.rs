@@ -183,8 +183,15 @@ impl Remote {
             .ok_or_else(|| anyhow!("the server did not say where the upload session is"))?;
         let result = self.upload_into(&location, &mut file, path, progress).await;
         if result.is_err() {
-            // Best effort: a server that cannot be reached reaps the session after its TTL.
-            let _ = self.request(Method::DELETE, &location).send().await;
+            // Best effort: a server that cannot be reached reaps the session after its TTL. A
+            // server that refused a chunk early (507, 413) closes that connection, and the pool
+            // may hand the DELETE the dying one: retry a transport error a few times.
+            for attempt in 1..=3u64 {
+                match self.request(Method::DELETE, &location).send().await {
+                    Ok(_) => break,
+                    Err(_) => tokio::time::sleep(Duration::from_millis(100 * attempt)).await,
+                }
+            }
         }
         result
     }

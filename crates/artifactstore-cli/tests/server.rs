@@ -1182,7 +1182,7 @@ fn a_push_onto_a_full_disk_fails_naming_the_cause_and_leaves_no_session() {
     assert_eq!(
         names_in(&store.data_dir().join("uploads")),
         Vec::<String>::new(),
-        "the failed push deleted its session"
+        "the failed push deleted its session; the push said: {stderr}"
     );
     assert_eq!(
         names_in(&store.data_dir().join("blobs").join("tmp")),
