@@ -303,6 +303,51 @@ impl S3Options {
         Ok(())
     }
 
+    /// A client for signed requests object_store has no call for (Object Lock, conditional
+    /// creates with lock headers) against this bucket, with the same endpoint, credentials
+    /// and `allow_http`. No request is made.
+    pub fn signed_client(&self) -> Result<crate::signed::SignedClient> {
+        self.validate()?;
+        let store = self
+            .builder
+            .clone()
+            .with_retry(self.check_retry.clone())
+            .build()
+            .map_err(|e| Error::Config(format!("S3 client: {e}")))?;
+        let config = |key| self.builder.get_config_value(&key);
+        let region = config(AmazonS3ConfigKey::Region).unwrap_or_else(|| "us-east-1".to_owned());
+        let virtual_hosted = config(AmazonS3ConfigKey::VirtualHostedStyleRequest)
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+        let endpoint = self
+            .endpoint
+            .clone()
+            .or_else(|| config(AmazonS3ConfigKey::Endpoint));
+        let bucket = &self.bucket;
+        let base = match endpoint.as_deref().map(|e| e.trim_end_matches('/')) {
+            Some(endpoint) if virtual_hosted => match endpoint.split_once("://") {
+                Some((scheme, host)) => format!("{scheme}://{bucket}.{host}"),
+                None => {
+                    return Err(Error::Config(format!(
+                        "the S3 endpoint `{endpoint}` has no scheme"
+                    )));
+                }
+            },
+            Some(endpoint) => format!("{endpoint}/{bucket}"),
+            None => format!("https://s3.{region}.amazonaws.com/{bucket}"),
+        };
+        let allow_http = self.allow_http.unwrap_or_else(|| {
+            config(AmazonS3ConfigKey::Client(ClientConfigKey::AllowHttp))
+                .is_some_and(|value| value.eq_ignore_ascii_case("true"))
+        });
+        crate::signed::SignedClient::new(
+            std::sync::Arc::new(store),
+            region,
+            base,
+            bucket.clone(),
+            allow_http,
+        )
+    }
+
     /// Builds the store (no request is made; call
     /// [`BlobStore::check`](artifact_core::blob::BlobStore::check) to test the connection).
     pub fn build(self) -> Result<S3BlobStore> {
