@@ -145,6 +145,7 @@ impl EmbeddedOptions {
                 create_if_missing: self.create,
                 read_only: self.read_only,
                 busy_timeout: config.busy_timeout()?,
+                ..CatalogOptions::new(config.metadata_url(&self.data_dir))
             },
             blob_store,
             clock: self.clock,

@@ -85,6 +85,10 @@ pub struct CatalogOptions {
     /// How long a statement waits for another process's lock before failing with
     /// [`Error::Locked`] (SQLite's busy timeout; default 60 s).
     pub busy_timeout: std::time::Duration,
+    /// Grow the Merkle tree over the log with each append (default). Off, appends skip it and
+    /// the tree is extended when the next checkpoint is made (or the catalog opens with it on):
+    /// for bulk loads, and the baseline of `benches/tlog.rs`.
+    pub merkle_tree: bool,
 }
 
 /// The default [`CatalogOptions::busy_timeout`].
@@ -100,6 +104,7 @@ impl CatalogOptions {
             create_if_missing: false,
             read_only: false,
             busy_timeout: DEFAULT_BUSY_TIMEOUT,
+            merkle_tree: true,
         }
     }
 }
@@ -116,6 +121,8 @@ pub struct Catalog {
     appended: Arc<std::sync::atomic::AtomicU64>,
     /// Opened with [`CatalogOptions::read_only`].
     read_only: bool,
+    /// [`CatalogOptions::merkle_tree`].
+    merkle_tree: bool,
 }
 
 static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
@@ -292,10 +299,11 @@ impl Catalog {
             write_lock: Arc::new(Mutex::new(())),
             appended: Arc::new(std::sync::atomic::AtomicU64::new(0)),
             read_only,
+            merkle_tree: options.merkle_tree,
         };
         // Events appended before migration 0008 get their Merkle tree leaves (one indexed
         // read when the tree is complete). A read-only open writes nothing.
-        if !read_only {
+        if !read_only && options.merkle_tree {
             catalog.catch_up_tree().await?;
         }
         Ok(catalog)
@@ -350,6 +358,7 @@ impl Catalog {
             head,
             appended: Vec::new(),
             counter: self.appended.clone(),
+            merkle_tree: self.merkle_tree,
             _guard: guard,
         })
     }
@@ -645,6 +654,8 @@ pub struct WriteTx {
     head: Head,
     appended: Vec<Event>,
     counter: Arc<std::sync::atomic::AtomicU64>,
+    /// [`CatalogOptions::merkle_tree`].
+    merkle_tree: bool,
     _guard: OwnedMutexGuard<()>,
 }
 
@@ -703,7 +714,9 @@ impl WriteTx {
         .await?;
         apply_event(&mut self.tx, &event).await?;
         // The Merkle tree over the log grows in the same transaction (ADR 0011).
-        tlog::append_leaf(&mut self.tx, event.seq, leaf).await?;
+        if self.merkle_tree {
+            tlog::append_leaf(&mut self.tx, event.seq, leaf).await?;
+        }
         self.head = Head {
             seq: event.seq,
             hash: Some(hash),
