@@ -109,19 +109,12 @@ impl S3Options {
             .ok_or_else(|| {
                 Error::Config("[blobs] backend = \"s3\" needs `bucket = \"NAME\"`".to_owned())
             })?;
-        let mut options = Self::from_env(bucket);
-        if let Some(prefix) = &config.prefix {
-            options = options.with_prefix(prefix);
-        }
-        if let Some(endpoint) = &config.endpoint {
-            options = options.with_endpoint(endpoint);
-        }
-        if let Some(region) = &config.region {
-            options = options.with_region(region);
-        }
-        if let Some(allow_http) = config.allow_http {
-            options = options.with_allow_http(allow_http);
-        }
+        let mut options = Self::from_env(bucket).with_location(
+            config.prefix.as_deref(),
+            config.endpoint.as_deref(),
+            config.region.as_deref(),
+            config.allow_http,
+        );
         if let Ok(text) = std::env::var(PART_SIZE_ENV) {
             let mib: usize = text.trim().parse().map_err(|_| {
                 Error::Config(format!(
@@ -301,6 +294,30 @@ impl S3Options {
             )));
         }
         Ok(())
+    }
+
+    /// Applies the optional location settings of a config section (`prefix`, `endpoint`,
+    /// `region`, `allow_http`); `None` keeps what the environment gave.
+    pub(crate) fn with_location(
+        mut self,
+        prefix: Option<&str>,
+        endpoint: Option<&str>,
+        region: Option<&str>,
+        allow_http: Option<bool>,
+    ) -> Self {
+        if let Some(prefix) = prefix {
+            self = self.with_prefix(prefix);
+        }
+        if let Some(endpoint) = endpoint {
+            self = self.with_endpoint(endpoint);
+        }
+        if let Some(region) = region {
+            self = self.with_region(region);
+        }
+        if let Some(allow_http) = allow_http {
+            self = self.with_allow_http(allow_http);
+        }
+        self
     }
 
     /// A client for signed requests object_store has no call for (Object Lock, conditional

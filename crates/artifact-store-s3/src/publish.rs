@@ -69,19 +69,12 @@ struct Inner {
 impl S3CheckpointSink {
     /// A sink from `[log.publish_s3]` (credentials from the AWS environment).
     pub fn from_config(config: &PublishS3Config) -> Result<Self> {
-        let mut options = S3Options::from_env(&config.bucket);
-        if let Some(endpoint) = &config.endpoint {
-            options = options.with_endpoint(endpoint);
-        }
-        if let Some(region) = &config.region {
-            options = options.with_region(region);
-        }
-        if let Some(allow_http) = config.allow_http {
-            options = options.with_allow_http(allow_http);
-        }
-        if let Some(prefix) = &config.prefix {
-            options = options.with_prefix(prefix);
-        }
+        let options = S3Options::from_env(&config.bucket).with_location(
+            config.prefix.as_deref(),
+            config.endpoint.as_deref(),
+            config.region.as_deref(),
+            config.allow_http,
+        );
         let lock = SinkLock::parse(&config.object_lock)?;
         let retain: Period = config
             .retain
