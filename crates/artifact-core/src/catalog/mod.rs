@@ -359,6 +359,7 @@ impl Catalog {
             appended: Vec::new(),
             counter: self.appended.clone(),
             merkle_tree: self.merkle_tree,
+            tree: tlog::TreeAppender::default(),
             _guard: guard,
         })
     }
@@ -656,6 +657,8 @@ pub struct WriteTx {
     counter: Arc<std::sync::atomic::AtomicU64>,
     /// [`CatalogOptions::merkle_tree`].
     merkle_tree: bool,
+    /// Grows the Merkle tree with each append (flushed before commit).
+    tree: tlog::TreeAppender,
     _guard: OwnedMutexGuard<()>,
 }
 
@@ -715,7 +718,7 @@ impl WriteTx {
         apply_event(&mut self.tx, &event).await?;
         // The Merkle tree over the log grows in the same transaction (ADR 0011).
         if self.merkle_tree {
-            tlog::append_leaf(&mut self.tx, event.seq, leaf).await?;
+            self.tree.append(&mut self.tx, event.seq, leaf).await?;
         }
         self.head = Head {
             seq: event.seq,
@@ -726,7 +729,8 @@ impl WriteTx {
     }
 
     /// Commits; returns the events appended.
-    pub async fn commit(self) -> Result<Vec<Event>> {
+    pub async fn commit(mut self) -> Result<Vec<Event>> {
+        self.tree.flush(&mut self.tx).await?;
         self.tx.commit().await?;
         self.counter.fetch_add(
             self.appended.len() as u64,
