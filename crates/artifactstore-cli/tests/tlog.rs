@@ -137,6 +137,33 @@ fn rewrite_history(db: &Path, target: i64) {
     });
 }
 
+/// The rest of a thorough rewrite: drops the checkpoint table's guards and deletes every
+/// stored checkpoint, so that plain `audit verify` (which recomputes the latest stored
+/// checkpoint's root from the event bytes) has nothing left to compare with.
+fn wipe_checkpoints(db: &Path) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::AnyPool::connect(&format!("sqlite://{}", db.display()))
+            .await
+            .unwrap();
+        for trigger in [
+            "tlog_checkpoints_refuse_update",
+            "tlog_checkpoints_refuse_delete",
+        ] {
+            sqlx::query(sqlx::AssertSqlSafe(format!("DROP TRIGGER {trigger}")))
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+        sqlx::query("DELETE FROM tlog_checkpoints")
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+    });
+}
+
 #[test]
 fn checkpoints_proofs_and_receipts_end_to_end() {
     let cli = Cli::new();
@@ -231,6 +258,7 @@ fn checkpoints_proofs_and_receipts_end_to_end() {
 
     // Rewrite the chain from seq first_size + 1 on: only the signed checkpoints notice.
     rewrite_history(&cli.data_dir.join("catalog.db"), first_size + 1);
+    wipe_checkpoints(&cli.data_dir.join("catalog.db"));
     cli.ok(&["admin", "rebuild-views"]);
     assert_eq!(cli.json(&["audit", "verify"])["ok"], Json::Bool(true));
     // The tree rows were deleted; opening the store rebuilt them from the rewritten events.
@@ -357,6 +385,15 @@ fn a_checkpoint_published_to_a_directory_detects_a_rewrite() {
 
     rewrite_history(&cli.data_dir.join("catalog.db"), 2);
     cli.ok(&["admin", "rebuild-views"]);
+    // A rewrite that leaves the stored checkpoints alone fails plain `audit verify`: their
+    // roots are recomputed from today's event bytes.
+    let stderr = cli.fails(&["audit", "verify"]);
+    assert!(
+        stderr.contains(&format!("seq {size} breaks rule checkpoint-mismatch")),
+        "{stderr}"
+    );
+    // Deleting them too makes it pass; the published file still catches it.
+    wipe_checkpoints(&cli.data_dir.join("catalog.db"));
     assert_eq!(cli.json(&["audit", "verify"])["ok"], Json::Bool(true));
     let stderr = cli.fails(&["audit", "verify", "--checkpoint", file.to_str().unwrap()]);
     assert!(
@@ -618,6 +655,7 @@ fn checkpoints_published_to_a_locked_bucket_detect_a_rewrite() {
     );
 
     rewrite_history(&cli.data_dir.join("catalog.db"), 2);
+    wipe_checkpoints(&cli.data_dir.join("catalog.db"));
     cli.ok(&["admin", "rebuild-views"]);
     assert_eq!(cli.json(&["audit", "verify"])["ok"], Json::Bool(true));
     let output = run(&["--json", "audit", "verify", "--published"]);
@@ -629,9 +667,12 @@ fn checkpoints_published_to_a_locked_bucket_detect_a_rewrite() {
         Some(size),
         "{report}"
     );
-    // The stored checkpoint of that size still matches the old root, so a new checkpoint is
-    // not made; publishing it again is a no-op and the bucket still holds the original.
-    stdout(run(&["audit", "checkpoint"]), &["checkpoint"]);
+    // Re-signing the rewritten log makes a checkpoint of the same size with another root:
+    // the bucket refuses it as a fork and keeps the original.
+    let output = run(&["audit", "checkpoint"]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("fork"), "{stderr}");
     assert_eq!(
         runtime.block_on(signed.get(&key)).unwrap().expect("kept"),
         published
