@@ -9,8 +9,10 @@
 //! [`apply_event`] — the same function `rebuild_views` replays the log through, so the views are
 //! a pure function of the log by construction.
 
+mod project;
+mod read;
+mod rows;
 mod tlog;
-mod views;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -26,12 +28,8 @@ use crate::error::{Error, Result};
 use crate::event::{ChainVerifier, Event, Head, StoredEvent};
 use crate::time::Timestamp;
 
-pub use tlog::{ReplayedRoots, StoredCheckpoint};
-pub use views::{
-    BlobRecord, EventQuery, HoldRecord, PackageFilter, PackageRecord, RetentionStatus, TokenRecord,
-    apply_event,
-};
-pub(crate) use views::{
+pub use project::apply_event;
+pub(crate) use read::{
     blob as views_blob, blobs_page as views_blobs_page, deleting_blobs as views_deleting_blobs,
     due_for_sweep as views_due_for_sweep, eligible_unpurged as views_eligible_unpurged,
     events_at as views_events_at, events_of_type as views_events_of_type,
@@ -42,6 +40,10 @@ pub(crate) use views::{
     token_by_hash as views_token_by_hash, token_by_seq as views_token_by_seq,
     unreferenced_blobs as views_unreferenced_blobs,
 };
+pub use rows::{
+    BlobRecord, EventQuery, HoldRecord, PackageFilter, PackageRecord, RetentionStatus, TokenRecord,
+};
+pub use tlog::{ReplayedRoots, StoredCheckpoint};
 
 /// The SQL dialect behind a catalog URL.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -386,7 +388,7 @@ impl Catalog {
     /// Events in seq order, filtered.
     pub async fn events(&self, query: &EventQuery) -> Result<Vec<Event>> {
         let mut conn = self.pool.acquire().await?;
-        views::events(&mut conn, query).await
+        read::events(&mut conn, query).await
     }
 
     /// Verifies the whole hash chain; returns the verified head, or the first bad seq as
@@ -449,16 +451,16 @@ impl Catalog {
     /// Every view's rows as sorted text lines, table by table (for equality checks).
     pub async fn dump_views(&self) -> Result<BTreeMap<&'static str, Vec<String>>> {
         let mut conn = self.pool.acquire().await?;
-        views::dump_views(&mut conn).await
+        read::dump_views(&mut conn).await
     }
 
     /// Whether the live views equal a replay of the log: replays inside a transaction that is
     /// rolled back, and compares dumps. Returns the tables that differ.
     pub async fn views_match_replay(&self, classes: &RetentionClasses) -> Result<Vec<String>> {
         let mut tx = self.write().await?;
-        let live = views::dump_views(tx.conn()).await?;
+        let live = read::dump_views(tx.conn()).await?;
         rebuild_in(tx.conn(), classes).await?;
-        let replayed = views::dump_views(tx.conn()).await?;
+        let replayed = read::dump_views(tx.conn()).await?;
         tx.rollback().await?;
         Ok(live
             .iter()
@@ -586,7 +588,7 @@ async fn check_schema(pool: &AnyPool, dialect: Dialect) -> Result<()> {
 }
 
 async fn rebuild_in(conn: &mut AnyConnection, classes: &RetentionClasses) -> Result<u64> {
-    for table in views::VIEW_TABLES {
+    for table in project::VIEW_TABLES {
         conn.execute(sqlx::AssertSqlSafe(format!("DELETE FROM {table}")))
             .await?;
     }

@@ -1,0 +1,604 @@
+//! Reading the views and the log: the queries, and decoding rows into [`super::rows`] types.
+
+use std::collections::BTreeMap;
+
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row as _};
+
+use super::row_ts;
+use crate::blob::Tier;
+use crate::cbor::Value;
+use crate::digest::{AnyDigest, BlobInfo, PackageId};
+use crate::error::{Error, Result};
+use crate::event::{Event, types};
+use crate::time::Timestamp;
+
+use super::project::VIEW_TABLES;
+use super::rows::*;
+
+const TOKEN_SELECT: &str = "SELECT t.token_sha256, t.principal, t.roles, t.created_seq, t.expires_at, t.revoked_seq, e.at \
+     FROM auth_tokens t JOIN events e ON e.seq = t.created_seq";
+
+/// The minted token with this hash, revoked or expired ones included.
+pub(crate) async fn token_by_hash(
+    conn: &mut AnyConnection,
+    token_sha256: &str,
+) -> Result<Option<TokenRecord>> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "{TOKEN_SELECT} WHERE t.token_sha256 = $1"
+    )))
+    .bind(token_sha256)
+    .fetch_optional(&mut *conn)
+    .await?
+    .as_ref()
+    .map(TokenRecord::from_row)
+    .transpose()
+}
+
+/// The minted token of event `created_seq`.
+pub(crate) async fn token_by_seq(
+    conn: &mut AnyConnection,
+    created_seq: u64,
+) -> Result<Option<TokenRecord>> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "{TOKEN_SELECT} WHERE t.created_seq = $1"
+    )))
+    .bind(created_seq as i64)
+    .fetch_optional(&mut *conn)
+    .await?
+    .as_ref()
+    .map(TokenRecord::from_row)
+    .transpose()
+}
+
+/// Every minted token, oldest first.
+pub(crate) async fn list_tokens(conn: &mut AnyConnection) -> Result<Vec<TokenRecord>> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "{TOKEN_SELECT} ORDER BY t.created_seq"
+    )))
+    .fetch_all(&mut *conn)
+    .await?
+    .iter()
+    .map(TokenRecord::from_row)
+    .collect()
+}
+
+impl TokenRecord {
+    fn from_row(row: &AnyRow) -> Result<Self> {
+        let created_seq = row.try_get::<i64, _>("created_seq")? as u64;
+        let roles_text: String = row.try_get("roles")?;
+        let roles = match crate::jcs::from_json(roles_text.as_bytes())
+            .map_err(|e| integrity(created_seq, e))?
+        {
+            Value::Array(items) => items
+                .iter()
+                .filter_map(|item| item.as_str().and_then(|r| r.parse().ok()))
+                .collect(),
+            _ => Default::default(),
+        };
+        let at: String = row.try_get("at")?;
+        Ok(TokenRecord {
+            token_id: Self::id_of(created_seq),
+            token_sha256: row.try_get("token_sha256")?,
+            principal: row.try_get("principal")?,
+            roles,
+            created_seq,
+            created_at: at.parse().map_err(|e| integrity(created_seq, e))?,
+            expires_at: row_ts(row, "expires_at")?,
+            revoked_seq: row
+                .try_get::<Option<i64>, _>("revoked_seq")?
+                .map(|s| s as u64),
+        })
+    }
+}
+
+pub(super) fn integrity(seq: u64, what: impl std::fmt::Display) -> Error {
+    Error::Integrity {
+        seq,
+        reason: what.to_string(),
+    }
+}
+
+impl BlobRecord {
+    fn from_row(row: &AnyRow) -> Result<Self> {
+        let stored_seq = row.try_get::<i64, _>("stored_seq")? as u64;
+        let blake3: String = row.try_get("blake3")?;
+        let sha256: String = row.try_get("sha256")?;
+        let tier: String = row.try_get("tier")?;
+        Ok(BlobRecord {
+            info: BlobInfo {
+                blake3: blake3.parse().map_err(|e| integrity(stored_seq, e))?,
+                sha256: sha256.parse().map_err(|e| integrity(stored_seq, e))?,
+                size: row.try_get::<i64, _>("size")? as u64,
+            },
+            tier: Tier::parse(&tier).unwrap_or(Tier::Hot),
+            stored_seq,
+            stored_at: row_ts(row, "stored_at")?.unwrap_or(Timestamp::EPOCH),
+            deleting_seq: row
+                .try_get::<Option<i64>, _>("deleting_seq")?
+                .map(|seq| seq as u64),
+        })
+    }
+}
+
+/// Stand-in for a NOT NULL timestamp column that read as NULL (cannot happen with our schema).
+fn unreachable_ts() -> Timestamp {
+    Timestamp::EPOCH
+}
+
+/// Looks a blob up by either digest.
+pub(crate) async fn blob(
+    conn: &mut AnyConnection,
+    digest: &AnyDigest,
+) -> Result<Option<BlobRecord>> {
+    let row = match digest {
+        AnyDigest::Blake3(d) => {
+            sqlx::query("SELECT * FROM blobs WHERE blake3 = $1")
+                .bind(d.to_string())
+                .fetch_optional(&mut *conn)
+                .await?
+        }
+        AnyDigest::Sha256(d) => {
+            sqlx::query("SELECT * FROM blobs WHERE sha256 = $1")
+                .bind(d.to_string())
+                .fetch_optional(&mut *conn)
+                .await?
+        }
+    };
+    row.as_ref().map(BlobRecord::from_row).transpose()
+}
+
+/// Reads a package's retention state; `None` if it has none.
+pub(crate) async fn retention_status(
+    conn: &mut AnyConnection,
+    package_id: &PackageId,
+) -> Result<Option<RetentionStatus>> {
+    let Some(row) = sqlx::query("SELECT * FROM retention_state WHERE package_id = $1")
+        .bind(package_id.to_string())
+        .fetch_optional(&mut *conn)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let holds = sqlx::query(
+        "SELECT * FROM holds WHERE package_id = $1 AND released_seq IS NULL ORDER BY applied_seq",
+    )
+    .bind(package_id.to_string())
+    .fetch_all(&mut *conn)
+    .await?;
+    let active_holds = holds
+        .iter()
+        .map(|h| {
+            Ok(HoldRecord {
+                hold_id: h.try_get("hold_id")?,
+                reason: h.try_get("reason")?,
+                actor: h.try_get("actor")?,
+                applied_at: row_ts(h, "applied_at")?.unwrap_or_else(unreachable_ts),
+                applied_seq: h.try_get::<i64, _>("applied_seq")? as u64,
+                released_seq: h
+                    .try_get::<Option<i64>, _>("released_seq")?
+                    .map(|s| s as u64),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Some(RetentionStatus {
+        package_id: *package_id,
+        retention_class: row.try_get("retention_class")?,
+        default_period: row.try_get("default_period")?,
+        default_expires_at: row_ts(&row, "default_expires_at")?,
+        current_expires_at: row_ts(&row, "current_expires_at")?,
+        active_holds,
+        eligible_for_deletion: row.try_get::<i64, _>("eligible_for_deletion")? != 0,
+        eligible_seq: row
+            .try_get::<Option<i64>, _>("eligible_seq")?
+            .map(|s| s as u64),
+        updated_seq: row.try_get::<i64, _>("updated_seq")? as u64,
+    }))
+}
+
+impl PackageRecord {
+    fn from_row(row: &AnyRow) -> Result<Self> {
+        let created_seq = row.try_get::<i64, _>("created_seq")? as u64;
+        let package_id: String = row.try_get("package_id")?;
+        let labels_text: String = row.try_get("labels")?;
+        let labels = match crate::jcs::from_json(labels_text.as_bytes())
+            .map_err(|e| integrity(created_seq, e))?
+        {
+            Value::Map(map) => map
+                .into_iter()
+                .map(|(k, v)| (k, v.as_str().unwrap_or_default().to_owned()))
+                .collect(),
+            _ => BTreeMap::new(),
+        };
+        Ok(PackageRecord {
+            package_id: package_id.parse().map_err(|e| integrity(created_seq, e))?,
+            name: row.try_get("name")?,
+            version: row.try_get("version")?,
+            retention_class: row.try_get("retention_class")?,
+            created_at: row_ts(row, "created_at")?.unwrap_or_else(unreachable_ts),
+            created_seq,
+            actor: row.try_get("actor")?,
+            file_count: row.try_get::<i64, _>("file_count")? as u64,
+            total_size: row.try_get::<i64, _>("total_size")? as u64,
+            manifest_size: row.try_get::<i64, _>("manifest_size")? as u64,
+            labels,
+            purged_seq: row
+                .try_get::<Option<i64>, _>("purged_seq")?
+                .map(|s| s as u64),
+        })
+    }
+}
+
+/// Looks a package up by id.
+pub(crate) async fn package(
+    conn: &mut AnyConnection,
+    package_id: &PackageId,
+) -> Result<Option<PackageRecord>> {
+    sqlx::query("SELECT * FROM packages WHERE package_id = $1")
+        .bind(package_id.to_string())
+        .fetch_optional(&mut *conn)
+        .await?
+        .as_ref()
+        .map(PackageRecord::from_row)
+        .transpose()
+}
+
+/// Looks a package id up by name and version.
+pub(crate) async fn package_id_by_name(
+    conn: &mut AnyConnection,
+    name: &str,
+    version: &str,
+) -> Result<Option<PackageId>> {
+    let row = sqlx::query("SELECT package_id FROM packages WHERE name = $1 AND version = $2")
+        .bind(name)
+        .bind(version)
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.map(|row| {
+        let text: String = row.try_get("package_id")?;
+        text.parse().map_err(|e| integrity(0, e))
+    })
+    .transpose()
+}
+
+/// Lists packages in creation order.
+pub(crate) async fn list_packages(
+    conn: &mut AnyConnection,
+    filter: &PackageFilter,
+) -> Result<Vec<PackageRecord>> {
+    let rows = sqlx::query(
+        "SELECT p.* FROM packages p LEFT JOIN retention_state r ON r.package_id = p.package_id \
+         WHERE p.created_seq > $1 \
+           AND ($2 IS NULL OR p.name = $2) \
+           AND ($3 IS NULL OR p.retention_class = $3) \
+           AND ($4 = 0 OR r.eligible_for_deletion = 1) \
+           AND ($5 IS NULL OR p.version = $5) \
+         ORDER BY p.created_seq LIMIT $6",
+    )
+    .bind(filter.after_seq as i64)
+    .bind(filter.name.as_deref())
+    .bind(filter.retention_class.as_deref())
+    .bind(i64::from(filter.eligible))
+    .bind(filter.version.as_deref())
+    .bind(i64::from(filter.limit.unwrap_or(1000)))
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter().map(PackageRecord::from_row).collect()
+}
+
+/// Reads events in seq order (decoded from their canonical bodies, the source of truth).
+pub(crate) async fn events(conn: &mut AnyConnection, query: &EventQuery) -> Result<Vec<Event>> {
+    let rows = sqlx::query(
+        "SELECT seq, body FROM events WHERE seq > $1 \
+           AND ($2 IS NULL OR type = $2) \
+           AND ($3 IS NULL OR package_id = $3) \
+         ORDER BY seq LIMIT $4",
+    )
+    .bind(query.after as i64)
+    .bind(query.event_type.as_deref())
+    .bind(query.package_id.map(|p| p.to_string()))
+    .bind(i64::from(query.limit.unwrap_or(1000)))
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            let seq: i64 = row.try_get("seq")?;
+            let body: Vec<u8> = row.try_get("body")?;
+            Event::from_canonical_bytes(&body).map_err(|e| integrity(seq as u64, e))
+        })
+        .collect()
+}
+
+/// Every view's rows as sorted lines.
+pub(crate) async fn dump_views(
+    conn: &mut AnyConnection,
+) -> Result<BTreeMap<&'static str, Vec<String>>> {
+    let mut dump = BTreeMap::new();
+    for table in VIEW_TABLES {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT * FROM {table}")))
+            .fetch_all(&mut *conn)
+            .await?;
+        let mut lines: Vec<String> = rows
+            .iter()
+            .map(|row| {
+                use sqlx::Column as _;
+                row.columns()
+                    .iter()
+                    .map(|column| {
+                        let index = column.ordinal();
+                        if let Ok(v) = row.try_get::<Option<i64>, _>(index) {
+                            format!("{}={v:?}", column.name())
+                        } else if let Ok(v) = row.try_get::<Option<String>, _>(index) {
+                            format!("{}={v:?}", column.name())
+                        } else {
+                            format!("{}=<unreadable>", column.name())
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect();
+        lines.sort();
+        dump.insert(table, lines);
+    }
+    Ok(dump)
+}
+
+/// Packages the view says are due to become eligible at `as_of`, oldest expiry first, one page
+/// after the cursor `after` (the last `(expiry, package)` of the previous page; `None` for the
+/// first), through the partial `retention_sweep` index (cost grows with the packages due, not
+/// with the store). Candidates only: the sweeper re-derives each from the log.
+pub(crate) async fn due_for_sweep(
+    conn: &mut AnyConnection,
+    as_of: Timestamp,
+    after: Option<(Timestamp, PackageId)>,
+    limit: i64,
+) -> Result<Vec<(PackageId, Timestamp)>> {
+    let (after_expiry, after_id) = match &after {
+        Some((t, id)) => (t.unix_millis(), id.to_string()),
+        None => (i64::MIN, String::new()),
+    };
+    let rows = sqlx::query(
+        "SELECT package_id, current_expires_at FROM retention_state \
+         WHERE eligible_for_deletion = 0 AND active_holds = 0 AND current_expires_at IS NOT NULL \
+           AND current_expires_at <= $1 \
+           AND (current_expires_at > $3 OR (current_expires_at = $3 AND package_id > $4)) \
+         ORDER BY current_expires_at, package_id LIMIT $2",
+    )
+    .bind(as_of.unix_millis())
+    .bind(limit)
+    .bind(after_expiry)
+    .bind(after_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            let package_id: String = row.try_get("package_id")?;
+            Ok((
+                package_id.parse().map_err(|e| integrity(0, e))?,
+                row_ts(row, "current_expires_at")?.unwrap_or_else(unreachable_ts),
+            ))
+        })
+        .collect()
+}
+
+/// Eligible, unpurged packages without active holds, oldest eligibility first, one page after
+/// the cursor `after_eligible_seq` (0 for the first page): each with its `eligible_seq`, the
+/// cursor of the next page (index `retention_by_eligible_seq`, so a page costs its size).
+pub(crate) async fn eligible_unpurged(
+    conn: &mut AnyConnection,
+    after_eligible_seq: u64,
+    limit: i64,
+) -> Result<Vec<(PackageId, u64)>> {
+    let rows = sqlx::query(
+        "SELECT r.package_id, r.eligible_seq FROM retention_state r JOIN packages p ON p.package_id = r.package_id \
+         WHERE r.eligible_seq > $1 AND r.eligible_for_deletion = 1 AND r.active_holds = 0 AND p.purged_seq IS NULL \
+         ORDER BY r.eligible_seq LIMIT $2",
+    )
+    .bind(after_eligible_seq as i64)
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            let id: String = row.try_get("package_id")?;
+            let seq: i64 = row.try_get("eligible_seq")?;
+            Ok((id.parse().map_err(|e| integrity(0, e))?, seq as u64))
+        })
+        .collect()
+}
+
+/// Recorded blobs stored at or before `cutoff` that no live package references and that are not
+/// a manifest (manifests are kept forever). With `assume_eligible_purged`, packages that are
+/// eligible (and unheld) count as purged already (for dry runs).
+///
+/// One page in stored order after the cursor `after_stored_seq` (0 for the first page; index
+/// `blobs_by_stored_seq`, so a run walks the blobs once instead of once per page).
+pub(crate) async fn unreferenced_blobs(
+    conn: &mut AnyConnection,
+    cutoff: Timestamp,
+    assume_eligible_purged: bool,
+    after_stored_seq: u64,
+    limit: i64,
+) -> Result<Vec<BlobRecord>> {
+    let rows = sqlx::query(
+        "SELECT b.* FROM blobs b WHERE b.stored_seq > $4 AND b.stored_at <= $1 AND b.deleting_seq IS NULL \
+           AND NOT EXISTS (SELECT 1 FROM packages m WHERE m.package_id = b.blake3) \
+           AND NOT EXISTS ( \
+             SELECT 1 FROM package_files f \
+             JOIN packages p ON p.package_id = f.package_id \
+             LEFT JOIN retention_state r ON r.package_id = p.package_id \
+             WHERE f.blake3 = b.blake3 AND p.purged_seq IS NULL \
+               AND NOT ($2 = 1 AND COALESCE(r.eligible_for_deletion, 0) = 1 AND COALESCE(r.active_holds, 1) = 0)) \
+         ORDER BY b.stored_seq LIMIT $3",
+    )
+    .bind(cutoff.unix_millis())
+    .bind(i64::from(assume_eligible_purged))
+    .bind(limit)
+    .bind(after_stored_seq as i64)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter().map(BlobRecord::from_row).collect()
+}
+
+/// Blobs garbage collection has committed to deleting (`v1.blob.deletion_started`) whose
+/// `v1.blob.deleted` is not recorded yet, in stored order; through the partial
+/// `blobs_deleting` index, so asking costs nothing when none are pending.
+pub(crate) async fn deleting_blobs(
+    conn: &mut AnyConnection,
+    limit: i64,
+) -> Result<Vec<BlobRecord>> {
+    let rows = sqlx::query(
+        "SELECT * FROM blobs WHERE deleting_seq IS NOT NULL ORDER BY deleting_seq, stored_seq LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter().map(BlobRecord::from_row).collect()
+}
+
+/// Every recorded blob, in stored order, one page after `after_seq`.
+pub(crate) async fn blobs_page(
+    conn: &mut AnyConnection,
+    after_seq: u64,
+    limit: i64,
+) -> Result<Vec<(BlobRecord, Option<bool>)>> {
+    let rows =
+        sqlx::query("SELECT * FROM blobs WHERE stored_seq > $1 ORDER BY stored_seq LIMIT $2")
+            .bind(after_seq as i64)
+            .bind(limit)
+            .fetch_all(&mut *conn)
+            .await?;
+    rows.iter()
+        .map(|row| {
+            let ok: Option<i64> = row.try_get("last_check_ok")?;
+            Ok((BlobRecord::from_row(row)?, ok.map(|ok| ok != 0)))
+        })
+        .collect()
+}
+
+/// Files of live (unpurged) packages, one page after a (package_id, path) cursor.
+pub(crate) async fn live_files_page(
+    conn: &mut AnyConnection,
+    after: &(String, String),
+    limit: i64,
+) -> Result<Vec<(String, String, BlobInfo)>> {
+    let rows = sqlx::query(
+        "SELECT f.package_id, f.path, f.blake3, f.sha256, f.size FROM package_files f \
+         JOIN packages p ON p.package_id = f.package_id WHERE p.purged_seq IS NULL \
+           AND (f.package_id > $1 OR (f.package_id = $1 AND f.path > $2)) \
+         ORDER BY f.package_id, f.path LIMIT $3",
+    )
+    .bind(after.0.as_str())
+    .bind(after.1.as_str())
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            let blake3: String = row.try_get("blake3")?;
+            let sha256: String = row.try_get("sha256")?;
+            Ok((
+                row.try_get("package_id")?,
+                row.try_get("path")?,
+                BlobInfo {
+                    blake3: blake3.parse().map_err(|e| integrity(0, e))?,
+                    sha256: sha256.parse().map_err(|e| integrity(0, e))?,
+                    size: row.try_get::<i64, _>("size")? as u64,
+                },
+            ))
+        })
+        .collect()
+}
+
+/// Live packages (unpurged) and their manifest sizes, one page after a package id.
+pub(crate) async fn live_packages_page(
+    conn: &mut AnyConnection,
+    after: &str,
+    limit: i64,
+) -> Result<Vec<(PackageId, u64)>> {
+    let rows = sqlx::query(
+        "SELECT package_id, manifest_size FROM packages WHERE purged_seq IS NULL AND package_id > $1 \
+         ORDER BY package_id LIMIT $2",
+    )
+    .bind(after)
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            let id: String = row.try_get("package_id")?;
+            Ok((
+                id.parse().map_err(|e| integrity(0, e))?,
+                row.try_get::<i64, _>("manifest_size")? as u64,
+            ))
+        })
+        .collect()
+}
+
+/// The retention-relevant events (every type but `v1.package.created`, whose manifest the
+/// retention fold does not need) of `packages`, in seq order, straight from the log (index
+/// `events_by_package`): what decisions that delete are derived from, never a view row.
+pub(crate) async fn retention_events_of(
+    conn: &mut AnyConnection,
+    packages: &[PackageId],
+) -> Result<Vec<Event>> {
+    if packages.is_empty() {
+        return Ok(Vec::new());
+    }
+    let placeholders: Vec<String> = (2..packages.len() + 2).map(|n| format!("${n}")).collect();
+    let sql = format!(
+        "SELECT seq, body FROM events WHERE type <> $1 AND package_id IN ({}) ORDER BY seq",
+        placeholders.join(", ")
+    );
+    // Only numbered placeholders are formatted in; every value is bound.
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(types::PACKAGE_CREATED);
+    for package in packages {
+        query = query.bind(package.to_string());
+    }
+    let rows = query.fetch_all(&mut *conn).await?;
+    rows.iter().map(event_of_row).collect()
+}
+
+/// Events of one type after `after_seq`, in seq order, one page (index `events_by_type`).
+pub(crate) async fn events_of_type(
+    conn: &mut AnyConnection,
+    event_type: &str,
+    after_seq: u64,
+    limit: i64,
+) -> Result<Vec<Event>> {
+    let rows = sqlx::query(
+        "SELECT seq, body FROM events WHERE type = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+    )
+    .bind(event_type)
+    .bind(after_seq as i64)
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter().map(event_of_row).collect()
+}
+
+/// The events with these seqs, in seq order.
+pub(crate) async fn events_at(conn: &mut AnyConnection, seqs: &[u64]) -> Result<Vec<Event>> {
+    if seqs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let placeholders: Vec<String> = (1..=seqs.len()).map(|n| format!("${n}")).collect();
+    let sql = format!(
+        "SELECT seq, body FROM events WHERE seq IN ({}) ORDER BY seq",
+        placeholders.join(", ")
+    );
+    // Only numbered placeholders are formatted in; every value is bound.
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for seq in seqs {
+        query = query.bind(*seq as i64);
+    }
+    let rows = query.fetch_all(&mut *conn).await?;
+    rows.iter().map(event_of_row).collect()
+}
+
+fn event_of_row(row: &AnyRow) -> Result<Event> {
+    let seq: i64 = row.try_get("seq")?;
+    let body: Vec<u8> = row.try_get("body")?;
+    Event::from_canonical_bytes(&body).map_err(|e| integrity(seq as u64, e))
+}
