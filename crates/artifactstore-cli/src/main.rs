@@ -9,6 +9,7 @@ mod commands;
 mod files;
 mod output;
 mod remote;
+mod sse;
 mod tlog;
 
 use std::process::ExitCode;

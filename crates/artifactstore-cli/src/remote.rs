@@ -302,23 +302,14 @@ impl Remote {
                 )
                 .await?;
             let mut stream = response.bytes_stream();
-            let mut pending = String::new();
-            let mut data = String::new();
+            let mut decoder = crate::sse::SseDecoder::default();
             while let Some(chunk) = stream.next().await {
                 let Ok(chunk) = chunk else { break };
-                pending.push_str(&String::from_utf8_lossy(&chunk));
-                while let Some(newline) = pending.find('\n') {
-                    let line = pending[..newline].trim_end_matches('\r').to_owned();
-                    pending.drain(..=newline);
-                    if let Some(rest) = line.strip_prefix("data:") {
-                        data.push_str(rest.trim_start());
-                    } else if line.is_empty() && !data.is_empty() {
-                        let value = artifact_core::jcs::from_json(data.as_bytes())?;
-                        let event = Event::from_value(&value)?;
-                        last = event.seq;
-                        each(&event)?;
-                        data.clear();
-                    }
+                for data in decoder.push(&chunk)? {
+                    let value = artifact_core::jcs::from_json(data.as_bytes())?;
+                    let event = Event::from_value(&value)?;
+                    last = event.seq;
+                    each(&event)?;
                 }
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
