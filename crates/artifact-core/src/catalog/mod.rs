@@ -21,11 +21,10 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::{AnyConnection, AnyPool, Executor as _, Row as _};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
-use crate::cbor::Value;
 use crate::config::RetentionClasses;
 use crate::digest::{Blake3, PackageId};
 use crate::error::{Error, Result};
-use crate::event::{ChainVerifier, Event, Head, StoredEvent};
+use crate::event::{ChainVerifier, Event, EventData, Head, StoredEvent};
 use crate::time::Timestamp;
 
 pub use project::apply_event;
@@ -670,22 +669,23 @@ impl WriteTx {
         self.head
     }
 
-    /// Appends one event (next seq, chained to the head) and applies it to the views.
+    /// Appends one event (next seq, chained to the head) and applies it to the views. The type
+    /// and data come from the typed payload (one encoding per type, [`crate::event::types`]).
     pub async fn append(
         &mut self,
-        event_type: &str,
         package_id: Option<PackageId>,
         actor: &str,
         at: Timestamp,
-        data: Value,
+        data: impl Into<EventData>,
     ) -> Result<Event> {
+        let data = data.into();
         let event = Event {
             seq: self.head.seq + 1,
-            event_type: event_type.to_owned(),
+            event_type: data.event_type().to_owned(),
             package_id,
             actor: actor.to_owned(),
             at,
-            data,
+            data: data.encode(),
             prev: self.head.hash,
         };
         let body = event.canonical_bytes()?;
@@ -703,7 +703,7 @@ impl WriteTx {
         .bind(hash.to_string())
         .execute(&mut *self.tx)
         .await?;
-        apply_event(&mut self.tx, &event).await?;
+        project::apply(&mut self.tx, &event, &data).await?;
         // The Merkle tree over the log grows in the same transaction (ADR 0011).
         tlog::append_leaf(&mut self.tx, event.seq, leaf).await?;
         self.head = Head {

@@ -94,15 +94,14 @@ impl ArtifactStore {
         // and the commit.
         self.check_durable(info).await?;
         let tier = self.blobs.tier();
-        let data = Value::Map(BTreeMap::from([
-            ("blake3".to_owned(), Value::Text(info.blake3.to_string())),
-            ("sha256".to_owned(), Value::Text(info.sha256.to_string())),
-            ("size".to_owned(), Value::Int(info.size as i64)),
-            ("tier".to_owned(), Value::Text(tier.as_str().to_owned())),
-        ]));
-        let event = tx
-            .append(types::BLOB_STORED, None, actor, self.clock.now(), data)
-            .await?;
+        let data = BlobStored {
+            blake3: info.blake3,
+            sha256: info.sha256,
+            size: info.size,
+            tier,
+            extra: Extra::new(),
+        };
+        let event = tx.append(None, actor, self.clock.now(), data).await?;
         Ok(BlobRecord {
             info: *info,
             tier,

@@ -32,7 +32,11 @@ use crate::cbor::Value;
 use crate::config::RetentionClasses;
 use crate::digest::{AnyDigest, Blake3, BlobInfo, DualHasher, PackageId};
 use crate::error::{Error, MissingBlob, Result};
-use crate::event::{Event, Head, types};
+use crate::event::types::{
+    AuthTokenCreated, AuthTokenRevoked, BlobStored, Extra, PackageCreated, RetentionDefaultApplied,
+    RetentionDeletionEligible, RetentionExtended, RetentionHoldApplied, RetentionHoldReleased,
+};
+use crate::event::{Event, Head};
 use crate::log_facts::Refusal;
 use crate::manifest::{Manifest, validate_name, validate_version};
 use crate::retention::{Explanation, RetentionState, validate_reason};
