@@ -9,6 +9,7 @@
 //! [`apply_event`] — the same function `rebuild_views` replays the log through, so the views are
 //! a pure function of the log by construction.
 
+mod follow;
 mod project;
 mod read;
 mod rows;
@@ -27,7 +28,8 @@ use crate::error::{Error, Result};
 use crate::event::{ChainVerifier, Event, EventData, Head, StoredEvent};
 use crate::time::Timestamp;
 
-pub use project::apply_event;
+pub use follow::FOLLOW_RECHECK;
+pub(crate) use project::apply_event;
 pub(crate) use read::{
     blob as views_blob, blobs_page as views_blobs_page, deleting_blobs as views_deleting_blobs,
     due_for_sweep as views_due_for_sweep, eligible_unpurged as views_eligible_unpurged,
@@ -115,6 +117,9 @@ pub struct Catalog {
     write_lock: Arc<Mutex<()>>,
     /// Events this process has committed (for metrics).
     appended: Arc<std::sync::atomic::AtomicU64>,
+    /// The seq of the last event this process committed, sent on every commit (wakes
+    /// [`Catalog::follow`] streams).
+    committed: Arc<tokio::sync::watch::Sender<u64>>,
     /// Opened with [`CatalogOptions::read_only`].
     read_only: bool,
 }
@@ -292,6 +297,7 @@ impl Catalog {
             dialect,
             write_lock: Arc::new(Mutex::new(())),
             appended: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+            committed: Arc::new(tokio::sync::watch::Sender::new(0)),
             read_only,
         };
         // Events appended before migration 0008 get their Merkle tree leaves (one indexed
@@ -312,18 +318,26 @@ impl Catalog {
         self.dialect
     }
 
-    /// The connection pool (for tests and tools that inspect the database directly).
-    pub fn pool(&self) -> &AnyPool {
-        &self.pool
-    }
-
     /// Closes every connection.
     pub async fn close(&self) {
         self.pool.close().await;
     }
 
-    /// Starts a serialised write transaction positioned at the current head.
+    /// Starts a serialised write transaction positioned at the current head (test and bench
+    /// access, behind the `testing` feature: outside this crate, events are appended by the
+    /// store's operations, which check the rules first).
+    #[cfg(feature = "testing")]
     pub async fn write(&self) -> Result<WriteTx> {
+        self.begin_write().await
+    }
+
+    /// Starts a serialised write transaction positioned at the current head.
+    #[cfg(not(feature = "testing"))]
+    pub(crate) async fn write(&self) -> Result<WriteTx> {
+        self.begin_write().await
+    }
+
+    async fn begin_write(&self) -> Result<WriteTx> {
         if self.read_only {
             return Err(Error::ReadOnly(
                 "this operation records events; open the store read-write".to_owned(),
@@ -351,6 +365,7 @@ impl Catalog {
             head,
             appended: Vec::new(),
             counter: self.appended.clone(),
+            committed: self.committed.clone(),
             _guard: guard,
         })
     }
@@ -458,8 +473,8 @@ impl Catalog {
             .collect())
     }
 
-    /// Runs a read with a pooled connection.
-    pub async fn read(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Any>> {
+    /// Runs a read with a pooled connection (crate-private: other crates read through methods).
+    pub(crate) async fn read(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Any>> {
         Ok(self.pool.acquire().await?)
     }
 }
@@ -646,6 +661,7 @@ pub struct WriteTx {
     head: Head,
     appended: Vec<Event>,
     counter: Arc<std::sync::atomic::AtomicU64>,
+    committed: Arc<tokio::sync::watch::Sender<u64>>,
     _guard: OwnedMutexGuard<()>,
 }
 
@@ -659,8 +675,9 @@ impl std::fmt::Debug for WriteTx {
 }
 
 impl WriteTx {
-    /// The connection inside the transaction, for reads that must see the same snapshot.
-    pub fn conn(&mut self) -> &mut AnyConnection {
+    /// The connection inside the transaction, for reads that must see the same snapshot
+    /// (crate-private: only `catalog/` and the store's operations read through it).
+    pub(crate) fn conn(&mut self) -> &mut AnyConnection {
         &mut self.tx
     }
 
@@ -721,6 +738,10 @@ impl WriteTx {
             self.appended.len() as u64,
             std::sync::atomic::Ordering::Relaxed,
         );
+        if let Some(last) = self.appended.last() {
+            // Wakes every follower (`send_replace` works with no receiver too).
+            self.committed.send_replace(last.seq);
+        }
         Ok(self.appended)
     }
 

@@ -33,7 +33,7 @@ fn package_id_of(event: &Event) -> Result<String> {
 /// Applies one event to the views. The live path calls it right after inserting the event in
 /// the same transaction; `rebuild_views` calls it for every event in seq order. Unknown event
 /// types change nothing.
-pub async fn apply_event(conn: &mut AnyConnection, event: &Event) -> Result<()> {
+pub(crate) async fn apply_event(conn: &mut AnyConnection, event: &Event) -> Result<()> {
     apply(conn, event, &event.typed()?).await
 }
 

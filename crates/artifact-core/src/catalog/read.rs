@@ -261,45 +261,97 @@ pub(crate) async fn package_id_by_name(
     .transpose()
 }
 
+/// A bound value of a query built by [`Filters`].
+enum Bind {
+    Int(i64),
+    Text(String),
+}
+
+/// A query's optional filters: only the filters that are set become conditions (plain
+/// `col = $n`), so the planner sees equalities it can serve from an index — never
+/// `($n IS NULL OR col = $n)`, which hides them.
+#[derive(Default)]
+struct Filters {
+    sql: String,
+    binds: Vec<Bind>,
+}
+
+impl Filters {
+    /// Adds `AND <column> <op> $n` bound to `value`.
+    fn and(&mut self, column: &str, op: &str, value: Bind) {
+        self.binds.push(value);
+        self.sql
+            .push_str(&format!(" AND {column} {op} ${}", self.binds.len()));
+    }
+
+    /// Adds `AND <column> = $n` if `value` is set.
+    fn and_eq_text(&mut self, column: &str, value: Option<&str>) {
+        if let Some(value) = value {
+            self.and(column, "=", Bind::Text(value.to_owned()));
+        }
+    }
+
+    /// The next placeholder's number (for a trailing `LIMIT`).
+    fn next(&self) -> usize {
+        self.binds.len() + 1
+    }
+
+    fn query<'q>(&self, sql: String) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for bind in &self.binds {
+            query = match bind {
+                Bind::Int(n) => query.bind(*n),
+                Bind::Text(text) => query.bind(text.clone()),
+            };
+        }
+        query
+    }
+}
+
 /// Lists packages in creation order.
 pub(crate) async fn list_packages(
     conn: &mut AnyConnection,
     filter: &PackageFilter,
 ) -> Result<Vec<PackageRecord>> {
-    let rows = sqlx::query(
+    let mut filters = Filters::default();
+    filters.and("p.created_seq", ">", Bind::Int(filter.after_seq as i64));
+    filters.and_eq_text("p.name", filter.name.as_deref());
+    filters.and_eq_text("p.retention_class", filter.retention_class.as_deref());
+    filters.and_eq_text("p.version", filter.version.as_deref());
+    if filter.eligible {
+        filters.sql.push_str(" AND r.eligible_for_deletion = 1");
+    }
+    let sql = format!(
         "SELECT p.* FROM packages p LEFT JOIN retention_state r ON r.package_id = p.package_id \
-         WHERE p.created_seq > $1 \
-           AND ($2 IS NULL OR p.name = $2) \
-           AND ($3 IS NULL OR p.retention_class = $3) \
-           AND ($4 = 0 OR r.eligible_for_deletion = 1) \
-           AND ($5 IS NULL OR p.version = $5) \
-         ORDER BY p.created_seq LIMIT $6",
-    )
-    .bind(filter.after_seq as i64)
-    .bind(filter.name.as_deref())
-    .bind(filter.retention_class.as_deref())
-    .bind(i64::from(filter.eligible))
-    .bind(filter.version.as_deref())
-    .bind(i64::from(filter.limit.unwrap_or(1000)))
-    .fetch_all(&mut *conn)
-    .await?;
+         WHERE 1 = 1{} ORDER BY p.created_seq LIMIT ${}",
+        filters.sql,
+        filters.next()
+    );
+    let rows = filters
+        .query(sql)
+        .bind(i64::from(filter.limit.unwrap_or(1000)))
+        .fetch_all(&mut *conn)
+        .await?;
     rows.iter().map(PackageRecord::from_row).collect()
 }
 
 /// Reads events in seq order (decoded from their canonical bodies, the source of truth).
 pub(crate) async fn events(conn: &mut AnyConnection, query: &EventQuery) -> Result<Vec<Event>> {
-    let rows = sqlx::query(
-        "SELECT seq, body FROM events WHERE seq > $1 \
-           AND ($2 IS NULL OR type = $2) \
-           AND ($3 IS NULL OR package_id = $3) \
-         ORDER BY seq LIMIT $4",
-    )
-    .bind(query.after as i64)
-    .bind(query.event_type.as_deref())
-    .bind(query.package_id.map(|p| p.to_string()))
-    .bind(i64::from(query.limit.unwrap_or(1000)))
-    .fetch_all(&mut *conn)
-    .await?;
+    let mut filters = Filters::default();
+    filters.and("seq", ">", Bind::Int(query.after as i64));
+    filters.and_eq_text("type", query.event_type.as_deref());
+    let package_id = query.package_id.map(|p| p.to_string());
+    filters.and_eq_text("package_id", package_id.as_deref());
+    let sql = format!(
+        "SELECT seq, body FROM events WHERE 1 = 1{} ORDER BY seq LIMIT ${}",
+        filters.sql,
+        filters.next()
+    );
+    let rows = filters
+        .query(sql)
+        .bind(i64::from(query.limit.unwrap_or(1000)))
+        .fetch_all(&mut *conn)
+        .await?;
     rows.iter()
         .map(|row| {
             let seq: i64 = row.try_get("seq")?;
