@@ -73,3 +73,125 @@ impl Catalog {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use futures_util::StreamExt as _;
+
+    use super::*;
+    use crate::catalog::CatalogOptions;
+    use crate::event::types::{Extra, RetentionHoldApplied};
+    use crate::time::Timestamp;
+
+    async fn open(path: &std::path::Path) -> Catalog {
+        let options = CatalogOptions {
+            create_if_missing: true,
+            ..CatalogOptions::new(format!("sqlite://{}", path.display()))
+        };
+        Catalog::open(&options).await.unwrap()
+    }
+
+    /// Appends one event (an unknown type: the views ignore it) and commits.
+    async fn append(catalog: &Catalog, n: i64) -> u64 {
+        let mut tx = catalog.write().await.unwrap();
+        let data = crate::event::EventData::Unknown {
+            event_type: "v9.test.tick".to_owned(),
+            data: crate::cbor::Value::Int(n),
+        };
+        let event = tx
+            .append(
+                None,
+                "test",
+                Timestamp::from_unix_millis(n * 1000).unwrap(),
+                data,
+            )
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        event.seq
+    }
+
+    async fn next(stream: &mut (impl Stream<Item = Result<Event>> + Unpin)) -> u64 {
+        // A bound so a broken stream fails the test instead of hanging it (not a threshold:
+        // the wake under test takes milliseconds, the re-check at most a second).
+        tokio::time::timeout(Duration::from_secs(60), stream.next())
+            .await
+            .expect("the stream yields")
+            .expect("the stream does not end")
+            .expect("no error")
+            .seq
+    }
+
+    #[tokio::test]
+    async fn follow_catches_up_then_yields_each_commit_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = open(&dir.path().join("catalog.db")).await;
+        for n in 1..=3 {
+            append(&catalog, n).await;
+        }
+        // After seq 1: the log as it is, in order.
+        let mut stream = Box::pin(catalog.follow(1));
+        assert_eq!(next(&mut stream).await, 2);
+        assert_eq!(next(&mut stream).await, 3);
+        // Then each commit, several per transaction included.
+        let writer = catalog.clone();
+        let appended = tokio::spawn(async move {
+            let mut tx = writer.write().await.unwrap();
+            for hold in ["hold-a", "hold-b"] {
+                let data = RetentionHoldApplied {
+                    hold_id: hold.to_owned(),
+                    reason: "case".to_owned(),
+                    extra: Extra::new(),
+                };
+                // A hold on a package the views do not know changes no row.
+                tx.append(
+                    Some(crate::digest::Blake3::of(b"p")),
+                    "legal",
+                    Timestamp::from_unix_millis(9000).unwrap(),
+                    data,
+                )
+                .await
+                .unwrap();
+            }
+            tx.commit().await.unwrap();
+        });
+        assert_eq!(next(&mut stream).await, 4);
+        assert_eq!(next(&mut stream).await, 5);
+        appended.await.unwrap();
+        // A rolled-back transaction yields nothing: the next event is the next commit.
+        let mut tx = catalog.write().await.unwrap();
+        let data = crate::event::EventData::Unknown {
+            event_type: "v9.test.tick".to_owned(),
+            data: crate::cbor::Value::Null,
+        };
+        tx.append(
+            None,
+            "test",
+            Timestamp::from_unix_millis(10_000).unwrap(),
+            data,
+        )
+        .await
+        .unwrap();
+        tx.rollback().await.unwrap();
+        assert_eq!(append(&catalog, 11).await, 6);
+        assert_eq!(next(&mut stream).await, 6);
+    }
+
+    #[tokio::test]
+    async fn follow_sees_commits_of_another_process_on_the_same_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("catalog.db");
+        let here = open(&path).await;
+        // A second catalog on the same file stands for another replica: its commits do not
+        // wake this process's followers; the periodic re-check finds them.
+        let there = open(&path).await;
+        let mut stream = Box::pin(here.follow(0));
+        append(&there, 1).await;
+        assert_eq!(next(&mut stream).await, 1);
+        // The stream waits (nothing new), then the other process commits.
+        let waiter = tokio::spawn(async move { next(&mut stream).await });
+        tokio::task::yield_now().await;
+        append(&there, 2).await;
+        assert_eq!(waiter.await.unwrap(), 2);
+    }
+}
