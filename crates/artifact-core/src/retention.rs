@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use crate::cbor::Value;
 use crate::digest::PackageId;
-use crate::error::{Error, Result};
+use crate::error::{ConflictKind, Error, Result};
 use crate::event::{Event, EventData, types};
 use crate::time::Timestamp;
 
@@ -97,10 +97,13 @@ impl RetentionState {
     pub fn check_extend(&self, new_expires_at: Timestamp, reason: &str) -> Result<()> {
         validate_reason(reason)?;
         match self.current_expires_at {
-            None => Err(Error::Conflict(format!(
-                "package {} is retained permanently (class `{}`); it cannot be extended",
-                self.package_id, self.retention_class
-            ))),
+            None => Err(Error::conflict(
+                ConflictKind::PermanentRetention,
+                format!(
+                    "package {} is retained permanently (class `{}`); it cannot be extended",
+                    self.package_id, self.retention_class
+                ),
+            )),
             Some(current) if new_expires_at <= current => Err(Error::invalid(format!(
                 "new expiry {new_expires_at} must be strictly later than the current expiry {current}"
             ))),
@@ -116,10 +119,13 @@ impl RetentionState {
                 "hold",
                 format!("{hold_id} on package {}", self.package_id),
             )),
-            Some(hold) if !hold.is_active() => Err(Error::Conflict(format!(
-                "hold {hold_id} was already released (seq {})",
-                hold.released.as_ref().map_or(0, |r| r.0)
-            ))),
+            Some(hold) if !hold.is_active() => Err(Error::conflict(
+                ConflictKind::HoldReleased,
+                format!(
+                    "hold {hold_id} was already released (seq {})",
+                    hold.released.as_ref().map_or(0, |r| r.0)
+                ),
+            )),
             Some(_) => Ok(()),
         }
     }
@@ -395,4 +401,100 @@ pub fn explain(package_id: PackageId, events: &[Event], as_of: Timestamp) -> Res
         eligible_for_deletion: state.eligible_for_deletion,
         cites,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::types::{
+        Extra, RetentionDefaultApplied, RetentionHoldApplied, RetentionHoldReleased,
+    };
+
+    fn event(seq: u64, data: impl Into<EventData>) -> Event {
+        let data = data.into();
+        Event {
+            seq,
+            event_type: data.event_type().to_owned(),
+            package_id: Some(crate::digest::Blake3::of(b"p")),
+            actor: "ops".into(),
+            at: Timestamp::from_unix_millis(seq as i64 * 1000).unwrap(),
+            data: data.encode(),
+            prev: None,
+        }
+    }
+
+    fn default_applied(expires_at: Option<Timestamp>) -> RetentionDefaultApplied {
+        RetentionDefaultApplied {
+            retention_class: "c".into(),
+            period: if expires_at.is_some() {
+                "7d".parse().unwrap()
+            } else {
+                crate::time::Period::Permanent
+            },
+            expires_at,
+            extra: Extra::new(),
+        }
+    }
+
+    #[test]
+    fn refusals_callers_branch_on_are_distinct_conflict_kinds_with_the_same_message() {
+        let permanent = RetentionState::fold(&[event(1, default_applied(None))]).unwrap();
+        let error = permanent
+            .check_extend(Timestamp::from_unix_millis(5000).unwrap(), "why")
+            .unwrap_err();
+        assert_eq!(
+            error.conflict_kind(),
+            Some(ConflictKind::PermanentRetention)
+        );
+        assert!(
+            error.to_string().starts_with("conflict: package ")
+                && error
+                    .to_string()
+                    .ends_with("is retained permanently (class `c`); it cannot be extended"),
+            "{error}"
+        );
+
+        let expiring = Timestamp::from_unix_millis(1000 + 7 * 86_400_000).unwrap();
+        let events = [
+            event(1, default_applied(Some(expiring))),
+            event(
+                2,
+                RetentionHoldApplied {
+                    hold_id: "hold-2".into(),
+                    reason: "case".into(),
+                    extra: Extra::new(),
+                },
+            ),
+            event(
+                3,
+                RetentionHoldReleased {
+                    hold_id: "hold-2".into(),
+                    reason: "closed".into(),
+                    extra: Extra::new(),
+                },
+            ),
+        ];
+        let state = RetentionState::fold(&events).unwrap();
+        assert_eq!(
+            state.holds["hold-2"].released.as_ref().map(|r| r.0),
+            Some(3)
+        );
+        let error = state.check_release("hold-2", "again").unwrap_err();
+        assert_eq!(error.conflict_kind(), Some(ConflictKind::HoldReleased));
+        assert_eq!(
+            error.to_string(),
+            "conflict: hold hold-2 was already released (seq 3)"
+        );
+    }
+
+    #[test]
+    fn an_event_whose_data_does_not_decode_changes_no_state() {
+        let expiring = Timestamp::from_unix_millis(99_000).unwrap();
+        let mut broken = event(2, default_applied(Some(expiring)));
+        broken.event_type = types::RETENTION_EXTENDED.to_owned();
+        let state =
+            RetentionState::fold(&[event(1, default_applied(Some(expiring))), broken]).unwrap();
+        assert_eq!(state.current_expires_at, Some(expiring));
+        assert_eq!(state.updated_seq, 1);
+    }
 }

@@ -752,7 +752,34 @@ impl WriteTx {
     }
 }
 
-pub(crate) fn row_ts(row: &AnyRow, column: &str) -> Result<Option<Timestamp>> {
+/// A nullable timestamp column (milliseconds since the epoch). A value outside the range of
+/// [`Timestamp`] is corrupt: an integrity error naming the row (`name`, e.g. `blobs row …`)
+/// and the column, with `seq` the event the row derives from (0 if none).
+pub(crate) fn row_ts_of(
+    row: &AnyRow,
+    column: &str,
+    seq: u64,
+    name: &dyn std::fmt::Display,
+) -> Result<Option<Timestamp>> {
     let ms: Option<i64> = row.try_get(column)?;
-    Ok(ms.and_then(Timestamp::from_unix_millis))
+    ms.map(|ms| {
+        Timestamp::from_unix_millis(ms).ok_or_else(|| Error::Integrity {
+            seq,
+            reason: format!("{name}: `{column}` is {ms}, not a timestamp in years 0000-9999"),
+        })
+    })
+    .transpose()
+}
+
+/// A NOT NULL timestamp column: NULL is corrupt too (never read as the epoch).
+pub(crate) fn required_ts(
+    row: &AnyRow,
+    column: &str,
+    seq: u64,
+    name: &dyn std::fmt::Display,
+) -> Result<Timestamp> {
+    row_ts_of(row, column, seq, name)?.ok_or_else(|| Error::Integrity {
+        seq,
+        reason: format!("{name}: `{column}` is NULL"),
+    })
 }

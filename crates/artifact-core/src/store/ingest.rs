@@ -75,20 +75,30 @@ impl ArtifactStore {
                 return Err(being_deleted(&info.blake3, seq));
             }
             if existing.info != *info {
-                return Err(Error::Conflict(format!(
-                    "blob {} is recorded with sha256 {} and size {}, not {} and {}",
-                    info.blake3, existing.info.sha256, existing.info.size, info.sha256, info.size
-                )));
+                return Err(Error::conflict(
+                    ConflictKind::BlobMismatch,
+                    format!(
+                        "blob {} is recorded with sha256 {} and size {}, not {} and {}",
+                        info.blake3,
+                        existing.info.sha256,
+                        existing.info.size,
+                        info.sha256,
+                        info.size
+                    ),
+                ));
             }
             return Ok(existing);
         }
         if let Some(existing) =
             catalog::views_blob(tx.conn(), &AnyDigest::Sha256(info.sha256)).await?
         {
-            return Err(Error::Conflict(format!(
-                "sha256 {} is already recorded for blob {}",
-                info.sha256, existing.info.blake3
-            )));
+            return Err(Error::conflict(
+                ConflictKind::BlobMismatch,
+                format!(
+                    "sha256 {} is already recorded for blob {}",
+                    info.sha256, existing.info.blake3
+                ),
+            ));
         }
         // Under the write lock: garbage collection cannot remove the bytes between this check
         // and the commit.

@@ -123,19 +123,25 @@ impl ArtifactStore {
         manifest: &Manifest,
     ) -> Result<CreatedPackage> {
         if existing != package_id {
-            return Err(Error::Conflict(format!(
-                "{}@{} already exists as package {existing} with a different manifest",
-                manifest.name, manifest.version
-            )));
+            return Err(Error::conflict(
+                ConflictKind::ManifestDiffers,
+                format!(
+                    "{}@{} already exists as package {existing} with a different manifest",
+                    manifest.name, manifest.version
+                ),
+            ));
         }
         let package = self.package(&PackageRef::Id(package_id)).await?;
         if let Some(purged_seq) = package.purged_seq {
             // Its files are gone: answering "exists" would hand out a package nobody can read.
-            return Err(Error::Conflict(format!(
-                "{}@{} was package {package_id}, purged by garbage collection (seq {purged_seq}); \
-                 a name and version are never reused: push it under a new version",
-                manifest.name, manifest.version
-            )));
+            return Err(Error::conflict(
+                ConflictKind::NameRetired,
+                format!(
+                    "{}@{} was package {package_id}, purged by garbage collection (seq {purged_seq}); \
+                     a name and version are never reused: push it under a new version",
+                    manifest.name, manifest.version
+                ),
+            ));
         }
         Ok(CreatedPackage {
             package_id,

@@ -33,9 +33,12 @@ impl ArtifactStore {
             .remove(&id)
             .ok_or_else(|| Error::not_found("package", package.to_string()))?;
         if let Some(purged_seq) = state.purged_seq {
-            return Err(Error::Conflict(format!(
-                "package {id} was purged (seq {purged_seq}); retention no longer applies to it"
-            )));
+            return Err(Error::conflict(
+                ConflictKind::PackagePurged,
+                format!(
+                    "package {id} was purged (seq {purged_seq}); retention no longer applies to it"
+                ),
+            ));
         }
         Ok(state)
     }

@@ -94,9 +94,10 @@ impl ArtifactStore {
             .await?
             .ok_or_else(|| Error::not_found("token", token_id.to_owned()))?;
         if let Some(revoked_seq) = record.revoked_seq {
-            return Err(Error::Conflict(format!(
-                "token {token_id} was already revoked (seq {revoked_seq})"
-            )));
+            return Err(Error::conflict(
+                ConflictKind::TokenRevoked,
+                format!("token {token_id} was already revoked (seq {revoked_seq})"),
+            ));
         }
         let data = AuthTokenRevoked {
             token_id: record.token_id.clone(),
