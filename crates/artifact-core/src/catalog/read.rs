@@ -361,16 +361,7 @@ pub(crate) async fn list_packages(
 
 /// Reads events in seq order (decoded from their canonical bodies, the source of truth).
 pub(crate) async fn events(conn: &mut AnyConnection, query: &EventQuery) -> Result<Vec<Event>> {
-    let mut filters = Filters::default();
-    filters.and("seq", ">", Bind::Int(query.after as i64));
-    filters.and_eq_text("type", query.event_type.as_deref());
-    let package_id = query.package_id.map(|p| p.to_string());
-    filters.and_eq_text("package_id", package_id.as_deref());
-    let sql = format!(
-        "SELECT seq, body FROM events WHERE 1 = 1{} ORDER BY seq LIMIT ${}",
-        filters.sql,
-        filters.next()
-    );
+    let (sql, filters) = events_sql(query);
     let rows = filters
         .query(sql)
         .bind(i64::from(query.limit.unwrap_or(1000)))
@@ -383,6 +374,21 @@ pub(crate) async fn events(conn: &mut AnyConnection, query: &EventQuery) -> Resu
             Event::from_canonical_bytes(&body).map_err(|e| integrity(seq as u64, e))
         })
         .collect()
+}
+
+/// The SQL of [`events`] (the `LIMIT` is the last placeholder) and its bound filters.
+fn events_sql(query: &EventQuery) -> (String, Filters) {
+    let mut filters = Filters::default();
+    filters.and("seq", ">", Bind::Int(query.after as i64));
+    filters.and_eq_text("type", query.event_type.as_deref());
+    let package_id = query.package_id.map(|p| p.to_string());
+    filters.and_eq_text("package_id", package_id.as_deref());
+    let sql = format!(
+        "SELECT seq, body FROM events WHERE 1 = 1{} ORDER BY seq LIMIT ${}",
+        filters.sql,
+        filters.next()
+    );
+    (sql, filters)
 }
 
 /// Every view's rows as sorted lines.
@@ -805,5 +811,52 @@ mod tests {
             reason.contains("`created_at` is 999999999999999"),
             "{reason}"
         );
+    }
+
+    /// The plan SQLite picks for `sql` (one line per step).
+    async fn query_plan(conn: &mut AnyConnection, sql: String, filters: &Filters) -> String {
+        let rows = filters
+            .query(format!("EXPLAIN QUERY PLAN {sql}"))
+            .bind(10_i64)
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap();
+        rows.iter()
+            .map(|r| r.try_get::<String, _>("detail").unwrap())
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    #[tokio::test]
+    async fn event_filters_are_plain_equalities_that_use_their_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = CatalogOptions {
+            create_if_missing: true,
+            ..CatalogOptions::new(format!("sqlite://{}", dir.path().join("c.db").display()))
+        };
+        let catalog = Catalog::open(&options).await.unwrap();
+        let mut conn = catalog.read().await.unwrap();
+        let by_package = EventQuery {
+            package_id: Some(Blake3::of(b"p")),
+            ..EventQuery::default()
+        };
+        let (sql, filters) = events_sql(&by_package);
+        assert!(!sql.contains("IS NULL"), "{sql}");
+        let plan = query_plan(&mut conn, sql, &filters).await;
+        assert!(plan.contains("events_by_package"), "{plan}");
+        let by_type = EventQuery {
+            event_type: Some("v1.package.purged".into()),
+            ..EventQuery::default()
+        };
+        let (sql, filters) = events_sql(&by_type);
+        let plan = query_plan(&mut conn, sql, &filters).await;
+        assert!(plan.contains("events_by_type"), "{plan}");
+        // No filter: only the seq cursor.
+        let (sql, filters) = events_sql(&EventQuery::default());
+        assert_eq!(
+            sql,
+            "SELECT seq, body FROM events WHERE 1 = 1 AND seq > $1 ORDER BY seq LIMIT $2"
+        );
+        assert_eq!(filters.binds.len(), 1);
     }
 }
