@@ -6,7 +6,7 @@
 //!
 //! Every state change goes through a [`WriteTx`]: it serialises writers, reads the log head,
 //! and for each appended event inserts the event row and applies the event to the views with
-//! [`apply_event`] — the same function `rebuild_views` replays the log through, so the views are
+//! `apply_event` — the same function `rebuild_views` replays the log through, so the views are
 //! a pure function of the log by construction.
 
 mod follow;
@@ -80,7 +80,7 @@ pub struct CatalogOptions {
     /// SQLite only: create the database file if missing.
     pub create_if_missing: bool,
     /// Open without writing anything: no migrations (a catalog whose schema differs from this
-    /// binary's is refused), no seeding, and [`Catalog::write`] fails with
+    /// binary's is refused), no seeding, and `Catalog::write` fails with
     /// [`Error::ReadOnly`]. SQLite opens the file with `mode=ro` (and, when its directory is
     /// not writable and no process has it open, as `immutable`); PostgreSQL sessions run with
     /// `default_transaction_read_only`.
@@ -443,7 +443,7 @@ impl Catalog {
         Ok(verified)
     }
 
-    /// Rebuilds every view by replaying the log through [`apply_event`]; returns the number of
+    /// Rebuilds every view by replaying the log through `apply_event`; returns the number of
     /// events replayed. Runs in one write transaction: readers see the old views until it commits.
     pub async fn rebuild_views(&self, classes: &RetentionClasses) -> Result<u64> {
         let mut tx = self.write().await?;
