@@ -262,3 +262,82 @@ async fn insert_files(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use sqlx::Row as _;
+
+    use super::*;
+    use crate::catalog::{Catalog, CatalogOptions};
+    use crate::digest::{Blake3, Sha256};
+    use crate::event::types::{Extra, PackageCreated};
+    use crate::manifest::FileEntry;
+
+    #[tokio::test]
+    async fn file_rows_of_a_large_package_are_inserted_in_batches_and_match_a_replay() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = CatalogOptions {
+            create_if_missing: true,
+            ..CatalogOptions::new(format!("sqlite://{}", dir.path().join("c.db").display()))
+        };
+        let catalog = Catalog::open(&options).await.unwrap();
+        let classes = crate::config::RetentionClasses::default();
+        catalog.seed_classes(&classes).await.unwrap();
+        // Two full batches and a partial one.
+        let count = 2 * FILE_ROWS_PER_INSERT + 7;
+        let files = (0..count)
+            .map(|i| {
+                let content = format!("file {i}");
+                FileEntry {
+                    path: format!("f{i:05}"),
+                    size: content.len() as u64,
+                    blake3: Blake3::of(content.as_bytes()),
+                    sha256: Sha256::of(content.as_bytes()),
+                    media_type: (i % 2 == 0).then(|| "text/plain".to_owned()),
+                }
+            })
+            .collect();
+        let manifest = Manifest {
+            name: "big".into(),
+            version: "1".into(),
+            retention_class: "ephemeral".into(),
+            files,
+            labels: BTreeMap::new(),
+        };
+        manifest.validate().unwrap();
+        let package_id = manifest.package_id().unwrap();
+        let mut tx = catalog.write().await.unwrap();
+        let created = PackageCreated {
+            manifest: manifest.clone(),
+            extra: Extra::new(),
+        };
+        let at = Timestamp::from_unix_millis(1000).unwrap();
+        tx.append(Some(package_id), "ci", at, created)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+
+        let mut conn = catalog.read().await.unwrap();
+        let rows = sqlx::query(
+            "SELECT path, blake3, sha256, size, media_type FROM package_files ORDER BY path",
+        )
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap();
+        assert_eq!(rows.len(), count);
+        for (row, file) in rows.iter().zip(&manifest.files) {
+            assert_eq!(row.get::<String, _>("path"), file.path);
+            assert_eq!(row.get::<String, _>("blake3"), file.blake3.to_string());
+            assert_eq!(row.get::<String, _>("sha256"), file.sha256.to_string());
+            assert_eq!(row.get::<i64, _>("size"), file.size as i64);
+            assert_eq!(row.get::<Option<String>, _>("media_type"), file.media_type);
+        }
+        drop(conn);
+        assert_eq!(
+            catalog.views_match_replay(&classes).await.unwrap(),
+            Vec::<String>::new()
+        );
+    }
+}
