@@ -194,4 +194,46 @@ mod tests {
         append(&there, 2).await;
         assert_eq!(waiter.await.unwrap(), 2);
     }
+
+    #[tokio::test]
+    async fn an_unknown_payload_under_a_known_type_is_decoded_as_that_type() {
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = open(&dir.path().join("catalog.db")).await;
+        append(&catalog, 1).await;
+        let head = catalog.head().await.unwrap();
+        let at = Timestamp::from_unix_millis(2000).unwrap();
+        let mut tx = catalog.write().await.unwrap();
+        let malformed = crate::event::EventData::Unknown {
+            event_type: crate::event::types::RETENTION_EXTENDED.to_owned(),
+            data: crate::cbor::Value::Map(Default::default()),
+        };
+        let error = tx.append(None, "test", at, malformed).await.unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "invalid input: `v1.retention.extended` data: `previous_expires_at` is missing"
+        );
+        tx.rollback().await.unwrap();
+        assert_eq!(catalog.head().await.unwrap(), head, "nothing was appended");
+        // Well-formed data under a known type is that type's event: it changes the views.
+        let stored = crate::event::types::BlobStored {
+            blake3: crate::digest::Blake3::of(b"x"),
+            sha256: crate::digest::Sha256::of(b"x"),
+            size: 1,
+            tier: crate::blob::Tier::Hot,
+            extra: Extra::new(),
+        };
+        let disguised = crate::event::EventData::Unknown {
+            event_type: crate::event::types::BLOB_STORED.to_owned(),
+            data: crate::event::EventData::from(stored.clone()).encode(),
+        };
+        let mut tx = catalog.write().await.unwrap();
+        tx.append(None, "test", at, disguised).await.unwrap();
+        tx.commit().await.unwrap();
+        let mut conn = catalog.read().await.unwrap();
+        let record =
+            crate::catalog::views_blob(&mut conn, &crate::digest::AnyDigest::Blake3(stored.blake3))
+                .await
+                .unwrap();
+        assert_eq!(record.map(|r| r.info.size), Some(1));
+    }
 }

@@ -695,7 +695,17 @@ impl WriteTx {
         at: Timestamp,
         data: impl Into<EventData>,
     ) -> Result<Event> {
-        let data = data.into();
+        let mut data = data.into();
+        // An `Unknown` payload under a type this release knows is decoded as that type: its
+        // data must be that type's payload (or nothing is appended), and it changes the views.
+        if let EventData::Unknown {
+            event_type,
+            data: value,
+        } = &data
+        {
+            data =
+                EventData::decode(event_type, value).map_err(|e| Error::invalid(e.to_string()))?;
+        }
         let event = Event {
             seq: self.head.seq + 1,
             event_type: data.event_type().to_owned(),
