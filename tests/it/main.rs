@@ -1,3 +1,4 @@
+mod anchors;
 mod concurrency;
 mod gc;
 mod history;
@@ -6,6 +7,8 @@ mod integrity;
 mod pilot;
 mod read_only;
 mod retention_model;
+#[path = "../../crates/artifact-store-s3/tests/support/seaweed.rs"]
+mod seaweed;
 mod smoke;
 mod support;
 mod tlog;

@@ -264,7 +264,7 @@ async fn checkpoints_table_refuses_update_and_delete(backend: Backend) {
 /// What an attacker with write access to the catalog does: drop the guards, change one event,
 /// recompute every later `prev` and `hash` so that `audit verify` passes, and rebuild the
 /// Merkle tree too.
-async fn rewrite_history_consistently(backend: Backend, pool: &AnyPool, target: u64) {
+pub(crate) async fn rewrite_history_consistently(backend: Backend, pool: &AnyPool, target: u64) {
     for trigger in ["events_refuse_update", "events_refuse_delete"] {
         let statement = match backend {
             Backend::Sqlite => format!("DROP TRIGGER {trigger}"),

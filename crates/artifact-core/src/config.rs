@@ -50,6 +50,9 @@ pub struct LogConfig {
     /// written there as `<tree_size>.checkpoint`; a different file already there is a fork
     /// and an error, never overwritten.
     pub publish_dir: Option<PathBuf>,
+    /// An S3 sink (`[log.publish_s3]`): every checkpoint is also written, create-only, to a
+    /// bucket, under Object Lock when the bucket has it.
+    pub publish_s3: Option<PublishS3Config>,
 }
 
 impl Default for LogConfig {
@@ -59,8 +62,47 @@ impl Default for LogConfig {
             origin: None,
             checkpoint_interval: "1m".to_owned(),
             publish_dir: None,
+            publish_s3: None,
         }
     }
+}
+
+/// `[log.publish_s3]`: the S3 checkpoint sink. Credentials come from the usual AWS environment,
+/// as for the S3 blob backend; use a bucket (or at least credentials) the catalog's
+/// administrators do not control.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublishS3Config {
+    /// The bucket (never created by the store).
+    pub bucket: String,
+    /// Key prefix; checkpoints are `<prefix>/checkpoints/<tree_size>.checkpoint`.
+    #[serde(default)]
+    pub prefix: Option<String>,
+    /// Endpoint URL (AWS when absent).
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// Region.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Allow a plain-HTTP endpoint.
+    #[serde(default)]
+    pub allow_http: Option<bool>,
+    /// `auto` (default: COMPLIANCE retention when the bucket has Object Lock enabled, none
+    /// otherwise), `compliance` or `governance` (the bucket must have Object Lock; publishing
+    /// fails otherwise), or `off`.
+    #[serde(default = "default_object_lock")]
+    pub object_lock: String,
+    /// How long each published checkpoint is locked (a period such as `100y`, the default).
+    #[serde(default = "default_lock_retain")]
+    pub retain: String,
+}
+
+fn default_object_lock() -> String {
+    "auto".to_owned()
+}
+
+fn default_lock_retain() -> String {
+    "100y".to_owned()
 }
 
 impl LogConfig {

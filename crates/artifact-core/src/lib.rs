@@ -56,6 +56,7 @@ pub mod jcs;
 pub mod log_facts;
 pub mod maintenance;
 pub mod manifest;
+pub mod publish;
 pub mod retention;
 pub mod rules;
 pub mod store;

@@ -40,7 +40,8 @@ pub struct RuleViolation {
     pub seq: u64,
     /// A short name of the rule (`expiry-moved-earlier`, `eligible-while-held`,
     /// `eligible-before-expiry`, `purged-not-eligible`, `deleted-while-referenced`,
-    /// `manifest-deleted`, `unknown-actor`, `unknown-package`, `unknown-hold`, `missing-reason`, `malformed`, …).
+    /// `manifest-deleted`, `unknown-actor`, `unknown-package`, `unknown-hold`, `missing-reason`, `malformed`, `checkpoint-mismatch` (added by
+    /// [`crate::ArtifactStore::audit`]), …).
     pub rule: &'static str,
     /// What happened, naming the package or blob.
     pub detail: String,

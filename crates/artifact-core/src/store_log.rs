@@ -47,6 +47,10 @@ impl ConsistencyProof {
 impl ArtifactStore {
     /// Makes a checkpoint of the whole log, signed by `signer`, if the log grew since the
     /// latest one; returns the latest checkpoint either way. Changes no event.
+    ///
+    /// The checkpoint (new or the latest) is then published to every sink of the store
+    /// ([`crate::publish`]); a sink that fails, or holds a different note for that size (a
+    /// fork), is an error naming it, after the checkpoint itself was stored.
     pub async fn checkpoint(&self, signer: &LogSigner) -> Result<StoredCheckpoint> {
         let at = self.clock().now();
         let (checkpoint, _new) = self
@@ -55,7 +59,58 @@ impl ArtifactStore {
                 Ok(signer.sign_checkpoint(&Checkpoint::new(signer.name(), size, root))?)
             })
             .await?;
+        for sink in self.checkpoint_sinks() {
+            sink.publish(&checkpoint).await.map_err(|e| match e {
+                fork @ Error::Integrity { .. } => fork,
+                other => Error::Config(format!(
+                    "the checkpoint of tree size {} was made but publishing it to {} failed: {other}",
+                    checkpoint.tree_size,
+                    sink.describe()
+                )),
+            })?;
+        }
         Ok(checkpoint)
+    }
+
+    /// Checks today's log against the latest checkpoint each of the store's sinks holds
+    /// ([`ArtifactStore::verify_against_checkpoint`], signatures by `verifier`), one entry per
+    /// sink. This is what catches a consistent rewrite of the whole catalog, checkpoint table
+    /// included: the published notes are out of the rewriter's reach.
+    pub async fn verify_published(
+        &self,
+        verifier: &LogVerifier,
+    ) -> Result<Vec<crate::publish::PublishedCheck>> {
+        let mut checks = Vec::with_capacity(self.checkpoint_sinks().len());
+        for sink in self.checkpoint_sinks() {
+            let mut check = crate::publish::PublishedCheck {
+                sink: sink.describe(),
+                tree_size: None,
+                ok: true,
+                first_diverging_size: None,
+                reason: None,
+            };
+            match sink.latest().await {
+                Ok(None) => {}
+                Ok(Some(note)) => match self.verify_against_checkpoint(&note, verifier).await {
+                    Ok(checkpoint) => check.tree_size = Some(checkpoint.tree_size),
+                    Err(Error::Integrity { seq, reason }) => {
+                        check.ok = false;
+                        check.first_diverging_size = Some(seq);
+                        check.reason = Some(reason);
+                    }
+                    Err(other) => {
+                        check.ok = false;
+                        check.reason = Some(other.to_string());
+                    }
+                },
+                Err(e) => {
+                    check.ok = false;
+                    check.reason = Some(format!("cannot read the sink: {e}"));
+                }
+            }
+            checks.push(check);
+        }
+        Ok(checks)
     }
 
     /// The latest checkpoint, if any was made.

@@ -4,14 +4,13 @@
 //!
 //! Checkpoints are not events: making one changes no event and no view.
 
-use std::io::Write as _;
 use std::path::Path;
 
+use artifact_core::ArtifactStore;
 use artifact_core::auth::Role;
 use artifact_core::catalog::StoredCheckpoint;
 use artifact_core::cbor::Value;
 use artifact_core::tlog::{self, Receipt};
-use artifact_core::{ArtifactStore, Error};
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
@@ -34,7 +33,8 @@ pub(crate) fn router() -> Router<AppState> {
 }
 
 /// Makes a checkpoint if the log grew since the latest one (when the server has the signing
-/// key) and publishes it to the directory sink (when one is configured); returns the latest
+/// key) and publishes it to the store's sinks and to the server's own directory sink (when one
+/// is configured); returns the latest
 /// checkpoint, `None` when there is neither a key nor any stored checkpoint.
 pub(crate) async fn checkpoint_now(
     state: &AppState,
@@ -50,68 +50,15 @@ pub(crate) async fn checkpoint_now(
     Ok(Some(checkpoint))
 }
 
-/// Writes `checkpoint` to `dir/<tree_size>.checkpoint` (a temporary file, fsync, rename, fsync
-/// of the directory). A file already there with the same note is left alone; one with a
-/// different note is a fork of the log and an error (the file is never overwritten).
+/// Writes `checkpoint` to `dir/<tree_size>.checkpoint`, create-only
+/// ([`artifact_core::publish::DirectorySink`]): a file already there with the same note is left
+/// alone; one with a different note is a fork of the log and an error (never overwritten).
 /// Returns whether a new file was written.
 pub fn publish_checkpoint(
     dir: &Path,
     checkpoint: &StoredCheckpoint,
 ) -> artifact_core::Result<bool> {
-    let io = |what: &str, path: &Path, e: std::io::Error| {
-        Error::Io(std::io::Error::new(
-            e.kind(),
-            format!("cannot {what} {}: {e}", path.display()),
-        ))
-    };
-    let path = dir.join(format!("{}.checkpoint", checkpoint.tree_size));
-    let same_or_fork = |path: &Path| -> artifact_core::Result<bool> {
-        let existing = std::fs::read_to_string(path)
-            .map_err(|e| io("read the published checkpoint", path, e))?;
-        if existing == checkpoint.note {
-            Ok(false)
-        } else {
-            Err(Error::Integrity {
-                seq: checkpoint.tree_size,
-                reason: format!(
-                    "fork: the published checkpoint {} differs from the log's checkpoint of tree size {} (the log was rewritten, or two logs publish to one directory); the file was left as it is",
-                    path.display(),
-                    checkpoint.tree_size
-                ),
-            })
-        }
-    };
-    if path.exists() {
-        return same_or_fork(&path);
-    }
-    std::fs::create_dir_all(dir).map_err(|e| io("create the publish directory", dir, e))?;
-    // Unique per process and call: two requests publishing at once never share a temp file.
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let temp = dir.join(format!(
-        ".{}.checkpoint.tmp-{}-{}",
-        checkpoint.tree_size,
-        std::process::id(),
-        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-    ));
-    {
-        let mut file = std::fs::File::create(&temp).map_err(|e| io("create", &temp, e))?;
-        file.write_all(checkpoint.note.as_bytes())
-            .and_then(|()| file.sync_all())
-            .map_err(|e| io("write", &temp, e))?;
-    }
-    // A hard link fails if the target exists (no overwrite even when racing another writer);
-    // then compare like above.
-    let linked = std::fs::hard_link(&temp, &path);
-    let _ = std::fs::remove_file(&temp);
-    match linked {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return same_or_fork(&path),
-        Err(e) => return Err(io("publish", &path, e)),
-    }
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(true)
+    artifact_core::publish::DirectorySink::new(dir).publish_blocking(checkpoint)
 }
 
 /// `GET /log/checkpoint` → the latest signed checkpoint note (`text/plain`), made first if the

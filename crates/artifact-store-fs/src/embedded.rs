@@ -27,6 +27,9 @@ pub struct EmbeddedOptions {
     /// A blob backend chosen by the caller (e.g. S3 from `[blobs] backend = "s3"`); `None`
     /// uses the fs backend at `[blobs] path`.
     pub blob_store: Option<Arc<dyn artifact_core::blob::BlobStore>>,
+    /// Checkpoint sinks besides the `[log] publish_dir` directory (e.g. the S3 sink of
+    /// `[log.publish_s3]`, which the CLI and server build).
+    pub checkpoint_sinks: Vec<Arc<dyn artifact_core::publish::CheckpointSink>>,
 }
 
 impl EmbeddedOptions {
@@ -39,7 +42,17 @@ impl EmbeddedOptions {
             read_only: false,
             clock: Arc::new(SystemClock),
             blob_store: None,
+            checkpoint_sinks: Vec::new(),
         }
+    }
+
+    /// Also publishes every checkpoint to `sink` (`[log] publish_dir` is added by itself).
+    pub fn with_checkpoint_sink(
+        mut self,
+        sink: Arc<dyn artifact_core::publish::CheckpointSink>,
+    ) -> Self {
+        self.checkpoint_sinks.push(sink);
+        self
     }
 
     /// Uses this blob backend instead of the fs backend.
@@ -120,6 +133,11 @@ impl EmbeddedOptions {
             )),
             None => Arc::new(FsBlobStore::open(config.blob_path(&self.data_dir))?),
         };
+        let mut checkpoint_sinks: Vec<Arc<dyn artifact_core::publish::CheckpointSink>> = Vec::new();
+        if let Some(dir) = &config.log.publish_dir {
+            checkpoint_sinks.push(Arc::new(artifact_core::publish::DirectorySink::new(dir)));
+        }
+        checkpoint_sinks.extend(self.checkpoint_sinks);
         let options = StoreOptions {
             catalog: CatalogOptions {
                 url: config.metadata_url(&self.data_dir),
@@ -127,10 +145,12 @@ impl EmbeddedOptions {
                 create_if_missing: self.create,
                 read_only: self.read_only,
                 busy_timeout: config.busy_timeout()?,
+                ..CatalogOptions::new(config.metadata_url(&self.data_dir))
             },
             blob_store,
             clock: self.clock,
             classes: config.retention_classes()?,
+            checkpoint_sinks,
         };
         ArtifactStore::open(options).await
     }

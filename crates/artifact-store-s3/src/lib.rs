@@ -85,6 +85,8 @@
 
 mod error;
 mod options;
+pub mod publish;
+pub mod signed;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -107,6 +109,7 @@ pub use options::{
     DEFAULT_COPY_LIMIT, DEFAULT_PART_SIZE, DEFAULT_UPLOAD_CONCURRENCY, MAX_PART_SIZE,
     MIN_PART_SIZE, PART_SIZE_ENV, S3Options,
 };
+pub use publish::{S3CheckpointSink, SinkLock};
 
 /// Blobs in an S3-compatible bucket. Cheap to clone (one shared HTTP client).
 #[derive(Debug, Clone)]

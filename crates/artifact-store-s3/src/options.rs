@@ -109,19 +109,12 @@ impl S3Options {
             .ok_or_else(|| {
                 Error::Config("[blobs] backend = \"s3\" needs `bucket = \"NAME\"`".to_owned())
             })?;
-        let mut options = Self::from_env(bucket);
-        if let Some(prefix) = &config.prefix {
-            options = options.with_prefix(prefix);
-        }
-        if let Some(endpoint) = &config.endpoint {
-            options = options.with_endpoint(endpoint);
-        }
-        if let Some(region) = &config.region {
-            options = options.with_region(region);
-        }
-        if let Some(allow_http) = config.allow_http {
-            options = options.with_allow_http(allow_http);
-        }
+        let mut options = Self::from_env(bucket).with_location(
+            config.prefix.as_deref(),
+            config.endpoint.as_deref(),
+            config.region.as_deref(),
+            config.allow_http,
+        );
         if let Ok(text) = std::env::var(PART_SIZE_ENV) {
             let mib: usize = text.trim().parse().map_err(|_| {
                 Error::Config(format!(
@@ -301,6 +294,75 @@ impl S3Options {
             )));
         }
         Ok(())
+    }
+
+    /// Applies the optional location settings of a config section (`prefix`, `endpoint`,
+    /// `region`, `allow_http`); `None` keeps what the environment gave.
+    pub(crate) fn with_location(
+        mut self,
+        prefix: Option<&str>,
+        endpoint: Option<&str>,
+        region: Option<&str>,
+        allow_http: Option<bool>,
+    ) -> Self {
+        if let Some(prefix) = prefix {
+            self = self.with_prefix(prefix);
+        }
+        if let Some(endpoint) = endpoint {
+            self = self.with_endpoint(endpoint);
+        }
+        if let Some(region) = region {
+            self = self.with_region(region);
+        }
+        if let Some(allow_http) = allow_http {
+            self = self.with_allow_http(allow_http);
+        }
+        self
+    }
+
+    /// A client for signed requests object_store has no call for (Object Lock, conditional
+    /// creates with lock headers) against this bucket, with the same endpoint, credentials
+    /// and `allow_http`. No request is made.
+    pub fn signed_client(&self) -> Result<crate::signed::SignedClient> {
+        self.validate()?;
+        let store = self
+            .builder
+            .clone()
+            .with_retry(self.check_retry.clone())
+            .build()
+            .map_err(|e| Error::Config(format!("S3 client: {e}")))?;
+        let config = |key| self.builder.get_config_value(&key);
+        let region = config(AmazonS3ConfigKey::Region).unwrap_or_else(|| "us-east-1".to_owned());
+        let virtual_hosted = config(AmazonS3ConfigKey::VirtualHostedStyleRequest)
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+        let endpoint = self
+            .endpoint
+            .clone()
+            .or_else(|| config(AmazonS3ConfigKey::Endpoint));
+        let bucket = &self.bucket;
+        let base = match endpoint.as_deref().map(|e| e.trim_end_matches('/')) {
+            Some(endpoint) if virtual_hosted => match endpoint.split_once("://") {
+                Some((scheme, host)) => format!("{scheme}://{bucket}.{host}"),
+                None => {
+                    return Err(Error::Config(format!(
+                        "the S3 endpoint `{endpoint}` has no scheme"
+                    )));
+                }
+            },
+            Some(endpoint) => format!("{endpoint}/{bucket}"),
+            None => format!("https://s3.{region}.amazonaws.com/{bucket}"),
+        };
+        let allow_http = self.allow_http.unwrap_or_else(|| {
+            config(AmazonS3ConfigKey::Client(ClientConfigKey::AllowHttp))
+                .is_some_and(|value| value.eq_ignore_ascii_case("true"))
+        });
+        crate::signed::SignedClient::new(
+            std::sync::Arc::new(store),
+            region,
+            base,
+            bucket.clone(),
+            allow_http,
+        )
     }
 
     /// Builds the store (no request is made; call

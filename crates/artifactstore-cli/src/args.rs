@@ -283,6 +283,11 @@ pub(crate) enum AuditCommand {
         /// The verifier key (NAME+KEYID+KEY, or a file holding it); default: this store's key.
         #[arg(long)]
         key: Option<String>,
+        /// Check today's log against the latest checkpoint published to each configured sink
+        /// (`[log] publish_dir`, `[log.publish_s3]`); exits 1 naming the sink and the first
+        /// diverging size when one does not match.
+        #[arg(long, conflicts_with = "checkpoint")]
+        published: bool,
     },
     /// Print the log's verifier key (NAME+KEYID_HEX+BASE64(0x01 ‖ pubkey)).
     Key,

@@ -117,6 +117,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Audit(AuditCommand::Verify {
             checkpoint: None,
             key: None,
+            published: false,
         }) => return audit_verify(&target, json).await,
         Command::Audit(command) => {
             let (Target::Local { store, .. }, Some((data_dir, config))) = (&target, &log_config)
@@ -428,6 +429,10 @@ async fn open(cli: &Cli, create: bool, read_only: bool) -> anyhow::Result<Artifa
         }
         other => bail!("[blobs] backend `{other}` is unknown (use `fs` or `s3`)"),
     }
+    if let Some(publish) = &config.log.publish_s3 {
+        let sink = artifact_store_s3::S3CheckpointSink::from_config(publish)?;
+        options = options.with_checkpoint_sink(std::sync::Arc::new(sink));
+    }
     Ok(options.with_config(config).open().await?)
 }
 
@@ -499,7 +504,8 @@ async fn serve(cli: &Cli, listen: Option<String>) -> anyhow::Result<ExitCode> {
     let options = artifact_server::ServerOptions {
         log_signer,
         checkpoint_interval: config.log.checkpoint_interval()?,
-        publish_dir: config.log.publish_dir.clone(),
+        // `[log] publish_dir` and `[log.publish_s3]` are sinks of the store itself.
+        publish_dir: None,
         header_read_timeout: limits.header_read_timeout,
         body_idle_timeout: limits.body_idle_timeout,
         max_connections: limits.max_connections,

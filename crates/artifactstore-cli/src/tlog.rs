@@ -74,10 +74,8 @@ pub(crate) async fn audit(
         }
         AuditCommand::Checkpoint => {
             let signer = signer()?;
+            // Published to the store's sinks (`[log] publish_dir`, `[log.publish_s3]`).
             let checkpoint = store.checkpoint(&signer).await?;
-            if let Some(dir) = config.log.publish_dir.as_deref() {
-                artifact_server::publish_checkpoint(dir, &checkpoint)?;
-            }
             if json {
                 print_json(&checkpoint_value(signer.name(), &checkpoint))?;
             } else {
@@ -154,15 +152,65 @@ pub(crate) async fn audit(
                 }
             }
         }
-        AuditCommand::Verify { checkpoint, key } => {
+        AuditCommand::Verify {
+            checkpoint,
+            key,
+            published,
+        } => {
+            if published {
+                return verify_published(store, key.as_deref(), &signer, json).await;
+            }
             let Some(path) = checkpoint else {
-                bail!("--key needs --checkpoint FILE");
+                bail!("--key needs --checkpoint FILE or --published");
             };
             return verify_checkpoint(store, &path, key.as_deref(), &signer, json).await;
         }
         AuditCommand::VerifyReceipt { file, key } => return verify_receipt(&file, &key, json),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `audit verify --published`: today's log against the latest checkpoint of every sink.
+async fn verify_published(
+    store: &ArtifactStore,
+    key: Option<&str>,
+    signer: &dyn Fn() -> artifact_core::Result<tlog::LogSigner>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    if store.checkpoint_sinks().is_empty() {
+        bail!(
+            "no checkpoint sink is configured: set `[log] publish_dir` or `[log.publish_s3]` in config.toml"
+        );
+    }
+    let verifier = match key {
+        Some(key) => verifier_from_arg(key)?,
+        None => signer()?.verifier(),
+    };
+    let checks = store.verify_published(&verifier).await?;
+    let ok = checks.iter().all(|c| c.ok);
+    if json {
+        println!("{}", serde_json::json!({ "ok": ok, "published": checks }));
+    } else {
+        for check in &checks {
+            match (check.ok, check.tree_size) {
+                (true, Some(size)) => println!(
+                    "ok: the log is consistent with the checkpoint of tree size {size} published to {}",
+                    check.sink
+                ),
+                (true, None) => println!("ok: {} holds no checkpoint yet", check.sink),
+                (false, _) => eprintln!(
+                    "artifactstore: audit failed: {}: {}",
+                    check.sink,
+                    check.reason.as_deref().unwrap_or("inconsistent")
+                ),
+            }
+        }
+    }
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 async fn verify_checkpoint(
@@ -272,10 +320,7 @@ pub(crate) async fn history_receipts(
                 .is_some_and(|latest| latest.tree_size >= last);
             if !covered {
                 let signer = artifact_store_fs::log_signer(data_dir, config, false)?;
-                let checkpoint = store.checkpoint(&signer).await?;
-                if let Some(dir) = config.log.publish_dir.as_deref() {
-                    artifact_server::publish_checkpoint(dir, &checkpoint)?;
-                }
+                store.checkpoint(&signer).await?;
             }
             let mut receipts = Vec::with_capacity(history.len());
             for event in &history {

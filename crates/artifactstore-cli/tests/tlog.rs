@@ -137,6 +137,33 @@ fn rewrite_history(db: &Path, target: i64) {
     });
 }
 
+/// The rest of a thorough rewrite: drops the checkpoint table's guards and deletes every
+/// stored checkpoint, so that plain `audit verify` (which recomputes the latest stored
+/// checkpoint's root from the event bytes) has nothing left to compare with.
+fn wipe_checkpoints(db: &Path) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::AnyPool::connect(&format!("sqlite://{}", db.display()))
+            .await
+            .unwrap();
+        for trigger in [
+            "tlog_checkpoints_refuse_update",
+            "tlog_checkpoints_refuse_delete",
+        ] {
+            sqlx::query(sqlx::AssertSqlSafe(format!("DROP TRIGGER {trigger}")))
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+        sqlx::query("DELETE FROM tlog_checkpoints")
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+    });
+}
+
 #[test]
 fn checkpoints_proofs_and_receipts_end_to_end() {
     let cli = Cli::new();
@@ -231,6 +258,7 @@ fn checkpoints_proofs_and_receipts_end_to_end() {
 
     // Rewrite the chain from seq first_size + 1 on: only the signed checkpoints notice.
     rewrite_history(&cli.data_dir.join("catalog.db"), first_size + 1);
+    wipe_checkpoints(&cli.data_dir.join("catalog.db"));
     cli.ok(&["admin", "rebuild-views"]);
     assert_eq!(cli.json(&["audit", "verify"])["ok"], Json::Bool(true));
     // The tree rows were deleted; opening the store rebuilt them from the rewritten events.
@@ -357,6 +385,15 @@ fn a_checkpoint_published_to_a_directory_detects_a_rewrite() {
 
     rewrite_history(&cli.data_dir.join("catalog.db"), 2);
     cli.ok(&["admin", "rebuild-views"]);
+    // A rewrite that leaves the stored checkpoints alone fails plain `audit verify`: their
+    // roots are recomputed from today's event bytes.
+    let stderr = cli.fails(&["audit", "verify"]);
+    assert!(
+        stderr.contains(&format!("seq {size} breaks rule checkpoint-mismatch")),
+        "{stderr}"
+    );
+    // Deleting them too makes it pass; the published file still catches it.
+    wipe_checkpoints(&cli.data_dir.join("catalog.db"));
     assert_eq!(cli.json(&["audit", "verify"])["ok"], Json::Bool(true));
     let stderr = cli.fails(&["audit", "verify", "--checkpoint", file.to_str().unwrap()]);
     assert!(
@@ -529,4 +566,116 @@ fn retention_history_with_proof_prints_a_verifying_receipt_per_event() {
     // --proof and --cbor are exclusive (a usage error, exit 2).
     let output = cli.run(&["retention", "history", "a@1", "--proof", "--cbor"]);
     assert_eq!(output.status.code(), Some(2));
+}
+
+#[path = "../../artifact-store-s3/tests/support/seaweed.rs"]
+mod seaweed;
+
+/// `[log.publish_s3]` on a bucket with Object Lock (SeaweedFS on loopback): `audit checkpoint`
+/// publishes each checkpoint once under COMPLIANCE retention; `audit verify --published` passes,
+/// then fails naming the bucket and the size after a consistent rewrite that plain
+/// `audit verify` does not see; re-signing the rewritten log is refused as a fork.
+#[test]
+fn checkpoints_published_to_a_locked_bucket_detect_a_rewrite() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let weed = runtime.block_on(seaweed::SeaweedFs::start());
+    let target = weed.target().clone();
+    let anchors = artifact_store_s3::S3Options::new("anchors")
+        .with_endpoint(&target.endpoint)
+        .with_allow_http(true)
+        .with_region(&target.region)
+        .with_credentials(&target.access_key_id, &target.secret_access_key);
+    let signed = anchors.signed_client().unwrap();
+    runtime.block_on(signed.create_bucket(true)).unwrap();
+
+    let cli = Cli::new();
+    let config = cli.data_dir.join("config.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&format!(
+        "\n[log.publish_s3]\nbucket = \"anchors\"\nprefix = \"cli\"\nendpoint = {:?}\nregion = {:?}\nallow_http = true\n",
+        target.endpoint, target.region
+    ));
+    std::fs::write(&config, text).unwrap();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_artifactstore"))
+            .arg("--data-dir")
+            .arg(&cli.data_dir)
+            .args(args)
+            .env_remove("ARTIFACTSTORE_CONFIG")
+            .env_remove("AWS_PROFILE")
+            .env_remove("AWS_SESSION_TOKEN")
+            .env_remove("AWS_ENDPOINT")
+            .env("AWS_ACCESS_KEY_ID", &target.access_key_id)
+            .env("AWS_SECRET_ACCESS_KEY", &target.secret_access_key)
+            .env("ARTIFACTSTORE_ACTOR", "ci-bot")
+            .output()
+            .unwrap()
+    };
+    let stdout = |output: Output, args: &[&str]| {
+        assert!(
+            output.status.success(),
+            "artifactstore {args:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let src = cli.write("f.txt", "anchored");
+    let args = [
+        "push",
+        src.to_str().unwrap(),
+        "--name",
+        "a",
+        "--version",
+        "1",
+    ];
+    stdout(run(&args), &args);
+    let checkpoint: Json = serde_json::from_str(&stdout(
+        run(&["--json", "audit", "checkpoint"]),
+        &["checkpoint"],
+    ))
+    .unwrap();
+    let size = checkpoint["tree_size"].as_u64().unwrap();
+    let key = format!("cli/checkpoints/{size}.checkpoint");
+    let published = runtime
+        .block_on(signed.get(&key))
+        .unwrap()
+        .expect("published");
+    assert_eq!(published, checkpoint["note"].as_str().unwrap().as_bytes());
+    let (mode, _) = runtime
+        .block_on(signed.retention(&key))
+        .unwrap()
+        .expect("locked");
+    assert_eq!(mode, artifact_store_s3::signed::LockMode::Compliance);
+    let ok = stdout(run(&["audit", "verify", "--published"]), &["verify"]);
+    assert!(
+        ok.contains(&format!(
+            "tree size {size} published to s3://anchors/cli/checkpoints"
+        )),
+        "{ok}"
+    );
+
+    rewrite_history(&cli.data_dir.join("catalog.db"), 2);
+    wipe_checkpoints(&cli.data_dir.join("catalog.db"));
+    cli.ok(&["admin", "rebuild-views"]);
+    assert_eq!(cli.json(&["audit", "verify"])["ok"], Json::Bool(true));
+    let output = run(&["--json", "audit", "verify", "--published"]);
+    assert_eq!(output.status.code(), Some(1));
+    let report: Json = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["ok"], Json::Bool(false), "{report}");
+    assert_eq!(
+        report["published"][0]["first_diverging_size"].as_u64(),
+        Some(size),
+        "{report}"
+    );
+    // Re-signing the rewritten log makes a checkpoint of the same size with another root:
+    // the bucket refuses it as a fork and keeps the original.
+    let output = run(&["audit", "checkpoint"]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("fork"), "{stderr}");
+    assert_eq!(
+        runtime.block_on(signed.get(&key)).unwrap().expect("kept"),
+        published
+    );
+    drop(weed);
 }

@@ -88,6 +88,10 @@ pub struct CatalogOptions {
     /// How long a statement waits for another process's lock before failing with
     /// [`Error::Locked`] (SQLite's busy timeout; default 60 s).
     pub busy_timeout: std::time::Duration,
+    /// Grow the Merkle tree over the log with each append (default). Off, appends skip it and
+    /// the tree is extended when the next checkpoint is made (or the catalog opens with it on):
+    /// for bulk loads, and the baseline of `benches/tlog.rs`.
+    pub merkle_tree: bool,
 }
 
 /// The default [`CatalogOptions::busy_timeout`].
@@ -103,6 +107,7 @@ impl CatalogOptions {
             create_if_missing: false,
             read_only: false,
             busy_timeout: DEFAULT_BUSY_TIMEOUT,
+            merkle_tree: true,
         }
     }
 }
@@ -122,6 +127,8 @@ pub struct Catalog {
     committed: Arc<tokio::sync::watch::Sender<u64>>,
     /// Opened with [`CatalogOptions::read_only`].
     read_only: bool,
+    /// [`CatalogOptions::merkle_tree`].
+    merkle_tree: bool,
 }
 
 static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
@@ -299,10 +306,11 @@ impl Catalog {
             appended: Arc::new(std::sync::atomic::AtomicU64::new(0)),
             committed: Arc::new(tokio::sync::watch::Sender::new(0)),
             read_only,
+            merkle_tree: options.merkle_tree,
         };
         // Events appended before migration 0008 get their Merkle tree leaves (one indexed
         // read when the tree is complete). A read-only open writes nothing.
-        if !read_only {
+        if !read_only && options.merkle_tree {
             catalog.catch_up_tree().await?;
         }
         Ok(catalog)
@@ -366,6 +374,8 @@ impl Catalog {
             appended: Vec::new(),
             counter: self.appended.clone(),
             committed: self.committed.clone(),
+            merkle_tree: self.merkle_tree,
+            tree: tlog::TreeAppender::default(),
             _guard: guard,
         })
     }
@@ -662,6 +672,10 @@ pub struct WriteTx {
     appended: Vec<Event>,
     counter: Arc<std::sync::atomic::AtomicU64>,
     committed: Arc<tokio::sync::watch::Sender<u64>>,
+    /// [`CatalogOptions::merkle_tree`].
+    merkle_tree: bool,
+    /// Grows the Merkle tree with each append (flushed before commit).
+    tree: tlog::TreeAppender,
     _guard: OwnedMutexGuard<()>,
 }
 
@@ -732,7 +746,9 @@ impl WriteTx {
         .await?;
         project::apply(&mut self.tx, &event, &data).await?;
         // The Merkle tree over the log grows in the same transaction (ADR 0011).
-        tlog::append_leaf(&mut self.tx, event.seq, leaf).await?;
+        if self.merkle_tree {
+            self.tree.append(&mut self.tx, event.seq, leaf).await?;
+        }
         self.head = Head {
             seq: event.seq,
             hash: Some(hash),
@@ -742,7 +758,8 @@ impl WriteTx {
     }
 
     /// Commits; returns the events appended.
-    pub async fn commit(self) -> Result<Vec<Event>> {
+    pub async fn commit(mut self) -> Result<Vec<Event>> {
+        self.tree.flush(&mut self.tx).await?;
         self.tx.commit().await?;
         self.counter.fetch_add(
             self.appended.len() as u64,

@@ -106,29 +106,74 @@ async fn insert_nodes(conn: &mut AnyConnection, nodes: &[(NodeId, Hash)]) -> Res
     Ok(())
 }
 
-/// Adds the leaf of event `seq` (and every subtree it completes) to the tree, in the caller's
-/// transaction: the hook of `WriteTx::append`. One keyed read (the left siblings and the
-/// previous leaf) and one insert. A tree that is behind the log (events appended before
-/// migration 0008) is first caught up from the stored event bytes.
-pub(super) async fn append_leaf(conn: &mut AnyConnection, seq: u64, leaf: Hash) -> Result<()> {
-    let index = seq - 1;
-    let siblings = tree::append_siblings(index);
-    let mut wanted = siblings.clone();
-    let previous = index.checked_sub(1).map(|i| NodeId::new(0, i));
-    wanted.extend(previous);
-    let mut found = fetch_nodes(conn, &wanted).await?;
-    if let Some(previous) = previous
-        && !found.contains_key(&previous)
-    {
-        catch_up_in(conn, index).await?;
-        found = fetch_nodes(conn, &wanted).await?;
+/// Grows the tree inside one write transaction: the hook of `WriteTx::append`.
+///
+/// Appending leaf `i` needs its left siblings (one per trailing one bit of `i`). Of the nodes
+/// an append completes only the topmost can be a later append's sibling, so the appender keeps
+/// those (at most `log2 n`) in memory and reads from `tlog_nodes` only siblings it has not seen
+/// in this transaction (the first append of a transaction: one keyed read). The completed nodes
+/// are inserted in multi-row batches, at the latest by [`TreeAppender::flush`] before the
+/// transaction commits. A tree that is behind the log (events appended before migration 0008,
+/// or by a catalog opened with `merkle_tree` off) is first caught up from the stored bytes.
+#[derive(Debug, Default)]
+pub(super) struct TreeAppender {
+    /// Nodes a later append of this transaction may need as siblings.
+    frontier: HashMap<NodeId, Hash>,
+    /// Completed nodes not inserted yet.
+    pending: Vec<(NodeId, Hash)>,
+    /// Whether the tree was checked to reach the first leaf appended in this transaction.
+    caught_up: bool,
+}
+
+impl TreeAppender {
+    /// Adds the leaf of event `seq` and every subtree it completes.
+    pub(super) async fn append(
+        &mut self,
+        conn: &mut AnyConnection,
+        seq: u64,
+        leaf: Hash,
+    ) -> Result<()> {
+        let index = seq - 1;
+        if !self.caught_up {
+            if let Some(previous) = index.checked_sub(1).map(|i| NodeId::new(0, i))
+                && fetch_nodes(conn, &[previous]).await?.is_empty()
+            {
+                catch_up_in(conn, index).await?;
+            }
+            self.caught_up = true;
+        }
+        let siblings = tree::append_siblings(index);
+        let unknown: Vec<NodeId> = siblings
+            .iter()
+            .filter(|id| !self.frontier.contains_key(id))
+            .copied()
+            .collect();
+        if !unknown.is_empty() {
+            self.frontier.extend(fetch_nodes(conn, &unknown).await?);
+        }
+        let hashes = siblings
+            .iter()
+            .map(|id| self.frontier.remove(id).ok_or(TlogError::MissingNode(*id)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let nodes = tree::append_nodes(index, leaf, &hashes)?;
+        if let Some(top) = nodes.last() {
+            self.frontier.insert(top.0, top.1);
+        }
+        self.pending.extend(nodes);
+        if self.pending.len() >= NODES_PER_STATEMENT {
+            self.flush(conn).await?;
+        }
+        Ok(())
     }
-    let hashes = siblings
-        .iter()
-        .map(|id| found.get(id).copied().ok_or(TlogError::MissingNode(*id)))
-        .collect::<Result<Vec<_>, _>>()?;
-    let nodes = tree::append_nodes(index, leaf, &hashes)?;
-    insert_nodes(conn, &nodes).await
+
+    /// Inserts the completed nodes not inserted yet.
+    pub(super) async fn flush(&mut self, conn: &mut AnyConnection) -> Result<()> {
+        if !self.pending.is_empty() {
+            insert_nodes(conn, &self.pending).await?;
+            self.pending.clear();
+        }
+        Ok(())
+    }
 }
 
 /// Extends the stored tree to `upto` leaves from the stored event bytes.

@@ -29,7 +29,8 @@ impl ArtifactStore {
         self.catalog.verify_chain().await
     }
 
-    /// The full audit: the hash chain, and every event replayed through the store's rules
+    /// The full audit: the hash chain, the latest stored checkpoint's root recomputed from the
+    /// event bytes (rule `checkpoint-mismatch`), and every event replayed through the store's rules
     /// ([`crate::rules::LogRules`]: no expiry moved earlier, no eligibility while held or
     /// before expiry, no purge of a package that was not eligible, no bytes deleted while a
     /// live package referenced them, no unknown actor), in one pass over the log.
@@ -44,10 +45,33 @@ impl ArtifactStore {
             Err(Error::Integrity { seq, reason }) => (None, Some((seq, reason))),
             Err(other) => return Err(other),
         };
+        let mut violations = rules.into_violations();
+        // The latest stored checkpoint's root, recomputed from today's event bytes (not from
+        // the stored tree). A rewrite that also replaced the checkpoint table passes this;
+        // a checkpoint saved or published elsewhere is what catches that.
+        if chain_error.is_none()
+            && let Some(latest) = self.catalog.latest_checkpoint().await?
+        {
+            let replayed = self.catalog.replay_roots(&[latest.tree_size]).await?;
+            let matches = replayed
+                .roots
+                .iter()
+                .any(|(size, root)| *size == latest.tree_size && *root == latest.root_hash);
+            if !matches {
+                violations.push(crate::rules::RuleViolation {
+                    seq: latest.tree_size,
+                    rule: "checkpoint-mismatch",
+                    detail: format!(
+                        "today's events do not reproduce the root of the stored checkpoint of tree size {} (events up to it were changed or removed)",
+                        latest.tree_size
+                    ),
+                });
+            }
+        }
         Ok(AuditReport {
             head,
             chain_error,
-            violations: rules.into_violations(),
+            violations,
         })
     }
 

@@ -60,6 +60,8 @@ pub struct StoreOptions {
     pub clock: Arc<dyn Clock>,
     /// Retention classes in force.
     pub classes: RetentionClasses,
+    /// Where every checkpoint made is also published ([`crate::publish`]).
+    pub checkpoint_sinks: Vec<Arc<dyn crate::publish::CheckpointSink>>,
 }
 
 impl StoreOptions {
@@ -73,7 +75,14 @@ impl StoreOptions {
             blob_store,
             clock: Arc::new(SystemClock),
             classes: RetentionClasses::default(),
+            checkpoint_sinks: Vec::new(),
         }
+    }
+
+    /// Adds a sink every checkpoint is published to.
+    pub fn with_checkpoint_sink(mut self, sink: Arc<dyn crate::publish::CheckpointSink>) -> Self {
+        self.checkpoint_sinks.push(sink);
+        self
     }
 
     /// Replaces the clock.
@@ -208,6 +217,7 @@ pub struct ArtifactStore {
     blobs: Arc<dyn BlobStore>,
     clock: Arc<dyn Clock>,
     classes: RetentionClasses,
+    sinks: Vec<Arc<dyn crate::publish::CheckpointSink>>,
 }
 
 impl ArtifactStore {
@@ -226,6 +236,7 @@ impl ArtifactStore {
             blobs: options.blob_store,
             clock: options.clock,
             classes: options.classes,
+            sinks: options.checkpoint_sinks,
         };
         if !read_only {
             // A GC killed between deleting bytes and recording it leaves blobs marked as being
@@ -253,6 +264,11 @@ impl ArtifactStore {
     /// The retention classes in force.
     pub fn classes(&self) -> &RetentionClasses {
         &self.classes
+    }
+
+    /// The sinks every checkpoint is published to.
+    pub fn checkpoint_sinks(&self) -> &[Arc<dyn crate::publish::CheckpointSink>] {
+        &self.sinks
     }
 }
 
