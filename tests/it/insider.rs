@@ -355,24 +355,19 @@ async fn audit_names_chained_events_that_break_the_rules(backend: Backend) {
     let now = fixture.clock.now();
     let mut tx = store.catalog().write().await.unwrap();
     let eligible_seq = tx.head().seq + 1;
-    tx.append(
-        types::RETENTION_DELETION_ELIGIBLE,
-        Some(id),
-        "ops",
-        now,
-        artifact_core::cbor::Value::Map(Default::default()),
-    )
-    .await
-    .unwrap();
-    tx.append(
-        types::PACKAGE_PURGED,
-        Some(id),
-        "system:janitor",
-        now,
-        artifact_core::cbor::Value::Map(Default::default()),
-    )
-    .await
-    .unwrap();
+    let eligible = types::RetentionDeletionEligible {
+        as_of: now,
+        expires_at: now,
+        extra: Default::default(),
+    };
+    tx.append(Some(id), "ops", now, eligible).await.unwrap();
+    let purged = types::PackagePurged {
+        eligible_seq: Some(eligible_seq),
+        extra: Default::default(),
+    };
+    tx.append(Some(id), "system:janitor", now, purged)
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
 
     let audit = store.audit().await.unwrap();

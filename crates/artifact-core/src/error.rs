@@ -31,9 +31,10 @@ pub enum Error {
     /// events are kept).
     #[error("gone: {0}")]
     Gone(String),
-    /// The request contradicts what is already recorded.
+    /// The request contradicts what is already recorded; [`Conflict::kind`] says how (callers
+    /// branch on it, never on the message).
     #[error("conflict: {0}")]
-    Conflict(String),
+    Conflict(Conflict),
     /// The request is malformed or breaks a rule; nothing was changed.
     #[error("invalid input: {0}")]
     InvalidInput(String),
@@ -120,6 +121,70 @@ pub enum Error {
     },
 }
 
+/// How a request contradicts what is already recorded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ConflictKind {
+    /// The package is retained permanently: it cannot be extended.
+    PermanentRetention,
+    /// The hold was already released.
+    HoldReleased,
+    /// The token was already revoked.
+    TokenRevoked,
+    /// The package was purged by garbage collection: retention no longer applies to it.
+    PackagePurged,
+    /// The name and version belonged to a package that was purged (never reused).
+    NameRetired,
+    /// The name and version exist with a different manifest.
+    ManifestDiffers,
+    /// The blob is being deleted by garbage collection.
+    BlobBeingDeleted,
+    /// The blob's digests or size disagree with what is recorded for it.
+    BlobMismatch,
+}
+
+/// The payload of [`Error::Conflict`]: its kind, and the message shown to people (derefs to
+/// `str`, so it reads like the message it always was).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Conflict {
+    kind: ConflictKind,
+    message: String,
+}
+
+impl Conflict {
+    /// A conflict of `kind` described by `message`.
+    pub fn new(kind: ConflictKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// What kind of conflict.
+    pub fn kind(&self) -> ConflictKind {
+        self.kind
+    }
+
+    /// The message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl std::ops::Deref for Conflict {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.message
+    }
+}
+
+impl std::fmt::Display for Conflict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
 /// Whether an IO error means the storage is full or over quota (`ENOSPC`, `EDQUOT`), as
 /// opposed to any other failure.
 pub fn is_storage_full(error: &std::io::Error) -> bool {
@@ -186,6 +251,19 @@ impl Error {
             }
             Error::Database(sqlx::Error::Io(io)) | Error::Io(io) => is_storage_full(io),
             _ => false,
+        }
+    }
+
+    /// Shorthand for [`Error::Conflict`].
+    pub fn conflict(kind: ConflictKind, message: impl Into<String>) -> Self {
+        Error::Conflict(Conflict::new(kind, message))
+    }
+
+    /// The kind of conflict, if this is one.
+    pub fn conflict_kind(&self) -> Option<ConflictKind> {
+        match self {
+            Error::Conflict(conflict) => Some(conflict.kind()),
+            _ => None,
         }
     }
 

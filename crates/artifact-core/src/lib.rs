@@ -4,10 +4,11 @@
 //! content-addressed artifact store.
 //!
 //! - Pure kernels, no IO: [`digest`] (BLAKE3 + SHA-256 in one pass), [`cbor`] and [`jcs`]
-//!   (canonical CBOR and its JSON projection), [`manifest`], [`event`] (envelope and hash
-//!   chain), [`retention`] (rules, fold, explain), [`time`] (timestamps, periods, clocks).
+//!   (canonical CBOR and its JSON projection), [`manifest`], [`event`] (envelope, hash chain
+//!   and the typed payload of every event type, [`event::EventData`]), [`retention`] (rules,
+//!   fold, explain), [`time`] (timestamps, periods, clocks).
 //! - [`catalog`]: the event log and the materialised views in SQL (the only module that knows
-//!   SQL).
+//!   SQL; its connections and view writes are crate-private).
 //! - [`blob`]: the [`BlobStore`](blob::BlobStore) seam that backends implement.
 //! - [`store`]: [`ArtifactStore`], the facade every client (server, CLI, Rust crates) uses.
 //!

@@ -8,10 +8,9 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use sqlx::AnyConnection;
 
 use crate::catalog;
-use crate::cbor::Value;
 use crate::digest::{Blake3, PackageId};
 use crate::error::{Error, Result};
-use crate::event::{Event, types};
+use crate::event::{Event, EventData, types};
 use crate::manifest::Manifest;
 use crate::retention::RetentionState;
 use crate::time::Timestamp;
@@ -173,26 +172,24 @@ impl LogReferences {
 
 /// The manifest a `v1.package.created` event carries.
 pub(crate) fn manifest_of(event: &Event) -> Result<Manifest> {
-    let value = match &event.data {
-        Value::Map(map) => map.get("manifest"),
-        _ => None,
+    match event.typed()? {
+        EventData::PackageCreated(created) => Ok(created.manifest),
+        other => Err(Error::Integrity {
+            seq: event.seq,
+            reason: format!(
+                "expected a `{}` event, found `{}`",
+                types::PACKAGE_CREATED,
+                other.event_type()
+            ),
+        }),
     }
-    .ok_or_else(|| Error::Integrity {
-        seq: event.seq,
-        reason: "package.created has no manifest".to_owned(),
-    })?;
-    Manifest::from_value(value).map_err(|e| Error::Integrity {
-        seq: event.seq,
-        reason: format!("manifest: {e}"),
-    })
 }
 
-/// Whether the `v1.blob.deletion_started` event `event` names `blob`.
+/// Whether the `v1.blob.deletion_started` event `event` names `blob` (an event that does not
+/// decode names nothing; the audit reports it).
 pub(crate) fn intent_names(event: &Event, blob: &Blake3) -> bool {
     if event.event_type != types::BLOB_DELETION_STARTED {
         return false;
     }
-    let wanted = blob.to_string();
-    matches!(&event.data, Value::Map(map) if matches!(map.get("blobs"),
-        Some(Value::Array(items)) if items.iter().any(|v| v.as_str() == Some(wanted.as_str()))))
+    matches!(event.typed(), Ok(EventData::BlobDeletionStarted(started)) if started.blobs.contains(blob))
 }

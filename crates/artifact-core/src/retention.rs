@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 
 use crate::cbor::Value;
 use crate::digest::PackageId;
-use crate::error::{Error, Result};
-use crate::event::{Event, types};
+use crate::error::{ConflictKind, Error, Result};
+use crate::event::{Event, EventData, types};
 use crate::time::Timestamp;
 
 /// Longest accepted reason, in bytes.
@@ -97,10 +97,13 @@ impl RetentionState {
     pub fn check_extend(&self, new_expires_at: Timestamp, reason: &str) -> Result<()> {
         validate_reason(reason)?;
         match self.current_expires_at {
-            None => Err(Error::Conflict(format!(
-                "package {} is retained permanently (class `{}`); it cannot be extended",
-                self.package_id, self.retention_class
-            ))),
+            None => Err(Error::conflict(
+                ConflictKind::PermanentRetention,
+                format!(
+                    "package {} is retained permanently (class `{}`); it cannot be extended",
+                    self.package_id, self.retention_class
+                ),
+            )),
             Some(current) if new_expires_at <= current => Err(Error::invalid(format!(
                 "new expiry {new_expires_at} must be strictly later than the current expiry {current}"
             ))),
@@ -116,10 +119,13 @@ impl RetentionState {
                 "hold",
                 format!("{hold_id} on package {}", self.package_id),
             )),
-            Some(hold) if !hold.is_active() => Err(Error::Conflict(format!(
-                "hold {hold_id} was already released (seq {})",
-                hold.released.as_ref().map_or(0, |r| r.0)
-            ))),
+            Some(hold) if !hold.is_active() => Err(Error::conflict(
+                ConflictKind::HoldReleased,
+                format!(
+                    "hold {hold_id} was already released (seq {})",
+                    hold.released.as_ref().map_or(0, |r| r.0)
+                ),
+            )),
             Some(_) => Ok(()),
         }
     }
@@ -134,26 +140,27 @@ impl RetentionState {
         state
     }
 
-    /// Applies one event.
+    /// Applies one event. An event whose data does not decode changes nothing here (appending
+    /// or replaying it fails with an integrity error, and the audit reports it).
     pub fn apply(state: &mut Option<Self>, event: &Event) {
+        if let Ok(data) = event.typed() {
+            Self::apply_typed(state, event, &data);
+        }
+    }
+
+    /// Applies one event whose payload is already decoded. This is where the retention rules
+    /// of each event type are written; the views and the audit follow it.
+    pub fn apply_typed(state: &mut Option<Self>, event: &Event, data: &EventData) {
         let Some(package_id) = event.package_id else {
             return;
         };
-        let ts = |key: &str| {
-            event
-                .data_text(key)
-                .and_then(|t| t.parse::<Timestamp>().ok())
-        };
-        if event.event_type == types::RETENTION_DEFAULT_APPLIED {
+        if let EventData::RetentionDefaultApplied(p) = data {
             *state = Some(RetentionState {
                 package_id,
-                retention_class: event
-                    .data_text("retention_class")
-                    .unwrap_or_default()
-                    .to_owned(),
-                default_period: event.data_text("period").unwrap_or_default().to_owned(),
-                default_expires_at: ts("expires_at"),
-                current_expires_at: ts("expires_at"),
+                retention_class: p.retention_class.clone(),
+                default_period: p.period.to_string(),
+                default_expires_at: p.expires_at,
+                current_expires_at: p.expires_at,
                 holds: BTreeMap::new(),
                 eligible_for_deletion: false,
                 eligible_seq: None,
@@ -165,19 +172,18 @@ impl RetentionState {
         let Some(state) = state.as_mut() else {
             return;
         };
-        match event.event_type.as_str() {
-            types::RETENTION_EXTENDED => {
-                state.current_expires_at = ts("new_expires_at");
+        match data {
+            EventData::RetentionExtended(p) => {
+                state.current_expires_at = Some(p.new_expires_at);
                 state.eligible_for_deletion = false;
                 state.eligible_seq = None;
             }
-            types::RETENTION_HOLD_APPLIED => {
-                let hold_id = event.data_text("hold_id").unwrap_or_default().to_owned();
+            EventData::RetentionHoldApplied(p) => {
                 state.holds.insert(
-                    hold_id.clone(),
+                    p.hold_id.clone(),
                     Hold {
-                        hold_id,
-                        reason: event.data_text("reason").unwrap_or_default().to_owned(),
+                        hold_id: p.hold_id.clone(),
+                        reason: p.reason.clone(),
                         actor: event.actor.clone(),
                         applied_at: event.at,
                         applied_seq: event.seq,
@@ -187,24 +193,17 @@ impl RetentionState {
                 state.eligible_for_deletion = false;
                 state.eligible_seq = None;
             }
-            types::RETENTION_HOLD_RELEASED => {
-                if let Some(hold) = event
-                    .data_text("hold_id")
-                    .and_then(|id| state.holds.get_mut(id))
-                {
-                    hold.released = Some((
-                        event.seq,
-                        event.at,
-                        event.actor.clone(),
-                        event.data_text("reason").unwrap_or_default().to_owned(),
-                    ));
+            EventData::RetentionHoldReleased(p) => {
+                if let Some(hold) = state.holds.get_mut(&p.hold_id) {
+                    hold.released =
+                        Some((event.seq, event.at, event.actor.clone(), p.reason.clone()));
                 }
             }
-            types::RETENTION_DELETION_ELIGIBLE => {
+            EventData::RetentionDeletionEligible(_) => {
                 state.eligible_for_deletion = true;
                 state.eligible_seq = Some(event.seq);
             }
-            types::PACKAGE_PURGED => {
+            EventData::PackagePurged(_) => {
                 state.purged_seq = Some(event.seq);
             }
             _ => return,
@@ -285,49 +284,46 @@ pub fn explain(package_id: PackageId, events: &[Event], as_of: Timestamp) -> Res
     let mut lines = Vec::new();
     let mut state: Option<RetentionState> = None;
     for event in &relevant {
-        RetentionState::apply(&mut state, event);
-        let quoted = |key: &str| {
-            format!(
-                "\"{}\"",
-                event.data_text(key).unwrap_or_default().escape_debug()
-            )
-        };
-        let text = match event.event_type.as_str() {
-            types::PACKAGE_CREATED => format!("created at {} by {}", event.at, event.actor),
-            types::RETENTION_DEFAULT_APPLIED => format!(
+        let data = event.typed()?;
+        RetentionState::apply_typed(&mut state, event, &data);
+        let quoted = |reason: &str| format!("\"{}\"", reason.escape_debug());
+        let text = match &data {
+            EventData::PackageCreated(_) => format!("created at {} by {}", event.at, event.actor),
+            EventData::RetentionDefaultApplied(p) => format!(
                 "class `{}` has default `{}`: {}",
-                event.data_text("retention_class").unwrap_or_default(),
-                event.data_text("period").unwrap_or_default(),
-                match event.data_text("expires_at") {
+                p.retention_class,
+                p.period,
+                match p.expires_at {
                     Some(t) => format!("retained until {t}"),
                     None => "retained permanently, never eligible".to_owned(),
                 }
             ),
-            types::RETENTION_EXTENDED => format!(
+            EventData::RetentionExtended(p) => format!(
                 "extended from {} to {} by {}: {}",
-                event.data_text("previous_expires_at").unwrap_or("?"),
-                event.data_text("new_expires_at").unwrap_or("?"),
+                p.previous_expires_at,
+                p.new_expires_at,
                 event.actor,
-                quoted("reason")
+                quoted(&p.reason)
             ),
-            types::RETENTION_HOLD_APPLIED => format!(
+            EventData::RetentionHoldApplied(p) => format!(
                 "hold {} applied by {}: {}",
-                event.data_text("hold_id").unwrap_or("?"),
+                p.hold_id,
                 event.actor,
-                quoted("reason")
+                quoted(&p.reason)
             ),
-            types::RETENTION_HOLD_RELEASED => format!(
+            EventData::RetentionHoldReleased(p) => format!(
                 "hold {} released by {}: {}",
-                event.data_text("hold_id").unwrap_or("?"),
+                p.hold_id,
                 event.actor,
-                quoted("reason")
+                quoted(&p.reason)
             ),
-            types::RETENTION_DELETION_ELIGIBLE => format!(
+            EventData::RetentionDeletionEligible(p) => format!(
                 "marked eligible for deletion by a sweep as of {} run by {}",
-                event.data_text("as_of").unwrap_or("?"),
-                event.actor
+                p.as_of, event.actor
             ),
-            types::PACKAGE_PURGED => format!("purged by garbage collection at {}", event.at),
+            EventData::PackagePurged(_) => {
+                format!("purged by garbage collection at {}", event.at)
+            }
             _ => continue,
         };
         lines.push(ExplainLine {
@@ -405,4 +401,100 @@ pub fn explain(package_id: PackageId, events: &[Event], as_of: Timestamp) -> Res
         eligible_for_deletion: state.eligible_for_deletion,
         cites,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::types::{
+        Extra, RetentionDefaultApplied, RetentionHoldApplied, RetentionHoldReleased,
+    };
+
+    fn event(seq: u64, data: impl Into<EventData>) -> Event {
+        let data = data.into();
+        Event {
+            seq,
+            event_type: data.event_type().to_owned(),
+            package_id: Some(crate::digest::Blake3::of(b"p")),
+            actor: "ops".into(),
+            at: Timestamp::from_unix_millis(seq as i64 * 1000).unwrap(),
+            data: data.encode(),
+            prev: None,
+        }
+    }
+
+    fn default_applied(expires_at: Option<Timestamp>) -> RetentionDefaultApplied {
+        RetentionDefaultApplied {
+            retention_class: "c".into(),
+            period: if expires_at.is_some() {
+                "7d".parse().unwrap()
+            } else {
+                crate::time::Period::Permanent
+            },
+            expires_at,
+            extra: Extra::new(),
+        }
+    }
+
+    #[test]
+    fn refusals_callers_branch_on_are_distinct_conflict_kinds_with_the_same_message() {
+        let permanent = RetentionState::fold(&[event(1, default_applied(None))]).unwrap();
+        let error = permanent
+            .check_extend(Timestamp::from_unix_millis(5000).unwrap(), "why")
+            .unwrap_err();
+        assert_eq!(
+            error.conflict_kind(),
+            Some(ConflictKind::PermanentRetention)
+        );
+        assert!(
+            error.to_string().starts_with("conflict: package ")
+                && error
+                    .to_string()
+                    .ends_with("is retained permanently (class `c`); it cannot be extended"),
+            "{error}"
+        );
+
+        let expiring = Timestamp::from_unix_millis(1000 + 7 * 86_400_000).unwrap();
+        let events = [
+            event(1, default_applied(Some(expiring))),
+            event(
+                2,
+                RetentionHoldApplied {
+                    hold_id: "hold-2".into(),
+                    reason: "case".into(),
+                    extra: Extra::new(),
+                },
+            ),
+            event(
+                3,
+                RetentionHoldReleased {
+                    hold_id: "hold-2".into(),
+                    reason: "closed".into(),
+                    extra: Extra::new(),
+                },
+            ),
+        ];
+        let state = RetentionState::fold(&events).unwrap();
+        assert_eq!(
+            state.holds["hold-2"].released.as_ref().map(|r| r.0),
+            Some(3)
+        );
+        let error = state.check_release("hold-2", "again").unwrap_err();
+        assert_eq!(error.conflict_kind(), Some(ConflictKind::HoldReleased));
+        assert_eq!(
+            error.to_string(),
+            "conflict: hold hold-2 was already released (seq 3)"
+        );
+    }
+
+    #[test]
+    fn an_event_whose_data_does_not_decode_changes_no_state() {
+        let expiring = Timestamp::from_unix_millis(99_000).unwrap();
+        let mut broken = event(2, default_applied(Some(expiring)));
+        broken.event_type = types::RETENTION_EXTENDED.to_owned();
+        let state =
+            RetentionState::fold(&[event(1, default_applied(Some(expiring))), broken]).unwrap();
+        assert_eq!(state.current_expires_at, Some(expiring));
+        assert_eq!(state.updated_seq, 1);
+    }
 }

@@ -12,12 +12,12 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
-use crate::cbor::Value;
 use crate::digest::{Blake3, PackageId};
-use crate::event::{Event, types};
+use crate::error::Error;
+use crate::event::{Event, EventData};
 use crate::manifest::Manifest;
 use crate::retention::{RetentionState, validate_reason};
-use crate::time::{Period, Timestamp};
+use crate::time::Timestamp;
 
 /// The actors the store itself records for work nobody asked for (the server's schedules and
 /// recovery at open). Any other `system:` actor in the log is unknown; tokens cannot be minted
@@ -101,51 +101,36 @@ impl LogRules {
         });
     }
 
-    /// Checks one event against the rules, then applies it.
+    /// Checks one event against the rules, then applies it. An event whose data does not
+    /// decode as its type's payload is `malformed` (and changes nothing).
     pub fn check(&mut self, event: &Event) {
         self.check_actor(event);
         self.check_clock(event);
-        match event.event_type.as_str() {
-            types::PACKAGE_CREATED => self.created(event),
-            types::BLOB_DELETION_STARTED => {
-                let blobs = match &event.data {
-                    Value::Map(map) => match map.get("blobs") {
-                        Some(Value::Array(items)) => Some(items.clone()),
-                        _ => None,
-                    },
-                    _ => None,
+        let data = match event.typed() {
+            Ok(data) => data,
+            Err(e) => {
+                let detail = match e {
+                    Error::Integrity { reason, .. } => reason,
+                    other => other.to_string(),
                 };
-                let Some(blobs) = blobs else {
-                    self.flag(
-                        event,
-                        "malformed",
-                        "blob.deletion_started has no blobs array".to_owned(),
-                    );
-                    return;
-                };
-                for blob in blobs {
-                    match blob.as_str().map(str::parse::<Blake3>) {
-                        Some(Ok(blake3)) => self.check_deletable(event, &blake3),
-                        _ => self.flag(
-                            event,
-                            "malformed",
-                            "blob.deletion_started names a blob that is not a blake3 digest"
-                                .to_owned(),
-                        ),
-                    }
+                self.flag(event, "malformed", detail);
+                return;
+            }
+        };
+        match &data {
+            EventData::PackageCreated(created) => self.created(event, &created.manifest),
+            EventData::BlobDeletionStarted(started) => {
+                for blake3 in &started.blobs {
+                    self.check_deletable(event, blake3);
                 }
             }
-            types::BLOB_DELETED => match event.data_text("blake3").map(str::parse::<Blake3>) {
-                Some(Ok(blake3)) => self.check_deletable(event, &blake3),
-                _ => self.flag(
-                    event,
-                    "malformed",
-                    "blob.deleted has no blake3 digest".to_owned(),
-                ),
-            },
-            t if t.starts_with("v1.retention.") || t == types::PACKAGE_PURGED => {
-                self.retention(event)
-            }
+            EventData::BlobDeleted(deleted) => self.check_deletable(event, &deleted.blake3),
+            EventData::RetentionDefaultApplied(_)
+            | EventData::RetentionExtended(_)
+            | EventData::RetentionHoldApplied(_)
+            | EventData::RetentionHoldReleased(_)
+            | EventData::RetentionDeletionEligible(_)
+            | EventData::PackagePurged(_) => self.retention(event, &data),
             _ => {}
         }
     }
@@ -200,7 +185,7 @@ impl LogRules {
         }
     }
 
-    fn created(&mut self, event: &Event) {
+    fn created(&mut self, event: &Event, manifest: &Manifest) {
         let Some(package_id) = event.package_id else {
             self.flag(
                 event,
@@ -208,25 +193,6 @@ impl LogRules {
                 "package.created has no package_id".to_owned(),
             );
             return;
-        };
-        let manifest = match &event.data {
-            Value::Map(map) => map.get("manifest").map(Manifest::from_value),
-            _ => None,
-        };
-        let manifest = match manifest {
-            Some(Ok(manifest)) => manifest,
-            Some(Err(e)) => {
-                self.flag(event, "malformed", format!("package.created manifest: {e}"));
-                return;
-            }
-            None => {
-                self.flag(
-                    event,
-                    "malformed",
-                    "package.created has no manifest".to_owned(),
-                );
-                return;
-            }
         };
         let facts = self.packages.entry(package_id).or_default();
         if facts.created {
@@ -246,7 +212,7 @@ impl LogRules {
         self.manifests.insert(package_id);
     }
 
-    fn retention(&mut self, event: &Event) {
+    fn retention(&mut self, event: &Event, data: &EventData) {
         let Some(package_id) = event.package_id else {
             let detail = format!("{} names no package", event.event_type);
             self.flag(event, "malformed", detail);
@@ -261,41 +227,24 @@ impl LogRules {
             return;
         };
         let mut problems: Vec<(&'static str, String)> = Vec::new();
-        let ts = |key: &str| event.data_text(key).map(str::parse::<Timestamp>);
-        match (&facts.state, event.event_type.as_str()) {
-            (Some(_), types::RETENTION_DEFAULT_APPLIED) => problems.push((
+        match (&facts.state, data) {
+            (Some(_), EventData::RetentionDefaultApplied(_)) => problems.push((
                 "duplicate-default",
                 format!("package {package_id} already had its class default applied"),
             )),
-            (None, types::RETENTION_DEFAULT_APPLIED) => {
-                let period = event.data_text("period").map(str::parse::<Period>);
-                let expires = match &event.data {
-                    Value::Map(map) => match map.get("expires_at") {
-                        Some(Value::Null) => Some(Ok(None)),
-                        Some(Value::Text(t)) => Some(t.parse::<Timestamp>().map(Some)),
-                        _ => None,
-                    },
-                    _ => None,
-                };
-                match (period, expires) {
-                    (Some(Ok(period)), Some(Ok(expires))) => {
-                        let expected = event.at.checked_add(period);
-                        if expected != expires {
-                            problems.push((
-                                "expiry-not-default",
-                                format!(
-                                    "package {package_id}: default `{period}` applied at {} must expire at {}, not {}",
-                                    event.at,
-                                    show(expected),
-                                    show(expires)
-                                ),
-                            ));
-                        }
-                    }
-                    _ => problems.push((
-                        "malformed",
-                        "retention.default_applied needs a period and expires_at".to_owned(),
-                    )),
+            (None, EventData::RetentionDefaultApplied(p)) => {
+                let expected = event.at.checked_add(p.period);
+                if expected != p.expires_at {
+                    problems.push((
+                        "expiry-not-default",
+                        format!(
+                            "package {package_id}: default `{}` applied at {} must expire at {}, not {}",
+                            p.period,
+                            event.at,
+                            show(expected),
+                            show(p.expires_at)
+                        ),
+                    ));
                 }
             }
             (None, _) => problems.push((
@@ -312,71 +261,56 @@ impl LogRules {
                         format!("package {package_id} was purged at seq {purged}"),
                     ));
                 }
-                if matches!(
-                    kind,
-                    types::RETENTION_EXTENDED
-                        | types::RETENTION_HOLD_APPLIED
-                        | types::RETENTION_HOLD_RELEASED
-                ) && let Err(e) = validate_reason(event.data_text("reason").unwrap_or_default())
+                let reason = match kind {
+                    EventData::RetentionExtended(p) => Some(&p.reason),
+                    EventData::RetentionHoldApplied(p) => Some(&p.reason),
+                    EventData::RetentionHoldReleased(p) => Some(&p.reason),
+                    _ => None,
+                };
+                if let Some(reason) = reason
+                    && let Err(e) = validate_reason(reason)
                 {
                     problems.push(("missing-reason", format!("package {package_id}: {e}")));
                 }
                 let expired = state.current_expires_at.is_some_and(|t| t <= event.at);
                 let holds = state.active_holds();
                 match kind {
-                    types::RETENTION_EXTENDED => {
-                        match (ts("new_expires_at"), ts("previous_expires_at")) {
-                            (Some(Ok(new)), Some(Ok(previous))) => {
-                                // The kernel's own rule (the reason is its own finding,
-                                // `missing-reason`, so a stand-in is passed here).
-                                if let Err(e) = state.check_extend(new, "-") {
-                                    problems.push((
-                                        "expiry-moved-earlier",
-                                        format!("package {package_id}: {e}"),
-                                    ));
-                                }
-                                if let Some(current) = state.current_expires_at
-                                    && previous != current
-                                {
-                                    problems.push((
-                                        "wrong-previous-expiry",
-                                        format!(
-                                            "package {package_id}: extension claims the expiry was {previous}, it was {current}"
-                                        ),
-                                    ));
-                                }
-                            }
-                            _ => problems.push((
-                                "malformed",
-                                "retention.extended needs previous_expires_at and new_expires_at"
-                                    .to_owned(),
-                            )),
+                    EventData::RetentionExtended(p) => {
+                        // The kernel's own rule (the reason is its own finding,
+                        // `missing-reason`, so a stand-in is passed here).
+                        if let Err(e) = state.check_extend(p.new_expires_at, "-") {
+                            problems.push((
+                                "expiry-moved-earlier",
+                                format!("package {package_id}: {e}"),
+                            ));
+                        }
+                        if let Some(current) = state.current_expires_at
+                            && p.previous_expires_at != current
+                        {
+                            problems.push((
+                                "wrong-previous-expiry",
+                                format!(
+                                    "package {package_id}: extension claims the expiry was {}, it was {current}",
+                                    p.previous_expires_at
+                                ),
+                            ));
                         }
                     }
-                    types::RETENTION_HOLD_APPLIED => match event.data_text("hold_id") {
-                        Some(id) if state.holds.contains_key(id) => problems.push((
+                    EventData::RetentionHoldApplied(p) if state.holds.contains_key(&p.hold_id) => {
+                        problems.push((
                             "duplicate-hold",
-                            format!("package {package_id}: hold {id} was already applied"),
-                        )),
-                        Some(_) => {}
-                        None => problems.push((
-                            "malformed",
-                            "retention.hold_applied has no hold_id".to_owned(),
-                        )),
-                    },
-                    types::RETENTION_HOLD_RELEASED => match event.data_text("hold_id") {
-                        Some(id) => {
-                            if let Err(e) = state.check_release(id, "-") {
-                                problems
-                                    .push(("unknown-hold", format!("package {package_id}: {e}")));
-                            }
+                            format!(
+                                "package {package_id}: hold {} was already applied",
+                                p.hold_id
+                            ),
+                        ))
+                    }
+                    EventData::RetentionHoldReleased(p) => {
+                        if let Err(e) = state.check_release(&p.hold_id, "-") {
+                            problems.push(("unknown-hold", format!("package {package_id}: {e}")));
                         }
-                        None => problems.push((
-                            "malformed",
-                            "retention.hold_released has no hold_id".to_owned(),
-                        )),
-                    },
-                    types::RETENTION_DELETION_ELIGIBLE => {
+                    }
+                    EventData::RetentionDeletionEligible(p) => {
                         if holds > 0 {
                             problems.push((
                                 "eligible-while-held",
@@ -404,19 +338,18 @@ impl LogRules {
                                 ),
                             ));
                         }
-                        if let Some(Ok(as_of)) = ts("as_of")
-                            && as_of > event.at
-                        {
+                        if p.as_of > event.at {
                             problems.push((
                                 "sweep-in-the-future",
                                 format!(
-                                    "package {package_id} marked by a sweep as of {as_of}, later than the store's clock ({})",
+                                    "package {package_id} marked by a sweep as of {}, later than the store's clock ({})",
+                                    p.as_of,
                                     event.at
                                 ),
                             ));
                         }
                     }
-                    types::PACKAGE_PURGED => {
+                    EventData::PackagePurged(_) => {
                         if !state.eligible_for_deletion {
                             problems.push((
                                 "purged-not-eligible",
@@ -447,10 +380,10 @@ impl LogRules {
         for (rule, detail) in problems {
             self.flag(event, rule, detail);
         }
-        let purged_now = event.event_type == types::PACKAGE_PURGED;
+        let purged_now = matches!(data, EventData::PackagePurged(_));
         if let Some(facts) = self.packages.get_mut(&package_id) {
             let was_purged = facts.state.as_ref().is_some_and(|s| s.purged_seq.is_some());
-            RetentionState::apply(&mut facts.state, event);
+            RetentionState::apply_typed(&mut facts.state, event, data);
             if purged_now && !was_purged {
                 for blob in &facts.files {
                     if let Some(n) = self.live_refs.get_mut(blob) {
@@ -471,7 +404,9 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
+    use crate::cbor::Value;
     use crate::digest::Sha256;
+    use crate::event::types;
     use crate::manifest::FileEntry;
 
     struct Log {
@@ -614,7 +549,11 @@ mod tests {
             None,
             "system:gc",
             "2026-01-27T00:00:00Z",
-            vec![("blake3", text(&blob.to_string()))],
+            vec![
+                ("blake3", text(&blob.to_string())),
+                ("sha256", text(&Sha256::of(b"x").to_string())),
+                ("size", Value::Int(1)),
+            ],
         );
         assert_eq!(log.violations(), vec![]);
     }
@@ -648,14 +587,17 @@ mod tests {
             Some(id),
             "system:sweeper",
             "2026-02-01T00:00:00Z",
-            vec![("as_of", text("2026-02-01T00:00:00.000Z"))],
+            vec![
+                ("as_of", text("2026-02-01T00:00:00.000Z")),
+                ("expires_at", text("2026-01-11T00:00:00.000Z")),
+            ],
         );
         log.push(
             types::PACKAGE_PURGED,
             Some(id),
             "system:gc",
             "2026-02-01T00:00:00Z",
-            vec![],
+            vec![("eligible_seq", Value::Int(5))],
         );
         assert_eq!(
             log.violations(),
@@ -689,7 +631,11 @@ mod tests {
             None,
             "system:janitor",
             "2026-01-06T00:00:00Z",
-            vec![("blake3", text(&blob.to_string()))],
+            vec![
+                ("blake3", text(&blob.to_string())),
+                ("sha256", text(&Sha256::of(b"x").to_string())),
+                ("size", Value::Int(1)),
+            ],
         );
         log.push(
             types::BLOB_DELETION_STARTED,
@@ -722,6 +668,30 @@ mod tests {
                 (6, "unknown-hold"),
                 (7, "missing-reason"),
             ]
+        );
+    }
+
+    #[test]
+    fn an_event_whose_data_does_not_decode_is_malformed_naming_the_field() {
+        let mut log = Log::new();
+        let id = created(&mut log, Blake3::of(b"x"));
+        log.push(
+            types::RETENTION_HOLD_APPLIED,
+            Some(id),
+            "legal",
+            "2026-01-03T00:00:00Z",
+            vec![("reason", text("case"))],
+        );
+        let mut rules = LogRules::new();
+        for event in &log.events {
+            rules.check(event);
+        }
+        let violations = rules.into_violations();
+        assert_eq!(violations.len(), 1, "{violations:?}");
+        assert_eq!((violations[0].seq, violations[0].rule), (3, "malformed"));
+        assert_eq!(
+            violations[0].detail,
+            "`v1.retention.hold_applied` data: `hold_id` is missing"
         );
     }
 }

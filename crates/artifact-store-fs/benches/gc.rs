@@ -36,9 +36,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use artifact_core::cbor::Value;
+use artifact_core::blob::Tier;
 use artifact_core::digest::BlobInfo;
-use artifact_core::event::types;
+use artifact_core::event::types::{BlobStored, Extra};
 use artifact_core::maintenance::GcOptions;
 use artifact_core::manifest::{FileEntry, Manifest};
 use artifact_core::time::{Clock as _, ManualClock, Period, Timestamp, ymd};
@@ -100,13 +100,14 @@ async fn fill(dir: &Path, total: usize, stored_at: Timestamp, clock: &ManualCloc
             let path = blob_path(&blob_root, &info);
             std::fs::create_dir_all(path.parent().expect("shard")).expect("shard dir");
             std::fs::write(&path, &bytes).expect("blob file");
-            let data = Value::Map(BTreeMap::from([
-                ("blake3".to_owned(), Value::Text(info.blake3.to_string())),
-                ("sha256".to_owned(), Value::Text(info.sha256.to_string())),
-                ("size".to_owned(), Value::Int(info.size as i64)),
-                ("tier".to_owned(), Value::Text("hot".to_owned())),
-            ]));
-            tx.append(types::BLOB_STORED, None, "bench", stored_at, data)
+            let data = BlobStored {
+                blake3: info.blake3,
+                sha256: info.sha256,
+                size: info.size,
+                tier: Tier::Hot,
+                extra: Extra::new(),
+            };
+            tx.append(None, "bench", stored_at, data)
                 .await
                 .expect("append");
             let manifest = Manifest {

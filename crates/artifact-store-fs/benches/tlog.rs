@@ -20,14 +20,13 @@
 //! (`event_bytes`, the cheapest read a proof could be) measured in the same run; on the store
 //! without it, the first checkpoint, which builds the whole tree from the stored events.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use artifact_core::cbor::Value;
+use artifact_core::blob::Tier;
 use artifact_core::digest::BlobInfo;
-use artifact_core::event::types;
+use artifact_core::event::types::{BlobStored, Extra};
 use artifact_core::time::ymd;
 use artifact_core::tlog::LogSigner;
 use artifact_core::{ArtifactStore, StoreOptions};
@@ -76,15 +75,14 @@ async fn fill(store: &ArtifactStore, total: usize) -> f64 {
         let mut tx = store.catalog().write().await.expect("write");
         for i in done..(done + BATCH).min(total) {
             let info = BlobInfo::of(format!("tlog bench blob {i}").as_bytes());
-            let data = Value::Map(BTreeMap::from([
-                ("blake3".to_owned(), Value::Text(info.blake3.to_string())),
-                ("sha256".to_owned(), Value::Text(info.sha256.to_string())),
-                ("size".to_owned(), Value::Int(info.size as i64)),
-                ("tier".to_owned(), Value::Text("hot".to_owned())),
-            ]));
-            tx.append(types::BLOB_STORED, None, "bench", at, data)
-                .await
-                .expect("append");
+            let data = BlobStored {
+                blake3: info.blake3,
+                sha256: info.sha256,
+                size: info.size,
+                tier: Tier::Hot,
+                extra: Extra::new(),
+            };
+            tx.append(None, "bench", at, data).await.expect("append");
         }
         tx.commit().await.expect("commit");
         done = (done + BATCH).min(total);

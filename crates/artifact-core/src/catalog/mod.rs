@@ -6,9 +6,10 @@
 //!
 //! Every state change goes through a [`WriteTx`]: it serialises writers, reads the log head,
 //! and for each appended event inserts the event row and applies the event to the views with
-//! [`apply_event`] — the same function `rebuild_views` replays the log through, so the views are
+//! `apply_event` — the same function `rebuild_views` replays the log through, so the views are
 //! a pure function of the log by construction.
 
+mod follow;
 mod project;
 mod read;
 mod rows;
@@ -21,14 +22,14 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::{AnyConnection, AnyPool, Executor as _, Row as _};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
-use crate::cbor::Value;
 use crate::config::RetentionClasses;
 use crate::digest::{Blake3, PackageId};
 use crate::error::{Error, Result};
-use crate::event::{ChainVerifier, Event, Head, StoredEvent};
+use crate::event::{ChainVerifier, Event, EventData, Head, StoredEvent};
 use crate::time::Timestamp;
 
-pub use project::apply_event;
+pub use follow::FOLLOW_RECHECK;
+pub(crate) use project::apply_event;
 pub(crate) use read::{
     blob as views_blob, blobs_page as views_blobs_page, deleting_blobs as views_deleting_blobs,
     due_for_sweep as views_due_for_sweep, eligible_unpurged as views_eligible_unpurged,
@@ -79,7 +80,7 @@ pub struct CatalogOptions {
     /// SQLite only: create the database file if missing.
     pub create_if_missing: bool,
     /// Open without writing anything: no migrations (a catalog whose schema differs from this
-    /// binary's is refused), no seeding, and [`Catalog::write`] fails with
+    /// binary's is refused), no seeding, and `Catalog::write` fails with
     /// [`Error::ReadOnly`]. SQLite opens the file with `mode=ro` (and, when its directory is
     /// not writable and no process has it open, as `immutable`); PostgreSQL sessions run with
     /// `default_transaction_read_only`.
@@ -121,6 +122,9 @@ pub struct Catalog {
     write_lock: Arc<Mutex<()>>,
     /// Events this process has committed (for metrics).
     appended: Arc<std::sync::atomic::AtomicU64>,
+    /// The seq of the last event this process committed, sent on every commit (wakes
+    /// [`Catalog::follow`] streams).
+    committed: Arc<tokio::sync::watch::Sender<u64>>,
     /// Opened with [`CatalogOptions::read_only`].
     read_only: bool,
     /// [`CatalogOptions::merkle_tree`].
@@ -300,6 +304,7 @@ impl Catalog {
             dialect,
             write_lock: Arc::new(Mutex::new(())),
             appended: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+            committed: Arc::new(tokio::sync::watch::Sender::new(0)),
             read_only,
             merkle_tree: options.merkle_tree,
         };
@@ -321,18 +326,26 @@ impl Catalog {
         self.dialect
     }
 
-    /// The connection pool (for tests and tools that inspect the database directly).
-    pub fn pool(&self) -> &AnyPool {
-        &self.pool
-    }
-
     /// Closes every connection.
     pub async fn close(&self) {
         self.pool.close().await;
     }
 
-    /// Starts a serialised write transaction positioned at the current head.
+    /// Starts a serialised write transaction positioned at the current head (test and bench
+    /// access, behind the `testing` feature: outside this crate, events are appended by the
+    /// store's operations, which check the rules first).
+    #[cfg(feature = "testing")]
     pub async fn write(&self) -> Result<WriteTx> {
+        self.begin_write().await
+    }
+
+    /// Starts a serialised write transaction positioned at the current head.
+    #[cfg(not(feature = "testing"))]
+    pub(crate) async fn write(&self) -> Result<WriteTx> {
+        self.begin_write().await
+    }
+
+    async fn begin_write(&self) -> Result<WriteTx> {
         if self.read_only {
             return Err(Error::ReadOnly(
                 "this operation records events; open the store read-write".to_owned(),
@@ -360,6 +373,7 @@ impl Catalog {
             head,
             appended: Vec::new(),
             counter: self.appended.clone(),
+            committed: self.committed.clone(),
             merkle_tree: self.merkle_tree,
             tree: tlog::TreeAppender::default(),
             _guard: guard,
@@ -439,7 +453,7 @@ impl Catalog {
         Ok(verified)
     }
 
-    /// Rebuilds every view by replaying the log through [`apply_event`]; returns the number of
+    /// Rebuilds every view by replaying the log through `apply_event`; returns the number of
     /// events replayed. Runs in one write transaction: readers see the old views until it commits.
     pub async fn rebuild_views(&self, classes: &RetentionClasses) -> Result<u64> {
         let mut tx = self.write().await?;
@@ -469,8 +483,8 @@ impl Catalog {
             .collect())
     }
 
-    /// Runs a read with a pooled connection.
-    pub async fn read(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Any>> {
+    /// Runs a read with a pooled connection (crate-private: other crates read through methods).
+    pub(crate) async fn read(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Any>> {
         Ok(self.pool.acquire().await?)
     }
 }
@@ -657,6 +671,7 @@ pub struct WriteTx {
     head: Head,
     appended: Vec<Event>,
     counter: Arc<std::sync::atomic::AtomicU64>,
+    committed: Arc<tokio::sync::watch::Sender<u64>>,
     /// [`CatalogOptions::merkle_tree`].
     merkle_tree: bool,
     /// Grows the Merkle tree with each append (flushed before commit).
@@ -674,8 +689,9 @@ impl std::fmt::Debug for WriteTx {
 }
 
 impl WriteTx {
-    /// The connection inside the transaction, for reads that must see the same snapshot.
-    pub fn conn(&mut self) -> &mut AnyConnection {
+    /// The connection inside the transaction, for reads that must see the same snapshot
+    /// (crate-private: only `catalog/` and the store's operations read through it).
+    pub(crate) fn conn(&mut self) -> &mut AnyConnection {
         &mut self.tx
     }
 
@@ -684,22 +700,33 @@ impl WriteTx {
         self.head
     }
 
-    /// Appends one event (next seq, chained to the head) and applies it to the views.
+    /// Appends one event (next seq, chained to the head) and applies it to the views. The type
+    /// and data come from the typed payload (one encoding per type, [`crate::event::types`]).
     pub async fn append(
         &mut self,
-        event_type: &str,
         package_id: Option<PackageId>,
         actor: &str,
         at: Timestamp,
-        data: Value,
+        data: impl Into<EventData>,
     ) -> Result<Event> {
+        let mut data = data.into();
+        // An `Unknown` payload under a type this release knows is decoded as that type: its
+        // data must be that type's payload (or nothing is appended), and it changes the views.
+        if let EventData::Unknown {
+            event_type,
+            data: value,
+        } = &data
+        {
+            data =
+                EventData::decode(event_type, value).map_err(|e| Error::invalid(e.to_string()))?;
+        }
         let event = Event {
             seq: self.head.seq + 1,
-            event_type: event_type.to_owned(),
+            event_type: data.event_type().to_owned(),
             package_id,
             actor: actor.to_owned(),
             at,
-            data,
+            data: data.encode(),
             prev: self.head.hash,
         };
         let body = event.canonical_bytes()?;
@@ -717,7 +744,7 @@ impl WriteTx {
         .bind(hash.to_string())
         .execute(&mut *self.tx)
         .await?;
-        apply_event(&mut self.tx, &event).await?;
+        project::apply(&mut self.tx, &event, &data).await?;
         // The Merkle tree over the log grows in the same transaction (ADR 0011).
         if self.merkle_tree {
             self.tree.append(&mut self.tx, event.seq, leaf).await?;
@@ -738,6 +765,10 @@ impl WriteTx {
             self.appended.len() as u64,
             std::sync::atomic::Ordering::Relaxed,
         );
+        if let Some(last) = self.appended.last() {
+            // Wakes every follower (`send_replace` works with no receiver too).
+            self.committed.send_replace(last.seq);
+        }
         Ok(self.appended)
     }
 
@@ -748,7 +779,34 @@ impl WriteTx {
     }
 }
 
-pub(crate) fn row_ts(row: &AnyRow, column: &str) -> Result<Option<Timestamp>> {
+/// A nullable timestamp column (milliseconds since the epoch). A value outside the range of
+/// [`Timestamp`] is corrupt: an integrity error naming the row (`name`, e.g. `blobs row …`)
+/// and the column, with `seq` the event the row derives from (0 if none).
+pub(crate) fn row_ts_of(
+    row: &AnyRow,
+    column: &str,
+    seq: u64,
+    name: &dyn std::fmt::Display,
+) -> Result<Option<Timestamp>> {
     let ms: Option<i64> = row.try_get(column)?;
-    Ok(ms.and_then(Timestamp::from_unix_millis))
+    ms.map(|ms| {
+        Timestamp::from_unix_millis(ms).ok_or_else(|| Error::Integrity {
+            seq,
+            reason: format!("{name}: `{column}` is {ms}, not a timestamp in years 0000-9999"),
+        })
+    })
+    .transpose()
+}
+
+/// A NOT NULL timestamp column: NULL is corrupt too (never read as the epoch).
+pub(crate) fn required_ts(
+    row: &AnyRow,
+    column: &str,
+    seq: u64,
+    name: &dyn std::fmt::Display,
+) -> Result<Timestamp> {
+    row_ts_of(row, column, seq, name)?.ok_or_else(|| Error::Integrity {
+        seq,
+        reason: format!("{name}: `{column}` is NULL"),
+    })
 }

@@ -2,10 +2,10 @@
 
 use sqlx::AnyConnection;
 
-use super::read::integrity;
 use crate::cbor::Value;
 use crate::error::{Error, Result};
-use crate::event::{Event, types};
+use crate::event::Event;
+use crate::event::types::{EventData, IntegrityChecked, IntegrityFailed};
 use crate::manifest::Manifest;
 use crate::time::Timestamp;
 
@@ -20,39 +20,6 @@ pub(crate) const VIEW_TABLES: [&str; 7] = [
     "auth_tokens",
 ];
 
-fn data_text<'a>(event: &'a Event, key: &str) -> Result<&'a str> {
-    event.data_text(key).ok_or_else(|| Error::Integrity {
-        seq: event.seq,
-        reason: format!(
-            "`{}` event has no text `{key}` in its data",
-            event.event_type
-        ),
-    })
-}
-
-fn data_ts(event: &Event, key: &str) -> Result<Option<i64>> {
-    match &event.data {
-        Value::Map(map) => match map.get(key) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::Text(text)) => text
-                .parse::<Timestamp>()
-                .map(|t| Some(t.unix_millis()))
-                .map_err(|e| Error::Integrity {
-                    seq: event.seq,
-                    reason: format!("`{key}`: {e}"),
-                }),
-            Some(_) => Err(Error::Integrity {
-                seq: event.seq,
-                reason: format!("`{key}` must be a timestamp or null"),
-            }),
-        },
-        _ => Err(Error::Integrity {
-            seq: event.seq,
-            reason: "data must be a map".to_owned(),
-        }),
-    }
-}
-
 fn package_id_of(event: &Event) -> Result<String> {
     event
         .package_id
@@ -66,74 +33,47 @@ fn package_id_of(event: &Event) -> Result<String> {
 /// Applies one event to the views. The live path calls it right after inserting the event in
 /// the same transaction; `rebuild_views` calls it for every event in seq order. Unknown event
 /// types change nothing.
-pub async fn apply_event(conn: &mut AnyConnection, event: &Event) -> Result<()> {
+pub(crate) async fn apply_event(conn: &mut AnyConnection, event: &Event) -> Result<()> {
+    apply(conn, event, &event.typed()?).await
+}
+
+/// [`apply_event`] with the event's payload already decoded (the append path has it).
+pub(crate) async fn apply(conn: &mut AnyConnection, event: &Event, data: &EventData) -> Result<()> {
     let seq = event.seq as i64;
     let at = event.at.unix_millis();
-    match event.event_type.as_str() {
-        types::BLOB_STORED => {
-            let size = match &event.data {
-                Value::Map(map) => map.get("size").and_then(Value::as_i64),
-                _ => None,
-            }
-            .ok_or_else(|| Error::Integrity {
-                seq: event.seq,
-                reason: "blob.stored has no integer size".to_owned(),
-            })?;
+    match data {
+        EventData::BlobStored(p) => {
             sqlx::query(
                 "INSERT INTO blobs (blake3, sha256, size, tier, stored_seq, stored_at) VALUES ($1, $2, $3, $4, $5, $6)",
             )
-            .bind(data_text(event, "blake3")?)
-            .bind(data_text(event, "sha256")?)
-            .bind(size)
-            .bind(data_text(event, "tier")?)
+            .bind(p.blake3.to_string())
+            .bind(p.sha256.to_string())
+            .bind(p.size as i64)
+            .bind(p.tier.as_str())
             .bind(seq)
             .bind(at)
             .execute(&mut *conn)
             .await?;
         }
-        types::BLOB_DELETION_STARTED => {
-            let blobs = match &event.data {
-                Value::Map(map) => map.get("blobs"),
-                _ => None,
-            };
-            let Some(Value::Array(blobs)) = blobs else {
-                return Err(integrity(
-                    event.seq,
-                    "blob.deletion_started has no blobs array",
-                ));
-            };
-            for blob in blobs {
-                let blake3 = blob.as_str().ok_or_else(|| {
-                    integrity(event.seq, "blob.deletion_started names a non-text blob")
-                })?;
+        EventData::BlobDeletionStarted(p) => {
+            for blake3 in &p.blobs {
                 sqlx::query("UPDATE blobs SET deleting_seq = $1 WHERE blake3 = $2")
                     .bind(seq)
-                    .bind(blake3)
+                    .bind(blake3.to_string())
                     .execute(&mut *conn)
                     .await?;
             }
         }
-        types::BLOB_DELETED => {
+        EventData::BlobDeleted(p) => {
             sqlx::query("DELETE FROM blobs WHERE blake3 = $1")
-                .bind(data_text(event, "blake3")?)
+                .bind(p.blake3.to_string())
                 .execute(&mut *conn)
                 .await?;
         }
-        types::PACKAGE_CREATED => {
+        EventData::PackageCreated(p) => {
             let package_id = package_id_of(event)?;
-            let manifest_value = match &event.data {
-                Value::Map(map) => map.get("manifest"),
-                _ => None,
-            }
-            .ok_or_else(|| Error::Integrity {
-                seq: event.seq,
-                reason: "package.created has no manifest".to_owned(),
-            })?;
-            let manifest = Manifest::from_value(manifest_value).map_err(|e| Error::Integrity {
-                seq: event.seq,
-                reason: format!("manifest: {e}"),
-            })?;
-            let manifest_size = crate::cbor::encode(manifest_value)?.len() as i64;
+            let manifest = &p.manifest;
+            let manifest_size = crate::cbor::encode(&manifest.to_value())?.len() as i64;
             let labels = Value::Map(
                 manifest
                     .labels
@@ -158,60 +98,48 @@ pub async fn apply_event(conn: &mut AnyConnection, event: &Event) -> Result<()> 
             .bind(crate::jcs::to_jcs(&labels))
             .execute(&mut *conn)
             .await?;
-            for file in &manifest.files {
-                sqlx::query(
-                    "INSERT INTO package_files (package_id, path, blake3, sha256, size, media_type) VALUES ($1, $2, $3, $4, $5, $6)",
-                )
-                .bind(package_id.as_str())
-                .bind(file.path.as_str())
-                .bind(file.blake3.to_string())
-                .bind(file.sha256.to_string())
-                .bind(file.size as i64)
-                .bind(file.media_type.as_deref())
-                .execute(&mut *conn)
-                .await?;
-            }
+            insert_files(conn, &package_id, manifest).await?;
         }
-        types::PACKAGE_PURGED => {
+        EventData::PackagePurged(_) => {
             sqlx::query("UPDATE packages SET purged_seq = $1 WHERE package_id = $2")
                 .bind(seq)
                 .bind(package_id_of(event)?)
                 .execute(&mut *conn)
                 .await?;
         }
-        types::RETENTION_DEFAULT_APPLIED => {
-            let expires_at = data_ts(event, "expires_at")?;
+        EventData::RetentionDefaultApplied(p) => {
+            let expires_at = p.expires_at.map(Timestamp::unix_millis);
             sqlx::query(
                 "INSERT INTO retention_state (package_id, retention_class, default_period, default_expires_at, current_expires_at, active_holds, eligible_for_deletion, eligible_seq, updated_seq) \
                  VALUES ($1, $2, $3, $4, $5, 0, 0, NULL, $6)",
             )
             .bind(package_id_of(event)?)
-            .bind(data_text(event, "retention_class")?)
-            .bind(data_text(event, "period")?)
+            .bind(p.retention_class.as_str())
+            .bind(p.period.to_string())
             .bind(expires_at)
             .bind(expires_at)
             .bind(seq)
             .execute(&mut *conn)
             .await?;
         }
-        types::RETENTION_EXTENDED => {
+        EventData::RetentionExtended(p) => {
             sqlx::query(
                 "UPDATE retention_state SET current_expires_at = $1, eligible_for_deletion = 0, eligible_seq = NULL, updated_seq = $2 WHERE package_id = $3",
             )
-            .bind(data_ts(event, "new_expires_at")?)
+            .bind(p.new_expires_at.unix_millis())
             .bind(seq)
             .bind(package_id_of(event)?)
             .execute(&mut *conn)
             .await?;
         }
-        types::RETENTION_HOLD_APPLIED => {
+        EventData::RetentionHoldApplied(p) => {
             let package_id = package_id_of(event)?;
             sqlx::query(
                 "INSERT INTO holds (hold_id, package_id, reason, actor, applied_seq, applied_at) VALUES ($1, $2, $3, $4, $5, $6)",
             )
-            .bind(data_text(event, "hold_id")?)
+            .bind(p.hold_id.as_str())
             .bind(package_id.as_str())
-            .bind(data_text(event, "reason")?)
+            .bind(p.reason.as_str())
             .bind(event.actor.as_str())
             .bind(seq)
             .bind(at)
@@ -225,7 +153,7 @@ pub async fn apply_event(conn: &mut AnyConnection, event: &Event) -> Result<()> 
             .execute(&mut *conn)
             .await?;
         }
-        types::RETENTION_HOLD_RELEASED => {
+        EventData::RetentionHoldReleased(p) => {
             let package_id = package_id_of(event)?;
             sqlx::query(
                 "UPDATE holds SET released_seq = $1, released_at = $2, released_by = $3, release_reason = $4 WHERE hold_id = $5 AND package_id = $6",
@@ -233,8 +161,8 @@ pub async fn apply_event(conn: &mut AnyConnection, event: &Event) -> Result<()> 
             .bind(seq)
             .bind(at)
             .bind(event.actor.as_str())
-            .bind(data_text(event, "reason")?)
-            .bind(data_text(event, "hold_id")?)
+            .bind(p.reason.as_str())
+            .bind(p.hold_id.as_str())
             .bind(package_id.as_str())
             .execute(&mut *conn)
             .await?;
@@ -246,7 +174,7 @@ pub async fn apply_event(conn: &mut AnyConnection, event: &Event) -> Result<()> 
             .execute(&mut *conn)
             .await?;
         }
-        types::RETENTION_DELETION_ELIGIBLE => {
+        EventData::RetentionDeletionEligible(_) => {
             sqlx::query(
                 "UPDATE retention_state SET eligible_for_deletion = 1, eligible_seq = $1, updated_seq = $1 WHERE package_id = $2",
             )
@@ -255,41 +183,161 @@ pub async fn apply_event(conn: &mut AnyConnection, event: &Event) -> Result<()> 
             .execute(&mut *conn)
             .await?;
         }
-        types::INTEGRITY_CHECKED | types::INTEGRITY_FAILED => {
+        EventData::IntegrityChecked(IntegrityChecked { blake3, .. })
+        | EventData::IntegrityFailed(IntegrityFailed { blake3, .. }) => {
             sqlx::query(
                 "UPDATE blobs SET last_check_seq = $1, last_check_ok = $2 WHERE blake3 = $3",
             )
             .bind(seq)
-            .bind(i64::from(event.event_type == types::INTEGRITY_CHECKED))
-            .bind(data_text(event, "blake3")?)
+            .bind(i64::from(matches!(data, EventData::IntegrityChecked(_))))
+            .bind(blake3.to_string())
             .execute(&mut *conn)
             .await?;
         }
-        types::AUTH_TOKEN_CREATED => {
-            let roles = match &event.data {
-                Value::Map(map) => map.get("roles").cloned(),
-                _ => None,
-            }
-            .ok_or_else(|| integrity(event.seq, "token_created has no roles"))?;
+        EventData::AuthTokenCreated(p) => {
+            let roles = Value::Array(p.roles.iter().map(|r| Value::Text(r.clone())).collect());
             sqlx::query(
                 "INSERT INTO auth_tokens (token_sha256, principal, roles, created_seq, expires_at) VALUES ($1, $2, $3, $4, $5)",
             )
-            .bind(data_text(event, "token_sha256")?)
-            .bind(data_text(event, "principal")?)
+            .bind(p.token_sha256.to_string())
+            .bind(p.principal.as_str())
             .bind(crate::jcs::to_jcs(&roles))
             .bind(seq)
-            .bind(data_ts(event, "expires_at")?)
+            .bind(p.expires_at.map(Timestamp::unix_millis))
             .execute(&mut *conn)
             .await?;
         }
-        types::AUTH_TOKEN_REVOKED => {
+        EventData::AuthTokenRevoked(p) => {
             sqlx::query("UPDATE auth_tokens SET revoked_seq = $1 WHERE token_sha256 = $2")
                 .bind(seq)
-                .bind(data_text(event, "token_sha256")?)
+                .bind(p.token_sha256.to_string())
                 .execute(&mut *conn)
                 .await?;
         }
-        _ => {}
+        EventData::Unknown { .. } => {}
     }
     Ok(())
+}
+
+/// Rows of `package_files` per INSERT: 6 bound values each, well under SQLite's limit of
+/// 32,766 host parameters (and PostgreSQL's 65,535).
+const FILE_ROWS_PER_INSERT: usize = 500;
+
+/// Inserts a package's file rows, many per statement.
+async fn insert_files(
+    conn: &mut AnyConnection,
+    package_id: &str,
+    manifest: &Manifest,
+) -> Result<()> {
+    for chunk in manifest.files.chunks(FILE_ROWS_PER_INSERT) {
+        let mut sql = String::from(
+            "INSERT INTO package_files (package_id, path, blake3, sha256, size, media_type) VALUES ",
+        );
+        for i in 0..chunk.len() {
+            let n = i * 6;
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!(
+                "(${}, ${}, ${}, ${}, ${}, ${})",
+                n + 1,
+                n + 2,
+                n + 3,
+                n + 4,
+                n + 5,
+                n + 6
+            ));
+        }
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for file in chunk {
+            query = query
+                .bind(package_id)
+                .bind(file.path.as_str())
+                .bind(file.blake3.to_string())
+                .bind(file.sha256.to_string())
+                .bind(file.size as i64)
+                .bind(file.media_type.as_deref());
+        }
+        query.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use sqlx::Row as _;
+
+    use super::*;
+    use crate::catalog::{Catalog, CatalogOptions};
+    use crate::digest::{Blake3, Sha256};
+    use crate::event::types::{Extra, PackageCreated};
+    use crate::manifest::FileEntry;
+
+    #[tokio::test]
+    async fn file_rows_of_a_large_package_are_inserted_in_batches_and_match_a_replay() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = CatalogOptions {
+            create_if_missing: true,
+            ..CatalogOptions::new(format!("sqlite://{}", dir.path().join("c.db").display()))
+        };
+        let catalog = Catalog::open(&options).await.unwrap();
+        let classes = crate::config::RetentionClasses::default();
+        catalog.seed_classes(&classes).await.unwrap();
+        // Two full batches and a partial one.
+        let count = 2 * FILE_ROWS_PER_INSERT + 7;
+        let files = (0..count)
+            .map(|i| {
+                let content = format!("file {i}");
+                FileEntry {
+                    path: format!("f{i:05}"),
+                    size: content.len() as u64,
+                    blake3: Blake3::of(content.as_bytes()),
+                    sha256: Sha256::of(content.as_bytes()),
+                    media_type: (i % 2 == 0).then(|| "text/plain".to_owned()),
+                }
+            })
+            .collect();
+        let manifest = Manifest {
+            name: "big".into(),
+            version: "1".into(),
+            retention_class: "ephemeral".into(),
+            files,
+            labels: BTreeMap::new(),
+        };
+        manifest.validate().unwrap();
+        let package_id = manifest.package_id().unwrap();
+        let mut tx = catalog.write().await.unwrap();
+        let created = PackageCreated {
+            manifest: manifest.clone(),
+            extra: Extra::new(),
+        };
+        let at = Timestamp::from_unix_millis(1000).unwrap();
+        tx.append(Some(package_id), "ci", at, created)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+
+        let mut conn = catalog.read().await.unwrap();
+        let rows = sqlx::query(
+            "SELECT path, blake3, sha256, size, media_type FROM package_files ORDER BY path",
+        )
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap();
+        assert_eq!(rows.len(), count);
+        for (row, file) in rows.iter().zip(&manifest.files) {
+            assert_eq!(row.get::<String, _>("path"), file.path);
+            assert_eq!(row.get::<String, _>("blake3"), file.blake3.to_string());
+            assert_eq!(row.get::<String, _>("sha256"), file.sha256.to_string());
+            assert_eq!(row.get::<i64, _>("size"), file.size as i64);
+            assert_eq!(row.get::<Option<String>, _>("media_type"), file.media_type);
+        }
+        drop(conn);
+        assert_eq!(
+            catalog.views_match_replay(&classes).await.unwrap(),
+            Vec::<String>::new()
+        );
+    }
 }

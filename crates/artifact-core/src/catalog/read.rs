@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row as _};
 
-use super::row_ts;
+use super::{required_ts, row_ts_of};
 use crate::blob::Tier;
 use crate::cbor::Value;
 use crate::digest::{AnyDigest, BlobInfo, PackageId};
@@ -66,15 +66,21 @@ pub(crate) async fn list_tokens(conn: &mut AnyConnection) -> Result<Vec<TokenRec
 impl TokenRecord {
     fn from_row(row: &AnyRow) -> Result<Self> {
         let created_seq = row.try_get::<i64, _>("created_seq")? as u64;
+        let name = format!("auth_tokens row {}", Self::id_of(created_seq));
+        let corrupt = |what: String| integrity(created_seq, format!("{name}: {what}"));
         let roles_text: String = row.try_get("roles")?;
         let roles = match crate::jcs::from_json(roles_text.as_bytes())
-            .map_err(|e| integrity(created_seq, e))?
+            .map_err(|e| corrupt(format!("`roles` is not JSON: {e}")))?
         {
             Value::Array(items) => items
                 .iter()
-                .filter_map(|item| item.as_str().and_then(|r| r.parse().ok()))
-                .collect(),
-            _ => Default::default(),
+                .map(|item| {
+                    item.as_str()
+                        .and_then(|r| r.parse().ok())
+                        .ok_or_else(|| corrupt(format!("`roles` holds {item:?}, not a role")))
+                })
+                .collect::<Result<_>>()?,
+            other => return Err(corrupt(format!("`roles` is {other:?}, not an array"))),
         };
         let at: String = row.try_get("at")?;
         Ok(TokenRecord {
@@ -83,8 +89,10 @@ impl TokenRecord {
             principal: row.try_get("principal")?,
             roles,
             created_seq,
-            created_at: at.parse().map_err(|e| integrity(created_seq, e))?,
-            expires_at: row_ts(row, "expires_at")?,
+            created_at: at
+                .parse()
+                .map_err(|e| corrupt(format!("its event's `at`: {e}")))?,
+            expires_at: row_ts_of(row, "expires_at", created_seq, &name)?,
             revoked_seq: row
                 .try_get::<Option<i64>, _>("revoked_seq")?
                 .map(|s| s as u64),
@@ -105,25 +113,29 @@ impl BlobRecord {
         let blake3: String = row.try_get("blake3")?;
         let sha256: String = row.try_get("sha256")?;
         let tier: String = row.try_get("tier")?;
+        let name = format!("blobs row {blake3}");
+        let corrupt = |what: String| integrity(stored_seq, format!("{name}: {what}"));
+        let size: i64 = row.try_get("size")?;
         Ok(BlobRecord {
             info: BlobInfo {
-                blake3: blake3.parse().map_err(|e| integrity(stored_seq, e))?,
-                sha256: sha256.parse().map_err(|e| integrity(stored_seq, e))?,
-                size: row.try_get::<i64, _>("size")? as u64,
+                blake3: blake3
+                    .parse()
+                    .map_err(|e| corrupt(format!("`blake3`: {e}")))?,
+                sha256: sha256
+                    .parse()
+                    .map_err(|e| corrupt(format!("`sha256`: {e}")))?,
+                size: u64::try_from(size)
+                    .map_err(|_| corrupt(format!("`size` is {size}, not a size")))?,
             },
-            tier: Tier::parse(&tier).unwrap_or(Tier::Hot),
+            tier: Tier::parse(&tier)
+                .ok_or_else(|| corrupt(format!("`tier` is `{tier}`, not a known tier")))?,
             stored_seq,
-            stored_at: row_ts(row, "stored_at")?.unwrap_or(Timestamp::EPOCH),
+            stored_at: required_ts(row, "stored_at", stored_seq, &name)?,
             deleting_seq: row
                 .try_get::<Option<i64>, _>("deleting_seq")?
                 .map(|seq| seq as u64),
         })
     }
-}
-
-/// Stand-in for a NOT NULL timestamp column that read as NULL (cannot happen with our schema).
-fn unreachable_ts() -> Timestamp {
-    Timestamp::EPOCH
 }
 
 /// Looks a blob up by either digest.
@@ -166,15 +178,20 @@ pub(crate) async fn retention_status(
     .bind(package_id.to_string())
     .fetch_all(&mut *conn)
     .await?;
+    let updated_seq = row.try_get::<i64, _>("updated_seq")? as u64;
+    let name = format!("retention_state row {package_id}");
     let active_holds = holds
         .iter()
         .map(|h| {
+            let hold_id: String = h.try_get("hold_id")?;
+            let applied_seq = h.try_get::<i64, _>("applied_seq")? as u64;
+            let name = format!("holds row {hold_id} of package {package_id}");
             Ok(HoldRecord {
-                hold_id: h.try_get("hold_id")?,
+                applied_at: required_ts(h, "applied_at", applied_seq, &name)?,
+                hold_id,
                 reason: h.try_get("reason")?,
                 actor: h.try_get("actor")?,
-                applied_at: row_ts(h, "applied_at")?.unwrap_or_else(unreachable_ts),
-                applied_seq: h.try_get::<i64, _>("applied_seq")? as u64,
+                applied_seq,
                 released_seq: h
                     .try_get::<Option<i64>, _>("released_seq")?
                     .map(|s| s as u64),
@@ -185,14 +202,14 @@ pub(crate) async fn retention_status(
         package_id: *package_id,
         retention_class: row.try_get("retention_class")?,
         default_period: row.try_get("default_period")?,
-        default_expires_at: row_ts(&row, "default_expires_at")?,
-        current_expires_at: row_ts(&row, "current_expires_at")?,
+        default_expires_at: row_ts_of(&row, "default_expires_at", updated_seq, &name)?,
+        current_expires_at: row_ts_of(&row, "current_expires_at", updated_seq, &name)?,
         active_holds,
         eligible_for_deletion: row.try_get::<i64, _>("eligible_for_deletion")? != 0,
         eligible_seq: row
             .try_get::<Option<i64>, _>("eligible_seq")?
             .map(|s| s as u64),
-        updated_seq: row.try_get::<i64, _>("updated_seq")? as u64,
+        updated_seq,
     }))
 }
 
@@ -200,22 +217,29 @@ impl PackageRecord {
     fn from_row(row: &AnyRow) -> Result<Self> {
         let created_seq = row.try_get::<i64, _>("created_seq")? as u64;
         let package_id: String = row.try_get("package_id")?;
+        let name = format!("packages row {package_id}");
+        let corrupt = |what: String| integrity(created_seq, format!("{name}: {what}"));
         let labels_text: String = row.try_get("labels")?;
         let labels = match crate::jcs::from_json(labels_text.as_bytes())
-            .map_err(|e| integrity(created_seq, e))?
+            .map_err(|e| corrupt(format!("`labels` is not JSON: {e}")))?
         {
             Value::Map(map) => map
                 .into_iter()
-                .map(|(k, v)| (k, v.as_str().unwrap_or_default().to_owned()))
-                .collect(),
-            _ => BTreeMap::new(),
+                .map(|(k, v)| match v {
+                    Value::Text(text) => Ok((k, text)),
+                    other => Err(corrupt(format!("label `{k}` is {other:?}, not text"))),
+                })
+                .collect::<Result<_>>()?,
+            other => return Err(corrupt(format!("`labels` is {other:?}, not a map"))),
         };
         Ok(PackageRecord {
-            package_id: package_id.parse().map_err(|e| integrity(created_seq, e))?,
+            package_id: package_id
+                .parse()
+                .map_err(|e| corrupt(format!("`package_id`: {e}")))?,
             name: row.try_get("name")?,
             version: row.try_get("version")?,
             retention_class: row.try_get("retention_class")?,
-            created_at: row_ts(row, "created_at")?.unwrap_or_else(unreachable_ts),
+            created_at: required_ts(row, "created_at", created_seq, &name)?,
             created_seq,
             actor: row.try_get("actor")?,
             file_count: row.try_get::<i64, _>("file_count")? as u64,
@@ -261,45 +285,88 @@ pub(crate) async fn package_id_by_name(
     .transpose()
 }
 
+/// A bound value of a query built by [`Filters`].
+enum Bind {
+    Int(i64),
+    Text(String),
+}
+
+/// A query's optional filters: only the filters that are set become conditions (plain
+/// `col = $n`), so the planner sees equalities it can serve from an index — never
+/// `($n IS NULL OR col = $n)`, which hides them.
+#[derive(Default)]
+struct Filters {
+    sql: String,
+    binds: Vec<Bind>,
+}
+
+impl Filters {
+    /// Adds `AND <column> <op> $n` bound to `value`.
+    fn and(&mut self, column: &str, op: &str, value: Bind) {
+        self.binds.push(value);
+        self.sql
+            .push_str(&format!(" AND {column} {op} ${}", self.binds.len()));
+    }
+
+    /// Adds `AND <column> = $n` if `value` is set.
+    fn and_eq_text(&mut self, column: &str, value: Option<&str>) {
+        if let Some(value) = value {
+            self.and(column, "=", Bind::Text(value.to_owned()));
+        }
+    }
+
+    /// The next placeholder's number (for a trailing `LIMIT`).
+    fn next(&self) -> usize {
+        self.binds.len() + 1
+    }
+
+    fn query<'q>(&self, sql: String) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for bind in &self.binds {
+            query = match bind {
+                Bind::Int(n) => query.bind(*n),
+                Bind::Text(text) => query.bind(text.clone()),
+            };
+        }
+        query
+    }
+}
+
 /// Lists packages in creation order.
 pub(crate) async fn list_packages(
     conn: &mut AnyConnection,
     filter: &PackageFilter,
 ) -> Result<Vec<PackageRecord>> {
-    let rows = sqlx::query(
+    let mut filters = Filters::default();
+    filters.and("p.created_seq", ">", Bind::Int(filter.after_seq as i64));
+    filters.and_eq_text("p.name", filter.name.as_deref());
+    filters.and_eq_text("p.retention_class", filter.retention_class.as_deref());
+    filters.and_eq_text("p.version", filter.version.as_deref());
+    if filter.eligible {
+        filters.sql.push_str(" AND r.eligible_for_deletion = 1");
+    }
+    let sql = format!(
         "SELECT p.* FROM packages p LEFT JOIN retention_state r ON r.package_id = p.package_id \
-         WHERE p.created_seq > $1 \
-           AND ($2 IS NULL OR p.name = $2) \
-           AND ($3 IS NULL OR p.retention_class = $3) \
-           AND ($4 = 0 OR r.eligible_for_deletion = 1) \
-           AND ($5 IS NULL OR p.version = $5) \
-         ORDER BY p.created_seq LIMIT $6",
-    )
-    .bind(filter.after_seq as i64)
-    .bind(filter.name.as_deref())
-    .bind(filter.retention_class.as_deref())
-    .bind(i64::from(filter.eligible))
-    .bind(filter.version.as_deref())
-    .bind(i64::from(filter.limit.unwrap_or(1000)))
-    .fetch_all(&mut *conn)
-    .await?;
+         WHERE 1 = 1{} ORDER BY p.created_seq LIMIT ${}",
+        filters.sql,
+        filters.next()
+    );
+    let rows = filters
+        .query(sql)
+        .bind(i64::from(filter.limit.unwrap_or(1000)))
+        .fetch_all(&mut *conn)
+        .await?;
     rows.iter().map(PackageRecord::from_row).collect()
 }
 
 /// Reads events in seq order (decoded from their canonical bodies, the source of truth).
 pub(crate) async fn events(conn: &mut AnyConnection, query: &EventQuery) -> Result<Vec<Event>> {
-    let rows = sqlx::query(
-        "SELECT seq, body FROM events WHERE seq > $1 \
-           AND ($2 IS NULL OR type = $2) \
-           AND ($3 IS NULL OR package_id = $3) \
-         ORDER BY seq LIMIT $4",
-    )
-    .bind(query.after as i64)
-    .bind(query.event_type.as_deref())
-    .bind(query.package_id.map(|p| p.to_string()))
-    .bind(i64::from(query.limit.unwrap_or(1000)))
-    .fetch_all(&mut *conn)
-    .await?;
+    let (sql, filters) = events_sql(query);
+    let rows = filters
+        .query(sql)
+        .bind(i64::from(query.limit.unwrap_or(1000)))
+        .fetch_all(&mut *conn)
+        .await?;
     rows.iter()
         .map(|row| {
             let seq: i64 = row.try_get("seq")?;
@@ -307,6 +374,21 @@ pub(crate) async fn events(conn: &mut AnyConnection, query: &EventQuery) -> Resu
             Event::from_canonical_bytes(&body).map_err(|e| integrity(seq as u64, e))
         })
         .collect()
+}
+
+/// The SQL of [`events`] (the `LIMIT` is the last placeholder) and its bound filters.
+fn events_sql(query: &EventQuery) -> (String, Filters) {
+    let mut filters = Filters::default();
+    filters.and("seq", ">", Bind::Int(query.after as i64));
+    filters.and_eq_text("type", query.event_type.as_deref());
+    let package_id = query.package_id.map(|p| p.to_string());
+    filters.and_eq_text("package_id", package_id.as_deref());
+    let sql = format!(
+        "SELECT seq, body FROM events WHERE 1 = 1{} ORDER BY seq LIMIT ${}",
+        filters.sql,
+        filters.next()
+    );
+    (sql, filters)
 }
 
 /// Every view's rows as sorted lines.
@@ -375,8 +457,15 @@ pub(crate) async fn due_for_sweep(
         .map(|row| {
             let package_id: String = row.try_get("package_id")?;
             Ok((
-                package_id.parse().map_err(|e| integrity(0, e))?,
-                row_ts(row, "current_expires_at")?.unwrap_or_else(unreachable_ts),
+                package_id
+                    .parse()
+                    .map_err(|e| integrity(0, format!("retention_state row {package_id}: {e}")))?,
+                required_ts(
+                    row,
+                    "current_expires_at",
+                    0,
+                    &format_args!("retention_state row {package_id}"),
+                )?,
             ))
         })
         .collect()
@@ -601,4 +690,173 @@ fn event_of_row(row: &AnyRow) -> Result<Event> {
     let seq: i64 = row.try_get("seq")?;
     let body: Vec<u8> = row.try_get("body")?;
     Event::from_canonical_bytes(&body).map_err(|e| integrity(seq as u64, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::{Catalog, CatalogOptions};
+    use crate::digest::{Blake3, Sha256};
+    use crate::event::types::{AuthTokenCreated, BlobStored, Extra, PackageCreated};
+    use crate::manifest::Manifest;
+
+    fn integrity_reason(result: Result<impl std::fmt::Debug>) -> (u64, String) {
+        match result {
+            Err(Error::Integrity { seq, reason }) => (seq, reason),
+            other => panic!("expected an integrity error, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn corrupt_view_rows_are_integrity_errors_naming_the_row_never_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = CatalogOptions {
+            create_if_missing: true,
+            ..CatalogOptions::new(format!("sqlite://{}", dir.path().join("c.db").display()))
+        };
+        let catalog = Catalog::open(&options).await.unwrap();
+        let at = Timestamp::from_unix_millis(1000).unwrap();
+        let blake3 = Blake3::of(b"x");
+        let manifest = Manifest {
+            name: "p".into(),
+            version: "1".into(),
+            retention_class: "ephemeral".into(),
+            files: vec![],
+            labels: BTreeMap::from([("team".to_owned(), "core".to_owned())]),
+        };
+        let package_id = manifest.package_id().unwrap();
+        let mut tx = catalog.write().await.unwrap();
+        let blob_data = BlobStored {
+            blake3,
+            sha256: Sha256::of(b"x"),
+            size: 1,
+            tier: Tier::Hot,
+            extra: Extra::new(),
+        };
+        tx.append(None, "ci", at, blob_data).await.unwrap();
+        let token = AuthTokenCreated {
+            principal: "ci".into(),
+            roles: vec!["reader".into()],
+            token_sha256: Sha256::of(b"token"),
+            expires_at: None,
+            extra: Extra::new(),
+        };
+        tx.append(None, "ci", at, token).await.unwrap();
+        let created = PackageCreated {
+            manifest,
+            extra: Extra::new(),
+        };
+        tx.append(Some(package_id), "ci", at, created)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+
+        let mut conn = catalog.read().await.unwrap();
+        // Intact rows read back.
+        let record = blob(&mut conn, &AnyDigest::Blake3(blake3))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(record.tier, Tier::Hot);
+        assert_eq!(list_tokens(&mut conn).await.unwrap().len(), 1);
+        assert_eq!(
+            package(&mut conn, &package_id)
+                .await
+                .unwrap()
+                .unwrap()
+                .labels["team"],
+            "core"
+        );
+
+        // An unknown tier was read as hot.
+        sqlx::query("UPDATE blobs SET tier = 'lukewarm'")
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        let (seq, reason) = integrity_reason(blob(&mut conn, &AnyDigest::Blake3(blake3)).await);
+        assert_eq!(seq, 1);
+        assert_eq!(
+            reason,
+            format!("blobs row {blake3}: `tier` is `lukewarm`, not a known tier")
+        );
+        // An unknown role was dropped.
+        sqlx::query("UPDATE auth_tokens SET roles = '[\"reader\",\"superuser\"]'")
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        let (seq, reason) = integrity_reason(list_tokens(&mut conn).await);
+        assert_eq!(seq, 2);
+        assert!(
+            reason.starts_with("auth_tokens row tok-2: `roles` holds"),
+            "{reason}"
+        );
+        // A label that is not text was read as "".
+        sqlx::query("UPDATE packages SET labels = '{\"team\":7}'")
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        let (seq, reason) = integrity_reason(package(&mut conn, &package_id).await);
+        assert_eq!(seq, 3);
+        assert!(
+            reason.starts_with(&format!("packages row {package_id}: label `team` is")),
+            "{reason}"
+        );
+        // A timestamp out of range was read as NULL (or the epoch).
+        sqlx::query("UPDATE packages SET labels = '{}', created_at = 999999999999999")
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        let (_, reason) = integrity_reason(package(&mut conn, &package_id).await);
+        assert!(
+            reason.contains("`created_at` is 999999999999999"),
+            "{reason}"
+        );
+    }
+
+    /// The plan SQLite picks for `sql` (one line per step).
+    async fn query_plan(conn: &mut AnyConnection, sql: String, filters: &Filters) -> String {
+        let rows = filters
+            .query(format!("EXPLAIN QUERY PLAN {sql}"))
+            .bind(10_i64)
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap();
+        rows.iter()
+            .map(|r| r.try_get::<String, _>("detail").unwrap())
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    #[tokio::test]
+    async fn event_filters_are_plain_equalities_that_use_their_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = CatalogOptions {
+            create_if_missing: true,
+            ..CatalogOptions::new(format!("sqlite://{}", dir.path().join("c.db").display()))
+        };
+        let catalog = Catalog::open(&options).await.unwrap();
+        let mut conn = catalog.read().await.unwrap();
+        let by_package = EventQuery {
+            package_id: Some(Blake3::of(b"p")),
+            ..EventQuery::default()
+        };
+        let (sql, filters) = events_sql(&by_package);
+        assert!(!sql.contains("IS NULL"), "{sql}");
+        let plan = query_plan(&mut conn, sql, &filters).await;
+        assert!(plan.contains("events_by_package"), "{plan}");
+        let by_type = EventQuery {
+            event_type: Some("v1.package.purged".into()),
+            ..EventQuery::default()
+        };
+        let (sql, filters) = events_sql(&by_type);
+        let plan = query_plan(&mut conn, sql, &filters).await;
+        assert!(plan.contains("events_by_type"), "{plan}");
+        // No filter: only the seq cursor.
+        let (sql, filters) = events_sql(&EventQuery::default());
+        assert_eq!(
+            sql,
+            "SELECT seq, body FROM events WHERE 1 = 1 AND seq > $1 ORDER BY seq LIMIT $2"
+        );
+        assert_eq!(filters.binds.len(), 1);
+    }
 }

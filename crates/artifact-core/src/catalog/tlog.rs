@@ -226,7 +226,12 @@ fn checkpoint_row(row: &sqlx::any::AnyRow) -> Result<StoredCheckpoint> {
         tree_size,
         root_hash: stored_hash(row.try_get("root_hash")?, tree_size, "checkpoint root")?,
         note: row.try_get("note")?,
-        created_at: super::row_ts(row, "created_at")?,
+        created_at: super::row_ts_of(
+            row,
+            "created_at",
+            0,
+            &format_args!("tlog_checkpoints row {tree_size}"),
+        )?,
     })
 }
 

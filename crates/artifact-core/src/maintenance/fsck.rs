@@ -6,9 +6,17 @@ impl ArtifactStore {
     /// Checks the store's consistency (see the module docs); read-only.
     pub async fn fsck(&self) -> Result<FsckReport> {
         let mut report = FsckReport::default();
-        // Keys checked as live references (not checked again as recorded blobs below).
+        let checked = self.fsck_live_references(&mut report).await?;
+        self.fsck_recorded_blobs(&checked, &mut report).await?;
+        self.fsck_log(&mut report).await?;
+        self.fsck_backend(&mut report).await?;
+        Ok(report)
+    }
+
+    /// Live packages: the manifest blob and every file's blob present with the right size.
+    /// Returns the keys checked (not checked again as recorded blobs).
+    async fn fsck_live_references(&self, report: &mut FsckReport) -> Result<BTreeSet<Blake3>> {
         let mut checked = BTreeSet::new();
-        // Live packages: manifest blob and every file's blob present with the right size.
         let mut after = String::new();
         loop {
             let page = {
@@ -26,7 +34,7 @@ impl ArtifactStore {
                     &package_id,
                     manifest_size,
                     format!("manifest of {package_id}"),
-                    &mut report,
+                    report,
                 )
                 .await?;
             }
@@ -48,12 +56,21 @@ impl ArtifactStore {
                     &info.blake3,
                     info.size,
                     format!("{path} of {package_id}"),
-                    &mut report,
+                    report,
                 )
                 .await?;
             }
         }
-        // Blobs whose latest integrity check failed; recorded blobs whose bytes are gone.
+        Ok(checked)
+    }
+
+    /// Every recorded blob has its bytes (not only live references), and no blob's latest
+    /// integrity check failed.
+    async fn fsck_recorded_blobs(
+        &self,
+        checked: &BTreeSet<Blake3>,
+        report: &mut FsckReport,
+    ) -> Result<()> {
         let mut after_seq = 0;
         let mut deleting = 0u64;
         loop {
@@ -125,7 +142,12 @@ impl ArtifactStore {
                 "{deleting} blob(s) are being deleted by garbage collection (v1.blob.deletion_started); the running gc, or the next open of the store, records their deletion"
             ));
         }
-        // Views equal a replay; the chain is intact.
+        Ok(())
+    }
+
+    /// The views equal a replay, the chain is intact, the Merkle tree agrees with the stored
+    /// event bytes, and no event breaks the store's rules.
+    async fn fsck_log(&self, report: &mut FsckReport) -> Result<()> {
         let differing = self.catalog().views_match_replay(self.classes()).await?;
         for table in differing {
             report.findings.push(Finding {
@@ -160,6 +182,11 @@ impl ArtifactStore {
                 detail: format!("{}: {}", violation.rule, violation.detail),
             });
         }
+        Ok(())
+    }
+
+    /// The backend: no orphaned staging file; bytes no event names are a note.
+    async fn fsck_backend(&self, report: &mut FsckReport) -> Result<()> {
         for path in self.blob_store().orphaned_staging().await? {
             report.findings.push(Finding {
                 kind: "orphaned-staging",
@@ -181,7 +208,7 @@ impl ArtifactStore {
                 "{unrecorded} stored blob(s) are named by no event (interrupted writes or uploads in flight); gc deletes them after its grace period"
             ));
         }
-        Ok(report)
+        Ok(())
     }
 
     pub(super) async fn check_present(

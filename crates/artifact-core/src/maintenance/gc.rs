@@ -98,14 +98,11 @@ impl ArtifactStore {
                     report.refused.push(purge_refused(package_id, why));
                     continue;
                 }
-                let data = Value::Map(BTreeMap::from([(
-                    "eligible_seq".to_owned(),
-                    state
-                        .and_then(|s| s.eligible_seq)
-                        .map_or(Value::Null, |s| Value::Int(s as i64)),
-                )]));
-                tx.append(types::PACKAGE_PURGED, Some(*package_id), actor, at, data)
-                    .await?;
+                let data = PackagePurged {
+                    eligible_seq: state.and_then(|s| s.eligible_seq),
+                    extra: Extra::new(),
+                };
+                tx.append(Some(*package_id), actor, at, data).await?;
                 report.purged.push(*package_id);
             }
             tx.commit().await?;
@@ -154,18 +151,12 @@ impl ArtifactStore {
                 tx.rollback().await?;
                 continue;
             }
-            let data = Value::Map(BTreeMap::from([(
-                "blobs".to_owned(),
-                Value::Array(
-                    candidates
-                        .iter()
-                        .map(|b| Value::Text(b.info.blake3.to_string()))
-                        .collect(),
-                ),
-            )]));
+            let data = BlobDeletionStarted {
+                blobs: candidates.iter().map(|b| b.info.blake3).collect(),
+                extra: Extra::new(),
+            };
             let at = self.clock().now();
-            tx.append(types::BLOB_DELETION_STARTED, None, actor, at, data)
-                .await?;
+            tx.append(None, actor, at, data).await?;
             tx.commit().await?;
             let finished = self
                 .finish_deletions_into(actor, &mut report, &mut refs)
@@ -289,14 +280,7 @@ impl ArtifactStore {
             self.blob_store().delete_many(&keys).await?;
             let at = self.clock().now();
             for blob in &confirmed {
-                tx.append(
-                    types::BLOB_DELETED,
-                    None,
-                    actor,
-                    at,
-                    deleted_data(&blob.info),
-                )
-                .await?;
+                tx.append(None, actor, at, deleted_data(&blob.info)).await?;
             }
             tx.commit().await?;
             finished.extend(confirmed.into_iter().map(|b| b.info));

@@ -43,7 +43,10 @@ use crate::catalog::{self, BlobRecord};
 use crate::cbor::Value;
 use crate::digest::{Blake3, BlobInfo, DualHasher, PackageId};
 use crate::error::{Error, Result};
-use crate::event::{Head, types};
+use crate::event::types::{
+    BlobDeleted, BlobDeletionStarted, Extra, IntegrityChecked, IntegrityFailed, PackagePurged,
+};
+use crate::event::{EventData, Head};
 use crate::log_facts::{self, LogReferences, Refusal};
 use crate::store::ArtifactStore;
 use crate::time::{Period, Timestamp};
@@ -80,10 +83,11 @@ fn blob_refused(blob: &Blake3, why: &str) -> Refusal {
 }
 
 /// The data of a `v1.blob.deleted` event.
-fn deleted_data(info: &BlobInfo) -> Value {
-    Value::Map(BTreeMap::from([
-        ("blake3".to_owned(), Value::Text(info.blake3.to_string())),
-        ("sha256".to_owned(), Value::Text(info.sha256.to_string())),
-        ("size".to_owned(), Value::Int(info.size as i64)),
-    ]))
+fn deleted_data(info: &BlobInfo) -> BlobDeleted {
+    BlobDeleted {
+        blake3: info.blake3,
+        sha256: info.sha256,
+        size: info.size,
+        extra: Extra::new(),
+    }
 }

@@ -98,23 +98,28 @@ impl ArtifactStore {
                 if current.is_none_or(|b| b.deleting_seq.is_some()) {
                     continue;
                 }
-                let mut data = BTreeMap::from([
-                    ("blake3".to_owned(), Value::Text(info.blake3.to_string())),
-                    ("size".to_owned(), Value::Int(info.size as i64)),
-                ]);
-                let event_type = match &outcome {
-                    Ok(()) => types::INTEGRITY_CHECKED,
+                let data: EventData = match &outcome {
+                    Ok(()) => IntegrityChecked {
+                        blake3: info.blake3,
+                        size: info.size,
+                        extra: Extra::new(),
+                    }
+                    .into(),
                     Err(reason) => {
-                        data.insert("reason".to_owned(), Value::Text(reason.clone()));
                         report.failed.push(IntegrityFailure {
                             blake3: info.blake3,
                             reason: reason.clone(),
                         });
-                        types::INTEGRITY_FAILED
+                        IntegrityFailed {
+                            blake3: info.blake3,
+                            size: info.size,
+                            reason: reason.clone(),
+                            extra: Extra::new(),
+                        }
+                        .into()
                     }
                 };
-                tx.append(event_type, None, actor, at, Value::Map(data))
-                    .await?;
+                tx.append(None, actor, at, data).await?;
             }
             tx.commit().await?;
         }

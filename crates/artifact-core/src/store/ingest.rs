@@ -75,34 +75,43 @@ impl ArtifactStore {
                 return Err(being_deleted(&info.blake3, seq));
             }
             if existing.info != *info {
-                return Err(Error::Conflict(format!(
-                    "blob {} is recorded with sha256 {} and size {}, not {} and {}",
-                    info.blake3, existing.info.sha256, existing.info.size, info.sha256, info.size
-                )));
+                return Err(Error::conflict(
+                    ConflictKind::BlobMismatch,
+                    format!(
+                        "blob {} is recorded with sha256 {} and size {}, not {} and {}",
+                        info.blake3,
+                        existing.info.sha256,
+                        existing.info.size,
+                        info.sha256,
+                        info.size
+                    ),
+                ));
             }
             return Ok(existing);
         }
         if let Some(existing) =
             catalog::views_blob(tx.conn(), &AnyDigest::Sha256(info.sha256)).await?
         {
-            return Err(Error::Conflict(format!(
-                "sha256 {} is already recorded for blob {}",
-                info.sha256, existing.info.blake3
-            )));
+            return Err(Error::conflict(
+                ConflictKind::BlobMismatch,
+                format!(
+                    "sha256 {} is already recorded for blob {}",
+                    info.sha256, existing.info.blake3
+                ),
+            ));
         }
         // Under the write lock: garbage collection cannot remove the bytes between this check
         // and the commit.
         self.check_durable(info).await?;
         let tier = self.blobs.tier();
-        let data = Value::Map(BTreeMap::from([
-            ("blake3".to_owned(), Value::Text(info.blake3.to_string())),
-            ("sha256".to_owned(), Value::Text(info.sha256.to_string())),
-            ("size".to_owned(), Value::Int(info.size as i64)),
-            ("tier".to_owned(), Value::Text(tier.as_str().to_owned())),
-        ]));
-        let event = tx
-            .append(types::BLOB_STORED, None, actor, self.clock.now(), data)
-            .await?;
+        let data = BlobStored {
+            blake3: info.blake3,
+            sha256: info.sha256,
+            size: info.size,
+            tier,
+            extra: Extra::new(),
+        };
+        let event = tx.append(None, actor, self.clock.now(), data).await?;
         Ok(BlobRecord {
             info: *info,
             tier,

@@ -8,6 +8,17 @@ impl ArtifactStore {
         self.catalog.events(query).await
     }
 
+    /// Every committed event after `after_seq`, in seq order, without end: the log as it is,
+    /// then each event as it is committed (see [`Catalog::follow`]: this process's commits
+    /// wake it at once, other replicas' within [`crate::catalog::FOLLOW_RECHECK`]). One
+    /// stream serves the server's SSE and the CLI's `--follow`.
+    pub fn follow(
+        &self,
+        after_seq: u64,
+    ) -> impl futures_util::Stream<Item = Result<Event>> + Send + 'static {
+        self.catalog.follow(after_seq)
+    }
+
     /// The head of the log.
     pub async fn head(&self) -> Result<Head> {
         self.catalog.head().await

@@ -31,8 +31,12 @@ use crate::catalog::{
 use crate::cbor::Value;
 use crate::config::RetentionClasses;
 use crate::digest::{AnyDigest, Blake3, BlobInfo, DualHasher, PackageId};
-use crate::error::{Error, MissingBlob, Result};
-use crate::event::{Event, Head, types};
+use crate::error::{ConflictKind, Error, MissingBlob, Result};
+use crate::event::types::{
+    AuthTokenCreated, AuthTokenRevoked, BlobStored, Extra, PackageCreated, RetentionDefaultApplied,
+    RetentionDeletionEligible, RetentionExtended, RetentionHoldApplied, RetentionHoldReleased,
+};
+use crate::event::{Event, Head};
 use crate::log_facts::Refusal;
 use crate::manifest::{Manifest, validate_name, validate_version};
 use crate::retention::{Explanation, RetentionState, validate_reason};
@@ -270,10 +274,13 @@ impl ArtifactStore {
 
 /// The error for recording (or referencing) a blob that garbage collection is deleting.
 fn being_deleted(blake3: &Blake3, seq: u64) -> Error {
-    Error::Conflict(format!(
-        "blob {blake3} is being deleted by garbage collection (seq {seq}); upload it again once \
+    Error::conflict(
+        ConflictKind::BlobBeingDeleted,
+        format!(
+            "blob {blake3} is being deleted by garbage collection (seq {seq}); upload it again once \
          that finishes"
-    ))
+        ),
+    )
 }
 
 async fn missing_blobs_with(

@@ -58,32 +58,19 @@ impl ArtifactStore {
         }
         self.record_blob_in(&mut tx, actor, &manifest_info).await?;
         let now = self.clock.now();
-        let data = Value::Map(BTreeMap::from([(
-            "manifest".to_owned(),
-            manifest.to_value(),
-        )]));
-        tx.append(types::PACKAGE_CREATED, Some(package_id), actor, now, data)
+        let created = PackageCreated {
+            manifest: manifest.clone(),
+            extra: Extra::new(),
+        };
+        tx.append(Some(package_id), actor, now, created).await?;
+        let default_applied = RetentionDefaultApplied {
+            retention_class: manifest.retention_class.clone(),
+            period,
+            expires_at: now.checked_add(period),
+            extra: Extra::new(),
+        };
+        tx.append(Some(package_id), actor, now, default_applied)
             .await?;
-        let expires_at = now.checked_add(period);
-        let default_data = Value::Map(BTreeMap::from([
-            (
-                "retention_class".to_owned(),
-                Value::Text(manifest.retention_class.clone()),
-            ),
-            ("period".to_owned(), Value::Text(period.to_string())),
-            (
-                "expires_at".to_owned(),
-                expires_at.map_or(Value::Null, |t| Value::Text(t.to_string())),
-            ),
-        ]));
-        tx.append(
-            types::RETENTION_DEFAULT_APPLIED,
-            Some(package_id),
-            actor,
-            now,
-            default_data,
-        )
-        .await?;
         let package = catalog::views_package(tx.conn(), &package_id)
             .await?
             .ok_or_else(|| Error::not_found("package", package_id.to_string()))?;
@@ -136,19 +123,25 @@ impl ArtifactStore {
         manifest: &Manifest,
     ) -> Result<CreatedPackage> {
         if existing != package_id {
-            return Err(Error::Conflict(format!(
-                "{}@{} already exists as package {existing} with a different manifest",
-                manifest.name, manifest.version
-            )));
+            return Err(Error::conflict(
+                ConflictKind::ManifestDiffers,
+                format!(
+                    "{}@{} already exists as package {existing} with a different manifest",
+                    manifest.name, manifest.version
+                ),
+            ));
         }
         let package = self.package(&PackageRef::Id(package_id)).await?;
         if let Some(purged_seq) = package.purged_seq {
             // Its files are gone: answering "exists" would hand out a package nobody can read.
-            return Err(Error::Conflict(format!(
-                "{}@{} was package {package_id}, purged by garbage collection (seq {purged_seq}); \
-                 a name and version are never reused: push it under a new version",
-                manifest.name, manifest.version
-            )));
+            return Err(Error::conflict(
+                ConflictKind::NameRetired,
+                format!(
+                    "{}@{} was package {package_id}, purged by garbage collection (seq {purged_seq}); \
+                     a name and version are never reused: push it under a new version",
+                    manifest.name, manifest.version
+                ),
+            ));
         }
         Ok(CreatedPackage {
             package_id,

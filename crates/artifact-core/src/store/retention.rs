@@ -33,9 +33,12 @@ impl ArtifactStore {
             .remove(&id)
             .ok_or_else(|| Error::not_found("package", package.to_string()))?;
         if let Some(purged_seq) = state.purged_seq {
-            return Err(Error::Conflict(format!(
-                "package {id} was purged (seq {purged_seq}); retention no longer applies to it"
-            )));
+            return Err(Error::conflict(
+                ConflictKind::PackagePurged,
+                format!(
+                    "package {id} was purged (seq {purged_seq}); retention no longer applies to it"
+                ),
+            ));
         }
         Ok(state)
     }
@@ -66,22 +69,14 @@ impl ArtifactStore {
         let current = state
             .current_expires_at
             .ok_or_else(|| Error::invalid("a permanent package cannot be extended"))?;
-        let data = Value::Map(BTreeMap::from([
-            (
-                "previous_expires_at".to_owned(),
-                Value::Text(current.to_string()),
-            ),
-            ("new_expires_at".to_owned(), Value::Text(until.to_string())),
-            ("reason".to_owned(), Value::Text(reason.to_owned())),
-        ]));
-        tx.append(
-            types::RETENTION_EXTENDED,
-            Some(state.package_id),
-            actor,
-            self.clock.now(),
-            data,
-        )
-        .await?;
+        let data = RetentionExtended {
+            previous_expires_at: current,
+            new_expires_at: until,
+            reason: reason.to_owned(),
+            extra: Extra::new(),
+        };
+        tx.append(Some(state.package_id), actor, self.clock.now(), data)
+            .await?;
         let updated = Self::status_in(&mut tx, &state.package_id).await?;
         tx.commit().await?;
         Ok(updated)
@@ -93,18 +88,13 @@ impl ArtifactStore {
         let mut tx = self.catalog.write().await?;
         let state = self.locked_state(&mut tx, package).await?;
         let hold_id = format!("hold-{}", tx.head().seq + 1);
-        let data = Value::Map(BTreeMap::from([
-            ("hold_id".to_owned(), Value::Text(hold_id.clone())),
-            ("reason".to_owned(), Value::Text(reason.to_owned())),
-        ]));
-        tx.append(
-            types::RETENTION_HOLD_APPLIED,
-            Some(state.package_id),
-            actor,
-            self.clock.now(),
-            data,
-        )
-        .await?;
+        let data = RetentionHoldApplied {
+            hold_id: hold_id.clone(),
+            reason: reason.to_owned(),
+            extra: Extra::new(),
+        };
+        tx.append(Some(state.package_id), actor, self.clock.now(), data)
+            .await?;
         tx.commit().await?;
         Ok(hold_id)
     }
@@ -121,18 +111,13 @@ impl ArtifactStore {
         let mut tx = self.catalog.write().await?;
         let state = self.locked_state(&mut tx, package).await?;
         state.check_release(hold_id, reason)?;
-        let data = Value::Map(BTreeMap::from([
-            ("hold_id".to_owned(), Value::Text(hold_id.to_owned())),
-            ("reason".to_owned(), Value::Text(reason.to_owned())),
-        ]));
-        tx.append(
-            types::RETENTION_HOLD_RELEASED,
-            Some(state.package_id),
-            actor,
-            self.clock.now(),
-            data,
-        )
-        .await?;
+        let data = RetentionHoldReleased {
+            hold_id: hold_id.to_owned(),
+            reason: reason.to_owned(),
+            extra: Extra::new(),
+        };
+        tx.append(Some(state.package_id), actor, self.clock.now(), data)
+            .await?;
         let updated = Self::status_in(&mut tx, &state.package_id).await?;
         tx.commit().await?;
         Ok(updated)
@@ -226,18 +211,12 @@ impl ArtifactStore {
                     });
                     continue;
                 };
-                let data = Value::Map(BTreeMap::from([
-                    ("as_of".to_owned(), Value::Text(as_of.to_string())),
-                    ("expires_at".to_owned(), Value::Text(expires_at.to_string())),
-                ]));
-                tx.append(
-                    types::RETENTION_DELETION_ELIGIBLE,
-                    Some(*package_id),
-                    actor,
-                    now,
-                    data,
-                )
-                .await?;
+                let data = RetentionDeletionEligible {
+                    as_of,
+                    expires_at,
+                    extra: Extra::new(),
+                };
+                tx.append(Some(*package_id), actor, now, data).await?;
                 marked.push(*package_id);
             }
             tx.commit().await?;

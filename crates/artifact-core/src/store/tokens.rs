@@ -49,36 +49,16 @@ impl ArtifactStore {
         let mut role_names: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
         role_names.sort_unstable();
         role_names.dedup();
-        let mut data = BTreeMap::from([
-            ("principal".to_owned(), Value::Text(principal.to_owned())),
-            (
-                "roles".to_owned(),
-                Value::Array(
-                    role_names
-                        .iter()
-                        .map(|r| Value::Text((*r).to_owned()))
-                        .collect(),
-                ),
-            ),
-            (
-                "token_sha256".to_owned(),
-                Value::Text(crate::auth::token_hash(&token).to_string()),
-            ),
-        ]);
-        // Only present when given: a token without expiry is recorded exactly as before.
-        if let Some(expires_at) = expires_at {
-            data.insert("expires_at".to_owned(), Value::Text(expires_at.to_string()));
-        }
+        let data = AuthTokenCreated {
+            principal: principal.to_owned(),
+            roles: role_names.iter().map(|r| (*r).to_owned()).collect(),
+            token_sha256: crate::auth::token_hash(&token),
+            // Only present when given: a token without expiry is recorded exactly as before.
+            expires_at,
+            extra: Extra::new(),
+        };
         let mut tx = self.catalog.write().await?;
-        let event = tx
-            .append(
-                types::AUTH_TOKEN_CREATED,
-                None,
-                actor,
-                now,
-                Value::Map(data),
-            )
-            .await?;
+        let event = tx.append(None, actor, now, data).await?;
         let record = catalog::views_token_by_seq(tx.conn(), event.seq)
             .await?
             .ok_or_else(|| Error::not_found("token", TokenRecord::id_of(event.seq)))?;
@@ -114,26 +94,21 @@ impl ArtifactStore {
             .await?
             .ok_or_else(|| Error::not_found("token", token_id.to_owned()))?;
         if let Some(revoked_seq) = record.revoked_seq {
-            return Err(Error::Conflict(format!(
-                "token {token_id} was already revoked (seq {revoked_seq})"
-            )));
+            return Err(Error::conflict(
+                ConflictKind::TokenRevoked,
+                format!("token {token_id} was already revoked (seq {revoked_seq})"),
+            ));
         }
-        let data = Value::Map(BTreeMap::from([
-            ("token_id".to_owned(), Value::Text(record.token_id.clone())),
-            (
-                "token_sha256".to_owned(),
-                Value::Text(record.token_sha256.clone()),
-            ),
-            ("reason".to_owned(), Value::Text(reason.to_owned())),
-        ]));
-        tx.append(
-            types::AUTH_TOKEN_REVOKED,
-            None,
-            actor,
-            self.clock.now(),
-            data,
-        )
-        .await?;
+        let data = AuthTokenRevoked {
+            token_id: record.token_id.clone(),
+            token_sha256: record.token_sha256.parse().map_err(|e| Error::Integrity {
+                seq,
+                reason: format!("auth_tokens row {token_id}: token_sha256 is not a digest: {e}"),
+            })?,
+            reason: reason.to_owned(),
+            extra: Extra::new(),
+        };
+        tx.append(None, actor, self.clock.now(), data).await?;
         let updated = catalog::views_token_by_seq(tx.conn(), seq)
             .await?
             .ok_or_else(|| Error::not_found("token", token_id.to_owned()))?;

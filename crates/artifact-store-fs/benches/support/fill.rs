@@ -2,11 +2,8 @@
 //! `#[path]`: appends the events `create_package` would, inside the caller's transaction,
 //! without writing blobs, so a store of 100,000s of packages fills in seconds.
 
-use std::collections::BTreeMap;
-
 use artifact_core::catalog::WriteTx;
-use artifact_core::cbor::Value;
-use artifact_core::event::types;
+use artifact_core::event::types::{Extra, PackageCreated, RetentionDefaultApplied};
 use artifact_core::manifest::Manifest;
 use artifact_core::time::Timestamp;
 
@@ -19,28 +16,20 @@ pub async fn append_ephemeral_package(
     expires_at: Timestamp,
 ) {
     let package_id = manifest.package_id().expect("id");
-    let data = Value::Map(BTreeMap::from([(
-        "manifest".to_owned(),
-        manifest.to_value(),
-    )]));
-    tx.append(types::PACKAGE_CREATED, Some(package_id), "bench", at, data)
+    let created = PackageCreated {
+        manifest: manifest.clone(),
+        extra: Extra::new(),
+    };
+    tx.append(Some(package_id), "bench", at, created)
         .await
         .expect("append");
-    let data = Value::Map(BTreeMap::from([
-        (
-            "retention_class".to_owned(),
-            Value::Text("ephemeral".into()),
-        ),
-        ("period".to_owned(), Value::Text("7d".into())),
-        ("expires_at".to_owned(), Value::Text(expires_at.to_string())),
-    ]));
-    tx.append(
-        types::RETENTION_DEFAULT_APPLIED,
-        Some(package_id),
-        "bench",
-        at,
-        data,
-    )
-    .await
-    .expect("append");
+    let default_applied = RetentionDefaultApplied {
+        retention_class: "ephemeral".into(),
+        period: "7d".parse().expect("period"),
+        expires_at: Some(expires_at),
+        extra: Extra::new(),
+    };
+    tx.append(Some(package_id), "bench", at, default_applied)
+        .await
+        .expect("append");
 }

@@ -12,40 +12,9 @@ use crate::error::{Error, Result};
 use crate::manifest::{expect_map, reject_unknown, text_field};
 use crate::time::Timestamp;
 
-/// Event type wire names, spelled once.
-pub mod types {
-    /// A blob's bytes are durable in the blob backend.
-    pub const BLOB_STORED: &str = "v1.blob.stored";
-    /// A package was created (data carries the whole manifest).
-    pub const PACKAGE_CREATED: &str = "v1.package.created";
-    /// The retention class default was applied at creation.
-    pub const RETENTION_DEFAULT_APPLIED: &str = "v1.retention.default_applied";
-    /// The expiry was moved later.
-    pub const RETENTION_EXTENDED: &str = "v1.retention.extended";
-    /// A legal/operational hold was applied.
-    pub const RETENTION_HOLD_APPLIED: &str = "v1.retention.hold_applied";
-    /// A hold was released.
-    pub const RETENTION_HOLD_RELEASED: &str = "v1.retention.hold_released";
-    /// The sweeper marked the package eligible for deletion.
-    pub const RETENTION_DELETION_ELIGIBLE: &str = "v1.retention.deletion_eligible";
-    /// Garbage collection purged an eligible package.
-    pub const PACKAGE_PURGED: &str = "v1.package.purged";
-    /// Garbage collection committed to deleting these blobs' bytes (data: `blobs`, their
-    /// BLAKE3 digests). From this event on they can gain no reference; their
-    /// `v1.blob.deleted` follows once the bytes are gone (by the same run, or by whoever opens
-    /// the store next if that run died).
-    pub const BLOB_DELETION_STARTED: &str = "v1.blob.deletion_started";
-    /// Garbage collection deleted a blob's bytes.
-    pub const BLOB_DELETED: &str = "v1.blob.deleted";
-    /// A scrub re-read a blob and both digests matched.
-    pub const INTEGRITY_CHECKED: &str = "v1.integrity.checked";
-    /// A scrub found a blob missing or corrupt.
-    pub const INTEGRITY_FAILED: &str = "v1.integrity.failed";
-    /// A bearer token was minted (data: principal, roles, token_sha256 — never the token).
-    pub const AUTH_TOKEN_CREATED: &str = "v1.auth.token_created";
-    /// A bearer token was revoked.
-    pub const AUTH_TOKEN_REVOKED: &str = "v1.auth.token_revoked";
-}
+pub mod types;
+
+pub use types::EventData;
 
 /// One entry of the event log.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -140,6 +109,16 @@ impl Event {
     /// The JCS (RFC 8785) JSON projection of the envelope.
     pub fn to_jcs(&self) -> String {
         crate::jcs::to_jcs(&self.to_value())
+    }
+
+    /// The typed payload. An [`Error::Integrity`] naming the seq, the type and the field when
+    /// `data` does not decode as its type's payload; unknown types are
+    /// [`EventData::Unknown`].
+    pub fn typed(&self) -> Result<EventData> {
+        EventData::decode(&self.event_type, &self.data).map_err(|e| Error::Integrity {
+            seq: self.seq,
+            reason: e.to_string(),
+        })
     }
 
     /// A text field of `data`, if present.
@@ -364,5 +343,53 @@ mod tests {
         let json = event.to_jcs();
         let value = crate::jcs::from_json(json.as_bytes()).unwrap();
         assert_eq!(Event::from_value(&value).unwrap(), event);
+    }
+}
+
+/// The store written by the previous release (`tests/fixtures/v1-store`): every stored event
+/// decodes to a typed payload that re-encodes to exactly its stored canonical bytes.
+#[cfg(test)]
+mod fixture_tests {
+    use sqlx::Row as _;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn every_event_of_the_previous_release_re_encodes_to_its_stored_bytes() {
+        let catalog = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/fixtures/v1-store/catalog.db");
+        sqlx::any::install_default_drivers();
+        let url = format!("sqlite://{}?mode=ro&immutable=1", catalog.display());
+        let pool = sqlx::any::AnyPoolOptions::new()
+            .max_connections(1)
+            .connect(&url)
+            .await
+            .unwrap();
+        let rows = sqlx::query("SELECT seq, type, body FROM events ORDER BY seq")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+        let mut seen = std::collections::BTreeSet::new();
+        for row in &rows {
+            let seq: i64 = row.get("seq");
+            let event_type: String = row.get("type");
+            let body: Vec<u8> = row.get("body");
+            let event = Event::from_canonical_bytes(&body).unwrap();
+            let typed = event.typed().unwrap_or_else(|e| panic!("seq {seq}: {e}"));
+            assert!(
+                !matches!(typed, EventData::Unknown { .. }),
+                "seq {seq}: `{event_type}` is a known type"
+            );
+            assert_eq!(typed.event_type(), event_type);
+            let again = Event {
+                data: typed.encode(),
+                ..event
+            };
+            assert_eq!(again.canonical_bytes().unwrap(), body, "seq {seq}");
+            seen.insert(event_type);
+        }
+        // The fixture covers every type the previous release wrote.
+        assert_eq!(seen.len(), 12, "{seen:?}");
     }
 }
