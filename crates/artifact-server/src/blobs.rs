@@ -285,7 +285,6 @@ async fn upload(
         }
         Err(e) => return Err(e.into()),
     };
-    state.notify_appended();
     let status = if existed {
         StatusCode::OK
     } else {

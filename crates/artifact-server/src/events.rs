@@ -14,7 +14,7 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::routing::get;
-use futures_util::Stream;
+use futures_util::{Stream, StreamExt as _};
 use serde::Deserialize;
 
 use crate::AppState;
@@ -22,10 +22,6 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{NoQuery, Query};
 use crate::packages::{cbor_response, json_response, wants_cbor};
-
-/// How often a stream re-reads the log when this process has appended nothing (events from
-/// other processes or replicas).
-const POLL: Duration = Duration::from_millis(500);
 
 pub(crate) fn router() -> Router<AppState> {
     Router::new()
@@ -129,51 +125,29 @@ async fn stream(
     };
     // Last-Event-ID (a reconnect) wins over the query.
     let start = last_event_id.or(query.after).unwrap_or(0);
-    let shutdown = state.shutdown_watch();
-    let events = futures_util::stream::unfold(
-        (state, shutdown, start, Vec::<Event>::new().into_iter()),
-        |(state, mut shutdown, mut after, mut buffered)| async move {
-            loop {
-                if *shutdown.borrow() {
-                    return None;
-                }
-                if let Some(event) = buffered.next() {
-                    after = event.seq;
-                    let sse = SseEvent::default()
-                        .id(event.seq.to_string())
-                        .event(event.event_type.clone())
-                        .data(event.to_jcs());
-                    return Some((Ok(sse), (state, shutdown, after, buffered)));
-                }
-                let notified = state.appended().notified();
-                match state
-                    .store()
-                    .events(&EventQuery {
-                        after,
-                        limit: Some(500),
-                        event_type: None,
-                        package_id: None,
-                    })
-                    .await
-                {
-                    Ok(page) if !page.is_empty() => buffered = page.into_iter(),
-                    Ok(_) => {
-                        tokio::select! {
-                            _ = notified => {}
-                            _ = tokio::time::sleep(POLL) => {}
-                            _ = shutdown.wait_for(|stopping| *stopping) => return None,
-                        }
-                    }
-                    Err(error) => {
-                        tracing::error!(%error, "event stream read failed");
-                        tokio::select! {
-                            _ = tokio::time::sleep(POLL) => {}
-                            _ = shutdown.wait_for(|stopping| *stopping) => return None,
-                        }
-                    }
+    // One stream of committed events (woken by every commit of this process, other
+    // replicas' commits within `FOLLOW_RECHECK`), ended when the server begins shutting down.
+    let mut shutdown = state.shutdown_watch();
+    let stopping = async move {
+        let _ = shutdown.wait_for(|stopping| *stopping).await;
+    };
+    let events = state
+        .store()
+        .follow(start)
+        .take_until(stopping)
+        .filter_map(|item| async move {
+            match item {
+                Ok(event) => Some(Ok(SseEvent::default()
+                    .id(event.seq.to_string())
+                    .event(event.event_type.clone())
+                    .data(event.to_jcs()))),
+                Err(error) => {
+                    // The follow stream ends after an error; the client reconnects with
+                    // Last-Event-ID and resumes where it was.
+                    tracing::error!(%error, "event stream read failed");
+                    None
                 }
             }
-        },
-    );
+        });
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }

@@ -42,7 +42,7 @@ use artifact_core::digest::Sha256;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use tokio::net::TcpListener;
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 
 pub use error::ApiError;
 pub use log::publish_checkpoint;
@@ -134,8 +134,6 @@ struct Inner {
     metrics: Metrics,
     /// `/readyz`'s single-flight check.
     ready: ops::ReadyCheck,
-    /// Woken whenever this process appends events, so event streams deliver promptly.
-    appended: Notify,
     /// `true` once [`serve`]'s shutdown future has resolved: event streams end and the
     /// background tasks stop, so the graceful shutdown does not wait for endless responses.
     shutting_down: watch::Sender<bool>,
@@ -152,7 +150,6 @@ impl AppState {
             uploads,
             metrics: Metrics::default(),
             ready: ops::ReadyCheck::default(),
-            appended: Notify::new(),
             shutting_down: watch::Sender::new(false),
         })))
     }
@@ -177,15 +174,6 @@ impl AppState {
 
     pub(crate) fn uploads(&self) -> &uploads::UploadSessions {
         &self.0.uploads
-    }
-
-    /// Wakes event streams after an append.
-    pub(crate) fn notify_appended(&self) {
-        self.0.appended.notify_waiters();
-    }
-
-    pub(crate) fn appended(&self) -> &Notify {
-        &self.0.appended
     }
 
     /// Watches the shutdown flag (see [`serve`]).
@@ -358,7 +346,6 @@ async fn background_tasks(state: AppState, mut stop: tokio::sync::watch::Receive
             return;
         };
         let metrics = sweeper_state.metrics().clone();
-        let notify_state = sweeper_state.clone();
         sweeper_state
             .store()
             .run_sweeper(
@@ -371,7 +358,6 @@ async fn background_tasks(state: AppState, mut stop: tokio::sync::watch::Receive
                     metrics.record_sweep(&report);
                     match report {
                         Ok(report) if !report.newly_eligible.is_empty() => {
-                            notify_state.notify_appended();
                             tracing::info!(
                                 newly_eligible = report.newly_eligible.len(),
                                 "scheduled sweep"
@@ -455,7 +441,6 @@ async fn maintenance_schedule(state: AppState, mut stop: tokio::sync::watch::Rec
                         Ok(report) => tracing::info!(purged = report.purged.len(), deleted = report.deleted.len(), bytes = report.bytes_reclaimed, "scheduled gc"),
                         Err(error) => tracing::error!(%error, "scheduled gc failed"),
                     }
-                    state.notify_appended();
                     next_gc = tokio::time::Instant::now() + every;
                 }
             }
@@ -466,7 +451,6 @@ async fn maintenance_schedule(state: AppState, mut stop: tokio::sync::watch::Rec
                         Ok(report) => tracing::error!(checked = report.checked, failed = report.failed.len(), "scheduled scrub found corrupt blobs"),
                         Err(error) => tracing::error!(%error, "scheduled scrub failed"),
                     }
-                    state.notify_appended();
                     next_verify = tokio::time::Instant::now() + every;
                 }
             }

@@ -53,7 +53,6 @@ async fn gc(
     }
     options.dry_run = query.dry_run.unwrap_or(false);
     let report = state.store().gc(&actor, options).await?;
-    state.notify_appended();
     Ok(json_response(&report.to_value()))
 }
 
@@ -76,7 +75,6 @@ async fn verify(
         max_bytes_per_sec: query.max_bytes_per_sec.filter(|r| *r > 0),
     };
     let report = state.store().verify_blobs(&actor, options, |_| {}).await?;
-    state.notify_appended();
     Ok(json_response(&report.to_value()))
 }
 
@@ -284,7 +282,6 @@ async fn create_token(
         .store()
         .mint_token(&actor, &principal, &roles, expires_at, &secret)
         .await?;
-    state.notify_appended();
     let mut value = minted.record.to_value();
     if let Value::Map(map) = &mut value {
         map.insert("token".to_owned(), Value::Text(minted.token));
@@ -324,7 +321,6 @@ async fn revoke_token(
         .store()
         .revoke_token(&actor, &token_id, &reason)
         .await?;
-    state.notify_appended();
     Ok(json_response(&record.to_value()))
 }
 

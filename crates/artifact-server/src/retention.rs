@@ -149,7 +149,6 @@ async fn extend(
         .store()
         .extend(&actor, &package, until, &reason)
         .await?;
-    state.notify_appended();
     Ok(created(&status.to_value()))
 }
 
@@ -166,7 +165,6 @@ async fn hold(
     let map = body_map(&body)?;
     let reason = text_member(&map, "reason", &["reason"])?;
     let hold_id = state.store().hold(&actor, &package, &reason).await?;
-    state.notify_appended();
     Ok(created(&Value::Map(BTreeMap::from([(
         "hold_id".to_owned(),
         Value::Text(hold_id),
@@ -189,7 +187,6 @@ async fn release(
         .store()
         .release(&actor, &package, &hold_id, &reason)
         .await?;
-    state.notify_appended();
     Ok(created(&status.to_value()))
 }
 
@@ -207,8 +204,6 @@ async fn sweep(
         .map(|t| parse_time(t, "as_of"))
         .transpose()?;
     let report = state.store().sweep(&actor, as_of).await?;
-    if !report.newly_eligible.is_empty() {
-        state.notify_appended();
-    }
+    if !report.newly_eligible.is_empty() {}
     Ok(json_response(&report.to_value()))
 }

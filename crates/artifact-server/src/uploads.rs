@@ -784,7 +784,6 @@ async fn finish(
         Ok(record) => {
             state.uploads().forget(&id);
             state.metrics().upload_completed();
-            state.notify_appended();
             let body = record.to_value();
             Ok((
                 StatusCode::CREATED,

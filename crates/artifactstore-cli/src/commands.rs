@@ -6,7 +6,6 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::{Context as _, anyhow, bail};
 use artifact_core::auth::Role;
@@ -1672,18 +1671,17 @@ async fn events(target: &Target, args: EventsArgs, json: bool) -> anyhow::Result
                     })
                     .await
             }
-            Target::Local { .. } => loop {
-                query.limit = Some(1000);
-                let page = fetch_events(target, &query).await?;
-                if page.is_empty() {
-                    tokio::time::sleep(Duration::from_millis(250)).await;
-                    continue;
+            // The store's follow stream: woken by commits, other processes' within a second.
+            Target::Local { store, .. } => {
+                let mut events = std::pin::pin!(store.follow(args.after));
+                while let Some(event) = futures_util::StreamExt::next(&mut events).await {
+                    let event = event?;
+                    if matches(&event) {
+                        print_one(&event)?;
+                    }
                 }
-                for event in &page {
-                    print_one(event)?;
-                    query.after = event.seq;
-                }
-            },
+                Ok(())
+            }
         };
     }
     let mut all = Vec::new();

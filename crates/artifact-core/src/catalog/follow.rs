@@ -31,7 +31,7 @@ impl Catalog {
     /// wakes the stream at once; commits of other processes (another replica on the same
     /// database) are seen within [`FOLLOW_RECHECK`]. An error reading the log is yielded once
     /// and ends the stream.
-    pub fn follow(&self, after_seq: u64) -> impl Stream<Item = Result<Event>> + Send + 'static {
+    pub fn follow(&self, after_seq: u64) -> impl Stream<Item = Result<Event>> + Send + use<> {
         let state = Follow {
             catalog: self.clone(),
             committed: self.committed.subscribe(),

@@ -15,7 +15,7 @@ impl ArtifactStore {
     pub fn follow(
         &self,
         after_seq: u64,
-    ) -> impl futures_util::Stream<Item = Result<Event>> + Send + 'static {
+    ) -> impl futures_util::Stream<Item = Result<Event>> + Send + use<> {
         self.catalog.follow(after_seq)
     }
 
