@@ -176,15 +176,36 @@ async fn a_rewrite_is_caught_by_checkpoints_published_to_a_directory_and_to_a_lo
             "{check:?}"
         );
     }
-    // Re-signing the rewritten log cannot replace what was published: a fork, and the
-    // published notes are unchanged.
-    match store.checkpoint(&signer).await {
-        Err(Error::Integrity { seq, reason }) => {
-            assert_eq!(seq, latest.tree_size);
-            assert!(reason.contains("fork"), "{reason}");
-        }
-        other => panic!("expected a fork, got {other:?}"),
-    }
+    // Normal traffic goes on, and the server would sign the next checkpoint with its own key:
+    // it refuses, because the log no longer extends what the sinks hold, so the rewrite
+    // cannot be laundered behind a new checkpoint — neither by this process (which remembers
+    // what it published) nor by a fresh one (which reads the sinks).
+    push(store, "app", "3.0", "ephemeral", &[("c", b"c")]).await;
+    let refused =
+        |result: artifact_core::Result<artifact_core::catalog::StoredCheckpoint>| match result {
+            Err(Error::Integrity { seq, reason }) => {
+                assert_eq!(seq, latest.tree_size, "{reason}");
+                assert!(reason.contains("no longer extends"), "{reason}");
+                assert!(reason.contains("nothing was signed"), "{reason}");
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        };
+    refused(store.checkpoint(&signer).await);
+    let fresh = EmbeddedOptions::new(fixture.data_dir())
+        .with_config(fixture.config.clone())
+        .with_clock(Arc::new(fixture.clock.clone()))
+        .with_checkpoint_sink(Arc::new(s3.clone()))
+        .open()
+        .await
+        .expect("a second handle");
+    refused(fresh.checkpoint(&signer).await);
+    assert_eq!(
+        store.checkpoints(None, 10).await.expect("list").len(),
+        0,
+        "nothing signed"
+    );
+    let checks = store.verify_published(&verifier).await.expect("verify");
+    assert!(checks.iter().all(|c| !c.ok), "{checks:?}");
     assert_eq!(
         signed.get(&key).await.expect("get").as_deref(),
         Some(latest.note.as_bytes())

@@ -48,10 +48,16 @@ impl ArtifactStore {
     /// Makes a checkpoint of the whole log, signed by `signer`, if the log grew since the
     /// latest one; returns the latest checkpoint either way. Changes no event.
     ///
-    /// The checkpoint (new or the latest) is then published to every sink of the store
-    /// ([`crate::publish`]); a sink that fails, or holds a different note for that size (a
-    /// fork), is an error naming it, after the checkpoint itself was stored.
+    /// Before signing, the log must still extend the last checkpoint published to each sink
+    /// of the store ([`crate::publish`]): the stored tree's root at that size must be the
+    /// published root. If it is not, history was rewritten (or events removed) since, and
+    /// signing a new checkpoint would launder the rewrite: [`Error::Integrity`] names the sink
+    /// and the size, and nothing is signed. The checkpoint (new or the latest) is then
+    /// published to every sink; a fork there (a different note for that size) is an
+    /// integrity error, any other failure a backend error naming every sink that failed,
+    /// after the checkpoint itself was stored.
     pub async fn checkpoint(&self, signer: &LogSigner) -> Result<StoredCheckpoint> {
+        self.check_sinks_extended(&signer.verifier()).await?;
         let at = self.clock().now();
         let (checkpoint, _new) = self
             .catalog()
@@ -59,17 +65,90 @@ impl ArtifactStore {
                 Ok(signer.sign_checkpoint(&Checkpoint::new(signer.name(), size, root))?)
             })
             .await?;
-        for sink in self.checkpoint_sinks() {
-            sink.publish(&checkpoint).await.map_err(|e| match e {
-                fork @ Error::Integrity { .. } => fork,
-                other => Error::Config(format!(
-                    "the checkpoint of tree size {} was made but publishing it to {} failed: {other}",
+        let mut fork = None;
+        let mut failed = Vec::new();
+        for (index, sink) in self.checkpoint_sinks().iter().enumerate() {
+            match sink.publish(&checkpoint).await {
+                Ok(_) => self.set_published(index, checkpoint.tree_size, checkpoint.root_hash),
+                Err(e @ Error::Integrity { .. }) => {
+                    fork.get_or_insert(e);
+                }
+                Err(other) => failed.push(format!("{}: {other}", sink.describe())),
+            }
+        }
+        if let Some(fork) = fork {
+            return Err(fork);
+        }
+        if !failed.is_empty() {
+            return Err(Error::Backend {
+                store: "checkpoint sink",
+                source: format!(
+                    "the checkpoint of tree size {} was made but publishing it failed ({}); the next checkpoint publishes it again",
                     checkpoint.tree_size,
-                    sink.describe()
-                )),
-            })?;
+                    failed.join("; ")
+                )
+                .into(),
+            });
         }
         Ok(checkpoint)
+    }
+
+    /// Refuses (before anything is signed) when the log no longer extends the last checkpoint
+    /// published to a sink: the stored tree's root at that size differs from the published
+    /// root, or the log is shorter than it.
+    async fn check_sinks_extended(&self, verifier: &LogVerifier) -> Result<()> {
+        for (index, sink) in self.checkpoint_sinks().iter().enumerate() {
+            let (size, root) = match self.known_published(index) {
+                Some(known) => known,
+                None => {
+                    let note = sink.latest().await.map_err(|e| Error::Backend {
+                        store: "checkpoint sink",
+                        source: format!(
+                            "cannot read the latest checkpoint published to {}: {e}; nothing was signed",
+                            sink.describe()
+                        )
+                        .into(),
+                    })?;
+                    let Some(note) = note else { continue };
+                    let published = verifier.open_checkpoint(&note).map_err(|e| {
+                        Error::Integrity {
+                            seq: 0,
+                            reason: format!(
+                                "the latest checkpoint published to {} does not verify with this store's key ({e}); nothing was signed (after a key rotation, publish under a new prefix or directory)",
+                                sink.describe()
+                            ),
+                        }
+                    })?;
+                    (published.tree_size, published.root_hash)
+                }
+            };
+            let head = self.catalog().head().await?.seq;
+            if size > head {
+                return Err(Error::Integrity {
+                    seq: size,
+                    reason: format!(
+                        "{} holds a checkpoint of tree size {size} but the log has {head} events (events were removed); nothing was signed",
+                        sink.describe()
+                    ),
+                });
+            }
+            if self.catalog().tree_size().await? < size {
+                self.catalog().catch_up_tree().await?;
+            }
+            let nodes = self.catalog().tree_nodes(&tree::root_nodes(size)).await?;
+            let root_now = tree::root(&nodes, size)?;
+            if root_now != root {
+                return Err(Error::Integrity {
+                    seq: size,
+                    reason: format!(
+                        "the log no longer extends the checkpoint of tree size {size} published to {} (history up to it was rewritten); nothing was signed, so the rewrite cannot be hidden behind a new checkpoint (`audit verify --published` names the first diverging size)",
+                        sink.describe()
+                    ),
+                });
+            }
+            self.set_published(index, size, root);
+        }
+        Ok(())
     }
 
     /// Checks today's log against the latest checkpoint each of the store's sinks holds
@@ -90,7 +169,15 @@ impl ArtifactStore {
                 reason: None,
             };
             match sink.latest().await {
-                Ok(None) => {}
+                Ok(None) => {
+                    if let Some(stored) = self.latest_checkpoint().await? {
+                        check.ok = false;
+                        check.reason = Some(format!(
+                            "holds no checkpoint although the store made one of tree size {} (its contents were removed, or it was configured since: run `audit checkpoint`)",
+                            stored.tree_size
+                        ));
+                    }
+                }
                 Ok(Some(note)) => match self.verify_against_checkpoint(&note, verifier).await {
                     Ok(checkpoint) => check.tree_size = Some(checkpoint.tree_size),
                     Err(Error::Integrity { seq, reason }) => {

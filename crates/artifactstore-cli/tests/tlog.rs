@@ -401,15 +401,35 @@ fn a_checkpoint_published_to_a_directory_detects_a_rewrite() {
         "{stderr}"
     );
 
-    // A different note already published for the next size is a fork: refused, kept.
+    // Traffic goes on: signing the rewritten log is refused, because it no longer extends the
+    // published checkpoint (a new checkpoint would otherwise launder the rewrite).
     cli.push("b", "1");
+    let output = cli.run(&["audit", "checkpoint"]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "no longer extends the checkpoint of tree size {size}"
+        )),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_dir(&published).unwrap().count(),
+        1,
+        "nothing new"
+    );
+
+    // Something else in the sink under a later size (not signed by this key): refused, kept.
     let next = cli.json(&["audit", "verify"])["head_seq"].as_i64().unwrap();
     let foreign = published.join(format!("{next}.checkpoint"));
     std::fs::write(&foreign, "someone else\n").unwrap();
     let output = cli.run(&["audit", "checkpoint"]);
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("fork"), "{stderr}");
+    assert!(
+        stderr.contains("does not verify with this store's key"),
+        "{stderr}"
+    );
     assert_eq!(std::fs::read_to_string(&foreign).unwrap(), "someone else\n");
 }
 
@@ -667,12 +687,16 @@ fn checkpoints_published_to_a_locked_bucket_detect_a_rewrite() {
         Some(size),
         "{report}"
     );
-    // Re-signing the rewritten log makes a checkpoint of the same size with another root:
-    // the bucket refuses it as a fork and keeps the original.
+    // Re-signing the rewritten log is refused: it no longer extends the published checkpoint.
     let output = run(&["audit", "checkpoint"]);
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("fork"), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "no longer extends the checkpoint of tree size {size}"
+        )),
+        "{stderr}"
+    );
     assert_eq!(
         runtime.block_on(signed.get(&key)).unwrap().expect("kept"),
         published

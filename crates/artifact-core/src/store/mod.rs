@@ -218,6 +218,10 @@ pub struct ArtifactStore {
     clock: Arc<dyn Clock>,
     classes: RetentionClasses,
     sinks: Vec<Arc<dyn crate::publish::CheckpointSink>>,
+    /// Per sink, the last checkpoint known to be published there (tree size, root): what the
+    /// next checkpoint must extend. Read from the sink once, then kept as this process
+    /// publishes.
+    published: Arc<std::sync::Mutex<Vec<Option<(u64, crate::tlog::Hash)>>>>,
 }
 
 impl ArtifactStore {
@@ -236,6 +240,10 @@ impl ArtifactStore {
             blobs: options.blob_store,
             clock: options.clock,
             classes: options.classes,
+            published: Arc::new(std::sync::Mutex::new(vec![
+                None;
+                options.checkpoint_sinks.len()
+            ])),
             sinks: options.checkpoint_sinks,
         };
         if !read_only {
@@ -269,6 +277,24 @@ impl ArtifactStore {
     /// The sinks every checkpoint is published to.
     pub fn checkpoint_sinks(&self) -> &[Arc<dyn crate::publish::CheckpointSink>] {
         &self.sinks
+    }
+
+    /// The last checkpoint known to be published to sink `index` (see [`crate::publish`]).
+    pub(crate) fn known_published(&self, index: usize) -> Option<(u64, crate::tlog::Hash)> {
+        self.published
+            .lock()
+            .map(|known| known.get(index).copied().flatten())
+            .unwrap_or(None)
+    }
+
+    /// Records that sink `index` holds the checkpoint of `size` with `root`.
+    pub(crate) fn set_published(&self, index: usize, size: u64, root: crate::tlog::Hash) {
+        if let Ok(mut known) = self.published.lock()
+            && let Some(slot) = known.get_mut(index)
+            && slot.is_none_or(|(known_size, _)| known_size <= size)
+        {
+            *slot = Some((size, root));
+        }
     }
 }
 
