@@ -214,4 +214,43 @@ async fn a_rewrite_is_caught_by_checkpoints_published_to_a_directory_and_to_a_lo
         s3.latest().await.expect("latest").as_deref(),
         Some(latest.note.as_str())
     );
+
+    // With the bucket's credentials (no key): a DELETE without a version id is allowed on a
+    // locked object but only adds a delete marker. It cannot hide the checkpoint: the sink
+    // reads versions, so the marker is reported, and nothing is signed over it.
+    let status = signed.delete(&key, None).await.expect("delete");
+    assert!(status.is_success(), "a delete marker is allowed: {status}");
+    assert_eq!(
+        signed.get(&key).await.expect("get"),
+        None,
+        "hidden from a plain GET"
+    );
+    match s3.latest().await {
+        Err(Error::Integrity { seq, reason }) => {
+            assert_eq!(seq, latest.tree_size);
+            assert!(reason.contains("delete marker"), "{reason}");
+        }
+        other => panic!("expected the marker to be reported, got {other:?}"),
+    }
+    let checks = store.verify_published(&verifier).await.expect("verify");
+    let s3_check = checks
+        .iter()
+        .find(|c| c.sink.starts_with("s3://"))
+        .expect("the S3 sink");
+    assert!(
+        !s3_check.ok
+            && s3_check
+                .reason
+                .as_deref()
+                .is_some_and(|r| r.contains("delete marker")),
+        "{s3_check:?}"
+    );
+    let third = EmbeddedOptions::new(fixture.data_dir())
+        .with_config(fixture.config.clone())
+        .with_clock(Arc::new(fixture.clock.clone()))
+        .with_checkpoint_sink(Arc::new(s3.clone()))
+        .open()
+        .await
+        .expect("a third handle");
+    assert!(third.checkpoint(&signer).await.is_err(), "nothing signed");
 }

@@ -340,17 +340,16 @@ impl S3Options {
             .clone()
             .or_else(|| config(AmazonS3ConfigKey::Endpoint));
         let bucket = &self.bucket;
-        let base = match endpoint.as_deref().map(|e| e.trim_end_matches('/')) {
-            Some(endpoint) if virtual_hosted => match endpoint.split_once("://") {
-                Some((scheme, host)) => format!("{scheme}://{bucket}.{host}"),
-                None => {
-                    return Err(Error::Config(format!(
-                        "the S3 endpoint `{endpoint}` has no scheme"
-                    )));
-                }
-            },
-            Some(endpoint) => format!("{endpoint}/{bucket}"),
-            None => format!("https://s3.{region}.amazonaws.com/{bucket}"),
+        // The bucket URL object_store builds (0.14 `AmazonS3Builder::build`): with
+        // virtual-hosted requests the endpoint, when given, already names the bucket.
+        let base = match (
+            endpoint.as_deref().map(|e| e.trim_end_matches('/')),
+            virtual_hosted,
+        ) {
+            (Some(endpoint), true) => endpoint.to_owned(),
+            (Some(endpoint), false) => format!("{endpoint}/{bucket}"),
+            (None, true) => format!("https://{bucket}.s3.{region}.amazonaws.com"),
+            (None, false) => format!("https://s3.{region}.amazonaws.com/{bucket}"),
         };
         let allow_http = self.allow_http.unwrap_or_else(|| {
             config(AmazonS3ConfigKey::Client(ClientConfigKey::AllowHttp))

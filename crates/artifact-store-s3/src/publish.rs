@@ -12,10 +12,7 @@ use artifact_core::time::{Clock, Period, SystemClock};
 use artifact_core::{Error, Result};
 use async_trait::async_trait;
 use bytes::Bytes;
-use futures_util::TryStreamExt as _;
-use object_store::ObjectStore as _;
 use object_store::aws::AmazonS3;
-use object_store::path::Path;
 use tokio::sync::OnceCell;
 
 use crate::S3Options;
@@ -200,6 +197,19 @@ impl CheckpointSink for S3CheckpointSink {
         if self.inner.signed.get(&key).await?.is_some() {
             return self.same_or_fork(&key, checkpoint).await;
         }
+        // Absent as the current version, but versions exist: a delete marker hides what was
+        // published under this size. Never write a second version over it.
+        let versions = self.inner.signed.list_versions(&key).await?;
+        if versions.iter().any(|v| v.key == key) {
+            return Err(fork_error(
+                &self.describe(),
+                &format!(
+                    "s3://{}/{key} (hidden by a delete marker)",
+                    self.inner.signed.bucket()
+                ),
+                checkpoint.tree_size,
+            ));
+        }
         let lock = match self.lock_mode().await? {
             None => None,
             Some(mode) => {
@@ -234,46 +244,61 @@ impl CheckpointSink for S3CheckpointSink {
     }
 
     async fn latest(&self) -> Result<Option<String>> {
-        let prefix = Path::from(self.inner.dir.as_str());
-        let metas: Vec<object_store::ObjectMeta> = self
-            .inner
-            .list
-            .list(Some(&prefix))
-            .try_collect()
-            .await
-            .map_err(|e| Error::Backend {
-                store: "s3",
-                source: format!("listing `{}` failed: {e}", self.inner.dir).into(),
-            })?;
-        let best = metas
-            .iter()
-            .filter_map(|meta| {
-                meta.location
-                    .filename()
-                    .and_then(|n| n.strip_suffix(".checkpoint"))
-                    .and_then(|n| n.parse::<u64>().ok())
-            })
-            .max();
-        match best {
-            None => Ok(None),
-            Some(size) => {
-                let key = self.key(size);
-                let bytes = self
-                    .inner
-                    .signed
-                    .get(&key)
-                    .await?
-                    .ok_or_else(|| Error::Backend {
-                        store: "s3",
-                        source: format!("`{key}` was listed but cannot be read").into(),
-                    })?;
-                String::from_utf8(bytes.to_vec())
-                    .map(Some)
-                    .map_err(|_| Error::Integrity {
-                        seq: size,
-                        reason: format!("the published checkpoint `{key}` is not UTF-8 text"),
-                    })
+        // Versions, not current objects: on a versioned (Object Lock) bucket a DELETE without a
+        // version id only adds a delete marker, which would hide a locked checkpoint from a
+        // plain listing, and a plain PUT adds a second version.
+        let prefix = format!("{}/", self.inner.dir);
+        let versions = self.inner.signed.list_versions(&prefix).await?;
+        let size_of = |key: &str| {
+            key.strip_prefix(&prefix)
+                .and_then(|n| n.strip_suffix(".checkpoint"))
+                .and_then(|n| n.parse::<u64>().ok())
+        };
+        let mut by_size: std::collections::BTreeMap<u64, Vec<&crate::signed::VersionEntry>> =
+            std::collections::BTreeMap::new();
+        for entry in &versions {
+            if let Some(size) = size_of(&entry.key) {
+                by_size.entry(size).or_default().push(entry);
             }
         }
+        for (size, entries) in &by_size {
+            let where_ = format!("s3://{}/{}", self.inner.signed.bucket(), entries[0].key);
+            if entries.iter().any(|e| e.delete_marker) {
+                return Err(Error::Integrity {
+                    seq: *size,
+                    reason: format!(
+                        "the checkpoint of tree size {size} published at {where_} is hidden by a delete marker (someone with the bucket's credentials deleted it); remove the marker to restore it, and find out who placed it"
+                    ),
+                });
+            }
+            if entries.len() > 1 {
+                return Err(Error::Integrity {
+                    seq: *size,
+                    reason: format!(
+                        "the checkpoint of tree size {size} published at {where_} has {} versions (it was overwritten); the first one is the published checkpoint",
+                        entries.len()
+                    ),
+                });
+            }
+        }
+        let Some((size, entries)) = by_size.iter().next_back() else {
+            return Ok(None);
+        };
+        let entry = entries[0];
+        let bytes = self
+            .inner
+            .signed
+            .get_version(&entry.key, &entry.version_id)
+            .await?
+            .ok_or_else(|| Error::Backend {
+                store: "s3",
+                source: format!("`{}` was listed but cannot be read", entry.key).into(),
+            })?;
+        String::from_utf8(bytes.to_vec())
+            .map(Some)
+            .map_err(|_| Error::Integrity {
+                seq: *size,
+                reason: format!("the published checkpoint `{}` is not UTF-8 text", entry.key),
+            })
     }
 }

@@ -67,6 +67,19 @@ pub enum Created {
     Exists,
 }
 
+/// One entry of a version listing (`GET /BUCKET?versions`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VersionEntry {
+    /// The object key.
+    pub key: String,
+    /// Its version id (`null` on a bucket that was never versioned).
+    pub version_id: String,
+    /// A delete marker rather than an object version.
+    pub delete_marker: bool,
+    /// The current version of its key.
+    pub is_latest: bool,
+}
+
 /// Signed requests against one bucket.
 #[derive(Clone, Debug)]
 pub struct SignedClient {
@@ -258,6 +271,90 @@ impl SignedClient {
             .zip(xml_text(&body, "RetainUntilDate").map(str::to_owned)))
     }
 
+    /// Every version and delete marker under `prefix` (`GET ?versions&prefix=`, all pages).
+    pub async fn list_versions(&self, prefix: &str) -> Result<Vec<VersionEntry>> {
+        let mut entries = Vec::new();
+        let mut markers: Option<(String, String)> = None;
+        loop {
+            let mut query = format!("versions&prefix={}", encode_query(prefix)?);
+            if let Some((key, version)) = &markers {
+                query.push_str(&format!(
+                    "&key-marker={}&version-id-marker={}",
+                    encode_query(key)?,
+                    encode_query(version)?
+                ));
+            }
+            let answer = self
+                .send(Method::GET, None, &query, HeaderMap::new(), Bytes::new())
+                .await?;
+            answer.ok("list the versions under", prefix)?;
+            let body = String::from_utf8_lossy(&answer.body).into_owned();
+            for (tag, delete_marker) in [("Version", false), ("DeleteMarker", true)] {
+                for block in xml_blocks(&body, tag) {
+                    let field = |name: &str| {
+                        xml_text(block, name)
+                            .map(xml_unescape)
+                            .ok_or_else(|| Error::Backend {
+                                store: "s3",
+                                source: format!(
+                                    "a version listing of `{prefix}` has a <{tag}> without <{name}>"
+                                )
+                                .into(),
+                            })
+                    };
+                    entries.push(VersionEntry {
+                        key: field("Key")?,
+                        version_id: field("VersionId")?,
+                        delete_marker,
+                        is_latest: xml_text(block, "IsLatest") == Some("true"),
+                    });
+                }
+            }
+            if xml_text(&body, "IsTruncated") != Some("true") {
+                return Ok(entries);
+            }
+            let next = (
+                xml_text(&body, "NextKeyMarker").map(xml_unescape),
+                xml_text(&body, "NextVersionIdMarker").map(xml_unescape),
+            );
+            match next {
+                (Some(key), Some(version))
+                    if markers.as_ref() != Some(&(key.clone(), version.clone())) =>
+                {
+                    markers = Some((key, version));
+                }
+                _ => {
+                    return Err(Error::Backend {
+                        store: "s3",
+                        source: format!(
+                            "the version listing of `{prefix}` is truncated without a usable next marker"
+                        )
+                        .into(),
+                    });
+                }
+            }
+        }
+    }
+
+    /// GETs one version of `key`; `None` if there is no such version.
+    pub async fn get_version(&self, key: &str, version_id: &str) -> Result<Option<Bytes>> {
+        let query = format!("versionId={}", encode_query(version_id)?);
+        let answer = self
+            .send(
+                Method::GET,
+                Some(key),
+                &query,
+                HeaderMap::new(),
+                Bytes::new(),
+            )
+            .await?;
+        if answer.status == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        answer.ok("read a version of", key)?;
+        Ok(Some(answer.body))
+    }
+
     /// Sets the retention of a version of `key` (`PUT ?retention[&versionId=]`). S3 refuses to
     /// shorten a COMPLIANCE retention (or a GOVERNANCE one without bypass): that answer is an
     /// error naming the key; callers only ever extend.
@@ -294,7 +391,7 @@ impl SignedClient {
     /// Whether a version of `key` has its legal hold on (`GET ?legal-hold`); `false` when it
     /// has none.
     pub async fn legal_hold(&self, key: &str, version_id: Option<&str>) -> Result<bool> {
-        let query = with_version("legal-hold", version_id);
+        let query = with_version("legal-hold", version_id)?;
         let answer = self
             .send(
                 Method::GET,
@@ -330,7 +427,7 @@ impl SignedClient {
             http::header::CONTENT_TYPE,
             HeaderValue::from_static("application/xml"),
         );
-        let query = with_version(subresource, version_id);
+        let query = with_version(subresource, version_id)?;
         let answer = self
             .send(Method::PUT, Some(key), &query, headers, Bytes::from(body))
             .await?;
@@ -341,7 +438,8 @@ impl SignedClient {
     /// For tests and tools that check what the bucket refuses.
     pub async fn delete(&self, key: &str, version_id: Option<&str>) -> Result<StatusCode> {
         let query = version_id
-            .map(|v| format!("versionId={}", encode_query(v)))
+            .map(|v| encode_query(v).map(|v| format!("versionId={v}")))
+            .transpose()?
             .unwrap_or_default();
         let answer = self
             .send(
@@ -479,11 +577,11 @@ async fn backoff(attempt: u32) {
 }
 
 /// `subresource` alone, or `subresource&versionId=…` (the query canonicalisation sorts them).
-fn with_version(subresource: &str, version_id: Option<&str>) -> String {
-    match version_id {
-        Some(version) => format!("{subresource}&versionId={}", encode_query(version)),
+fn with_version(subresource: &str, version_id: Option<&str>) -> Result<String> {
+    Ok(match version_id {
+        Some(version) => format!("{subresource}&versionId={}", encode_query(version)?),
         None => subresource.to_owned(),
-    }
+    })
 }
 
 fn header_value(text: &str) -> Result<HeaderValue> {
@@ -494,9 +592,13 @@ fn header_value(text: &str) -> Result<HeaderValue> {
 /// Object keys are built by the store from fixed parts and numbers; anything outside the
 /// unreserved set is percent-encoded (the same bytes SigV4 canonicalises).
 fn encode_key(key: &str) -> Result<String> {
-    if key.is_empty() || key.starts_with('/') {
+    if key.is_empty()
+        || key
+            .split('/')
+            .any(|segment| matches!(segment, "" | "." | ".."))
+    {
         return Err(Error::InvalidInput(format!(
-            "`{key}` is not an S3 object key"
+            "`{key}` is not an S3 object key this store writes (empty, `.` or `..` segments)"
         )));
     }
     let mut out = String::with_capacity(key.len());
@@ -511,8 +613,42 @@ fn encode_key(key: &str) -> Result<String> {
     Ok(out)
 }
 
-fn encode_query(value: &str) -> String {
-    encode_key(value).unwrap_or_default().replace('/', "%2F")
+/// Percent-encodes a query value (everything outside the unreserved set, `/` included).
+fn encode_query(value: &str) -> Result<String> {
+    let mut out = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                out.push(byte as char)
+            }
+            _ => out.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    Ok(out)
+}
+
+/// Every `<tag>…</tag>` block's inner text, in order.
+fn xml_blocks<'a>(xml: &'a str, tag: &str) -> Vec<&'a str> {
+    let open = format!("<{tag}>");
+    let close = format!("</{tag}>");
+    let mut blocks = Vec::new();
+    let mut rest = xml;
+    while let Some(start) = rest.find(&open) {
+        let after = &rest[start + open.len()..];
+        let Some(end) = after.find(&close) else { break };
+        blocks.push(&after[..end]);
+        rest = &after[end + close.len()..];
+    }
+    blocks
+}
+
+/// Decodes the five predefined XML entities.
+fn xml_unescape(text: &str) -> String {
+    text.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&apos;", "'")
+        .replace("&amp;", "&")
 }
 
 /// The text of the first `<tag>…</tag>` in an S3 XML answer (S3's answers used here are flat
@@ -543,5 +679,20 @@ mod tests {
         assert_eq!(encode_key("a b+c").unwrap(), "a%20b%2Bc");
         assert!(encode_key("").is_err());
         assert!(encode_key("/abs").is_err());
+        assert!(encode_key("../x/key").is_err());
+        assert!(encode_key("a//b").is_err());
+        assert!(encode_key("a/./b").is_err());
+        assert_eq!(encode_query("a/b c").unwrap(), "a%2Fb%20c");
+    }
+
+    #[test]
+    fn version_listings_are_read_block_by_block() {
+        let xml = "<ListVersionsResult><IsTruncated>false</IsTruncated><Version><Key>c/1.checkpoint</Key><VersionId>v1</VersionId><IsLatest>false</IsLatest></Version><DeleteMarker><Key>c/1.checkpoint</Key><VersionId>m&amp;1</VersionId><IsLatest>true</IsLatest></DeleteMarker></ListVersionsResult>";
+        assert_eq!(xml_blocks(xml, "Version").len(), 1);
+        let marker = xml_blocks(xml, "DeleteMarker")[0];
+        assert_eq!(
+            xml_text(marker, "VersionId").map(xml_unescape).as_deref(),
+            Some("m&1")
+        );
     }
 }

@@ -210,6 +210,9 @@ pub enum TokenCheck {
     },
 }
 
+/// A checkpoint known to be published to a sink: its tree size and root.
+type PublishedRoot = (u64, crate::tlog::Hash);
+
 /// An event-sourced, content-addressed artifact store.
 #[derive(Clone, Debug)]
 pub struct ArtifactStore {
@@ -221,7 +224,7 @@ pub struct ArtifactStore {
     /// Per sink, the last checkpoint known to be published there (tree size, root): what the
     /// next checkpoint must extend. Read from the sink once, then kept as this process
     /// publishes.
-    published: Arc<std::sync::Mutex<Vec<Option<(u64, crate::tlog::Hash)>>>>,
+    published: Arc<std::sync::Mutex<Vec<Option<PublishedRoot>>>>,
 }
 
 impl ArtifactStore {
