@@ -56,6 +56,7 @@ pub mod log_facts;
 pub mod maintenance;
 pub mod manifest;
 pub mod publish;
+pub mod results;
 pub mod retention;
 pub mod rules;
 pub mod store;

@@ -1,0 +1,470 @@
+//! Typed results (DTOs): what the API answers for the store's reports, encoded once.
+//!
+//! Each DTO is the wire form of one report (`SweepReport`, `GcReport`, `VerifyReport`,
+//! `FsckReport`, `AuditReport`): its fields are exactly the members of the JSON document the
+//! server answers and the CLI prints with `--json`. The server builds the DTO from the report
+//! and answers with [`encode`]; the CLI builds the same DTO locally or [`decode`]s it from the
+//! server's answer, and renders from its typed fields, so a renamed or missing member is a
+//! decode error naming the route instead of a `-` in the output.
+//!
+//! Adding a field to a report: add it to the DTO here (and to its `From`), keep the report's
+//! `to_value` in step (the unit tests below compare the two), and render it in the CLI.
+
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+
+use crate::cbor::Value;
+use crate::log_facts::Refusal;
+use crate::maintenance::{FsckReport, GcReport, VerifyReport};
+use crate::store::{AuditReport, SweepReport};
+
+/// A DTO that did not encode into the data model (e.g. a number beyond ±(2^53−1)).
+#[derive(Debug, thiserror::Error)]
+#[error("the result does not encode: {0}")]
+pub struct EncodeError(String);
+
+/// An answer that did not decode into the DTO of its route.
+#[derive(Debug, thiserror::Error)]
+#[error("the answer of {route} does not decode: {reason}")]
+pub struct DecodeError {
+    /// The route that answered, e.g. `POST /admin/gc`.
+    pub route: String,
+    /// What was wrong (serde's message: the missing or mistyped member).
+    pub reason: String,
+}
+
+/// Encodes a DTO as a data-model value (printed or answered as JCS).
+///
+/// # Errors
+///
+/// [`EncodeError`] when a member leaves the data model (integers beyond ±(2^53−1)).
+pub fn encode<T: Serialize>(dto: &T) -> Result<Value, EncodeError> {
+    let bytes = serde_json::to_vec(dto).map_err(|e| EncodeError(e.to_string()))?;
+    crate::jcs::from_json(&bytes).map_err(|e| EncodeError(e.to_string()))
+}
+
+/// Decodes the answer of `route` into its DTO.
+///
+/// # Errors
+///
+/// [`DecodeError`] naming `route` when a member is missing or has the wrong type.
+pub fn decode<T: DeserializeOwned>(value: &Value, route: &str) -> Result<T, DecodeError> {
+    serde_json::from_value(crate::jcs::to_json_value(value)).map_err(|e| DecodeError {
+        route: route.to_owned(),
+        reason: e.to_string(),
+    })
+}
+
+/// A candidate left alone because the log does not support what a view claimed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefusalResult {
+    /// The package or blob concerned.
+    pub subject: String,
+    /// What the view claimed and what the log says.
+    pub detail: String,
+}
+
+impl From<&Refusal> for RefusalResult {
+    fn from(refusal: &Refusal) -> Self {
+        RefusalResult {
+            subject: refusal.subject.clone(),
+            detail: refusal.detail.clone(),
+        }
+    }
+}
+
+fn refusals(items: &[Refusal]) -> Vec<RefusalResult> {
+    items.iter().map(RefusalResult::from).collect()
+}
+
+/// `POST /retention/sweep`: what a sweep marked eligible.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SweepResult {
+    /// The instant swept for (RFC 3339).
+    pub as_of: String,
+    /// How many packages this sweep marked eligible.
+    pub newly_eligible: u64,
+    /// Those packages.
+    pub package_ids: Vec<String>,
+    /// Candidates left alone.
+    pub refused: Vec<RefusalResult>,
+}
+
+impl From<&SweepReport> for SweepResult {
+    fn from(report: &SweepReport) -> Self {
+        SweepResult {
+            as_of: report.as_of.to_string(),
+            newly_eligible: report.newly_eligible.len() as u64,
+            package_ids: report
+                .newly_eligible
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+            refused: refusals(&report.refused),
+        }
+    }
+}
+
+/// `POST /admin/gc`: what a GC run did (or would do).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GcResult {
+    /// Whether this was a dry run.
+    pub dry_run: bool,
+    /// Packages purged.
+    pub purged: Vec<String>,
+    /// Recorded blobs deleted (BLAKE3 hex).
+    pub deleted_blobs: Vec<String>,
+    /// Unrecorded blobs deleted (BLAKE3 hex).
+    pub orphans_deleted: Vec<String>,
+    /// Bytes reclaimed by recorded blobs.
+    pub bytes_reclaimed: u64,
+    /// Candidates left alone.
+    pub refused: Vec<RefusalResult>,
+}
+
+impl From<&GcReport> for GcResult {
+    fn from(report: &GcReport) -> Self {
+        GcResult {
+            dry_run: report.dry_run,
+            purged: report.purged.iter().map(ToString::to_string).collect(),
+            deleted_blobs: report
+                .deleted
+                .iter()
+                .map(|b| b.blake3.to_string())
+                .collect(),
+            orphans_deleted: report.orphans.iter().map(ToString::to_string).collect(),
+            bytes_reclaimed: report.bytes_reclaimed,
+            refused: refusals(&report.refused),
+        }
+    }
+}
+
+/// One blob that failed its check.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailedBlobResult {
+    /// The blob (BLAKE3 hex).
+    pub blake3: String,
+    /// What was wrong.
+    pub reason: String,
+}
+
+/// `POST /admin/verify`: what a scrub found.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifyResult {
+    /// Blobs checked.
+    pub checked: u64,
+    /// Bytes read.
+    pub bytes: u64,
+    /// Whether every blob passed.
+    pub ok: bool,
+    /// Blobs that failed.
+    pub failed: Vec<FailedBlobResult>,
+}
+
+impl From<&VerifyReport> for VerifyResult {
+    fn from(report: &VerifyReport) -> Self {
+        VerifyResult {
+            checked: report.checked,
+            bytes: report.bytes,
+            ok: report.failed.is_empty(),
+            failed: report
+                .failed
+                .iter()
+                .map(|f| FailedBlobResult {
+                    blake3: f.blake3.to_string(),
+                    reason: f.reason.clone(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// One fsck finding.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FindingResult {
+    /// A short kind (`missing-blob`, `chain`, …).
+    pub kind: String,
+    /// What it concerns.
+    pub subject: String,
+    /// Details.
+    pub detail: String,
+}
+
+/// `GET /admin/fsck`: what fsck found.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FsckResult {
+    /// Whether nothing is wrong.
+    pub ok: bool,
+    /// Live packages checked.
+    pub packages: u64,
+    /// Live files checked.
+    pub files: u64,
+    /// The verified head seq of the log (`null` when none was verified).
+    pub head_seq: Option<u64>,
+    /// Problems.
+    pub findings: Vec<FindingResult>,
+    /// Observations that are not problems.
+    pub notes: Vec<String>,
+}
+
+impl From<&FsckReport> for FsckResult {
+    fn from(report: &FsckReport) -> Self {
+        FsckResult {
+            ok: report.ok(),
+            packages: report.packages,
+            files: report.files,
+            head_seq: report.head.map(|h| h.seq),
+            findings: report
+                .findings
+                .iter()
+                .map(|f| FindingResult {
+                    kind: f.kind.to_owned(),
+                    subject: f.subject.clone(),
+                    detail: f.detail.clone(),
+                })
+                .collect(),
+            notes: report.notes.clone(),
+        }
+    }
+}
+
+/// One event that breaks a store rule.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ViolationResult {
+    /// The event's seq.
+    pub seq: u64,
+    /// The rule it breaks.
+    pub rule: String,
+    /// Details.
+    pub detail: String,
+}
+
+/// The verified head of an intact chain (present together, or not at all).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditHeadResult {
+    /// Last sequence number (0 for an empty log).
+    pub head_seq: u64,
+    /// Hash of the last event (`null` for an empty log).
+    pub head_hash: Option<String>,
+}
+
+/// Where and why the chain is broken.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainBreakResult {
+    /// The first bad seq.
+    pub first_bad_seq: u64,
+    /// Why it is bad.
+    pub reason: String,
+}
+
+/// `GET /audit/verify`: `{ok, violations}`, plus `head_seq`/`head_hash` when the chain is
+/// intact and `first_bad_seq`/`reason` when it is not.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditResult {
+    /// Whether the chain is intact and no event breaks a rule.
+    pub ok: bool,
+    /// Events that break the store's rules.
+    pub violations: Vec<ViolationResult>,
+    /// The verified head, when the chain is intact.
+    #[serde(flatten)]
+    pub head: Option<AuditHeadResult>,
+    /// The first bad seq and why, when the chain is broken.
+    #[serde(flatten)]
+    pub chain_error: Option<ChainBreakResult>,
+}
+
+impl From<&AuditReport> for AuditResult {
+    fn from(report: &AuditReport) -> Self {
+        AuditResult {
+            ok: report.ok(),
+            violations: report
+                .violations
+                .iter()
+                .map(|v| ViolationResult {
+                    seq: v.seq,
+                    rule: v.rule.to_owned(),
+                    detail: v.detail.clone(),
+                })
+                .collect(),
+            head: report.head.map(|h| AuditHeadResult {
+                head_seq: h.seq,
+                head_hash: h.hash.map(|hash| hash.to_string()),
+            }),
+            chain_error: report
+                .chain_error
+                .as_ref()
+                .map(|(seq, reason)| ChainBreakResult {
+                    first_bad_seq: *seq,
+                    reason: reason.clone(),
+                }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::digest::{Blake3, BlobInfo};
+    use crate::event::Head;
+    use crate::maintenance::{Finding, IntegrityFailure};
+    use crate::rules::RuleViolation;
+    use crate::time::ymd;
+
+    fn refusal() -> Refusal {
+        Refusal {
+            subject: "package x".to_owned(),
+            detail: "view says eligible, log \"disagrees\"\n".to_owned(),
+        }
+    }
+
+    /// The DTO's serde JSON is exactly the report's `to_value` JSON, its [`encode`] is the
+    /// same value, and it round-trips through JSON text and through [`decode`].
+    fn check<T>(dto: &T, expected: &Value)
+    where
+        T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug,
+    {
+        assert_eq!(
+            serde_json::to_value(dto).unwrap(),
+            crate::jcs::to_json_value(expected)
+        );
+        assert_eq!(&encode(dto).unwrap(), expected);
+        assert_eq!(
+            crate::jcs::to_jcs(&encode(dto).unwrap()),
+            crate::jcs::to_jcs(expected)
+        );
+        let text = serde_json::to_string(dto).unwrap();
+        assert_eq!(&serde_json::from_str::<T>(&text).unwrap(), dto);
+        assert_eq!(&decode::<T>(expected, "GET /x").unwrap(), dto);
+    }
+
+    #[test]
+    fn sweep_result_is_the_report_json() {
+        let empty = SweepReport {
+            as_of: ymd(2026, 1, 2),
+            newly_eligible: vec![],
+            refused: vec![],
+        };
+        check(&SweepResult::from(&empty), &empty.to_value());
+        let full = SweepReport {
+            as_of: ymd(2026, 1, 2),
+            newly_eligible: vec![Blake3::of(b"a"), Blake3::of(b"b")],
+            refused: vec![refusal()],
+        };
+        check(&SweepResult::from(&full), &full.to_value());
+    }
+
+    #[test]
+    fn gc_result_is_the_report_json() {
+        let empty = GcReport::default();
+        check(&GcResult::from(&empty), &empty.to_value());
+        let full = GcReport {
+            dry_run: true,
+            purged: vec![Blake3::of(b"p")],
+            deleted: vec![BlobInfo::of(b"blob")],
+            orphans: vec![Blake3::of(b"o")],
+            bytes_reclaimed: 4,
+            refused: vec![refusal()],
+        };
+        check(&GcResult::from(&full), &full.to_value());
+    }
+
+    #[test]
+    fn verify_result_is_the_report_json() {
+        let empty = VerifyReport::default();
+        check(&VerifyResult::from(&empty), &empty.to_value());
+        let full = VerifyReport {
+            checked: 3,
+            bytes: 1 << 40,
+            failed: vec![IntegrityFailure {
+                blake3: Blake3::of(b"f"),
+                reason: "bytes do not match".to_owned(),
+            }],
+        };
+        check(&VerifyResult::from(&full), &full.to_value());
+    }
+
+    #[test]
+    fn fsck_result_is_the_report_json() {
+        let empty = FsckReport::default();
+        check(&FsckResult::from(&empty), &empty.to_value());
+        let full = FsckReport {
+            findings: vec![Finding {
+                kind: "missing-blob",
+                subject: "blob y".to_owned(),
+                detail: "not in the backend".to_owned(),
+            }],
+            notes: vec!["1 unrecorded blob".to_owned()],
+            packages: 2,
+            files: 5,
+            head: Some(Head {
+                seq: 9,
+                hash: Some(Blake3::of(b"h")),
+            }),
+        };
+        check(&FsckResult::from(&full), &full.to_value());
+    }
+
+    #[test]
+    fn audit_result_is_the_report_json() {
+        let empty_log = AuditReport {
+            head: Some(Head { seq: 0, hash: None }),
+            chain_error: None,
+            violations: vec![],
+        };
+        check(&AuditResult::from(&empty_log), &empty_log.to_value());
+        let nothing = AuditReport {
+            head: None,
+            chain_error: None,
+            violations: vec![],
+        };
+        check(&AuditResult::from(&nothing), &nothing.to_value());
+        let broken = AuditReport {
+            head: None,
+            chain_error: Some((4, "hash mismatch".to_owned())),
+            violations: vec![RuleViolation {
+                seq: 2,
+                rule: "unknown-actor",
+                detail: "actor z".to_owned(),
+            }],
+        };
+        check(&AuditResult::from(&broken), &broken.to_value());
+        let intact = AuditReport {
+            head: Some(Head {
+                seq: 7,
+                hash: Some(Blake3::of(b"h")),
+            }),
+            chain_error: None,
+            violations: vec![],
+        };
+        check(&AuditResult::from(&intact), &intact.to_value());
+    }
+
+    #[test]
+    fn a_renamed_member_is_a_decode_error_naming_the_route() {
+        let mut value = SweepReport {
+            as_of: ymd(2026, 1, 2),
+            newly_eligible: vec![],
+            refused: vec![],
+        }
+        .to_value();
+        if let Value::Map(map) = &mut value {
+            let n = map.remove("newly_eligible").unwrap();
+            map.insert("eligible".to_owned(), n);
+        }
+        let err = decode::<SweepResult>(&value, "POST /retention/sweep").unwrap_err();
+        assert_eq!(err.route, "POST /retention/sweep");
+        assert!(
+            err.to_string()
+                .starts_with("the answer of POST /retention/sweep does not decode: missing field `newly_eligible`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_number_beyond_the_data_model_does_not_encode() {
+        let report = VerifyReport {
+            checked: u64::MAX,
+            ..VerifyReport::default()
+        };
+        assert!(encode(&VerifyResult::from(&report)).is_err());
+    }
+}
