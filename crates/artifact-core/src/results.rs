@@ -17,6 +17,15 @@ use crate::log_facts::Refusal;
 use crate::maintenance::{FsckReport, GcReport, VerifyReport};
 use crate::store::{AuditReport, SweepReport};
 
+/// A typed result: what one route answers. Front ends name this bound instead of serde's.
+pub trait Dto: Serialize + DeserializeOwned {}
+
+impl Dto for SweepResult {}
+impl Dto for GcResult {}
+impl Dto for VerifyResult {}
+impl Dto for FsckResult {}
+impl Dto for AuditResult {}
+
 /// A DTO that did not encode into the data model (e.g. a number beyond ±(2^53−1)).
 #[derive(Debug, thiserror::Error)]
 #[error("the result does not encode: {0}")]
@@ -37,7 +46,7 @@ pub struct DecodeError {
 /// # Errors
 ///
 /// [`EncodeError`] when a member leaves the data model (integers beyond ±(2^53−1)).
-pub fn encode<T: Serialize>(dto: &T) -> Result<Value, EncodeError> {
+pub fn encode<T: Dto>(dto: &T) -> Result<Value, EncodeError> {
     let bytes = serde_json::to_vec(dto).map_err(|e| EncodeError(e.to_string()))?;
     crate::jcs::from_json(&bytes).map_err(|e| EncodeError(e.to_string()))
 }
@@ -47,7 +56,7 @@ pub fn encode<T: Serialize>(dto: &T) -> Result<Value, EncodeError> {
 /// # Errors
 ///
 /// [`DecodeError`] naming `route` when a member is missing or has the wrong type.
-pub fn decode<T: DeserializeOwned>(value: &Value, route: &str) -> Result<T, DecodeError> {
+pub fn decode<T: Dto>(value: &Value, route: &str) -> Result<T, DecodeError> {
     serde_json::from_value(crate::jcs::to_json_value(value)).map_err(|e| DecodeError {
         route: route.to_owned(),
         reason: e.to_string(),
@@ -320,7 +329,7 @@ mod tests {
     /// same value, and it round-trips through JSON text and through [`decode`].
     fn check<T>(dto: &T, expected: &Value)
     where
-        T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug,
+        T: Dto + PartialEq + std::fmt::Debug,
     {
         assert_eq!(
             serde_json::to_value(dto).unwrap(),

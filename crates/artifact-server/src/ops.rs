@@ -14,8 +14,9 @@ use axum::routing::{get, post};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, NoQuery, Path, Query};
-use crate::packages::json_response;
+use crate::packages::{json_response, result_response};
 use crate::{AppState, OPENAPI_JSON};
+use artifact_core::results::{AuditResult, FsckResult, GcResult, VerifyResult};
 
 pub(crate) fn router() -> Router<AppState> {
     Router::new()
@@ -54,7 +55,7 @@ async fn gc(
     options.dry_run = query.dry_run.unwrap_or(false);
     let report = state.store().gc(&actor, options).await?;
     state.notify_appended();
-    Ok(json_response(&report.to_value()))
+    result_response(&GcResult::from(&report))
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -77,14 +78,14 @@ async fn verify(
     };
     let report = state.store().verify_blobs(&actor, options, |_| {}).await?;
     state.notify_appended();
-    Ok(json_response(&report.to_value()))
+    result_response(&VerifyResult::from(&report))
 }
 
 /// `GET /admin/fsck` (admin) → the fsck report (`ok`, `findings`, `notes`).
 async fn fsck(State(state): State<AppState>, caller: Caller, _: NoQuery) -> ApiResult<Response> {
     caller.require(Role::Admin)?;
     let report = state.store().fsck().await?;
-    Ok(json_response(&report.to_value()))
+    result_response(&FsckResult::from(&report))
 }
 
 /// `GET /healthz`: the process is up.
@@ -213,8 +214,7 @@ async fn audit_verify(
     _: NoQuery,
 ) -> ApiResult<Response> {
     caller.require(Role::Reader)?;
-    let value = state.store().audit().await?.to_value();
-    Ok(json_response(&value))
+    result_response(&AuditResult::from(&state.store().audit().await?))
 }
 
 /// `POST /admin/rebuild-views` (admin) → `{events_replayed}`.

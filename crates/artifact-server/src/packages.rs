@@ -43,6 +43,11 @@ pub(crate) fn json_response(value: &Value) -> Response {
         .into_response()
 }
 
+/// A JCS JSON response body encoding a typed result (see `artifact_core::results`).
+pub(crate) fn result_response<T: artifact_core::results::Dto>(dto: &T) -> ApiResult<Response> {
+    Ok(json_response(&artifact_core::results::encode(dto)?))
+}
+
 /// A canonical CBOR response body.
 pub(crate) fn cbor_response(bytes: Vec<u8>) -> Response {
     (

@@ -17,7 +17,7 @@ use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, NoQuery, Path, Query};
-use crate::packages::{cbor_response, json_response, package_ref, wants_cbor};
+use crate::packages::{cbor_response, json_response, package_ref, result_response, wants_cbor};
 
 pub(crate) fn router() -> Router<AppState> {
     Router::new()
@@ -210,5 +210,5 @@ async fn sweep(
     if !report.newly_eligible.is_empty() {
         state.notify_appended();
     }
-    Ok(json_response(&report.to_value()))
+    result_response(&artifact_core::results::SweepResult::from(&report))
 }

@@ -16,6 +16,9 @@ use artifact_core::config::{Config, DEFAULT_CONFIG_TOML};
 use artifact_core::digest::{AnyDigest, BlobInfo};
 use artifact_core::event::Event;
 use artifact_core::manifest::{FileEntry, Manifest};
+use artifact_core::results::{
+    self, AuditResult, FsckResult, GcResult, RefusalResult, SweepResult, VerifyResult,
+};
 use artifact_core::time::Timestamp;
 use artifact_core::{ArtifactStore, PackageRef};
 use artifact_store_fs::EmbeddedOptions;
@@ -1538,8 +1541,10 @@ async fn retention(target: &Target, command: RetentionCommand, json: bool) -> an
         }
         RetentionCommand::Sweep { as_of } => {
             let as_of = as_of.as_deref().map(parse_time).transpose()?;
-            let value = match target {
-                Target::Local { store, actor } => store.sweep(actor, as_of).await?.to_value(),
+            let report = match target {
+                Target::Local { store, actor } => {
+                    SweepResult::from(&store.sweep(actor, as_of).await?)
+                }
                 Target::Remote(remote) => {
                     let path = match as_of {
                         Some(t) => {
@@ -1547,19 +1552,18 @@ async fn retention(target: &Target, command: RetentionCommand, json: bool) -> an
                         }
                         None => "/retention/sweep".to_owned(),
                     };
-                    remote.post_empty(&path).await?
+                    remote.post_result(&path).await?
                 }
             };
             if json {
-                print_json(&value)?;
+                print_json(&results::encode(&report)?)?;
             } else {
                 println!(
                     "{} package(s) newly eligible for deletion as of {}",
-                    output::member(&value, "newly_eligible"),
-                    output::member(&value, "as_of")
+                    report.newly_eligible, report.as_of
                 );
             }
-            if warn_refused(&value) {
+            if warn_refused(&report.refused) {
                 bail!(
                     "the sweep left alone packages whose views disagree with the log (see above)"
                 );
@@ -1716,132 +1720,100 @@ async fn events(target: &Target, args: EventsArgs, json: bool) -> anyhow::Result
 }
 
 async fn audit_verify(target: &Target, json: bool) -> anyhow::Result<ExitCode> {
-    let value = match target {
-        Target::Local { store, .. } => store.audit().await?.to_value(),
-        Target::Remote(remote) => remote.get_value("/audit/verify").await?,
+    let report = match target {
+        Target::Local { store, .. } => AuditResult::from(&store.audit().await?),
+        Target::Remote(remote) => remote.get_result("/audit/verify").await?,
     };
-    let ok = matches!(
-        value.as_map().and_then(|m| m.get("ok")),
-        Some(Value::Bool(true))
-    );
     if json {
-        print_json(&value)?;
+        print_json(&results::encode(&report)?)?;
     }
-    if ok {
+    if report.ok {
         if !json {
-            println!(
-                "ok: head seq {} hash {}",
-                output::member(&value, "head_seq"),
-                output::member(&value, "head_hash")
-            );
+            let (seq, hash) = match &report.head {
+                Some(head) => (
+                    head.head_seq.to_string(),
+                    head.head_hash.clone().unwrap_or_else(|| "-".to_owned()),
+                ),
+                None => ("-".to_owned(), "-".to_owned()),
+            };
+            println!("ok: head seq {seq} hash {hash}");
         }
         return Ok(ExitCode::SUCCESS);
     }
-    if let Some(Value::Array(violations)) = value.as_map().and_then(|m| m.get("violations")) {
-        for violation in violations {
-            eprintln!(
-                "artifactstore: audit failed: seq {} breaks rule {}: {}",
-                output::member(violation, "seq"),
-                output::member(violation, "rule"),
-                output::member(violation, "detail")
-            );
-        }
+    for violation in &report.violations {
+        eprintln!(
+            "artifactstore: audit failed: seq {} breaks rule {}: {}",
+            violation.seq, violation.rule, violation.detail
+        );
     }
-    if value
-        .as_map()
-        .is_some_and(|m| m.contains_key("first_bad_seq"))
-    {
+    if let Some(chain) = &report.chain_error {
         eprintln!(
             "artifactstore: audit failed: first bad seq {}: {}",
-            output::member(&value, "first_bad_seq"),
-            output::member(&value, "reason")
+            chain.first_bad_seq, chain.reason
         );
     }
     Ok(ExitCode::FAILURE)
 }
 
 /// Prints each `refused` entry of a sweep or GC report on stderr; whether there was any.
-fn warn_refused(value: &Value) -> bool {
-    let Some(Value::Array(items)) = value.as_map().and_then(|m| m.get("refused")) else {
-        return false;
-    };
-    for item in items {
-        eprintln!(
-            "artifactstore: kept {}: {}",
-            output::member(item, "subject"),
-            output::member(item, "detail")
-        );
+fn warn_refused(refused: &[RefusalResult]) -> bool {
+    for item in refused {
+        eprintln!("artifactstore: kept {}: {}", item.subject, item.detail);
     }
-    !items.is_empty()
+    !refused.is_empty()
 }
 
 async fn gc(target: &Target, grace: &str, dry_run: bool, json: bool) -> anyhow::Result<ExitCode> {
     let grace_period =
         artifact_core::time::Period::parse_duration(grace).map_err(|e| anyhow!("--grace: {e}"))?;
-    let value = match target {
-        Target::Local { store, actor } => store
-            .gc(
-                actor,
-                artifact_core::maintenance::GcOptions {
-                    grace: grace_period,
-                    dry_run,
-                },
-            )
-            .await?
-            .to_value(),
+    let report = match target {
+        Target::Local { store, actor } => GcResult::from(
+            &store
+                .gc(
+                    actor,
+                    artifact_core::maintenance::GcOptions {
+                        grace: grace_period,
+                        dry_run,
+                    },
+                )
+                .await?,
+        ),
         Target::Remote(remote) => {
             let path = format!(
                 "/admin/gc?grace={}&dry_run={dry_run}",
                 encode_segment(grace)
             );
-            remote.post_empty(&path).await?
+            remote.post_result(&path).await?
         }
     };
-    let failure = if warn_refused(&value) {
+    let failure = if warn_refused(&report.refused) {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
     };
     if json {
-        print_json(&value)?;
+        print_json(&results::encode(&report)?)?;
         return Ok(failure);
     }
-    let list = |key: &str| -> Vec<String> {
-        match value.as_map().and_then(|m| m.get(key)) {
-            Some(Value::Array(items)) => items
-                .iter()
-                .filter_map(|i| i.as_str().map(str::to_owned))
-                .collect(),
-            _ => Vec::new(),
-        }
-    };
     let verb = if dry_run { "would purge" } else { "purged" };
-    let purged = list("purged");
-    println!("{verb} {} package(s)", purged.len());
-    for id in &purged {
+    println!("{verb} {} package(s)", report.purged.len());
+    for id in &report.purged {
         println!("  package {id}");
     }
-    let deleted = list("deleted_blobs");
-    let bytes = value
-        .as_map()
-        .and_then(|m| m.get("bytes_reclaimed"))
-        .and_then(Value::as_i64)
-        .unwrap_or(0);
     println!(
         "{} {} blob(s), {} reclaimed",
         if dry_run { "would delete" } else { "deleted" },
-        deleted.len(),
-        output::size(bytes.max(0) as u64)
+        report.deleted_blobs.len(),
+        output::size(report.bytes_reclaimed)
     );
-    for id in &deleted {
+    for id in &report.deleted_blobs {
         println!("  blob {id}");
     }
-    let orphans = list("orphans_deleted");
-    if !orphans.is_empty() {
+    if !report.orphans_deleted.is_empty() {
         println!(
             "{} {} unrecorded blob(s) left by interrupted writes",
             if dry_run { "would delete" } else { "deleted" },
-            orphans.len()
+            report.orphans_deleted.len()
         );
     }
     Ok(failure)
@@ -1856,7 +1828,7 @@ async fn verify(
     if !(sample > 0.0 && sample <= 1.0) {
         bail!("--sample {sample} must be in (0, 1]");
     }
-    let value = match target {
+    let report = match target {
         Target::Local { store, actor } => {
             let bar = output::byte_counter("verifying".to_owned());
             let report = store
@@ -1870,86 +1842,64 @@ async fn verify(
                 )
                 .await?;
             bar.finish_and_clear();
-            report.to_value()
+            VerifyResult::from(&report)
         }
         Target::Remote(remote) => {
             let mut path = format!("/admin/verify?sample={sample}");
             if let Some(rate) = max_bytes_per_sec {
                 path.push_str(&format!("&max_bytes_per_sec={rate}"));
             }
-            remote.post_empty(&path).await?
+            remote.post_result(&path).await?
         }
     };
-    let ok = matches!(
-        value.as_map().and_then(|m| m.get("ok")),
-        Some(Value::Bool(true))
-    );
     if json {
-        print_json(&value)?;
+        print_json(&results::encode(&report)?)?;
     } else {
         println!(
             "checked {} blob(s), {} read",
-            output::member(&value, "checked"),
-            output::size(
-                value
-                    .as_map()
-                    .and_then(|m| m.get("bytes"))
-                    .and_then(Value::as_i64)
-                    .unwrap_or(0)
-                    .max(0) as u64
-            )
+            report.checked,
+            output::size(report.bytes)
         );
     }
-    if ok {
+    if report.ok {
         return Ok(ExitCode::SUCCESS);
     }
-    if let Some(Value::Array(failed)) = value.as_map().and_then(|m| m.get("failed")) {
-        for failure in failed {
-            eprintln!(
-                "artifactstore: blob {} failed its check: {}",
-                output::member(failure, "blake3"),
-                output::member(failure, "reason")
-            );
-        }
+    for failure in &report.failed {
+        eprintln!(
+            "artifactstore: blob {} failed its check: {}",
+            failure.blake3, failure.reason
+        );
     }
     Ok(ExitCode::FAILURE)
 }
 
 async fn fsck(target: &Target, json: bool) -> anyhow::Result<ExitCode> {
-    let value = match target {
-        Target::Local { store, .. } => store.fsck().await?.to_value(),
-        Target::Remote(remote) => remote.get_value("/admin/fsck").await?,
+    let report = match target {
+        Target::Local { store, .. } => FsckResult::from(&store.fsck().await?),
+        Target::Remote(remote) => remote.get_result("/admin/fsck").await?,
     };
-    let ok = matches!(
-        value.as_map().and_then(|m| m.get("ok")),
-        Some(Value::Bool(true))
-    );
     if json {
-        print_json(&value)?;
+        print_json(&results::encode(&report)?)?;
     } else {
         println!(
             "checked {} live package(s), {} file(s); log head seq {}",
-            output::member(&value, "packages"),
-            output::member(&value, "files"),
-            output::member(&value, "head_seq")
+            report.packages,
+            report.files,
+            report
+                .head_seq
+                .map_or_else(|| "-".to_owned(), |seq| seq.to_string())
         );
-        if let Some(Value::Array(notes)) = value.as_map().and_then(|m| m.get("notes")) {
-            for note in notes {
-                println!("note: {}", note.as_str().unwrap_or_default());
-            }
+        for note in &report.notes {
+            println!("note: {note}");
         }
     }
-    if let Some(Value::Array(findings)) = value.as_map().and_then(|m| m.get("findings")) {
-        for finding in findings {
-            eprintln!(
-                "artifactstore: fsck: {} {}: {}",
-                output::member(finding, "kind"),
-                output::member(finding, "subject"),
-                output::member(finding, "detail")
-            );
-        }
+    for finding in &report.findings {
+        eprintln!(
+            "artifactstore: fsck: {} {}: {}",
+            finding.kind, finding.subject, finding.detail
+        );
     }
-    Ok(if ok {
+    Ok(if report.ok {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
