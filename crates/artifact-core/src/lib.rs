@@ -55,6 +55,7 @@ pub mod jcs;
 pub mod log_facts;
 pub mod maintenance;
 pub mod manifest;
+pub mod paging;
 pub mod publish;
 pub mod results;
 pub mod retention;

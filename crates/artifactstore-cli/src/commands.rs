@@ -3,6 +3,7 @@
 //! remote path calls the HTTP API over the same library; both produce the same values, printed
 //! by one set of functions.
 
+use artifact_core::paging::{DEFAULT_EVENT_LIMIT, MAX_LIST_LIMIT};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -65,7 +66,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     // default when asked remotely without one).
     let default_grace = match &target {
         Target::Local { .. } => effective_config(&cli)?.gc.grace,
-        Target::Remote(_) => "24h".to_owned(),
+        Target::Remote(_) => artifact_core::config::DEFAULT_GC_GRACE.to_owned(),
     };
     let log_config = match &target {
         Target::Local { .. } => Some((cli.data_dir.clone(), effective_config(&cli)?)),
@@ -384,17 +385,9 @@ fn load_config(cli: &Cli) -> anyhow::Result<Option<Config>> {
         None => None,
     };
     if let Some(url) = &cli.database_url {
-        let mut with_url = config.take().map_or_else(
-            || {
-                let path = cli.data_dir.join("config.toml");
-                if path.exists() {
-                    Config::load(&path)
-                } else {
-                    Ok(Config::default())
-                }
-            },
-            Ok,
-        )?;
+        let mut with_url = config
+            .take()
+            .map_or_else(|| Config::load_or_default(&cli.data_dir), Ok)?;
         with_url.metadata.url = Some(url.clone());
         config = Some(with_url);
     }
@@ -404,14 +397,7 @@ fn load_config(cli: &Cli) -> anyhow::Result<Option<Config>> {
 fn effective_config(cli: &Cli) -> anyhow::Result<Config> {
     Ok(match load_config(cli)? {
         Some(config) => config,
-        None => {
-            let path = cli.data_dir.join("config.toml");
-            if path.exists() {
-                Config::load(&path)?
-            } else {
-                Config::default()
-            }
-        }
+        None => Config::load_or_default(&cli.data_dir)?,
     })
 }
 
@@ -443,7 +429,7 @@ async fn init(cli: &Cli) -> anyhow::Result<ExitCode> {
     if cli.server.is_some() {
         bail!("init creates an embedded store; it does not apply to --server");
     }
-    let config_path = cli.data_dir.join("config.toml");
+    let config_path = Config::default_path(&cli.data_dir);
     let existed = cli.data_dir.join("catalog.db").exists();
     let store = open(cli, true, false).await?;
     if !config_path.exists() && cli.config.is_none() {
@@ -488,8 +474,6 @@ async fn serve(cli: &Cli, listen: Option<String>) -> anyhow::Result<ExitCode> {
     let store = open(cli, false, false).await?;
     // The whole backend check (for S3 also a write probe): a server must be able to store.
     store.blob_store().check().await?;
-    let (request_timeout, upload_ttl) = config.server_durations()?;
-    let limits = config.server_limits()?;
     // The verifiable log's key: a store from before issue 12 may have none yet (`init`
     // creates it); the server then serves stored checkpoints only.
     let log_signer = if config.log.key_path(&cli.data_dir).exists() {
@@ -504,51 +488,7 @@ async fn serve(cli: &Cli, listen: Option<String>) -> anyhow::Result<ExitCode> {
         );
         None
     };
-    let options = artifact_server::ServerOptions {
-        log_signer,
-        checkpoint_interval: config.log.checkpoint_interval()?,
-        // `[log] publish_dir` and `[log.publish_s3]` are sinks of the store itself.
-        publish_dir: None,
-        header_read_timeout: limits.header_read_timeout,
-        body_idle_timeout: limits.body_idle_timeout,
-        max_connections: limits.max_connections,
-        shutdown_grace: limits.shutdown_grace,
-        max_blob_bytes: config.server.max_blob_bytes,
-        max_json_bytes: config.server.max_json_bytes,
-        request_timeout,
-        upload_dir: config
-            .server
-            .upload_dir
-            .clone()
-            .unwrap_or_else(|| cli.data_dir.join("uploads")),
-        upload_ttl,
-        sweep_interval: Some(config.sweep_interval()?),
-        config_tokens: config.config_tokens()?,
-        gc: {
-            let (interval, grace) = config.gc_schedule()?;
-            interval.map(|every| {
-                (
-                    every,
-                    artifact_core::maintenance::GcOptions {
-                        grace,
-                        dry_run: false,
-                    },
-                )
-            })
-        },
-        verify: {
-            let (interval, sample, rate) = config.verify_schedule()?;
-            interval.map(|every| {
-                (
-                    every,
-                    artifact_core::maintenance::VerifyOptions {
-                        sample,
-                        max_bytes_per_sec: rate,
-                    },
-                )
-            })
-        },
-    };
+    let options = artifact_server::ServerOptions::from_config(&config, &cli.data_dir, log_signer)?;
     let state = artifact_server::AppState::new(store, options)
         .context("cannot prepare the upload directory")?;
     let listen = listen.unwrap_or_else(|| config.server.listen.clone());
@@ -1200,7 +1140,7 @@ async fn ls(
             values
         }
         Target::Remote(remote) => {
-            let mut query = vec![format!("limit={}", limit.clamp(1, 1000))];
+            let mut query = vec![format!("limit={}", limit.clamp(1, MAX_LIST_LIMIT))];
             if let Some(name) = &name {
                 query.push(format!("name={}", encode_segment(name)));
             }
@@ -1614,7 +1554,7 @@ async fn fetch_events(target: &Target, query: &EventQuery) -> anyhow::Result<Vec
             let mut path = format!(
                 "/events?after={}&limit={}",
                 query.after,
-                query.limit.unwrap_or(1000)
+                query.limit.unwrap_or(DEFAULT_EVENT_LIMIT)
             );
             if let Some(event_type) = &query.event_type {
                 path.push_str(&format!("&type={}", encode_segment(event_type)));
@@ -1677,7 +1617,7 @@ async fn events(target: &Target, args: EventsArgs, json: bool) -> anyhow::Result
                     .await
             }
             Target::Local { .. } => loop {
-                query.limit = Some(1000);
+                query.limit = Some(DEFAULT_EVENT_LIMIT);
                 let page = fetch_events(target, &query).await?;
                 if page.is_empty() {
                     tokio::time::sleep(Duration::from_millis(250)).await;
