@@ -12,10 +12,11 @@
 
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
+use crate::catalog::RetentionStatus;
 use crate::cbor::Value;
 use crate::log_facts::Refusal;
 use crate::maintenance::{FsckReport, GcReport, VerifyReport};
-use crate::store::{AuditReport, SweepReport};
+use crate::store::{AuditReport, MintedToken, SweepReport};
 
 /// A typed result: what one route answers. Front ends name this bound instead of serde's.
 pub trait Dto: Serialize + DeserializeOwned {}
@@ -25,6 +26,8 @@ impl Dto for GcResult {}
 impl Dto for VerifyResult {}
 impl Dto for FsckResult {}
 impl Dto for AuditResult {}
+impl Dto for TokenMintedResult {}
+impl Dto for RetentionStatusResult {}
 
 /// A DTO that did not encode into the data model (e.g. a number beyond ±(2^53−1)).
 #[derive(Debug, thiserror::Error)]
@@ -309,6 +312,109 @@ impl From<&AuditReport> for AuditResult {
     }
 }
 
+/// `POST /admin/tokens` (201): the token just minted, as recorded, plus the token text
+/// (shown this once).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenMintedResult {
+    /// The bearer token (`ast_…`).
+    pub token: String,
+    /// Its id, `tok-<seq>`.
+    pub token_id: String,
+    /// The principal it authenticates.
+    pub principal: String,
+    /// Granted roles, in role order.
+    pub roles: Vec<String>,
+    /// When it was minted (RFC 3339).
+    pub created_at: String,
+    /// When it stops being accepted (`null`: never).
+    pub expires_at: Option<String>,
+    /// Whether it is revoked (never, when just minted).
+    pub revoked: bool,
+}
+
+impl From<&MintedToken> for TokenMintedResult {
+    fn from(minted: &MintedToken) -> Self {
+        let record = &minted.record;
+        TokenMintedResult {
+            token: minted.token.clone(),
+            token_id: record.token_id.clone(),
+            principal: record.principal.clone(),
+            roles: record.roles.iter().map(|r| r.as_str().to_owned()).collect(),
+            created_at: record.created_at.to_string(),
+            expires_at: record.expires_at.map(|t| t.to_string()),
+            revoked: record.revoked_seq.is_some(),
+        }
+    }
+}
+
+/// One active hold of a package.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HoldResult {
+    /// Hold id.
+    pub hold_id: String,
+    /// Why.
+    pub reason: String,
+    /// Who applied it.
+    pub actor: String,
+    /// When (RFC 3339).
+    pub applied_at: String,
+    /// The `hold_applied` event.
+    pub applied_seq: u64,
+}
+
+/// `GET /packages/{pkg}/retention` and the answers of extensions and releases: a package's
+/// retention state.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetentionStatusResult {
+    /// The package.
+    pub package_id: String,
+    /// Its class.
+    pub retention_class: String,
+    /// The class default period at creation (`730d`, `permanent`).
+    pub default_period: String,
+    /// Expiry computed at creation (`null` = permanent).
+    pub default_expires_at: Option<String>,
+    /// Current expiry (`null` = permanent).
+    pub current_expires_at: Option<String>,
+    /// How many holds are active.
+    pub active_holds: u64,
+    /// The active holds.
+    pub holds: Vec<HoldResult>,
+    /// Marked eligible by the sweeper.
+    pub eligible_for_deletion: bool,
+    /// The `deletion_eligible` event, while eligible.
+    pub eligible_seq: Option<u64>,
+    /// The last event that changed this state.
+    pub updated_seq: u64,
+}
+
+impl From<&RetentionStatus> for RetentionStatusResult {
+    fn from(status: &RetentionStatus) -> Self {
+        RetentionStatusResult {
+            package_id: status.package_id.to_string(),
+            retention_class: status.retention_class.clone(),
+            default_period: status.default_period.clone(),
+            default_expires_at: status.default_expires_at.map(|t| t.to_string()),
+            current_expires_at: status.current_expires_at.map(|t| t.to_string()),
+            active_holds: status.active_holds.len() as u64,
+            holds: status
+                .active_holds
+                .iter()
+                .map(|h| HoldResult {
+                    hold_id: h.hold_id.clone(),
+                    reason: h.reason.clone(),
+                    actor: h.actor.clone(),
+                    applied_at: h.applied_at.to_string(),
+                    applied_seq: h.applied_seq,
+                })
+                .collect(),
+            eligible_for_deletion: status.eligible_for_deletion,
+            eligible_seq: status.eligible_seq,
+            updated_seq: status.updated_seq,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -445,6 +551,73 @@ mod tests {
             violations: vec![],
         };
         check(&AuditResult::from(&intact), &intact.to_value());
+    }
+
+    #[test]
+    fn token_minted_result_is_the_record_json_plus_the_token() {
+        use crate::catalog::TokenRecord;
+        for (roles, expires_at, revoked_seq) in [
+            (vec![], None, None),
+            (
+                vec![crate::auth::Role::Admin, crate::auth::Role::Reader],
+                Some(ymd(2027, 1, 1)),
+                Some(8),
+            ),
+        ] {
+            let minted = MintedToken {
+                token: "ast_secret".to_owned(),
+                record: TokenRecord {
+                    token_id: "tok-3".to_owned(),
+                    token_sha256: "ab".repeat(32),
+                    principal: "ci".to_owned(),
+                    roles: roles.into_iter().collect(),
+                    created_seq: 3,
+                    created_at: ymd(2026, 1, 2),
+                    expires_at,
+                    revoked_seq,
+                },
+            };
+            let mut expected = minted.record.to_value();
+            if let Value::Map(map) = &mut expected {
+                map.insert("token".to_owned(), Value::Text(minted.token.clone()));
+            }
+            check(&TokenMintedResult::from(&minted), &expected);
+        }
+    }
+
+    #[test]
+    fn retention_status_result_is_the_status_json() {
+        use crate::catalog::HoldRecord;
+        let empty = RetentionStatus {
+            package_id: Blake3::of(b"p"),
+            retention_class: "build-cache".to_owned(),
+            default_period: "permanent".to_owned(),
+            default_expires_at: None,
+            current_expires_at: None,
+            active_holds: vec![],
+            eligible_for_deletion: false,
+            eligible_seq: None,
+            updated_seq: 1,
+        };
+        check(&RetentionStatusResult::from(&empty), &empty.to_value());
+        let full = RetentionStatus {
+            default_period: "30d".to_owned(),
+            default_expires_at: Some(ymd(2026, 2, 1)),
+            current_expires_at: Some(ymd(2026, 3, 1)),
+            active_holds: vec![HoldRecord {
+                hold_id: "hold-4".to_owned(),
+                reason: "legal".to_owned(),
+                actor: "alice".to_owned(),
+                applied_at: ymd(2026, 1, 5),
+                applied_seq: 4,
+                released_seq: None,
+            }],
+            eligible_for_deletion: true,
+            eligible_seq: Some(6),
+            updated_seq: 6,
+            ..empty
+        };
+        check(&RetentionStatusResult::from(&full), &full.to_value());
     }
 
     #[test]
