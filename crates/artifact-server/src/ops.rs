@@ -16,7 +16,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, NoQuery, Path, Query};
 use crate::packages::{json_response, result_response};
 use crate::{AppState, OPENAPI_JSON};
-use artifact_core::results::{AuditResult, FsckResult, GcResult, VerifyResult};
+use artifact_core::results::{AuditResult, FsckResult, GcResult, TokenMintedResult, VerifyResult};
 
 pub(crate) fn router() -> Router<AppState> {
     Router::new()
@@ -285,11 +285,7 @@ async fn create_token(
         .mint_token(&actor, &principal, &roles, expires_at, &secret)
         .await?;
     state.notify_appended();
-    let mut value = minted.record.to_value();
-    if let Value::Map(map) = &mut value {
-        map.insert("token".to_owned(), Value::Text(minted.token));
-    }
-    let mut response = json_response(&value);
+    let mut response = result_response(&TokenMintedResult::from(&minted))?;
     *response.status_mut() = StatusCode::CREATED;
     Ok(response)
 }

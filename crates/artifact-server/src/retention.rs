@@ -18,6 +18,7 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, NoQuery, Path, Query};
 use crate::packages::{cbor_response, json_response, package_ref, result_response, wants_cbor};
+use artifact_core::results::RetentionStatusResult;
 
 pub(crate) fn router() -> Router<AppState> {
     Router::new()
@@ -74,7 +75,7 @@ async fn status(
 ) -> ApiResult<Response> {
     caller.require(Role::Reader)?;
     let status = state.store().retention_status(&package_ref(&pkg)?).await?;
-    Ok(json_response(&status.to_value()))
+    result_response(&RetentionStatusResult::from(&status))
 }
 
 fn events_response(events: &[Event], headers: &HeaderMap) -> ApiResult<Response> {
@@ -150,7 +151,9 @@ async fn extend(
         .extend(&actor, &package, until, &reason)
         .await?;
     state.notify_appended();
-    Ok(created(&status.to_value()))
+    let mut response = result_response(&RetentionStatusResult::from(&status))?;
+    *response.status_mut() = StatusCode::CREATED;
+    Ok(response)
 }
 
 /// `POST /packages/{pkg}/retention/holds` `{reason}` → 201 `{hold_id}`.
@@ -190,7 +193,9 @@ async fn release(
         .release(&actor, &package, &hold_id, &reason)
         .await?;
     state.notify_appended();
-    Ok(created(&status.to_value()))
+    let mut response = result_response(&RetentionStatusResult::from(&status))?;
+    *response.status_mut() = StatusCode::CREATED;
+    Ok(response)
 }
 
 /// `POST /retention/sweep?as_of=` (retention-admin) → `{as_of, newly_eligible, package_ids,

@@ -18,7 +18,8 @@ use artifact_core::digest::{AnyDigest, BlobInfo};
 use artifact_core::event::Event;
 use artifact_core::manifest::{FileEntry, Manifest};
 use artifact_core::results::{
-    self, AuditResult, FsckResult, GcResult, RefusalResult, SweepResult, VerifyResult,
+    self, AuditResult, FsckResult, GcResult, RefusalResult, RetentionStatusResult, SweepResult,
+    TokenMintedResult, VerifyResult,
 };
 use artifact_core::time::Timestamp;
 use artifact_core::{ArtifactStore, PackageRef};
@@ -187,23 +188,20 @@ async fn token(target: &Target, command: TokenCommand, json: bool) -> anyhow::Re
                 .map(|r| r.parse::<Role>())
                 .collect::<Result<Vec<_>, _>>()?;
             let expires_at = expires.as_deref().map(parse_time).transpose()?;
-            let value = match target {
+            let minted: TokenMintedResult = match target {
                 Target::Local { store, actor } => {
                     let mut secret = [0u8; 32];
                     getrandom::fill(&mut secret)
                         .map_err(|e| anyhow!("no randomness from the operating system: {e}"))?;
-                    let minted = store
-                        .mint_token(actor, &principal, &roles, expires_at, &secret)
-                        .await?;
-                    let mut value = minted.record.to_value();
-                    if let Value::Map(map) = &mut value {
-                        map.insert("token".to_owned(), text(minted.token));
-                    }
-                    value
+                    TokenMintedResult::from(
+                        &store
+                            .mint_token(actor, &principal, &roles, expires_at, &secret)
+                            .await?,
+                    )
                 }
                 Target::Remote(remote) => {
                     remote
-                        .post_value(
+                        .post_value_result(
                             "/admin/tokens",
                             &Value::map([
                                 ("principal", text(&principal)),
@@ -221,16 +219,16 @@ async fn token(target: &Target, command: TokenCommand, json: bool) -> anyhow::Re
                 }
             };
             if json {
-                print_json(&value)?;
+                print_json(&results::encode(&minted)?)?;
             } else {
-                println!("{}", output::member(&value, "token"));
+                println!("{}", minted.token);
                 let expiry = match expires_at {
                     Some(t) => format!(", expires {t}"),
                     None => String::new(),
                 };
                 eprintln!(
                     "token {} for `{principal}` created{expiry}; it is shown only this once (only its hash is stored)",
-                    output::member(&value, "token_id")
+                    minted.token_id
                 );
             }
         }
@@ -1381,13 +1379,14 @@ async fn retention(target: &Target, command: RetentionCommand, json: bool) -> an
         } => {
             let until = parse_time(&until)?;
             let status = match target {
-                Target::Local { store, actor } => store
-                    .extend(actor, &package.parse()?, until, &reason)
-                    .await?
-                    .to_value(),
+                Target::Local { store, actor } => RetentionStatusResult::from(
+                    &store
+                        .extend(actor, &package.parse()?, until, &reason)
+                        .await?,
+                ),
                 Target::Remote(remote) => {
                     remote
-                        .post_value(
+                        .post_value_result(
                             &format!("{}/retention/extensions", package_path(&package)?),
                             &Value::map([
                                 ("new_expires_at", text(until.to_string())),
@@ -1398,12 +1397,15 @@ async fn retention(target: &Target, command: RetentionCommand, json: bool) -> an
                 }
             };
             if json {
-                print_json(&status)?;
+                print_json(&results::encode(&status)?)?;
             } else {
                 println!(
                     "extended {} to {}",
-                    output::member(&status, "package_id"),
-                    output::expiry_of(&status, "current_expires_at")
+                    status.package_id,
+                    status
+                        .current_expires_at
+                        .as_deref()
+                        .unwrap_or("never (permanent)")
                 );
             }
         }
@@ -1434,13 +1436,14 @@ async fn retention(target: &Target, command: RetentionCommand, json: bool) -> an
             reason,
         } => {
             let status = match target {
-                Target::Local { store, actor } => store
-                    .release(actor, &package.parse()?, &hold_id, &reason)
-                    .await?
-                    .to_value(),
+                Target::Local { store, actor } => RetentionStatusResult::from(
+                    &store
+                        .release(actor, &package.parse()?, &hold_id, &reason)
+                        .await?,
+                ),
                 Target::Remote(remote) => {
                     remote
-                        .post_value(
+                        .post_value_result(
                             &format!(
                                 "{}/retention/holds/{}/release",
                                 package_path(&package)?,
@@ -1452,11 +1455,11 @@ async fn retention(target: &Target, command: RetentionCommand, json: bool) -> an
                 }
             };
             if json {
-                print_json(&status)?;
+                print_json(&results::encode(&status)?)?;
             } else {
                 println!(
                     "released {hold_id}; {} active hold(s) remain",
-                    output::member(&status, "active_holds")
+                    status.active_holds
                 );
             }
         }

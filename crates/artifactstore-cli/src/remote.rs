@@ -129,6 +129,20 @@ impl Remote {
         )?)
     }
 
+    /// POSTs `body` as JSON to `path` and decodes the answer into the typed result of its
+    /// route; a missing or renamed member is an error naming `POST <route>`.
+    pub(crate) async fn post_value_result<T: artifact_core::results::Dto>(
+        &self,
+        path: &str,
+        body: &Value,
+    ) -> anyhow::Result<T> {
+        let value = self.post_value(path, body).await?;
+        Ok(artifact_core::results::decode(
+            &value,
+            &route("POST", path),
+        )?)
+    }
+
     pub(crate) async fn get_bytes(&self, path: &str, accept: &str) -> anyhow::Result<Vec<u8>> {
         let response = self
             .send(self.request(Method::GET, path).header("accept", accept))
