@@ -1,7 +1,7 @@
 //! Typed results (DTOs): what the API answers for the store's reports, encoded once.
 //!
 //! Each DTO is the wire form of one report (`SweepReport`, `GcReport`, `VerifyReport`,
-//! `FsckReport`, `AuditReport`): its fields are exactly the members of the JSON document the
+//! `FsckReport`, `AuditReport`, `MintedToken`, `RetentionStatus`, `Explanation`): its fields are exactly the members of the JSON document the
 //! server answers and the CLI prints with `--json`. The server builds the DTO from the report
 //! and answers with [`encode`]; the CLI builds the same DTO locally or [`decode`]s it from the
 //! server's answer, and renders from its typed fields, so a renamed or missing member is a
@@ -16,6 +16,7 @@ use crate::catalog::RetentionStatus;
 use crate::cbor::Value;
 use crate::log_facts::Refusal;
 use crate::maintenance::{FsckReport, GcReport, VerifyReport};
+use crate::retention::Explanation;
 use crate::store::{AuditReport, MintedToken, SweepReport};
 
 /// A typed result: what one route answers. Front ends name this bound instead of serde's.
@@ -28,6 +29,7 @@ impl Dto for FsckResult {}
 impl Dto for AuditResult {}
 impl Dto for TokenMintedResult {}
 impl Dto for RetentionStatusResult {}
+impl Dto for ExplainResult {}
 
 /// A DTO that did not encode into the data model (e.g. a number beyond ±(2^53−1)).
 #[derive(Debug, thiserror::Error)]
@@ -415,6 +417,55 @@ impl From<&RetentionStatus> for RetentionStatusResult {
     }
 }
 
+/// One fact of an explanation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExplainLineResult {
+    /// The event it comes from.
+    pub seq: u64,
+    /// The fact in words.
+    pub text: String,
+}
+
+/// `GET /packages/{pkg}/retention/explain`: why a package is retained, or eligible.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExplainResult {
+    /// The package.
+    pub package_id: String,
+    /// The instant the verdict is for (RFC 3339).
+    pub as_of: String,
+    /// The facts, in seq order.
+    pub lines: Vec<ExplainLineResult>,
+    /// The conclusion in one sentence.
+    pub verdict: String,
+    /// Current expiry (`null` = permanent).
+    pub retained_until: Option<String>,
+    /// Whether the package is marked eligible for deletion.
+    pub eligible_for_deletion: bool,
+    /// Seqs of the events the verdict depends on.
+    pub cites: Vec<u64>,
+}
+
+impl From<&Explanation> for ExplainResult {
+    fn from(explanation: &Explanation) -> Self {
+        ExplainResult {
+            package_id: explanation.package_id.to_string(),
+            as_of: explanation.as_of.to_string(),
+            lines: explanation
+                .lines
+                .iter()
+                .map(|line| ExplainLineResult {
+                    seq: line.seq,
+                    text: line.text.clone(),
+                })
+                .collect(),
+            verdict: explanation.verdict.clone(),
+            retained_until: explanation.retained_until.map(|t| t.to_string()),
+            eligible_for_deletion: explanation.eligible_for_deletion,
+            cites: explanation.cites.clone(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -618,6 +669,32 @@ mod tests {
             ..empty
         };
         check(&RetentionStatusResult::from(&full), &full.to_value());
+    }
+
+    #[test]
+    fn explain_result_is_the_explanation_json() {
+        use crate::retention::ExplainLine;
+        let empty = Explanation {
+            package_id: Blake3::of(b"p"),
+            as_of: ymd(2026, 1, 2),
+            lines: vec![],
+            verdict: "unknown".to_owned(),
+            retained_until: None,
+            eligible_for_deletion: false,
+            cites: vec![],
+        };
+        check(&ExplainResult::from(&empty), &empty.to_value());
+        let full = Explanation {
+            lines: vec![ExplainLine {
+                seq: 3,
+                text: "created with class `build-cache`".to_owned(),
+            }],
+            retained_until: Some(ymd(2026, 3, 1)),
+            eligible_for_deletion: true,
+            cites: vec![3, 5],
+            ..empty
+        };
+        check(&ExplainResult::from(&full), &full.to_value());
     }
 
     #[test]

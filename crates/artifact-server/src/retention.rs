@@ -18,7 +18,7 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, NoQuery, Path, Query};
 use crate::packages::{cbor_response, json_response, package_ref, result_response, wants_cbor};
-use artifact_core::results::RetentionStatusResult;
+use artifact_core::results::{ExplainResult, RetentionStatusResult};
 
 pub(crate) fn router() -> Router<AppState> {
     Router::new()
@@ -120,7 +120,7 @@ async fn explain(
         .map(|t| parse_time(t, "as_of"))
         .transpose()?;
     let explanation = state.store().explain(&package_ref(&pkg)?, as_of).await?;
-    Ok(json_response(&explanation.to_value()))
+    result_response(&ExplainResult::from(&explanation))
 }
 
 fn created(value: &Value) -> Response {

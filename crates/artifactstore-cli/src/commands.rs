@@ -18,8 +18,8 @@ use artifact_core::digest::{AnyDigest, BlobInfo};
 use artifact_core::event::Event;
 use artifact_core::manifest::{FileEntry, Manifest};
 use artifact_core::results::{
-    self, AuditResult, FsckResult, GcResult, RefusalResult, RetentionStatusResult, SweepResult,
-    TokenMintedResult, VerifyResult,
+    self, AuditResult, ExplainResult, FsckResult, GcResult, RefusalResult, RetentionStatusResult,
+    SweepResult, TokenMintedResult, VerifyResult,
 };
 use artifact_core::time::Timestamp;
 use artifact_core::{ArtifactStore, PackageRef};
@@ -1514,36 +1514,26 @@ async fn retention(target: &Target, command: RetentionCommand, json: bool) -> an
         }
         RetentionCommand::Explain { package, as_of } => {
             let as_of = as_of.as_deref().map(parse_time).transpose()?;
-            let value = match target {
+            let explanation = match target {
                 Target::Local { store, .. } => {
-                    store.explain(&package.parse()?, as_of).await?.to_value()
+                    ExplainResult::from(&store.explain(&package.parse()?, as_of).await?)
                 }
                 Target::Remote(remote) => {
                     let mut path = format!("{}/retention/explain", package_path(&package)?);
                     if let Some(t) = as_of {
                         path.push_str(&format!("?as_of={}", encode_segment(&t.to_string())));
                     }
-                    remote.get_value(&path).await?
+                    remote.get_result(&path).await?
                 }
             };
             if json {
-                print_json(&value)?;
+                print_json(&results::encode(&explanation)?)?;
             } else {
-                println!(
-                    "{} as of {}",
-                    output::member(&value, "package_id"),
-                    output::member(&value, "as_of")
-                );
-                if let Some(Value::Array(lines)) = value.as_map().and_then(|m| m.get("lines")) {
-                    for line in lines {
-                        println!(
-                            "  [seq {:>6}] {}",
-                            output::member(line, "seq"),
-                            output::member(line, "text")
-                        );
-                    }
+                println!("{} as of {}", explanation.package_id, explanation.as_of);
+                for line in &explanation.lines {
+                    println!("  [seq {:>6}] {}", line.seq, line.text);
                 }
-                println!("verdict: {}", output::member(&value, "verdict"));
+                println!("verdict: {}", explanation.verdict);
             }
         }
     }
