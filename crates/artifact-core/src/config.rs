@@ -129,11 +129,14 @@ pub struct GcConfig {
     pub grace: String,
 }
 
+/// The default `[gc] grace` (also what a server applies to `POST /admin/gc` without one).
+pub const DEFAULT_GC_GRACE: &str = "24h";
+
 impl Default for GcConfig {
     fn default() -> Self {
         Self {
             interval: "off".to_owned(),
-            grace: "24h".to_owned(),
+            grace: DEFAULT_GC_GRACE.to_owned(),
         }
     }
 }
@@ -398,6 +401,25 @@ impl Config {
         Self::from_toml(&text, &path.display().to_string())
     }
 
+    /// The configuration file a data directory holds: `<data-dir>/config.toml`.
+    pub fn default_path(data_dir: &Path) -> PathBuf {
+        data_dir.join("config.toml")
+    }
+
+    /// Reads `<data-dir>/config.toml` when it exists, else the defaults.
+    ///
+    /// # Errors
+    ///
+    /// When the file exists but cannot be read or is not a valid configuration.
+    pub fn load_or_default(data_dir: &Path) -> Result<Self> {
+        let path = Self::default_path(data_dir);
+        if path.exists() {
+            Self::load(&path)
+        } else {
+            Ok(Self::default())
+        }
+    }
+
     /// The classes in force (shipped defaults overridden/extended by `[retention.classes]`).
     pub fn retention_classes(&self) -> Result<RetentionClasses> {
         let mut classes = RetentionClasses::default();
@@ -612,6 +634,25 @@ pub const DEFAULT_CONFIG_TOML: &str = r#"# artifactstore configuration. Every ke
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn load_or_default_reads_the_data_dir_file_or_falls_back() {
+        let dir = tempfile::tempdir().unwrap();
+        // No file: the defaults.
+        let config = Config::load_or_default(dir.path()).unwrap();
+        assert_eq!(config.gc.grace, DEFAULT_GC_GRACE);
+        assert_eq!(
+            Config::default_path(dir.path()),
+            dir.path().join("config.toml")
+        );
+        // A file: its values.
+        std::fs::write(dir.path().join("config.toml"), "[gc]\ngrace = \"2h\"\n").unwrap();
+        assert_eq!(Config::load_or_default(dir.path()).unwrap().gc.grace, "2h");
+        // A bad file is an error naming it, not the defaults.
+        std::fs::write(dir.path().join("config.toml"), "[gc]\ngrace = 5\n").unwrap();
+        let err = Config::load_or_default(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("config.toml"), "{err}");
+    }
 
     #[test]
     fn defaults_and_overrides() {

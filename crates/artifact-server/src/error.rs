@@ -183,6 +183,16 @@ impl From<artifact_core::cbor::CborError> for ApiError {
     }
 }
 
+impl From<artifact_core::results::EncodeError> for ApiError {
+    fn from(err: artifact_core::results::EncodeError) -> Self {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Internal Server Error",
+            err.to_string(),
+        )
+    }
+}
+
 impl From<artifact_core::jcs::JsonError> for ApiError {
     fn from(error: artifact_core::jcs::JsonError) -> Self {
         ApiError::from(Error::from(error))

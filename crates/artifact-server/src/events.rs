@@ -1,5 +1,6 @@
 //! The event log over HTTP: pages (JSON or CBOR), the head, and a live SSE stream.
 
+use artifact_core::paging::{DEFAULT_EVENT_LIMIT, MAX_EVENT_LIMIT};
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::time::Duration;
@@ -52,9 +53,11 @@ async fn list(
     Query(query): Query<ListQuery>,
 ) -> ApiResult<Response> {
     caller.require(Role::Reader)?;
-    let limit = query.limit.unwrap_or(1000);
-    if limit == 0 || limit > 10_000 {
-        return Err(ApiError::bad_request("limit must be between 1 and 10000"));
+    let limit = query.limit.unwrap_or(DEFAULT_EVENT_LIMIT);
+    if limit == 0 || limit > MAX_EVENT_LIMIT {
+        return Err(ApiError::bad_request(format!(
+            "limit must be between 1 and {MAX_EVENT_LIMIT}"
+        )));
     }
     let package_id = query
         .package_id

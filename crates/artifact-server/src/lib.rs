@@ -122,6 +122,66 @@ impl ServerOptions {
     }
 }
 
+impl ServerOptions {
+    /// The options `[server]`, `[gc]`, `[verify]`, `[retention]`, `[log]` and `[auth]` of
+    /// `config` describe, for a store in `data_dir` (uploads default to
+    /// `<data-dir>/uploads`). `log_signer` is the loaded `[log]` key, if any. `[log]
+    /// publish_dir` and `[log.publish_s3]` are sinks of the store itself, so
+    /// [`ServerOptions::publish_dir`] stays `None`.
+    ///
+    /// # Errors
+    ///
+    /// When a duration, limit or token of `config` is invalid.
+    pub fn from_config(
+        config: &artifact_core::config::Config,
+        data_dir: &std::path::Path,
+        log_signer: Option<artifact_core::tlog::LogSigner>,
+    ) -> artifact_core::error::Result<Self> {
+        let (request_timeout, upload_ttl) = config.server_durations()?;
+        let limits = config.server_limits()?;
+        let (gc_interval, grace) = config.gc_schedule()?;
+        let (verify_interval, sample, rate) = config.verify_schedule()?;
+        Ok(Self {
+            log_signer,
+            checkpoint_interval: config.log.checkpoint_interval()?,
+            publish_dir: None,
+            header_read_timeout: limits.header_read_timeout,
+            body_idle_timeout: limits.body_idle_timeout,
+            max_connections: limits.max_connections,
+            shutdown_grace: limits.shutdown_grace,
+            max_blob_bytes: config.server.max_blob_bytes,
+            max_json_bytes: config.server.max_json_bytes,
+            request_timeout,
+            upload_dir: config
+                .server
+                .upload_dir
+                .clone()
+                .unwrap_or_else(|| data_dir.join("uploads")),
+            upload_ttl,
+            sweep_interval: Some(config.sweep_interval()?),
+            config_tokens: config.config_tokens()?,
+            gc: gc_interval.map(|every| {
+                (
+                    every,
+                    artifact_core::maintenance::GcOptions {
+                        grace,
+                        dry_run: false,
+                    },
+                )
+            }),
+            verify: verify_interval.map(|every| {
+                (
+                    every,
+                    artifact_core::maintenance::VerifyOptions {
+                        sample,
+                        max_bytes_per_sec: rate,
+                    },
+                )
+            }),
+        })
+    }
+}
+
 /// Shared state of every handler.
 #[derive(Clone, Debug)]
 pub struct AppState(Arc<Inner>);
@@ -455,5 +515,41 @@ async fn maintenance_schedule(state: AppState, mut stop: tokio::sync::watch::Rec
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use artifact_core::config::Config;
+
+    #[test]
+    fn from_config_takes_every_option_from_the_configuration() {
+        let data_dir = std::path::Path::new("/data");
+        let options = ServerOptions::from_config(&Config::default(), data_dir, None).unwrap();
+        assert_eq!(options.upload_dir, data_dir.join("uploads"));
+        assert!(options.gc.is_none());
+        let (every, verify) = options.verify.unwrap();
+        assert_eq!(every, Duration::from_secs(86_400));
+        assert_eq!(verify.sample, 0.01);
+        assert_eq!(verify.max_bytes_per_sec, Some(100 << 20));
+        assert!(options.publish_dir.is_none() && options.log_signer.is_none());
+        let defaults = ServerOptions::new(data_dir.join("uploads"));
+        assert_eq!(options.max_blob_bytes, defaults.max_blob_bytes);
+        assert_eq!(options.sweep_interval, defaults.sweep_interval);
+
+        let config = Config::from_toml(
+            "[server]\nupload_dir = \"/up\"\nmax_json_bytes = 1024\n[gc]\ninterval = \"1h\"\ngrace = \"2h\"\n[verify]\ninterval = \"off\"\n",
+            "t",
+        )
+        .unwrap();
+        let options = ServerOptions::from_config(&config, data_dir, None).unwrap();
+        assert_eq!(options.upload_dir, PathBuf::from("/up"));
+        assert_eq!(options.max_json_bytes, 1024);
+        let (every, gc) = options.gc.unwrap();
+        assert_eq!(every, Duration::from_secs(3600));
+        assert_eq!(gc.grace, artifact_core::time::Period::Millis(2 * 3_600_000));
+        assert!(!gc.dry_run);
+        assert!(options.verify.is_none());
     }
 }

@@ -4,6 +4,7 @@
 //!
 //! Checkpoints are not events: making one changes no event and no view.
 
+use artifact_core::paging::{DEFAULT_PAGE_LIMIT, MAX_LIST_LIMIT};
 use std::path::Path;
 
 use artifact_core::ArtifactStore;
@@ -108,9 +109,11 @@ async fn list(
     Query(query): Query<ListQuery>,
 ) -> ApiResult<Response> {
     caller.require(Role::Reader)?;
-    let limit = query.limit.unwrap_or(100);
-    if limit == 0 || limit > 1000 {
-        return Err(ApiError::bad_request("limit must be between 1 and 1000"));
+    let limit = query.limit.unwrap_or(DEFAULT_PAGE_LIMIT);
+    if limit == 0 || limit > MAX_LIST_LIMIT {
+        return Err(ApiError::bad_request(format!(
+            "limit must be between 1 and {MAX_LIST_LIMIT}"
+        )));
     }
     let checkpoints = state.store().checkpoints(query.after, limit).await?;
     Ok(json_response(&Value::map([(

@@ -14,8 +14,9 @@ use axum::routing::{get, post};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, NoQuery, Path, Query};
-use crate::packages::json_response;
+use crate::packages::{json_response, result_response};
 use crate::{AppState, OPENAPI_JSON};
+use artifact_core::results::{AuditResult, FsckResult, GcResult, TokenMintedResult, VerifyResult};
 
 pub(crate) fn router() -> Router<AppState> {
     Router::new()
@@ -53,7 +54,7 @@ async fn gc(
     }
     options.dry_run = query.dry_run.unwrap_or(false);
     let report = state.store().gc(&actor, options).await?;
-    Ok(json_response(&report.to_value()))
+    result_response(&GcResult::from(&report))
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -75,14 +76,14 @@ async fn verify(
         max_bytes_per_sec: query.max_bytes_per_sec.filter(|r| *r > 0),
     };
     let report = state.store().verify_blobs(&actor, options, |_| {}).await?;
-    Ok(json_response(&report.to_value()))
+    result_response(&VerifyResult::from(&report))
 }
 
 /// `GET /admin/fsck` (admin) → the fsck report (`ok`, `findings`, `notes`).
 async fn fsck(State(state): State<AppState>, caller: Caller, _: NoQuery) -> ApiResult<Response> {
     caller.require(Role::Admin)?;
     let report = state.store().fsck().await?;
-    Ok(json_response(&report.to_value()))
+    result_response(&FsckResult::from(&report))
 }
 
 /// `GET /healthz`: the process is up.
@@ -211,8 +212,7 @@ async fn audit_verify(
     _: NoQuery,
 ) -> ApiResult<Response> {
     caller.require(Role::Reader)?;
-    let value = state.store().audit().await?.to_value();
-    Ok(json_response(&value))
+    result_response(&AuditResult::from(&state.store().audit().await?))
 }
 
 /// `POST /admin/rebuild-views` (admin) → `{events_replayed}`.
@@ -282,11 +282,7 @@ async fn create_token(
         .store()
         .mint_token(&actor, &principal, &roles, expires_at, &secret)
         .await?;
-    let mut value = minted.record.to_value();
-    if let Value::Map(map) = &mut value {
-        map.insert("token".to_owned(), Value::Text(minted.token));
-    }
-    let mut response = json_response(&value);
+    let mut response = result_response(&TokenMintedResult::from(&minted))?;
     *response.status_mut() = StatusCode::CREATED;
     Ok(response)
 }

@@ -1,5 +1,6 @@
 //! Packages: create, list, get (by id or `NAME@VERSION`), manifest, files.
 
+use artifact_core::paging::{DEFAULT_PAGE_LIMIT, MAX_LIST_LIMIT};
 use std::collections::BTreeMap;
 
 use artifact_core::PackageRef;
@@ -41,6 +42,11 @@ pub(crate) fn json_response(value: &Value) -> Response {
         artifact_core::jcs::to_jcs(value),
     )
         .into_response()
+}
+
+/// A JCS JSON response body encoding a typed result (see `artifact_core::results`).
+pub(crate) fn result_response<T: artifact_core::results::Dto>(dto: &T) -> ApiResult<Response> {
+    Ok(json_response(&artifact_core::results::encode(dto)?))
 }
 
 /// A canonical CBOR response body.
@@ -180,9 +186,11 @@ async fn list(
     Query(query): Query<ListQuery>,
 ) -> ApiResult<Response> {
     caller.require(Role::Reader)?;
-    let limit = query.limit.unwrap_or(100);
-    if limit == 0 || limit > 1000 {
-        return Err(ApiError::bad_request("limit must be between 1 and 1000"));
+    let limit = query.limit.unwrap_or(DEFAULT_PAGE_LIMIT);
+    if limit == 0 || limit > MAX_LIST_LIMIT {
+        return Err(ApiError::bad_request(format!(
+            "limit must be between 1 and {MAX_LIST_LIMIT}"
+        )));
     }
     let mut packages = state
         .store()

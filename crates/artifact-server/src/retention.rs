@@ -17,7 +17,8 @@ use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, NoQuery, Path, Query};
-use crate::packages::{cbor_response, json_response, package_ref, wants_cbor};
+use crate::packages::{cbor_response, json_response, package_ref, result_response, wants_cbor};
+use artifact_core::results::{ExplainResult, RetentionStatusResult};
 
 pub(crate) fn router() -> Router<AppState> {
     Router::new()
@@ -74,7 +75,7 @@ async fn status(
 ) -> ApiResult<Response> {
     caller.require(Role::Reader)?;
     let status = state.store().retention_status(&package_ref(&pkg)?).await?;
-    Ok(json_response(&status.to_value()))
+    result_response(&RetentionStatusResult::from(&status))
 }
 
 fn events_response(events: &[Event], headers: &HeaderMap) -> ApiResult<Response> {
@@ -119,7 +120,7 @@ async fn explain(
         .map(|t| parse_time(t, "as_of"))
         .transpose()?;
     let explanation = state.store().explain(&package_ref(&pkg)?, as_of).await?;
-    Ok(json_response(&explanation.to_value()))
+    result_response(&ExplainResult::from(&explanation))
 }
 
 fn created(value: &Value) -> Response {
@@ -149,7 +150,9 @@ async fn extend(
         .store()
         .extend(&actor, &package, until, &reason)
         .await?;
-    Ok(created(&status.to_value()))
+    let mut response = result_response(&RetentionStatusResult::from(&status))?;
+    *response.status_mut() = StatusCode::CREATED;
+    Ok(response)
 }
 
 /// `POST /packages/{pkg}/retention/holds` `{reason}` → 201 `{hold_id}`.
@@ -187,7 +190,9 @@ async fn release(
         .store()
         .release(&actor, &package, &hold_id, &reason)
         .await?;
-    Ok(created(&status.to_value()))
+    let mut response = result_response(&RetentionStatusResult::from(&status))?;
+    *response.status_mut() = StatusCode::CREATED;
+    Ok(response)
 }
 
 /// `POST /retention/sweep?as_of=` (retention-admin) → `{as_of, newly_eligible, package_ids,
@@ -204,6 +209,7 @@ async fn sweep(
         .map(|t| parse_time(t, "as_of"))
         .transpose()?;
     let report = state.store().sweep(&actor, as_of).await?;
-    if !report.newly_eligible.is_empty() {}
-    Ok(json_response(&report.to_value()))
+    if !report.newly_eligible.is_empty() {
+        }
+    result_response(&artifact_core::results::SweepResult::from(&report))
 }

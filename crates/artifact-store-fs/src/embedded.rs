@@ -89,14 +89,7 @@ impl EmbeddedOptions {
     pub async fn open(self) -> Result<ArtifactStore> {
         let config = match self.config {
             Some(config) => config,
-            None => {
-                let path = self.data_dir.join("config.toml");
-                if path.exists() {
-                    Config::load(&path)?
-                } else {
-                    Config::default()
-                }
-            }
+            None => Config::load_or_default(&self.data_dir)?,
         };
         if config.blobs.backend != "fs" && self.blob_store.is_none() {
             return Err(Error::Config(format!(

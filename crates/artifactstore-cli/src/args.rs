@@ -84,7 +84,7 @@ pub(crate) enum Command {
         #[arg(long)]
         eligible: bool,
         /// At most this many.
-        #[arg(long, default_value_t = 1000)]
+        #[arg(long, default_value_t = artifact_core::paging::DEFAULT_LIST_LIMIT)]
         limit: u32,
     },
     /// Show a package and its retention state.
@@ -299,7 +299,7 @@ pub(crate) enum AuditCommand {
         #[arg(long)]
         after: Option<u64>,
         /// At most this many (default 100).
-        #[arg(long, default_value_t = 100)]
+        #[arg(long, default_value_t = artifact_core::paging::DEFAULT_PAGE_LIMIT)]
         limit: u32,
     },
     /// Print a receipt: the event's bytes, its inclusion proof and the signed checkpoint.

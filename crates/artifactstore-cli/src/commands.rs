@@ -3,6 +3,7 @@
 //! remote path calls the HTTP API over the same library; both produce the same values, printed
 //! by one set of functions.
 
+use artifact_core::paging::{DEFAULT_EVENT_LIMIT, MAX_LIST_LIMIT};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -15,6 +16,10 @@ use artifact_core::config::{Config, DEFAULT_CONFIG_TOML};
 use artifact_core::digest::{AnyDigest, BlobInfo};
 use artifact_core::event::Event;
 use artifact_core::manifest::{FileEntry, Manifest};
+use artifact_core::results::{
+    self, AuditResult, ExplainResult, FsckResult, GcResult, RefusalResult, RetentionStatusResult,
+    SweepResult, TokenMintedResult, VerifyResult,
+};
 use artifact_core::time::Timestamp;
 use artifact_core::{ArtifactStore, PackageRef};
 use artifact_store_fs::EmbeddedOptions;
@@ -61,7 +66,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     // default when asked remotely without one).
     let default_grace = match &target {
         Target::Local { .. } => effective_config(&cli)?.gc.grace,
-        Target::Remote(_) => "24h".to_owned(),
+        Target::Remote(_) => artifact_core::config::DEFAULT_GC_GRACE.to_owned(),
     };
     let log_config = match &target {
         Target::Local { .. } => Some((cli.data_dir.clone(), effective_config(&cli)?)),
@@ -182,23 +187,20 @@ async fn token(target: &Target, command: TokenCommand, json: bool) -> anyhow::Re
                 .map(|r| r.parse::<Role>())
                 .collect::<Result<Vec<_>, _>>()?;
             let expires_at = expires.as_deref().map(parse_time).transpose()?;
-            let value = match target {
+            let minted: TokenMintedResult = match target {
                 Target::Local { store, actor } => {
                     let mut secret = [0u8; 32];
                     getrandom::fill(&mut secret)
                         .map_err(|e| anyhow!("no randomness from the operating system: {e}"))?;
-                    let minted = store
-                        .mint_token(actor, &principal, &roles, expires_at, &secret)
-                        .await?;
-                    let mut value = minted.record.to_value();
-                    if let Value::Map(map) = &mut value {
-                        map.insert("token".to_owned(), text(minted.token));
-                    }
-                    value
+                    TokenMintedResult::from(
+                        &store
+                            .mint_token(actor, &principal, &roles, expires_at, &secret)
+                            .await?,
+                    )
                 }
                 Target::Remote(remote) => {
                     remote
-                        .post_value(
+                        .post_value_result(
                             "/admin/tokens",
                             &Value::map([
                                 ("principal", text(&principal)),
@@ -216,16 +218,16 @@ async fn token(target: &Target, command: TokenCommand, json: bool) -> anyhow::Re
                 }
             };
             if json {
-                print_json(&value)?;
+                print_json(&results::encode(&minted)?)?;
             } else {
-                println!("{}", output::member(&value, "token"));
+                println!("{}", minted.token);
                 let expiry = match expires_at {
                     Some(t) => format!(", expires {t}"),
                     None => String::new(),
                 };
                 eprintln!(
                     "token {} for `{principal}` created{expiry}; it is shown only this once (only its hash is stored)",
-                    output::member(&value, "token_id")
+                    minted.token_id
                 );
             }
         }
@@ -380,17 +382,9 @@ fn load_config(cli: &Cli) -> anyhow::Result<Option<Config>> {
         None => None,
     };
     if let Some(url) = &cli.database_url {
-        let mut with_url = config.take().map_or_else(
-            || {
-                let path = cli.data_dir.join("config.toml");
-                if path.exists() {
-                    Config::load(&path)
-                } else {
-                    Ok(Config::default())
-                }
-            },
-            Ok,
-        )?;
+        let mut with_url = config
+            .take()
+            .map_or_else(|| Config::load_or_default(&cli.data_dir), Ok)?;
         with_url.metadata.url = Some(url.clone());
         config = Some(with_url);
     }
@@ -400,14 +394,7 @@ fn load_config(cli: &Cli) -> anyhow::Result<Option<Config>> {
 fn effective_config(cli: &Cli) -> anyhow::Result<Config> {
     Ok(match load_config(cli)? {
         Some(config) => config,
-        None => {
-            let path = cli.data_dir.join("config.toml");
-            if path.exists() {
-                Config::load(&path)?
-            } else {
-                Config::default()
-            }
-        }
+        None => Config::load_or_default(&cli.data_dir)?,
     })
 }
 
@@ -439,7 +426,7 @@ async fn init(cli: &Cli) -> anyhow::Result<ExitCode> {
     if cli.server.is_some() {
         bail!("init creates an embedded store; it does not apply to --server");
     }
-    let config_path = cli.data_dir.join("config.toml");
+    let config_path = Config::default_path(&cli.data_dir);
     let existed = cli.data_dir.join("catalog.db").exists();
     let store = open(cli, true, false).await?;
     if !config_path.exists() && cli.config.is_none() {
@@ -484,8 +471,6 @@ async fn serve(cli: &Cli, listen: Option<String>) -> anyhow::Result<ExitCode> {
     let store = open(cli, false, false).await?;
     // The whole backend check (for S3 also a write probe): a server must be able to store.
     store.blob_store().check().await?;
-    let (request_timeout, upload_ttl) = config.server_durations()?;
-    let limits = config.server_limits()?;
     // The verifiable log's key: a store from before issue 12 may have none yet (`init`
     // creates it); the server then serves stored checkpoints only.
     let log_signer = if config.log.key_path(&cli.data_dir).exists() {
@@ -500,51 +485,7 @@ async fn serve(cli: &Cli, listen: Option<String>) -> anyhow::Result<ExitCode> {
         );
         None
     };
-    let options = artifact_server::ServerOptions {
-        log_signer,
-        checkpoint_interval: config.log.checkpoint_interval()?,
-        // `[log] publish_dir` and `[log.publish_s3]` are sinks of the store itself.
-        publish_dir: None,
-        header_read_timeout: limits.header_read_timeout,
-        body_idle_timeout: limits.body_idle_timeout,
-        max_connections: limits.max_connections,
-        shutdown_grace: limits.shutdown_grace,
-        max_blob_bytes: config.server.max_blob_bytes,
-        max_json_bytes: config.server.max_json_bytes,
-        request_timeout,
-        upload_dir: config
-            .server
-            .upload_dir
-            .clone()
-            .unwrap_or_else(|| cli.data_dir.join("uploads")),
-        upload_ttl,
-        sweep_interval: Some(config.sweep_interval()?),
-        config_tokens: config.config_tokens()?,
-        gc: {
-            let (interval, grace) = config.gc_schedule()?;
-            interval.map(|every| {
-                (
-                    every,
-                    artifact_core::maintenance::GcOptions {
-                        grace,
-                        dry_run: false,
-                    },
-                )
-            })
-        },
-        verify: {
-            let (interval, sample, rate) = config.verify_schedule()?;
-            interval.map(|every| {
-                (
-                    every,
-                    artifact_core::maintenance::VerifyOptions {
-                        sample,
-                        max_bytes_per_sec: rate,
-                    },
-                )
-            })
-        },
-    };
+    let options = artifact_server::ServerOptions::from_config(&config, &cli.data_dir, log_signer)?;
     let state = artifact_server::AppState::new(store, options)
         .context("cannot prepare the upload directory")?;
     let listen = listen.unwrap_or_else(|| config.server.listen.clone());
@@ -1196,7 +1137,7 @@ async fn ls(
             values
         }
         Target::Remote(remote) => {
-            let mut query = vec![format!("limit={}", limit.clamp(1, 1000))];
+            let mut query = vec![format!("limit={}", limit.clamp(1, MAX_LIST_LIMIT))];
             if let Some(name) = &name {
                 query.push(format!("name={}", encode_segment(name)));
             }
@@ -1437,13 +1378,14 @@ async fn retention(target: &Target, command: RetentionCommand, json: bool) -> an
         } => {
             let until = parse_time(&until)?;
             let status = match target {
-                Target::Local { store, actor } => store
-                    .extend(actor, &package.parse()?, until, &reason)
-                    .await?
-                    .to_value(),
+                Target::Local { store, actor } => RetentionStatusResult::from(
+                    &store
+                        .extend(actor, &package.parse()?, until, &reason)
+                        .await?,
+                ),
                 Target::Remote(remote) => {
                     remote
-                        .post_value(
+                        .post_value_result(
                             &format!("{}/retention/extensions", package_path(&package)?),
                             &Value::map([
                                 ("new_expires_at", text(until.to_string())),
@@ -1454,12 +1396,15 @@ async fn retention(target: &Target, command: RetentionCommand, json: bool) -> an
                 }
             };
             if json {
-                print_json(&status)?;
+                print_json(&results::encode(&status)?)?;
             } else {
                 println!(
                     "extended {} to {}",
-                    output::member(&status, "package_id"),
-                    output::expiry_of(&status, "current_expires_at")
+                    status.package_id,
+                    status
+                        .current_expires_at
+                        .as_deref()
+                        .unwrap_or("never (permanent)")
                 );
             }
         }
@@ -1490,13 +1435,14 @@ async fn retention(target: &Target, command: RetentionCommand, json: bool) -> an
             reason,
         } => {
             let status = match target {
-                Target::Local { store, actor } => store
-                    .release(actor, &package.parse()?, &hold_id, &reason)
-                    .await?
-                    .to_value(),
+                Target::Local { store, actor } => RetentionStatusResult::from(
+                    &store
+                        .release(actor, &package.parse()?, &hold_id, &reason)
+                        .await?,
+                ),
                 Target::Remote(remote) => {
                     remote
-                        .post_value(
+                        .post_value_result(
                             &format!(
                                 "{}/retention/holds/{}/release",
                                 package_path(&package)?,
@@ -1508,11 +1454,11 @@ async fn retention(target: &Target, command: RetentionCommand, json: bool) -> an
                 }
             };
             if json {
-                print_json(&status)?;
+                print_json(&results::encode(&status)?)?;
             } else {
                 println!(
                     "released {hold_id}; {} active hold(s) remain",
-                    output::member(&status, "active_holds")
+                    status.active_holds
                 );
             }
         }
@@ -1537,8 +1483,10 @@ async fn retention(target: &Target, command: RetentionCommand, json: bool) -> an
         }
         RetentionCommand::Sweep { as_of } => {
             let as_of = as_of.as_deref().map(parse_time).transpose()?;
-            let value = match target {
-                Target::Local { store, actor } => store.sweep(actor, as_of).await?.to_value(),
+            let report = match target {
+                Target::Local { store, actor } => {
+                    SweepResult::from(&store.sweep(actor, as_of).await?)
+                }
                 Target::Remote(remote) => {
                     let path = match as_of {
                         Some(t) => {
@@ -1546,19 +1494,18 @@ async fn retention(target: &Target, command: RetentionCommand, json: bool) -> an
                         }
                         None => "/retention/sweep".to_owned(),
                     };
-                    remote.post_empty(&path).await?
+                    remote.post_result(&path).await?
                 }
             };
             if json {
-                print_json(&value)?;
+                print_json(&results::encode(&report)?)?;
             } else {
                 println!(
                     "{} package(s) newly eligible for deletion as of {}",
-                    output::member(&value, "newly_eligible"),
-                    output::member(&value, "as_of")
+                    report.newly_eligible, report.as_of
                 );
             }
-            if warn_refused(&value) {
+            if warn_refused(&report.refused) {
                 bail!(
                     "the sweep left alone packages whose views disagree with the log (see above)"
                 );
@@ -1566,36 +1513,26 @@ async fn retention(target: &Target, command: RetentionCommand, json: bool) -> an
         }
         RetentionCommand::Explain { package, as_of } => {
             let as_of = as_of.as_deref().map(parse_time).transpose()?;
-            let value = match target {
+            let explanation = match target {
                 Target::Local { store, .. } => {
-                    store.explain(&package.parse()?, as_of).await?.to_value()
+                    ExplainResult::from(&store.explain(&package.parse()?, as_of).await?)
                 }
                 Target::Remote(remote) => {
                     let mut path = format!("{}/retention/explain", package_path(&package)?);
                     if let Some(t) = as_of {
                         path.push_str(&format!("?as_of={}", encode_segment(&t.to_string())));
                     }
-                    remote.get_value(&path).await?
+                    remote.get_result(&path).await?
                 }
             };
             if json {
-                print_json(&value)?;
+                print_json(&results::encode(&explanation)?)?;
             } else {
-                println!(
-                    "{} as of {}",
-                    output::member(&value, "package_id"),
-                    output::member(&value, "as_of")
-                );
-                if let Some(Value::Array(lines)) = value.as_map().and_then(|m| m.get("lines")) {
-                    for line in lines {
-                        println!(
-                            "  [seq {:>6}] {}",
-                            output::member(line, "seq"),
-                            output::member(line, "text")
-                        );
-                    }
+                println!("{} as of {}", explanation.package_id, explanation.as_of);
+                for line in &explanation.lines {
+                    println!("  [seq {:>6}] {}", line.seq, line.text);
                 }
-                println!("verdict: {}", output::member(&value, "verdict"));
+                println!("verdict: {}", explanation.verdict);
             }
         }
     }
@@ -1609,7 +1546,7 @@ async fn fetch_events(target: &Target, query: &EventQuery) -> anyhow::Result<Vec
             let mut path = format!(
                 "/events?after={}&limit={}",
                 query.after,
-                query.limit.unwrap_or(1000)
+                query.limit.unwrap_or(DEFAULT_EVENT_LIMIT)
             );
             if let Some(event_type) = &query.event_type {
                 path.push_str(&format!("&type={}", encode_segment(event_type)));
@@ -1714,132 +1651,100 @@ async fn events(target: &Target, args: EventsArgs, json: bool) -> anyhow::Result
 }
 
 async fn audit_verify(target: &Target, json: bool) -> anyhow::Result<ExitCode> {
-    let value = match target {
-        Target::Local { store, .. } => store.audit().await?.to_value(),
-        Target::Remote(remote) => remote.get_value("/audit/verify").await?,
+    let report = match target {
+        Target::Local { store, .. } => AuditResult::from(&store.audit().await?),
+        Target::Remote(remote) => remote.get_result("/audit/verify").await?,
     };
-    let ok = matches!(
-        value.as_map().and_then(|m| m.get("ok")),
-        Some(Value::Bool(true))
-    );
     if json {
-        print_json(&value)?;
+        print_json(&results::encode(&report)?)?;
     }
-    if ok {
+    if report.ok {
         if !json {
-            println!(
-                "ok: head seq {} hash {}",
-                output::member(&value, "head_seq"),
-                output::member(&value, "head_hash")
-            );
+            let (seq, hash) = match &report.head {
+                Some(head) => (
+                    head.head_seq.to_string(),
+                    head.head_hash.clone().unwrap_or_else(|| "-".to_owned()),
+                ),
+                None => ("-".to_owned(), "-".to_owned()),
+            };
+            println!("ok: head seq {seq} hash {hash}");
         }
         return Ok(ExitCode::SUCCESS);
     }
-    if let Some(Value::Array(violations)) = value.as_map().and_then(|m| m.get("violations")) {
-        for violation in violations {
-            eprintln!(
-                "artifactstore: audit failed: seq {} breaks rule {}: {}",
-                output::member(violation, "seq"),
-                output::member(violation, "rule"),
-                output::member(violation, "detail")
-            );
-        }
+    for violation in &report.violations {
+        eprintln!(
+            "artifactstore: audit failed: seq {} breaks rule {}: {}",
+            violation.seq, violation.rule, violation.detail
+        );
     }
-    if value
-        .as_map()
-        .is_some_and(|m| m.contains_key("first_bad_seq"))
-    {
+    if let Some(chain) = &report.chain_error {
         eprintln!(
             "artifactstore: audit failed: first bad seq {}: {}",
-            output::member(&value, "first_bad_seq"),
-            output::member(&value, "reason")
+            chain.first_bad_seq, chain.reason
         );
     }
     Ok(ExitCode::FAILURE)
 }
 
 /// Prints each `refused` entry of a sweep or GC report on stderr; whether there was any.
-fn warn_refused(value: &Value) -> bool {
-    let Some(Value::Array(items)) = value.as_map().and_then(|m| m.get("refused")) else {
-        return false;
-    };
-    for item in items {
-        eprintln!(
-            "artifactstore: kept {}: {}",
-            output::member(item, "subject"),
-            output::member(item, "detail")
-        );
+fn warn_refused(refused: &[RefusalResult]) -> bool {
+    for item in refused {
+        eprintln!("artifactstore: kept {}: {}", item.subject, item.detail);
     }
-    !items.is_empty()
+    !refused.is_empty()
 }
 
 async fn gc(target: &Target, grace: &str, dry_run: bool, json: bool) -> anyhow::Result<ExitCode> {
     let grace_period =
         artifact_core::time::Period::parse_duration(grace).map_err(|e| anyhow!("--grace: {e}"))?;
-    let value = match target {
-        Target::Local { store, actor } => store
-            .gc(
-                actor,
-                artifact_core::maintenance::GcOptions {
-                    grace: grace_period,
-                    dry_run,
-                },
-            )
-            .await?
-            .to_value(),
+    let report = match target {
+        Target::Local { store, actor } => GcResult::from(
+            &store
+                .gc(
+                    actor,
+                    artifact_core::maintenance::GcOptions {
+                        grace: grace_period,
+                        dry_run,
+                    },
+                )
+                .await?,
+        ),
         Target::Remote(remote) => {
             let path = format!(
                 "/admin/gc?grace={}&dry_run={dry_run}",
                 encode_segment(grace)
             );
-            remote.post_empty(&path).await?
+            remote.post_result(&path).await?
         }
     };
-    let failure = if warn_refused(&value) {
+    let failure = if warn_refused(&report.refused) {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
     };
     if json {
-        print_json(&value)?;
+        print_json(&results::encode(&report)?)?;
         return Ok(failure);
     }
-    let list = |key: &str| -> Vec<String> {
-        match value.as_map().and_then(|m| m.get(key)) {
-            Some(Value::Array(items)) => items
-                .iter()
-                .filter_map(|i| i.as_str().map(str::to_owned))
-                .collect(),
-            _ => Vec::new(),
-        }
-    };
     let verb = if dry_run { "would purge" } else { "purged" };
-    let purged = list("purged");
-    println!("{verb} {} package(s)", purged.len());
-    for id in &purged {
+    println!("{verb} {} package(s)", report.purged.len());
+    for id in &report.purged {
         println!("  package {id}");
     }
-    let deleted = list("deleted_blobs");
-    let bytes = value
-        .as_map()
-        .and_then(|m| m.get("bytes_reclaimed"))
-        .and_then(Value::as_i64)
-        .unwrap_or(0);
     println!(
         "{} {} blob(s), {} reclaimed",
         if dry_run { "would delete" } else { "deleted" },
-        deleted.len(),
-        output::size(bytes.max(0) as u64)
+        report.deleted_blobs.len(),
+        output::size(report.bytes_reclaimed)
     );
-    for id in &deleted {
+    for id in &report.deleted_blobs {
         println!("  blob {id}");
     }
-    let orphans = list("orphans_deleted");
-    if !orphans.is_empty() {
+    if !report.orphans_deleted.is_empty() {
         println!(
             "{} {} unrecorded blob(s) left by interrupted writes",
             if dry_run { "would delete" } else { "deleted" },
-            orphans.len()
+            report.orphans_deleted.len()
         );
     }
     Ok(failure)
@@ -1854,7 +1759,7 @@ async fn verify(
     if !(sample > 0.0 && sample <= 1.0) {
         bail!("--sample {sample} must be in (0, 1]");
     }
-    let value = match target {
+    let report = match target {
         Target::Local { store, actor } => {
             let bar = output::byte_counter("verifying".to_owned());
             let report = store
@@ -1868,86 +1773,64 @@ async fn verify(
                 )
                 .await?;
             bar.finish_and_clear();
-            report.to_value()
+            VerifyResult::from(&report)
         }
         Target::Remote(remote) => {
             let mut path = format!("/admin/verify?sample={sample}");
             if let Some(rate) = max_bytes_per_sec {
                 path.push_str(&format!("&max_bytes_per_sec={rate}"));
             }
-            remote.post_empty(&path).await?
+            remote.post_result(&path).await?
         }
     };
-    let ok = matches!(
-        value.as_map().and_then(|m| m.get("ok")),
-        Some(Value::Bool(true))
-    );
     if json {
-        print_json(&value)?;
+        print_json(&results::encode(&report)?)?;
     } else {
         println!(
             "checked {} blob(s), {} read",
-            output::member(&value, "checked"),
-            output::size(
-                value
-                    .as_map()
-                    .and_then(|m| m.get("bytes"))
-                    .and_then(Value::as_i64)
-                    .unwrap_or(0)
-                    .max(0) as u64
-            )
+            report.checked,
+            output::size(report.bytes)
         );
     }
-    if ok {
+    if report.ok {
         return Ok(ExitCode::SUCCESS);
     }
-    if let Some(Value::Array(failed)) = value.as_map().and_then(|m| m.get("failed")) {
-        for failure in failed {
-            eprintln!(
-                "artifactstore: blob {} failed its check: {}",
-                output::member(failure, "blake3"),
-                output::member(failure, "reason")
-            );
-        }
+    for failure in &report.failed {
+        eprintln!(
+            "artifactstore: blob {} failed its check: {}",
+            failure.blake3, failure.reason
+        );
     }
     Ok(ExitCode::FAILURE)
 }
 
 async fn fsck(target: &Target, json: bool) -> anyhow::Result<ExitCode> {
-    let value = match target {
-        Target::Local { store, .. } => store.fsck().await?.to_value(),
-        Target::Remote(remote) => remote.get_value("/admin/fsck").await?,
+    let report = match target {
+        Target::Local { store, .. } => FsckResult::from(&store.fsck().await?),
+        Target::Remote(remote) => remote.get_result("/admin/fsck").await?,
     };
-    let ok = matches!(
-        value.as_map().and_then(|m| m.get("ok")),
-        Some(Value::Bool(true))
-    );
     if json {
-        print_json(&value)?;
+        print_json(&results::encode(&report)?)?;
     } else {
         println!(
             "checked {} live package(s), {} file(s); log head seq {}",
-            output::member(&value, "packages"),
-            output::member(&value, "files"),
-            output::member(&value, "head_seq")
+            report.packages,
+            report.files,
+            report
+                .head_seq
+                .map_or_else(|| "-".to_owned(), |seq| seq.to_string())
         );
-        if let Some(Value::Array(notes)) = value.as_map().and_then(|m| m.get("notes")) {
-            for note in notes {
-                println!("note: {}", note.as_str().unwrap_or_default());
-            }
+        for note in &report.notes {
+            println!("note: {note}");
         }
     }
-    if let Some(Value::Array(findings)) = value.as_map().and_then(|m| m.get("findings")) {
-        for finding in findings {
-            eprintln!(
-                "artifactstore: fsck: {} {}: {}",
-                output::member(finding, "kind"),
-                output::member(finding, "subject"),
-                output::member(finding, "detail")
-            );
-        }
+    for finding in &report.findings {
+        eprintln!(
+            "artifactstore: fsck: {} {}: {}",
+            finding.kind, finding.subject, finding.detail
+        );
     }
-    Ok(if ok {
+    Ok(if report.ok {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

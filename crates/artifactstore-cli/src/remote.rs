@@ -106,6 +106,43 @@ impl Remote {
         parse_value(response).await
     }
 
+    /// GETs `path` and decodes the answer into the typed result of its route; a missing or
+    /// renamed member is an error naming `GET <route>`.
+    pub(crate) async fn get_result<T: artifact_core::results::Dto>(
+        &self,
+        path: &str,
+    ) -> anyhow::Result<T> {
+        let value = self.get_value(path).await?;
+        Ok(artifact_core::results::decode(&value, &route("GET", path))?)
+    }
+
+    /// POSTs to `path` without a body and decodes the answer into the typed result of its
+    /// route; a missing or renamed member is an error naming `POST <route>`.
+    pub(crate) async fn post_result<T: artifact_core::results::Dto>(
+        &self,
+        path: &str,
+    ) -> anyhow::Result<T> {
+        let value = self.post_empty(path).await?;
+        Ok(artifact_core::results::decode(
+            &value,
+            &route("POST", path),
+        )?)
+    }
+
+    /// POSTs `body` as JSON to `path` and decodes the answer into the typed result of its
+    /// route; a missing or renamed member is an error naming `POST <route>`.
+    pub(crate) async fn post_value_result<T: artifact_core::results::Dto>(
+        &self,
+        path: &str,
+        body: &Value,
+    ) -> anyhow::Result<T> {
+        let value = self.post_value(path, body).await?;
+        Ok(artifact_core::results::decode(
+            &value,
+            &route("POST", path),
+        )?)
+    }
+
     pub(crate) async fn get_bytes(&self, path: &str, accept: &str) -> anyhow::Result<Vec<u8>> {
         let response = self
             .send(self.request(Method::GET, path).header("accept", accept))
@@ -352,6 +389,11 @@ async fn read_full(file: &mut tokio::fs::File, buffer: &mut [u8]) -> anyhow::Res
         filled += n;
     }
     Ok(filled)
+}
+
+/// `METHOD /path` without the query, for error messages.
+fn route(method: &str, path: &str) -> String {
+    format!("{method} {}", path.split('?').next().unwrap_or(path))
 }
 
 async fn parse_value(response: Response) -> anyhow::Result<Value> {

@@ -1300,3 +1300,62 @@ async fn sigterm_cuts_a_trickling_upload_after_the_grace_and_the_session_resumes
     let local = store.local_ok(&["blob", "get", &info.blake3.to_string()]);
     assert!(local == bytes, "the resumed upload stored the right bytes");
 }
+
+/// A server of another version whose reports lack members: the CLI names the route and the
+/// missing member and fails, instead of printing `-` for what it cannot find (it printed
+/// `ok: head seq - hash -` and exited 0 before the typed results).
+#[test]
+fn a_report_missing_members_is_a_decode_error_naming_the_route() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    // Answers every request with the same incomplete report.
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") {
+                match stream.read(&mut byte) {
+                    Ok(1) => head.push(byte[0]),
+                    _ => break,
+                }
+            }
+            let body = br#"{"ok":true}"#;
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(body);
+        }
+    });
+    let work = tempfile::tempdir().unwrap();
+    for (args, route, member) in [
+        (&["audit", "verify"][..], "GET /audit/verify", "violations"),
+        (&["fsck"][..], "GET /admin/fsck", "packages"),
+        (&["gc"][..], "POST /admin/gc", "dry_run"),
+        (&["verify"][..], "POST /admin/verify", "checked"),
+        (
+            &["retention", "sweep"][..],
+            "POST /retention/sweep",
+            "as_of",
+        ),
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_artifactstore"))
+            .current_dir(work.path())
+            .env_remove("ARTIFACTSTORE_TOKEN")
+            .arg("--server")
+            .arg(&base)
+            .args(args)
+            .output()
+            .unwrap();
+        fails_with(
+            args,
+            output,
+            &[
+                &format!("the answer of {route} does not decode"),
+                &format!("missing field `{member}`"),
+            ],
+        );
+    }
+}
