@@ -353,7 +353,9 @@ pub(crate) async fn list_packages(
     );
     let rows = filters
         .query(sql)
-        .bind(i64::from(filter.limit.unwrap_or(1000)))
+        .bind(i64::from(
+            filter.limit.unwrap_or(crate::paging::DEFAULT_LIST_LIMIT),
+        ))
         .fetch_all(&mut *conn)
         .await?;
     rows.iter().map(PackageRecord::from_row).collect()
@@ -364,7 +366,9 @@ pub(crate) async fn events(conn: &mut AnyConnection, query: &EventQuery) -> Resu
     let (sql, filters) = events_sql(query);
     let rows = filters
         .query(sql)
-        .bind(i64::from(query.limit.unwrap_or(1000)))
+        .bind(i64::from(
+            query.limit.unwrap_or(crate::paging::DEFAULT_EVENT_LIMIT),
+        ))
         .fetch_all(&mut *conn)
         .await?;
     rows.iter()

@@ -15,7 +15,9 @@ pub struct GcOptions {
 impl Default for GcOptions {
     fn default() -> Self {
         Self {
-            grace: Period::Millis(24 * 3_600_000),
+            // `[gc] grace`'s default (one place: `config::DEFAULT_GC_GRACE`).
+            grace: Period::parse_duration(crate::config::DEFAULT_GC_GRACE)
+                .unwrap_or(Period::Millis(24 * 3_600_000)),
             dry_run: false,
         }
     }
