@@ -6,9 +6,6 @@
 //! the bucket (and not on local disk) by listing the bucket directly. A server that cannot be
 //! started fails these tests; they never skip.
 
-#[path = "../../artifact-store-s3/tests/support/seaweed.rs"]
-mod seaweed;
-
 use std::collections::BTreeSet;
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
@@ -20,7 +17,7 @@ use artifact_core::time::{Clock as _, Period, SystemClock, Timestamp};
 use artifact_store_s3::S3BlobStore;
 use serde_json::Value as Json;
 
-use seaweed::{S3Target, TestS3};
+use crate::seaweed::{self, S3Target, TestS3};
 
 /// The stores' `release-evidence` class: 2 seconds, so the pilot package really expires during
 /// the test (a sweep marks only what has expired by the store's clock; it refuses a later

@@ -1,12 +1,10 @@
 //! `artifactstore verify`, `fsck` and `gc` through the real binary (SPEC §5), and the server's
 //! scheduled GC and scrub (`[gc]`, `[verify]` in the configuration).
 
-mod harness;
-
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use harness::{Rng, Source, Store, sleep_until_past};
+use crate::kit::{Rng, Source, Store, sleep_until_past};
 use serde_json::Value as Json;
 
 /// Configuration for stores whose `ephemeral` packages expire while the test runs (sweeps

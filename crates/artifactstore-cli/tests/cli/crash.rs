@@ -9,14 +9,12 @@
 //! measured by an uninterrupted run first, so the kills spread over start-up, hashing, writing,
 //! fsync, the catalog transaction and exit. No assertion depends on timing.
 
-mod harness;
-
 use std::collections::BTreeMap;
 use std::os::unix::process::ExitStatusExt as _;
 use std::time::{Duration, Instant};
 
+use crate::kit::{Rng, Source, Store, sleep_until_past};
 use artifact_core::time::Timestamp;
-use harness::{Rng, Source, Store, sleep_until_past};
 
 const ITERATIONS: usize = 18;
 

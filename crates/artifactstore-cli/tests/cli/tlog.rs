@@ -568,8 +568,7 @@ fn retention_history_with_proof_prints_a_verifying_receipt_per_event() {
     assert_eq!(output.status.code(), Some(2));
 }
 
-#[path = "../../artifact-store-s3/tests/support/seaweed.rs"]
-mod seaweed;
+use crate::seaweed;
 
 /// `[log.publish_s3]` on a bucket with Object Lock (SeaweedFS on loopback): `audit checkpoint`
 /// publishes each checkpoint once under COMPLIANCE retention; `audit verify --published` passes,

@@ -1,6 +1,5 @@
 //! A store in a temp dir driven through the real `artifactstore` binary, and the consistency
 //! checks the crash and maintenance tests share (SPEC §5, §6).
-#![allow(dead_code)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead as _, BufReader};
@@ -216,11 +215,6 @@ impl Store {
             pool.close().await;
             rows.into_iter().collect()
         })
-    }
-
-    /// Blobs recorded now (after [`Store::assert_consistent`] walked the log).
-    pub fn recorded_blobs(&self) -> &BTreeMap<String, u64> {
-        &self.recorded
     }
 }
 
