@@ -15,16 +15,24 @@ pub struct Store {
     /// Walk state of the event log: blobs recorded and not deleted, and the last seq read.
     recorded: BTreeMap<String, u64>,
     events_after: u64,
+    /// `ARTIFACTSTORE_ACTOR` of every command.
+    actor: &'static str,
 }
 
 impl Store {
     pub fn new() -> Self {
+        Self::with_actor("crash-bot")
+    }
+
+    /// An `init`ed store whose commands run as `actor`.
+    pub fn with_actor(actor: &'static str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let store = Store {
             data_dir: dir.path().join("data"),
             dir,
             recorded: BTreeMap::new(),
             events_after: 0,
+            actor,
         };
         store.ok(&["init"]);
         store
@@ -46,6 +54,7 @@ impl Store {
         self.dir.path()
     }
 
+    /// The binary on this store's data dir with `args`, the environment cleared of settings.
     pub fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_artifactstore"));
         command
@@ -54,7 +63,9 @@ impl Store {
             .args(args)
             .env_remove("ARTIFACTSTORE_CONFIG")
             .env_remove("ARTIFACTSTORE_SERVER")
-            .env("ARTIFACTSTORE_ACTOR", "crash-bot");
+            .env_remove("ARTIFACTSTORE_TOKEN")
+            .env_remove("ARTIFACTSTORE_DATABASE_URL")
+            .env("ARTIFACTSTORE_ACTOR", self.actor);
         command
     }
 
@@ -376,4 +387,195 @@ impl Rng {
         out.truncate(len);
         out
     }
+}
+
+/// Where a CLI contract test runs: an embedded store (`--data-dir`), or the same kind of store
+/// behind a running `artifactstore serve` driven with `--server URL --token T`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Embedded,
+    Server,
+}
+
+/// The principal of the contract target's admin token, and the actor of its embedded commands:
+/// the same name on both sides, so the same assertions on actors hold for both.
+pub const CONTRACT_ACTOR: &str = "ci-bot";
+
+/// The store a contract test drives (see [`cli_contract_tests!`]): commands run either on the
+/// embedded store or through a server over it, with an admin token. Both modes mint that token
+/// (locally, before any server starts), so their event logs have the same shape.
+pub struct Target {
+    pub mode: Mode,
+    store: Store,
+    server: Option<Server>,
+    token: String,
+}
+
+impl Target {
+    /// A fresh store (and, in [`Mode::Server`], a server over it).
+    pub fn new(mode: Mode) -> Self {
+        let store = Store::with_actor(CONTRACT_ACTOR);
+        let token = store.json(&[
+            "admin",
+            "token",
+            "create",
+            "--principal",
+            CONTRACT_ACTOR,
+            "--role",
+            "admin",
+        ])["token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let mut target = Target {
+            mode,
+            store,
+            server: None,
+            token,
+        };
+        target.start();
+        target
+    }
+
+    fn start(&mut self) {
+        if self.mode == Mode::Server {
+            self.server = Some(self.store.serve(None));
+        }
+    }
+
+    /// A scratch directory next to the store.
+    pub fn work(&self) -> &Path {
+        self.store.work()
+    }
+
+    /// Appends `toml` to the store's `config.toml`; a server is restarted to read it.
+    pub fn configure(&mut self, toml: &str) {
+        self.store.configure(toml);
+        if let Some(mut server) = self.server.take() {
+            server.kill();
+            self.start();
+        }
+    }
+
+    /// Runs `artifactstore ARGS` against the target.
+    pub fn run(&self, args: &[&str]) -> Output {
+        let mut command = self.store.command(&[]);
+        if let Some(server) = &self.server {
+            command
+                .arg("--server")
+                .arg(&server.base)
+                .arg("--token")
+                .arg(&self.token);
+        }
+        command.args(args).output().unwrap()
+    }
+
+    /// Runs a command that must succeed; returns its stdout.
+    pub fn ok(&self, args: &[&str]) -> Vec<u8> {
+        let output = self.run(args);
+        assert!(
+            output.status.success(),
+            "{:?}: artifactstore {args:?} failed: {}",
+            self.mode,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        output.stdout
+    }
+
+    /// Runs `artifactstore --json ARGS`, which must succeed, and parses its stdout.
+    pub fn json(&self, args: &[&str]) -> Json {
+        let mut with_json = vec!["--json"];
+        with_json.extend_from_slice(args);
+        let stdout = self.ok(&with_json);
+        serde_json::from_slice(&stdout).unwrap_or_else(|e| {
+            panic!(
+                "{:?}: {args:?}: not JSON ({e}): {}",
+                self.mode,
+                String::from_utf8_lossy(&stdout)
+            )
+        })
+    }
+
+    /// Runs a command that must fail with a one-line reason; returns its stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let output = self.run(args);
+        assert!(
+            !output.status.success(),
+            "{:?}: artifactstore {args:?} should have failed",
+            self.mode
+        );
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert!(
+            stderr.starts_with("artifactstore: ") || stderr.contains("error:"),
+            "{:?}: one-line reason expected, got {stderr:?}",
+            self.mode
+        );
+        stderr
+    }
+
+    /// The event log's head, from `audit verify`.
+    pub fn head_seq(&self) -> u64 {
+        self.json(&["audit", "verify"])["head_seq"]
+            .as_u64()
+            .unwrap()
+    }
+}
+
+/// Declares CLI contract tests: each listed `fn name(target: &mut Target)` (in the invoking
+/// module) becomes two tests, `embedded::name` on an embedded store and `server::name` through
+/// a running `artifactstore serve`, with the same assertions. Like `backend_tests!` in
+/// artifact-core.
+macro_rules! cli_contract_tests {
+    ($($name:ident),* $(,)?) => {
+        mod embedded {
+            $(
+                #[test]
+                fn $name() {
+                    super::$name(&mut $crate::kit::Target::new($crate::kit::Mode::Embedded));
+                }
+            )*
+        }
+        mod server {
+            $(
+                #[test]
+                fn $name() {
+                    super::$name(&mut $crate::kit::Target::new($crate::kit::Mode::Server));
+                }
+            )*
+        }
+    };
+}
+pub(crate) use cli_contract_tests;
+
+/// A sample directory `guide-board-run` under `root`: nested paths, an empty file, and a
+/// 5 MiB (+17 bytes) `trace.bin`, so several chunks and the pipelined hashing path are exercised.
+pub fn sample_tree(root: &Path) -> PathBuf {
+    let src = root.join("guide-board-run");
+    std::fs::create_dir_all(src.join("report/assets")).unwrap();
+    std::fs::write(src.join("report/index.html"), b"<html>guide board</html>").unwrap();
+    std::fs::write(src.join("report/assets/style.css"), b"body{}").unwrap();
+    std::fs::write(src.join("empty.log"), b"").unwrap();
+    std::fs::write(src.join("trace.bin"), pattern((5 << 20) + 17, 0)).unwrap();
+    src
+}
+
+/// `len` deterministic bytes that differ with `seed` (a multiplicative hash of the offset).
+pub fn pattern(len: usize, seed: u32) -> Vec<u8> {
+    (0..len as u32)
+        .map(|i| (i.wrapping_add(seed).wrapping_mul(2654435761) >> 13) as u8)
+        .collect()
+}
+
+/// The first word `tool PATH` prints (`b3sum`, `sha256sum`): a digest from an independent tool.
+pub fn tool_digest(tool: &str, path: &Path) -> String {
+    let output = Command::new(tool)
+        .arg(path)
+        .output()
+        .unwrap_or_else(|e| panic!("{tool} must be installed (scripts/test.sh installs it): {e}"));
+    assert!(output.status.success(), "{tool} failed");
+    String::from_utf8_lossy(&output.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned()
 }

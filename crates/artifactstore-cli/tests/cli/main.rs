@@ -8,6 +8,7 @@ mod kit;
 mod seaweed;
 
 mod cli;
+mod contract;
 mod crash;
 mod local_safety;
 mod maintenance;
