@@ -1,115 +1,15 @@
 //! End-to-end tests of the `artifactstore` binary on an embedded store (SPEC §4.5 contract).
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
-use artifact_core::time::{Clock as _, Period, SystemClock, Timestamp};
+use artifact_core::time::{Period, Timestamp};
 use serde_json::Value as Json;
 
-use crate::kit::sample_tree;
-
-struct Cli {
-    data_dir: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Cli {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let cli = Cli {
-            data_dir: dir.path().join("data"),
-            _dir: dir,
-        };
-        cli.ok(&["init"]);
-        cli
-    }
-
-    fn work(&self) -> &Path {
-        self._dir.path()
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_artifactstore"))
-            .arg("--data-dir")
-            .arg(&self.data_dir)
-            .args(args)
-            .env_remove("ARTIFACTSTORE_CONFIG")
-            .env("ARTIFACTSTORE_ACTOR", "ci-bot")
-            .output()
-            .unwrap()
-    }
-
-    fn ok(&self, args: &[&str]) -> Vec<u8> {
-        let output = self.run(args);
-        assert!(
-            output.status.success(),
-            "artifactstore {args:?} failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        output.stdout
-    }
-
-    fn json(&self, args: &[&str]) -> Json {
-        let mut with_json = vec!["--json"];
-        with_json.extend_from_slice(args);
-        let stdout = self.ok(&with_json);
-        serde_json::from_slice(&stdout).unwrap_or_else(|e| {
-            panic!(
-                "{args:?}: not JSON ({e}): {}",
-                String::from_utf8_lossy(&stdout)
-            )
-        })
-    }
-
-    /// Runs a command that must fail; returns its stderr.
-    fn fails(&self, args: &[&str]) -> String {
-        let output = self.run(args);
-        assert!(
-            !output.status.success(),
-            "artifactstore {args:?} should have failed"
-        );
-        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-        assert!(
-            stderr.starts_with("artifactstore: ") || stderr.contains("error:"),
-            "one-line reason expected, got {stderr:?}"
-        );
-        stderr
-    }
-
-    fn head_seq(&self) -> i64 {
-        self.json(&["audit", "verify"])["head_seq"]
-            .as_i64()
-            .unwrap()
-    }
-
-    /// Appends `toml` to the store's `config.toml` (which `init` wrote): every later command
-    /// reads it.
-    fn configure(&self, toml: &str) {
-        use std::io::Write as _;
-        let mut file = std::fs::OpenOptions::new()
-            .append(true)
-            .open(self.data_dir.join("config.toml"))
-            .unwrap();
-        write!(file, "\n{toml}").unwrap();
-    }
-}
-
-/// Sleeps until the system clock (the store's clock) is past `t`: sweeps run on the real clock
-/// and refuse an `as_of` later than it.
-fn sleep_until_past(t: Timestamp) {
-    loop {
-        let now = SystemClock.now();
-        if now > t {
-            return;
-        }
-        let wait = (t.unix_millis() - now.unix_millis()).max(0) as u64 + 20;
-        std::thread::sleep(std::time::Duration::from_millis(wait));
-    }
-}
+use crate::kit::{Store, sample_tree, sleep_until_past};
 
 #[test]
 fn audit_verify_names_the_first_bad_seq_after_tampering() {
-    let cli = Cli::new();
+    let cli = Store::with_actor("ci-bot");
     let src = sample_tree(cli.work());
     cli.ok(&[
         "push",
@@ -171,7 +71,7 @@ fn audit_verify_names_the_first_bad_seq_after_tampering() {
 
 #[test]
 fn bad_input_gets_a_clear_error_and_changes_nothing() {
-    let cli = Cli::new();
+    let cli = Store::with_actor("ci-bot");
     let src = sample_tree(cli.work());
     cli.ok(&[
         "push",
@@ -275,7 +175,7 @@ fn bad_input_gets_a_clear_error_and_changes_nothing() {
         ),
     ];
     for (args, expected) in cases {
-        let stderr = cli.fails(args);
+        let stderr = cli.refused(args);
         assert!(
             stderr.contains(expected),
             "{args:?}: expected {expected:?} in {stderr:?}"
@@ -303,7 +203,7 @@ fn bad_input_gets_a_clear_error_and_changes_nothing() {
 
 #[test]
 fn corrupt_blob_on_disk_is_an_error_never_wrong_bytes() {
-    let cli = Cli::new();
+    let cli = Store::with_actor("ci-bot");
     let src = sample_tree(cli.work());
     let pushed = cli.json(&[
         "push",
@@ -331,10 +231,10 @@ fn corrupt_blob_on_disk_is_an_error_never_wrong_bytes() {
     bytes[1234] ^= 0x01;
     std::fs::write(&blob_path, bytes).unwrap();
 
-    let stderr = cli.fails(&["cat", "a@1", "trace.bin"]);
+    let stderr = cli.refused(&["cat", "a@1", "trace.bin"]);
     assert!(stderr.contains("corrupt"), "{stderr}");
     let dest = cli.work().join("pulled");
-    let stderr = cli.fails(&["pull", "a@1", dest.to_str().unwrap()]);
+    let stderr = cli.refused(&["pull", "a@1", dest.to_str().unwrap()]);
     assert!(stderr.contains("corrupt"), "{stderr}");
     assert!(
         !dest.join("trace.bin").exists(),
@@ -349,7 +249,7 @@ fn corrupt_blob_on_disk_is_an_error_never_wrong_bytes() {
 /// waits for the expiry to pass (a sweep refuses an `as_of` later than the store's clock).
 #[test]
 fn pilot_scenario_through_the_cli() {
-    let cli = Cli::new();
+    let cli = Store::with_actor("ci-bot");
     cli.configure("[retention.classes.release-evidence]\ndefault = \"2s\"\n");
     let src = sample_tree(cli.work());
     let pushed = cli.json(&[

@@ -109,6 +109,59 @@ impl Store {
         )
     }
 
+    /// Runs a command that must fail with a one-line reason (`artifactstore: …`, or clap's
+    /// `error: …` for a usage error); returns its stderr.
+    pub fn refused(&self, args: &[&str]) -> String {
+        let (_, _, stderr) = self.fails(args);
+        assert!(
+            stderr.starts_with("artifactstore: ") || stderr.contains("error:"),
+            "one-line reason expected, got {stderr:?}"
+        );
+        stderr
+    }
+
+    /// Runs a command that must exit with `code`; returns its stderr.
+    pub fn exits(&self, code: i32, args: &[&str]) -> String {
+        let output = self.run(args);
+        assert_eq!(
+            output.status.code(),
+            Some(code),
+            "artifactstore {args:?} should exit {code}"
+        );
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    }
+
+    /// Runs a command that must succeed; returns its stdout as text.
+    pub fn ok_text(&self, args: &[&str]) -> String {
+        String::from_utf8(self.ok(args)).unwrap()
+    }
+
+    /// Writes `content` to `name` in the scratch directory; returns its path.
+    pub fn write(&self, name: &str, content: impl AsRef<[u8]>) -> PathBuf {
+        let path = self.work().join(name);
+        std::fs::write(&path, content).unwrap();
+        path
+    }
+
+    /// Pushes `files` (package path → bytes) as NAME@VERSION; returns the push's JSON.
+    pub fn push_files(&self, name: &str, version: &str, files: &[(&str, &[u8])]) -> Json {
+        let src = self.work().join(format!("src-{name}-{version}"));
+        std::fs::create_dir_all(&src).unwrap();
+        for (path, bytes) in files {
+            let path = src.join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, bytes).unwrap();
+        }
+        self.json(&[
+            "push",
+            src.to_str().unwrap(),
+            "--name",
+            name,
+            "--version",
+            version,
+        ])
+    }
+
     pub fn spawn(&self, args: &[&str]) -> Child {
         self.command(args)
             .stdin(Stdio::null())
