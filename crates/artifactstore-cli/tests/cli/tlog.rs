@@ -178,12 +178,12 @@ fn checkpoints_proofs_and_receipts_end_to_end() {
         &vkey,
     ]);
 
-    let receipt_file = cli.write("receipt.json", &receipt.to_string());
+    let receipt_file = cli.write("receipt.json", receipt.to_string());
     let tampered = {
         let mut r = receipt.clone();
         r["seq"] = Json::from(3);
         r["leaf_index"] = Json::from(2);
-        cli.write("tampered.json", &r.to_string())
+        cli.write("tampered.json", r.to_string())
     };
     let vkey_file = cli.write("log.vkey", &vkey);
 
@@ -450,7 +450,7 @@ fn the_server_checkpoints_on_schedule_and_publishes() {
         .unwrap()
         .to_owned();
     for receipt in receipts {
-        let file = cli.write("remote-receipt.json", &receipt.to_string());
+        let file = cli.write("remote-receipt.json", receipt.to_string());
         let verified = cli.json(&[
             "audit",
             "verify-receipt",
@@ -492,7 +492,7 @@ fn retention_history_with_proof_prints_a_verifying_receipt_per_event() {
     assert_eq!(receipts.len(), history.len());
     for (event, receipt) in history.iter().zip(receipts) {
         assert_eq!(receipt["seq"], event["seq"], "{receipt}");
-        let file = cli.write(&format!("r-{}.json", receipt["seq"]), &receipt.to_string());
+        let file = cli.write(&format!("r-{}.json", receipt["seq"]), receipt.to_string());
         let verified = cli.json(&[
             "audit",
             "verify-receipt",
