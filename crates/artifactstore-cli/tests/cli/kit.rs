@@ -74,25 +74,13 @@ impl Store {
     }
 
     pub fn ok(&self, args: &[&str]) -> Vec<u8> {
-        let output = self.run(args);
-        assert!(
-            output.status.success(),
-            "artifactstore {args:?} failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        output.stdout
+        ok(args, self.run(args))
     }
 
     pub fn json(&self, args: &[&str]) -> Json {
         let mut with_json = vec!["--json"];
         with_json.extend_from_slice(args);
-        let stdout = self.ok(&with_json);
-        serde_json::from_slice(&stdout).unwrap_or_else(|e| {
-            panic!(
-                "{args:?}: not JSON ({e}): {}",
-                String::from_utf8_lossy(&stdout)
-            )
-        })
+        parse_json(args, &self.ok(&with_json))
     }
 
     /// Runs a command expected to fail; returns (exit code, stdout, stderr).
@@ -282,7 +270,7 @@ impl Store {
     }
 }
 
-/// `artifactstore serve` on a loopback port; SIGKILLed when dropped.
+/// `artifactstore serve` on a loopback port; SIGKILLed and reaped when dropped.
 pub struct Server {
     pub child: Child,
     pub base: String,
@@ -291,10 +279,94 @@ pub struct Server {
 }
 
 impl Server {
+    /// Spawns `command` (an `artifactstore … serve --listen 127.0.0.1:0`) and waits for its
+    /// `listening on URL` line; its stderr goes to `log` (appended) if given, else nowhere.
+    pub fn start(mut command: Command, log: Option<&Path>) -> Server {
+        let stderr = match log {
+            Some(path) => Stdio::from(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .unwrap(),
+            ),
+            None => Stdio::null(),
+        };
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        let base = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| {
+                let log = log
+                    .and_then(|path| std::fs::read_to_string(path).ok())
+                    .unwrap_or_default();
+                panic!("serve printed {line:?}; log: {log}")
+            })
+            .to_owned();
+        assert!(base.starts_with("http://127.0.0.1:"), "{base}");
+        Server {
+            child,
+            base,
+            _stdout: stdout,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// `path` on this server.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
     /// SIGKILLs the server and reaps it.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Peak resident set size (`VmHWM`) of the server process, in bytes.
+    pub fn peak_rss(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        let line = status
+            .lines()
+            .find(|l| l.starts_with("VmHWM:"))
+            .expect("VmHWM in /proc/<pid>/status");
+        let kib: u64 = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|v| v.parse().ok())
+            .expect("VmHWM value");
+        kib * 1024
+    }
+
+    /// Sends SIGTERM and waits (at most `bound`) for the exit status.
+    pub fn terminate(mut self, bound: std::time::Duration) -> std::process::ExitStatus {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -TERM");
+        let deadline = std::time::Instant::now() + bound;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the server did not exit after SIGTERM"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
     }
 }
 
@@ -314,27 +386,28 @@ impl Store {
             args.extend(["--config", path.to_str().unwrap()]);
         }
         args.extend(["serve", "--listen", "127.0.0.1:0"]);
-        let mut child = self
-            .command(&args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        stdout.read_line(&mut line).unwrap();
-        let base = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("serve printed {line:?}"))
-            .to_owned();
-        Server {
-            child,
-            base,
-            _stdout: stdout,
-        }
+        Server::start(self.command(&args), None)
     }
+}
+
+/// The stdout of a command that must have succeeded.
+pub fn ok(args: &[&str], output: Output) -> Vec<u8> {
+    assert!(
+        output.status.success(),
+        "artifactstore {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output.stdout
+}
+
+/// `stdout` (of `artifactstore --json ARGS`) parsed as JSON.
+pub fn parse_json(args: &[&str], stdout: &[u8]) -> Json {
+    serde_json::from_slice(stdout).unwrap_or_else(|e| {
+        panic!(
+            "{args:?}: not JSON ({e}): {}",
+            String::from_utf8_lossy(stdout)
+        )
+    })
 }
 
 /// A package's source: a directory of files kept in memory for comparison.
@@ -603,12 +676,27 @@ pub(crate) use cli_contract_tests;
 /// A sample directory `guide-board-run` under `root`: nested paths, an empty file, and a
 /// 5 MiB (+17 bytes) `trace.bin`, so several chunks and the pipelined hashing path are exercised.
 pub fn sample_tree(root: &Path) -> PathBuf {
-    let src = root.join("guide-board-run");
+    tree(root, "guide-board-run", "<html>guide board</html>", 0)
+}
+
+/// A sample tree like [`sample_tree`] named `name`, whose `report/index.html` and
+/// `trace.bin` differ with `seed`.
+pub fn sample_tree_seeded(root: &Path, name: &str, seed: u32) -> PathBuf {
+    tree(
+        root,
+        name,
+        &format!("<html>guide board {seed}</html>"),
+        seed,
+    )
+}
+
+fn tree(root: &Path, name: &str, html: &str, seed: u32) -> PathBuf {
+    let src = root.join(name);
     std::fs::create_dir_all(src.join("report/assets")).unwrap();
-    std::fs::write(src.join("report/index.html"), b"<html>guide board</html>").unwrap();
+    std::fs::write(src.join("report/index.html"), html).unwrap();
     std::fs::write(src.join("report/assets/style.css"), b"body{}").unwrap();
     std::fs::write(src.join("empty.log"), b"").unwrap();
-    std::fs::write(src.join("trace.bin"), pattern((5 << 20) + 17, 0)).unwrap();
+    std::fs::write(src.join("trace.bin"), pattern((5 << 20) + 17, seed)).unwrap();
     src
 }
 

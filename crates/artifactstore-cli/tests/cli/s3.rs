@@ -7,16 +7,16 @@
 //! started fails these tests; they never skip.
 
 use std::collections::BTreeSet;
-use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::Command;
 
 use artifact_core::blob::BlobStore as _;
 use artifact_core::digest::Blake3;
-use artifact_core::time::{Clock as _, Period, SystemClock, Timestamp};
+use artifact_core::time::{Period, Timestamp};
 use artifact_store_s3::S3BlobStore;
 use serde_json::Value as Json;
 
+use crate::kit::{Server, ok, parse_json, sample_tree_seeded, sleep_until_past};
 use crate::seaweed::{self, S3Target, TestS3};
 
 /// The stores' `release-evidence` class: 2 seconds, so the pilot package really expires during
@@ -181,33 +181,12 @@ impl S3Cli {
 
     /// Starts `artifactstore serve --listen 127.0.0.1:0` over this store.
     fn serve(&self) -> Server {
-        let log = std::fs::File::create(self.work().join("server.log")).unwrap();
-        let mut child = self
-            .command()
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log))
-            .spawn()
-            .unwrap();
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        stdout.read_line(&mut line).unwrap();
-        let base = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| {
-                panic!(
-                    "serve printed {line:?}; log: {}",
-                    std::fs::read_to_string(self.work().join("server.log")).unwrap_or_default()
-                )
-            })
-            .to_owned();
-        Server {
-            child,
-            _stdout: stdout,
-            base,
-        }
+        let mut command = self.command();
+        command.args(["serve", "--listen", "127.0.0.1:0"]);
+        let log = self.work().join("server.log");
+        // A fresh log per server.
+        let _ = std::fs::remove_file(&log);
+        Server::start(command, Some(&log))
     }
 
     /// Runs a command with `--server` and the writer token.
@@ -230,56 +209,6 @@ impl S3Cli {
     }
 }
 
-/// A running `artifactstore serve`; killed and reaped on drop.
-struct Server {
-    child: Child,
-    _stdout: BufReader<std::process::ChildStdout>,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn ok(args: &[&str], output: Output) -> Vec<u8> {
-    assert!(
-        output.status.success(),
-        "artifactstore {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output.stdout
-}
-
-fn parse_json(args: &[&str], stdout: &[u8]) -> Json {
-    serde_json::from_slice(stdout).unwrap_or_else(|e| {
-        panic!(
-            "{args:?}: not JSON ({e}): {}",
-            String::from_utf8_lossy(stdout)
-        )
-    })
-}
-
-/// A guide-board run: nested paths, an empty file, and a file just over one 5 MiB part.
-fn sample_tree(root: &Path, name: &str, seed: u32) -> PathBuf {
-    let src = root.join(name);
-    std::fs::create_dir_all(src.join("report/assets")).unwrap();
-    std::fs::write(
-        src.join("report/index.html"),
-        format!("<html>guide board {seed}</html>"),
-    )
-    .unwrap();
-    std::fs::write(src.join("report/assets/style.css"), b"body{}").unwrap();
-    std::fs::write(src.join("empty.log"), b"").unwrap();
-    let big: Vec<u8> = (0..(5u32 << 20) + 17)
-        .map(|i| (i.wrapping_add(seed).wrapping_mul(2654435761) >> 13) as u8)
-        .collect();
-    std::fs::write(src.join("trace.bin"), big).unwrap();
-    src
-}
-
 /// Every file of `a` has the same bytes under `b`.
 fn assert_same_tree(a: &Path, b: &Path) {
     for rel in [
@@ -293,18 +222,6 @@ fn assert_same_tree(a: &Path, b: &Path) {
             std::fs::read(b.join(rel)).unwrap(),
             "{rel} differs after the round trip"
         );
-    }
-}
-
-/// Sleeps until the system clock (the store's clock) is past `t`.
-fn sleep_until_past(t: Timestamp) {
-    loop {
-        let now = SystemClock.now();
-        if now > t {
-            return;
-        }
-        let wait = (t.unix_millis() - now.unix_millis()).max(0) as u64 + 20;
-        std::thread::sleep(std::time::Duration::from_millis(wait));
     }
 }
 
@@ -406,7 +323,7 @@ fn pilot_round_trip_gc_verify_and_fsck_on_the_s3_backend_locally_and_over_http()
     assert_eq!(readiness["ok"], Json::Bool(true), "{readiness}");
 
     // --- Embedded CLI, blobs in S3 ---------------------------------------------------------
-    let src = sample_tree(cli.work(), "guide-board-run", 1);
+    let src = sample_tree_seeded(cli.work(), "guide-board-run", 1);
     let pushed = cli.json(&[
         "push",
         src.to_str().unwrap(),
@@ -445,7 +362,7 @@ fn pilot_round_trip_gc_verify_and_fsck_on_the_s3_backend_locally_and_over_http()
     );
 
     // A second, live package that shares style.css and empty.log with the pilot.
-    let other_src = sample_tree(cli.work(), "other-run", 2);
+    let other_src = sample_tree_seeded(cli.work(), "other-run", 2);
     cli.json(&[
         "push",
         other_src.to_str().unwrap(),
@@ -519,7 +436,7 @@ fn pilot_round_trip_gc_verify_and_fsck_on_the_s3_backend_locally_and_over_http()
 
     // --- The same store served over HTTP --------------------------------------------------
     let server = cli.serve();
-    let http_src = sample_tree(cli.work(), "http-run", 3);
+    let http_src = sample_tree_seeded(cli.work(), "http-run", 3);
     let pushed = cli.remote_json(
         &server,
         &[
@@ -569,7 +486,7 @@ fn bad_s3_settings_fail_at_start_up_and_readyz_follows_the_s3_server() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let mut weed = runtime.block_on(seaweed::SeaweedFs::start());
     let cli = S3Cli::new(weed.target(), runtime, "readyz");
-    let src = sample_tree(cli.work(), "run", 4);
+    let src = sample_tree_seeded(cli.work(), "run", 4);
     cli.json(&[
         "push",
         src.to_str().unwrap(),

@@ -5,13 +5,15 @@
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use artifact_core::digest::{BlobInfo, DualHasher};
-use artifact_core::time::{Clock as _, Period, SystemClock, Timestamp};
+use artifact_core::time::{Period, Timestamp};
 use bytes::Bytes;
 use serde_json::Value as Json;
+
+use crate::kit::{Server, ok, parse_json, sample_tree, sleep_until_past};
 
 /// Size of each large body (the brief: well above anything the server may hold in memory).
 const BIG: u64 = 512 << 20;
@@ -128,33 +130,9 @@ impl Store {
 
     /// Starts `artifactstore serve --listen 127.0.0.1:0` over this store.
     fn serve(&self) -> Server {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.work().join("server.log"))
-            .unwrap();
-        let mut child = self
-            .command()
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log))
-            .spawn()
-            .unwrap();
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        stdout.read_line(&mut line).unwrap();
-        let base = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("serve printed {line:?}; log: {}", self.server_log()))
-            .to_owned();
-        assert!(base.starts_with("http://127.0.0.1:"), "{base}");
-        Server {
-            child,
-            _stdout: stdout,
-            base,
-        }
+        let mut command = self.command();
+        command.args(["serve", "--listen", "127.0.0.1:0"]);
+        Server::start(command, Some(&self.work().join("server.log")))
     }
 
     fn server_log(&self) -> String {
@@ -162,22 +140,8 @@ impl Store {
     }
 }
 
-/// A running `artifactstore serve`; killed and reaped on drop.
-struct Server {
-    child: Child,
-    _stdout: BufReader<std::process::ChildStdout>,
-    base: String,
-}
-
+/// CLI commands through the server.
 impl Server {
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
     /// Runs a CLI command with `--server` and `ARTIFACTSTORE_TOKEN`.
     fn remote(&self, store: &Store, token: &str, args: &[&str]) -> Output {
         store
@@ -199,66 +163,6 @@ impl Server {
         with_json.extend_from_slice(args);
         parse_json(args, &self.remote_ok(store, &with_json))
     }
-
-    /// Peak resident set size (`VmHWM`) of the server process, in bytes.
-    fn peak_rss(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
-        let line = status
-            .lines()
-            .find(|l| l.starts_with("VmHWM:"))
-            .expect("VmHWM in /proc/<pid>/status");
-        let kib: u64 = line
-            .split_whitespace()
-            .nth(1)
-            .and_then(|v| v.parse().ok())
-            .expect("VmHWM value");
-        kib * 1024
-    }
-
-    /// Sends SIGTERM and waits (at most `bound`) for the exit status.
-    fn terminate(mut self, bound: Duration) -> std::process::ExitStatus {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.pid().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success(), "kill -TERM");
-        let deadline = std::time::Instant::now() + bound;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the server did not exit after SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn ok(args: &[&str], output: Output) -> Vec<u8> {
-    assert!(
-        output.status.success(),
-        "artifactstore {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output.stdout
-}
-
-fn parse_json(args: &[&str], stdout: &[u8]) -> Json {
-    serde_json::from_slice(stdout).unwrap_or_else(|e| {
-        panic!(
-            "{args:?}: not JSON ({e}): {}",
-            String::from_utf8_lossy(stdout)
-        )
-    })
 }
 
 /// A deterministic body of `len` bytes, generated piece by piece (never held whole): a
@@ -434,29 +338,6 @@ async fn half_gigabyte_bodies_stream_through_the_server_without_buffering() {
             BIG >> 20
         );
     }
-}
-
-/// Sleeps until the system clock (the store's clock) is past `t`.
-fn sleep_until_past(t: Timestamp) {
-    loop {
-        let now = SystemClock.now();
-        if now > t {
-            return;
-        }
-        let wait = (t.unix_millis() - now.unix_millis()).max(0) as u64 + 20;
-        std::thread::sleep(Duration::from_millis(wait));
-    }
-}
-
-/// A small guide-board run: nested paths, an empty file, a 3 MiB trace.
-fn sample_tree(root: &Path) -> PathBuf {
-    let src = root.join("guide-board-run");
-    std::fs::create_dir_all(src.join("report/assets")).unwrap();
-    std::fs::write(src.join("report/index.html"), b"<html>guide board</html>").unwrap();
-    std::fs::write(src.join("report/assets/style.css"), b"body{}").unwrap();
-    std::fs::write(src.join("empty.log"), b"").unwrap();
-    Generator::new((3 << 20) + 5, 9).write_to(&src.join("trace.bin"));
-    src
 }
 
 #[test]
