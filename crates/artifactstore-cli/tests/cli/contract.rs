@@ -6,7 +6,8 @@ use artifact_core::time::{Period, Timestamp};
 use serde_json::Value as Json;
 
 use crate::kit::{
-    CONTRACT_ACTOR, Target, cli_contract_tests, sample_tree, sleep_until_past, tool_digest,
+    CONTRACT_ACTOR, PILOT_HISTORY, Target, cli_contract_tests, event_types, sample_tree,
+    sleep_until_past, tool_digest,
 };
 
 cli_contract_tests! {
@@ -330,22 +331,7 @@ fn extend_hold_release_sweep_and_history_follow_the_retention_rules(cli: &mut Ta
     let eligible = cli.json(&["ls", "--eligible"]);
     assert_eq!(eligible[0]["package_id"], package_id.as_str(), "{eligible}");
     let history = cli.json(&["retention", "history", PKG]);
-    let types: Vec<&str> = history
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["type"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        types,
-        [
-            "v1.retention.default_applied",
-            "v1.retention.extended",
-            "v1.retention.hold_applied",
-            "v1.retention.hold_released",
-            "v1.retention.deletion_eligible",
-        ]
-    );
+    assert_eq!(event_types(&history), PILOT_HISTORY);
     assert!(!cli.ok(&["retention", "history", PKG, "--cbor"]).is_empty());
 }
 

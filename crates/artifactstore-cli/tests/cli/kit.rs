@@ -720,3 +720,23 @@ pub fn tool_digest(tool: &str, path: &Path) -> String {
         .unwrap()
         .to_owned()
 }
+
+/// The retention history of a package pushed, extended, held, released and swept: the pilot
+/// scenario of SPEC §8.
+pub const PILOT_HISTORY: [&str; 5] = [
+    "v1.retention.default_applied",
+    "v1.retention.extended",
+    "v1.retention.hold_applied",
+    "v1.retention.hold_released",
+    "v1.retention.deletion_eligible",
+];
+
+/// The `type` of each event in a JSON array of events (`events`, `retention history`).
+pub fn event_types(events: &Json) -> Vec<&str> {
+    events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect()
+}

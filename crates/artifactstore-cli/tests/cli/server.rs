@@ -13,7 +13,9 @@ use artifact_core::time::{Period, Timestamp};
 use bytes::Bytes;
 use serde_json::Value as Json;
 
-use crate::kit::{Server, ok, parse_json, sample_tree, sleep_until_past};
+use crate::kit::{
+    PILOT_HISTORY, Server, event_types, ok, parse_json, sample_tree, sleep_until_past,
+};
 
 /// Size of each large body (the brief: well above anything the server may hold in memory).
 const BIG: u64 = 512 << 20;
@@ -469,22 +471,7 @@ fn remote_commands_print_what_the_local_store_would() {
     assert_eq!(status["eligible_for_deletion"], true);
     same_json(&["ls", "--eligible"]);
     let history = same_json(&["retention", "history", pkg]);
-    let types: Vec<&str> = history
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["type"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        types,
-        [
-            "v1.retention.default_applied",
-            "v1.retention.extended",
-            "v1.retention.hold_applied",
-            "v1.retention.hold_released",
-            "v1.retention.deletion_eligible",
-        ]
-    );
+    assert_eq!(event_types(&history), PILOT_HISTORY);
     same_bytes(&["retention", "history", pkg, "--cbor"]);
     same_json(&[
         "retention",
@@ -555,6 +542,74 @@ fn remote_commands_print_what_the_local_store_would() {
     );
 }
 
+/// Opens an upload session (`POST /uploads`, 201); returns its location.
+async fn open_session(client: &reqwest::Client, server: &Server, token: &str) -> String {
+    let created = client
+        .post(server.url("/uploads"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    created.headers()["location"].to_str().unwrap().to_owned()
+}
+
+/// The session's `upload-offset` (`HEAD`, 204).
+async fn upload_offset(
+    client: &reqwest::Client,
+    server: &Server,
+    token: &str,
+    location: &str,
+) -> usize {
+    let head = client
+        .head(server.url(location))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), 204);
+    head.headers()["upload-offset"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// Finishes the session as the blob `info` (`PUT ?digest=…`, 201).
+async fn finish_session(
+    client: &reqwest::Client,
+    server: &Server,
+    token: &str,
+    location: &str,
+    info: &BlobInfo,
+) {
+    let finished = client
+        .put(server.url(&format!(
+            "{location}?digest={}&digest={}",
+            info.blake3, info.sha256
+        )))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(finished.status(), 201);
+}
+
+/// SIGTERMs `server`: it exits 0 within [`HANG`] and its log says `needle`.
+fn assert_exits_0_after_sigterm(server: Server, store: &Store, needle: &str) {
+    let status = server.terminate(HANG);
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "exit status after SIGTERM: {status}"
+    );
+    assert!(
+        store.server_log().contains(needle),
+        "{}",
+        store.server_log()
+    );
+}
+
 /// PATCHes `body` at `offset`.
 async fn patch(
     client: &reqwest::Client,
@@ -586,14 +641,7 @@ async fn sigterm_with_an_open_upload_session_exits_0_and_the_session_resumes() {
 
     let server = store.serve();
     let client = reqwest::Client::new();
-    let created = client
-        .post(server.url("/uploads"))
-        .bearer_auth(&store.token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), 201);
-    let location = created.headers()["location"].to_str().unwrap().to_owned();
+    let location = open_session(&client, &server, &store.token).await;
     let response = patch(
         &client,
         &server,
@@ -606,29 +654,15 @@ async fn sigterm_with_an_open_upload_session_exits_0_and_the_session_resumes() {
     assert_eq!(response.status(), 202);
     drop(client);
 
-    let status = server.terminate(HANG);
-    assert_eq!(
-        status.code(),
-        Some(0),
-        "exit status after SIGTERM: {status}"
-    );
-    assert!(
-        store.server_log().contains("stopped"),
-        "{}",
-        store.server_log()
-    );
+    assert_exits_0_after_sigterm(server, &store, "stopped");
 
     // A new server over the same data directory: the session is still there.
     let server = store.serve();
     let client = reqwest::Client::new();
-    let head = client
-        .head(server.url(&location))
-        .bearer_auth(&store.token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(head.status(), 204);
-    assert_eq!(head.headers()["upload-offset"], first.to_string().as_str());
+    assert_eq!(
+        upload_offset(&client, &server, &store.token, &location).await,
+        first
+    );
     let response = patch(
         &client,
         &server,
@@ -639,16 +673,7 @@ async fn sigterm_with_an_open_upload_session_exits_0_and_the_session_resumes() {
     )
     .await;
     assert_eq!(response.status(), 202);
-    let finished = client
-        .put(server.url(&format!(
-            "{location}?digest={}&digest={}",
-            info.blake3, info.sha256
-        )))
-        .bearer_auth(&store.token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(finished.status(), 201);
+    finish_session(&client, &server, &store.token, &location, &info).await;
     let fetched = client
         .get(server.url(&format!("/blobs/{}", info.sha256)))
         .bearer_auth(&store.token)
@@ -1097,14 +1122,7 @@ async fn sigterm_cuts_a_trickling_upload_after_the_grace_and_the_session_resumes
 
     let server = store.serve();
     let client = reqwest::Client::new();
-    let created = client
-        .post(server.url("/uploads"))
-        .bearer_auth(&store.token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), 201);
-    let location = created.headers()["location"].to_str().unwrap().to_owned();
+    let location = open_session(&client, &server, &store.token).await;
     let id = location.trim_start_matches("/uploads/").to_owned();
     let part = store.data_dir().join("uploads").join(format!("{id}.part"));
 
@@ -1126,33 +1144,12 @@ async fn sigterm_cuts_a_trickling_upload_after_the_grace_and_the_session_resumes
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 
-    let status = server.terminate(HANG);
-    assert_eq!(
-        status.code(),
-        Some(0),
-        "exit status after SIGTERM: {status}"
-    );
-    assert!(
-        store.server_log().contains("shutdown_grace expired"),
-        "{}",
-        store.server_log()
-    );
+    assert_exits_0_after_sigterm(server, &store, "shutdown_grace expired");
     drop(trickle);
 
     // Restarted: the session is at what was written, and resumes.
     let server = store.serve();
-    let head = client
-        .head(server.url(&location))
-        .bearer_auth(&store.token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(head.status(), 204);
-    let offset: usize = head.headers()["upload-offset"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let offset = upload_offset(&client, &server, &store.token, &location).await;
     assert!(
         (1 << 20..=(1 << 20) + 5).contains(&offset),
         "the offset is what was written: {offset}"
@@ -1168,16 +1165,7 @@ async fn sigterm_cuts_a_trickling_upload_after_the_grace_and_the_session_resumes
     )
     .await;
     assert_eq!(response.status(), 202);
-    let finished = client
-        .put(server.url(&format!(
-            "{location}?digest={}&digest={}",
-            info.blake3, info.sha256
-        )))
-        .bearer_auth(&store.token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(finished.status(), 201);
+    finish_session(&client, &server, &store.token, &location, &info).await;
     let local = store.local_ok(&["blob", "get", &info.blake3.to_string()]);
     assert!(local == bytes, "the resumed upload stored the right bytes");
 }
