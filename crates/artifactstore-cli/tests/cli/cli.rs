@@ -11,14 +11,7 @@ use crate::kit::{PILOT_HISTORY, Store, event_types, sample_tree, sleep_until_pas
 fn audit_verify_names_the_first_bad_seq_after_tampering() {
     let cli = Store::with_actor("ci-bot");
     let src = sample_tree(cli.work());
-    cli.ok(&[
-        "push",
-        src.to_str().unwrap(),
-        "--name",
-        "a",
-        "--version",
-        "1",
-    ]);
+    cli.push_dir(&src, "a", "1");
     let verified = cli.json(&["audit", "verify"]);
     assert_eq!(verified["ok"], Json::Bool(true));
     assert!(
@@ -73,14 +66,7 @@ fn audit_verify_names_the_first_bad_seq_after_tampering() {
 fn bad_input_gets_a_clear_error_and_changes_nothing() {
     let cli = Store::with_actor("ci-bot");
     let src = sample_tree(cli.work());
-    cli.ok(&[
-        "push",
-        src.to_str().unwrap(),
-        "--name",
-        "a",
-        "--version",
-        "1",
-    ]);
+    cli.push_dir(&src, "a", "1");
     let head = cli.head_seq();
 
     let cases: &[(&[&str], &str)] = &[
@@ -205,14 +191,7 @@ fn bad_input_gets_a_clear_error_and_changes_nothing() {
 fn corrupt_blob_on_disk_is_an_error_never_wrong_bytes() {
     let cli = Store::with_actor("ci-bot");
     let src = sample_tree(cli.work());
-    let pushed = cli.json(&[
-        "push",
-        src.to_str().unwrap(),
-        "--name",
-        "a",
-        "--version",
-        "1",
-    ]);
+    let pushed = cli.push_dir(&src, "a", "1");
     let manifest = cli.json(&["manifest", pushed["package_id"].as_str().unwrap()]);
     let trace = manifest["files"]
         .as_array()

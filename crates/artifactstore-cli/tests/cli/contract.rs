@@ -43,19 +43,8 @@ fn push_sample(cli: &Target, class: &str) -> Json {
 }
 
 fn push_pull_round_trip_is_byte_identical_and_digests_match_independent_tools(cli: &mut Target) {
-    let src = sample_tree(cli.work());
-    let pushed = cli.json(&[
-        "push",
-        src.to_str().unwrap(),
-        "--name",
-        "guide-board",
-        "--version",
-        "2026.11.23-1",
-        "--class",
-        "release-evidence",
-        "--label",
-        "git.commit=abc123",
-    ]);
+    let pushed = push_sample(cli, "release-evidence");
+    let src = cli.work().join("guide-board-run");
     let package_id = pushed["package_id"].as_str().unwrap().to_owned();
     for key in ["name", "version", "retention_class", "expires_at"] {
         assert!(pushed.get(key).is_some(), "push --json lacks {key}");
@@ -115,18 +104,7 @@ fn push_pull_round_trip_is_byte_identical_and_digests_match_independent_tools(cl
 
     // Pushing the same content again is idempotent; a different manifest under the same
     // name@version is a conflict and changes nothing.
-    let again = cli.json(&[
-        "push",
-        src.to_str().unwrap(),
-        "--name",
-        "guide-board",
-        "--version",
-        "2026.11.23-1",
-        "--class",
-        "release-evidence",
-        "--label",
-        "git.commit=abc123",
-    ]);
+    let again = push_sample(cli, "release-evidence");
     assert_eq!(again["package_id"].as_str().unwrap(), package_id);
     assert_eq!(again["created"], Json::Bool(false));
     let head = cli.head_seq();

@@ -131,6 +131,18 @@ impl Store {
         path
     }
 
+    /// Pushes the directory `src` as NAME@VERSION; returns the push's JSON.
+    pub fn push_dir(&self, src: &Path, name: &str, version: &str) -> Json {
+        self.json(&[
+            "push",
+            src.to_str().unwrap(),
+            "--name",
+            name,
+            "--version",
+            version,
+        ])
+    }
+
     /// Pushes `files` (package path → bytes) as NAME@VERSION; returns the push's JSON.
     pub fn push_files(&self, name: &str, version: &str, files: &[(&str, &[u8])]) -> Json {
         let src = self.work().join(format!("src-{name}-{version}"));

@@ -46,14 +46,7 @@ fn verify_finds_a_flipped_byte_reads_fail_and_fsck_reports_it() {
             ("good.bin".to_owned(), good.clone()),
         ]),
     );
-    let pushed = store.json(&[
-        "push",
-        source.dir.to_str().unwrap(),
-        "--name",
-        "scrubbed",
-        "--version",
-        "1",
-    ]);
+    let pushed = store.push_dir(&source.dir, "scrubbed", "1");
     let package = pushed["package_id"].as_str().unwrap().to_owned();
     let clean = store.json(&["verify"]);
     assert_eq!(clean["ok"], true);
@@ -135,14 +128,7 @@ fn sampled_and_rate_limited_verify() {
         .map(|i| (format!("f{i}"), rng.bytes(2_000)))
         .collect();
     let source = Source::write(store.work().join("src"), files);
-    store.json(&[
-        "push",
-        source.dir.to_str().unwrap(),
-        "--name",
-        "many",
-        "--version",
-        "1",
-    ]);
+    store.push_dir(&source.dir, "many", "1");
     let blobs = 100; // 99 files and the manifest
     // p = 0.5 over 100 blobs: none or all has probability 2^-99.
     let head = store.head_seq();
