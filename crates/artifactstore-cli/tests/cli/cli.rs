@@ -5,7 +5,7 @@ use std::process::Command;
 use artifact_core::time::{Period, Timestamp};
 use serde_json::Value as Json;
 
-use crate::kit::{PILOT_HISTORY, Store, event_types, sample_tree, sleep_until_past};
+use crate::kit::{PILOT_HISTORY, Store, event_types, push_args, sample_tree, sleep_until_past};
 
 #[test]
 fn audit_verify_names_the_first_bad_seq_after_tampering() {
@@ -71,27 +71,11 @@ fn bad_input_gets_a_clear_error_and_changes_nothing() {
 
     let cases: &[(&[&str], &str)] = &[
         (
-            &[
-                "push",
-                src.to_str().unwrap(),
-                "--name",
-                "b",
-                "--version",
-                "1",
-                "--class",
-                "forever",
-            ],
+            &push_args(src.to_str().unwrap(), "b", "1", &["--class", "forever"]),
             "unknown retention class `forever`",
         ),
         (
-            &[
-                "push",
-                src.to_str().unwrap(),
-                "--name",
-                "../b",
-                "--version",
-                "1",
-            ],
+            &push_args(src.to_str().unwrap(), "../b", "1", &[]),
             "package name",
         ),
         (
@@ -231,16 +215,12 @@ fn pilot_scenario_through_the_cli() {
     let cli = Store::with_actor("ci-bot");
     cli.configure("[retention.classes.release-evidence]\ndefault = \"2s\"\n");
     let src = sample_tree(cli.work());
-    let pushed = cli.json(&[
-        "push",
+    let pushed = cli.json(&push_args(
         src.to_str().unwrap(),
-        "--name",
         "guide-board",
-        "--version",
         "2026.11.23-1",
-        "--class",
-        "release-evidence",
-    ]);
+        &["--class", "release-evidence"],
+    ));
     let package = "guide-board@2026.11.23-1";
     let package_id = pushed["package_id"].as_str().unwrap().to_owned();
     let expires: Timestamp = pushed["expires_at"].as_str().unwrap().parse().unwrap();

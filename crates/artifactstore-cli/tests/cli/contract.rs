@@ -6,7 +6,7 @@ use artifact_core::time::{Period, Timestamp};
 use serde_json::Value as Json;
 
 use crate::kit::{
-    CONTRACT_ACTOR, PILOT_HISTORY, Target, cli_contract_tests, event_types, sample_tree,
+    CONTRACT_ACTOR, PILOT_HISTORY, Target, cli_contract_tests, event_types, push_args, sample_tree,
     sleep_until_past, tool_digest,
 };
 
@@ -28,18 +28,12 @@ const PKG: &str = "guide-board@2026.11.23-1";
 /// Pushes the sample tree as [`PKG`] in `class`; returns the push's JSON.
 fn push_sample(cli: &Target, class: &str) -> Json {
     let src = sample_tree(cli.work());
-    cli.json(&[
-        "push",
+    cli.json(&push_args(
         src.to_str().unwrap(),
-        "--name",
         "guide-board",
-        "--version",
         "2026.11.23-1",
-        "--class",
-        class,
-        "--label",
-        "git.commit=abc123",
-    ])
+        &["--class", class, "--label", "git.commit=abc123"],
+    ))
 }
 
 fn push_pull_round_trip_is_byte_identical_and_digests_match_independent_tools(cli: &mut Target) {
@@ -108,14 +102,12 @@ fn push_pull_round_trip_is_byte_identical_and_digests_match_independent_tools(cl
     assert_eq!(again["package_id"].as_str().unwrap(), package_id);
     assert_eq!(again["created"], Json::Bool(false));
     let head = cli.head_seq();
-    let stderr = cli.fails(&[
-        "push",
+    let stderr = cli.fails(&push_args(
         src.to_str().unwrap(),
-        "--name",
         "guide-board",
-        "--version",
         "2026.11.23-1",
-    ]);
+        &[],
+    ));
     assert!(stderr.contains("conflict"), "{stderr}");
     assert_eq!(cli.head_seq(), head);
 
@@ -130,16 +122,12 @@ fn push_pull_round_trip_is_byte_identical_and_digests_match_independent_tools(cl
 /// unchanged; the GC that follows purges nothing and the package still pulls.
 fn sweep_as_of_the_future_is_refused_and_gc_purges_nothing(cli: &mut Target) {
     let src = sample_tree(cli.work());
-    cli.json(&[
-        "push",
+    cli.json(&push_args(
         src.to_str().unwrap(),
-        "--name",
         "ledger",
-        "--version",
         "2026.12",
-        "--class",
-        "compliance-record",
-    ]);
+        &["--class", "compliance-record"],
+    ));
     let head = cli.head_seq();
 
     for json in [false, true] {
@@ -193,14 +181,7 @@ fn push_of_many_files_keeps_each_path_with_its_own_bytes(cli: &mut Target) {
         std::fs::write(&path, &bytes).unwrap();
         expected.push((format!("d{}/f{i:02}.bin", i % 3), path));
     }
-    cli.json(&[
-        "push",
-        src.to_str().unwrap(),
-        "--name",
-        "many",
-        "--version",
-        "1",
-    ]);
+    cli.json(&push_args(src.to_str().unwrap(), "many", "1", &[]));
     let manifest = cli.json(&["manifest", "many@1"]);
     let files = manifest["files"].as_array().unwrap();
     assert_eq!(files.len(), expected.len());

@@ -752,3 +752,16 @@ pub fn event_types(events: &Json) -> Vec<&str> {
         .map(|e| e["type"].as_str().unwrap())
         .collect()
 }
+
+/// The arguments of `push SRC --name NAME --version VERSION` followed by `more` (`--class`,
+/// `--label`, …).
+pub fn push_args<'a>(
+    src: &'a str,
+    name: &'a str,
+    version: &'a str,
+    more: &[&'a str],
+) -> Vec<&'a str> {
+    let mut args = vec!["push", src, "--name", name, "--version", version];
+    args.extend_from_slice(more);
+    args
+}

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use crate::kit::{Rng, Source, Store, sleep_until_past};
+use crate::kit::{Rng, Source, Store, push_args, sleep_until_past};
 use serde_json::Value as Json;
 
 /// Configuration for stores whose `ephemeral` packages expire while the test runs (sweeps
@@ -174,16 +174,12 @@ fn gc_dry_run_matches_the_real_run_and_keeps_shared_blobs() {
             (format!("only-{n}.bin"), rng.bytes(5_000)),
         ]);
         let source = Source::write(store.work().join(format!("p{n}")), files);
-        let pushed = store.json(&[
-            "push",
+        let pushed = store.json(&push_args(
             source.dir.to_str().unwrap(),
-            "--name",
             "p",
-            "--version",
             &n.to_string(),
-            "--class",
-            class,
-        ]);
+            &["--class", class],
+        ));
         if n == 0 {
             expires_0 = pushed["expires_at"].as_str().unwrap().parse().unwrap();
         }
@@ -234,16 +230,12 @@ fn gc_dry_run_matches_the_real_run_and_keeps_shared_blobs() {
         dest.display()
     );
     // Pushing it again does not pretend it exists: a name and version are never reused.
-    let (_, _, stderr) = store.fails(&[
-        "push",
+    let (_, _, stderr) = store.fails(&push_args(
         sources[0].1.dir.to_str().unwrap(),
-        "--name",
         "p",
-        "--version",
         "0",
-        "--class",
-        "ephemeral",
-    ]);
+        &["--class", "ephemeral"],
+    ));
     assert!(stderr.contains("purged"), "{stderr}");
     store.assert_consistent("after gc");
 }
@@ -274,16 +266,12 @@ fn server_runs_gc_and_a_sampled_scrub_on_their_schedules() {
     for (n, class) in [(0, "ephemeral"), (1, "build-cache")] {
         let files = BTreeMap::from([(format!("f{n}.bin"), rng.bytes(4_000))]);
         let source = Source::write(store.work().join(format!("s{n}")), files);
-        let created = store.json(&[
-            "push",
+        let created = store.json(&push_args(
             source.dir.to_str().unwrap(),
-            "--name",
             "scheduled",
-            "--version",
             &n.to_string(),
-            "--class",
-            class,
-        ]);
+            &["--class", class],
+        ));
         if n == 0 {
             expires_0 = created["expires_at"].as_str().unwrap().parse().unwrap();
         }

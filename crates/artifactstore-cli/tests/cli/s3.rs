@@ -17,7 +17,8 @@ use artifact_store_s3::S3BlobStore;
 use serde_json::Value as Json;
 
 use crate::kit::{
-    PILOT_HISTORY, Server, event_types, ok, parse_json, sample_tree_seeded, sleep_until_past,
+    PILOT_HISTORY, Server, event_types, ok, parse_json, push_args, sample_tree_seeded,
+    sleep_until_past,
 };
 use crate::seaweed::{self, S3Target, TestS3};
 
@@ -313,18 +314,17 @@ fn pilot_round_trip_gc_verify_and_fsck_on_the_s3_backend_locally_and_over_http()
 
     // --- Embedded CLI, blobs in S3 ---------------------------------------------------------
     let src = sample_tree_seeded(cli.work(), "guide-board-run", 1);
-    let pushed = cli.json(&[
-        "push",
+    let pushed = cli.json(&push_args(
         src.to_str().unwrap(),
-        "--name",
         "guide-board",
-        "--version",
         "2026.11.23-1",
-        "--class",
-        "release-evidence",
-        "--label",
-        "git.commit=3f2a9c1",
-    ]);
+        &[
+            "--class",
+            "release-evidence",
+            "--label",
+            "git.commit=3f2a9c1",
+        ],
+    ));
     let pilot_id = pushed["package_id"].as_str().unwrap().to_owned();
     let package = "guide-board@2026.11.23-1";
     let manifest = cli.json(&["manifest", package]);
@@ -352,16 +352,12 @@ fn pilot_round_trip_gc_verify_and_fsck_on_the_s3_backend_locally_and_over_http()
 
     // A second, live package that shares style.css and empty.log with the pilot.
     let other_src = sample_tree_seeded(cli.work(), "other-run", 2);
-    cli.json(&[
-        "push",
+    cli.json(&push_args(
         other_src.to_str().unwrap(),
-        "--name",
         "other",
-        "--version",
         "1",
-        "--class",
-        "permanent-record",
-    ]);
+        &["--class", "permanent-record"],
+    ));
     let other_blobs = manifest_blobs(&cli.json(&["manifest", "other@1"]));
 
     pilot(package, &|args| cli.json(args), &|args| cli.ok(args));
@@ -428,16 +424,12 @@ fn pilot_round_trip_gc_verify_and_fsck_on_the_s3_backend_locally_and_over_http()
     let http_src = sample_tree_seeded(cli.work(), "http-run", 3);
     let pushed = cli.remote_json(
         &server,
-        &[
-            "push",
+        &push_args(
             http_src.to_str().unwrap(),
-            "--name",
             "guide-board",
-            "--version",
             "2026.11.24-1",
-            "--class",
-            "release-evidence",
-        ],
+            &["--class", "release-evidence"],
+        ),
     );
     let http_package = "guide-board@2026.11.24-1";
     let http_blobs = manifest_blobs(&cli.remote_json(&server, &["manifest", http_package]));
@@ -476,14 +468,7 @@ fn bad_s3_settings_fail_at_start_up_and_readyz_follows_the_s3_server() {
     let mut weed = runtime.block_on(seaweed::SeaweedFs::start());
     let cli = S3Cli::new(weed.target(), runtime, "readyz");
     let src = sample_tree_seeded(cli.work(), "run", 4);
-    cli.json(&[
-        "push",
-        src.to_str().unwrap(),
-        "--name",
-        "r",
-        "--version",
-        "1",
-    ]);
+    cli.json(&push_args(src.to_str().unwrap(), "r", "1", &[]));
     let head = cli.json(&["audit", "verify"]);
 
     let wrong_secret = cli.fails(
@@ -507,14 +492,7 @@ fn bad_s3_settings_fail_at_start_up_and_readyz_follows_the_s3_server() {
     let dead = cli.config_with("endpoint", &format!("\"http://127.0.0.1:{dead_port}\""));
     let unreachable = cli.fails(
         cli.command().env("ARTIFACTSTORE_CONFIG", &dead),
-        &[
-            "push",
-            src.to_str().unwrap(),
-            "--name",
-            "r",
-            "--version",
-            "2",
-        ],
+        &push_args(src.to_str().unwrap(), "r", "2", &[]),
     );
     assert!(
         unreachable.contains("cannot reach the S3 endpoint"),

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use serde_json::Value as Json;
 
 use crate::kit::{
-    PILOT_HISTORY, Server, event_types, ok, parse_json, sample_tree, sleep_until_past,
+    PILOT_HISTORY, Server, event_types, ok, parse_json, push_args, sample_tree, sleep_until_past,
 };
 
 /// Size of each large body (the brief: well above anything the server may hold in memory).
@@ -292,16 +292,12 @@ async fn half_gigabyte_bodies_stream_through_the_server_without_buffering() {
     let pushed_info = pushed_body.info();
     let pushed = server.remote_json(
         &store,
-        &[
-            "push",
+        &push_args(
             big_file.to_str().unwrap(),
-            "--name",
             "big-run",
-            "--version",
             "1.0",
-            "--class",
-            "ephemeral",
-        ],
+            &["--class", "ephemeral"],
+        ),
     );
     assert_eq!(pushed["total_size"], BIG);
     let manifest = server.remote_json(&store, &["manifest", "big-run@1.0"]);
@@ -355,18 +351,17 @@ fn remote_commands_print_what_the_local_store_would() {
 
     let pushed = server.remote_json(
         &store,
-        &[
-            "push",
+        &push_args(
             src.to_str().unwrap(),
-            "--name",
             "guide-board",
-            "--version",
             "2026.11.23-1",
-            "--class",
-            "release-evidence",
-            "--label",
-            "git.commit=abc123",
-        ],
+            &[
+                "--class",
+                "release-evidence",
+                "--label",
+                "git.commit=abc123",
+            ],
+        ),
     );
     for key in [
         "package_id",
@@ -955,16 +950,12 @@ fn cat_and_pull_over_the_server_refuse_a_purged_package() {
     let pkg = "scratch@1";
     server.remote_json(
         &store,
-        &[
-            "push",
+        &push_args(
             src.to_str().unwrap(),
-            "--name",
             "scratch",
-            "--version",
             "1",
-            "--class",
-            "ephemeral",
-        ],
+            &["--class", "ephemeral"],
+        ),
     );
     let before = server.remote_ok(&store, &["cat", pkg, "report/index.html"]);
     assert_eq!(before, b"<html>guide board</html>");
@@ -1068,16 +1059,12 @@ fn a_push_onto_a_full_disk_fails_naming_the_cause_and_leaves_no_session() {
     let output = server.remote(
         &store,
         &store.token,
-        &[
-            "push",
+        &push_args(
             source.path().to_str().unwrap(),
-            "--name",
             "too-big",
-            "--version",
             "1",
-            "--class",
-            "build-cache",
-        ],
+            &["--class", "build-cache"],
+        ),
     );
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success(), "{stderr}");
