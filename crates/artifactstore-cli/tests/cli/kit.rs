@@ -553,18 +553,7 @@ impl Target {
     /// A fresh store (and, in [`Mode::Server`], a server over it).
     pub fn new(mode: Mode) -> Self {
         let store = Store::with_actor(CONTRACT_ACTOR);
-        let token = store.json(&[
-            "admin",
-            "token",
-            "create",
-            "--principal",
-            CONTRACT_ACTOR,
-            "--role",
-            "admin",
-        ])["token"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let token = token_of(&store.json(&token_args(CONTRACT_ACTOR, &["admin"])));
         let mut target = Target {
             mode,
             store,
@@ -764,4 +753,18 @@ pub fn push_args<'a>(
     let mut args = vec!["push", src, "--name", name, "--version", version];
     args.extend_from_slice(more);
     args
+}
+
+/// The arguments of `admin token create --principal PRINCIPAL --role R…`.
+pub fn token_args<'a>(principal: &'a str, roles: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["admin", "token", "create", "--principal", principal];
+    for role in roles {
+        args.extend(["--role", role]);
+    }
+    args
+}
+
+/// The secret a `--json admin token create` printed.
+pub fn token_of(created: &Json) -> String {
+    created["token"].as_str().unwrap().to_owned()
 }

@@ -18,7 +18,7 @@ use serde_json::Value as Json;
 
 use crate::kit::{
     PILOT_HISTORY, Server, event_types, ok, parse_json, push_args, sample_tree_seeded,
-    sleep_until_past,
+    sleep_until_past, token_args, token_of,
 };
 use crate::seaweed::{self, S3Target, TestS3};
 
@@ -61,22 +61,10 @@ impl S3Cli {
             token: String::new(),
         };
         cli.ok(&["init"]);
-        cli.token = cli.json(&[
-            "admin",
-            "token",
-            "create",
-            "--principal",
+        cli.token = token_of(&cli.json(&token_args(
             "release-bot",
-            "--role",
-            "writer",
-            "--role",
-            "retention-admin",
-            "--role",
-            "admin",
-        ])["token"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+            &["writer", "retention-admin", "admin"],
+        )));
         cli
     }
 

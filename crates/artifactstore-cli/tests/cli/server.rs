@@ -15,6 +15,7 @@ use serde_json::Value as Json;
 
 use crate::kit::{
     PILOT_HISTORY, Server, event_types, ok, parse_json, push_args, sample_tree, sleep_until_past,
+    token_args, token_of,
 };
 
 /// Size of each large body (the brief: well above anything the server may hold in memory).
@@ -50,32 +51,9 @@ impl Store {
             admin_token: String::new(),
         };
         store.local_ok(&["init"]);
-        let token = store.local_json(&[
-            "admin",
-            "token",
-            "create",
-            "--principal",
-            "release-bot",
-            "--role",
-            "writer",
-            "--role",
-            "retention-admin",
-        ])["token"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        let admin_token = store.local_json(&[
-            "admin",
-            "token",
-            "create",
-            "--principal",
-            "ops",
-            "--role",
-            "admin",
-        ])["token"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let token =
+            token_of(&store.local_json(&token_args("release-bot", &["writer", "retention-admin"])));
+        let admin_token = token_of(&store.local_json(&token_args("ops", &["admin"])));
         Store {
             token,
             admin_token,
