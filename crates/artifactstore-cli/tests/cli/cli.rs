@@ -5,7 +5,9 @@ use std::process::Command;
 use artifact_core::time::{Period, Timestamp};
 use serde_json::Value as Json;
 
-use crate::kit::{PILOT_HISTORY, Store, event_types, push_args, sample_tree, sleep_until_past};
+use crate::kit::{
+    PILOT_HISTORY, SHOW_KEYS, Store, event_types, push_args, sample_tree, sleep_until_past,
+};
 
 #[test]
 fn audit_verify_names_the_first_bad_seq_after_tampering() {
@@ -273,15 +275,7 @@ fn pilot_scenario_through_the_cli() {
 
     let show = cli.json(&["show", package]);
     let status = cli.json(&["retention", "status", package]);
-    for key in [
-        "package_id",
-        "name",
-        "version",
-        "retention_class",
-        "current_expires_at",
-        "active_holds",
-        "eligible_for_deletion",
-    ] {
+    for key in SHOW_KEYS {
         assert!(show.get(key).is_some(), "show --json lacks {key}");
         assert_eq!(show[key], status[key], "show and status disagree on {key}");
     }

@@ -6,8 +6,8 @@ use artifact_core::time::{Period, Timestamp};
 use serde_json::Value as Json;
 
 use crate::kit::{
-    CONTRACT_ACTOR, PILOT_HISTORY, Target, cli_contract_tests, event_types, push_args, sample_tree,
-    sleep_until_past, tool_digest,
+    CONTRACT_ACTOR, PILOT_HISTORY, SHOW_KEYS, Target, cli_contract_tests, event_types, push_args,
+    sample_tree, sleep_until_past, tool_digest,
 };
 
 cli_contract_tests! {
@@ -215,15 +215,7 @@ fn ls_show_manifest_and_cat_describe_the_pushed_package(cli: &mut Target) {
     assert_eq!(other, Json::Array(vec![]));
     let shown = cli.json(&["show", PKG]);
     assert_eq!(shown["created_by"], CONTRACT_ACTOR);
-    for key in [
-        "package_id",
-        "name",
-        "version",
-        "retention_class",
-        "current_expires_at",
-        "active_holds",
-        "eligible_for_deletion",
-    ] {
+    for key in SHOW_KEYS {
         assert!(shown.get(key).is_some(), "show --json lacks {key}");
     }
     assert_eq!(cli.json(&["show", &package_id]), shown);

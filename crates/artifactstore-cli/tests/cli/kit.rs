@@ -768,3 +768,14 @@ pub fn token_args<'a>(principal: &'a str, roles: &[&'a str]) -> Vec<&'a str> {
 pub fn token_of(created: &Json) -> String {
     created["token"].as_str().unwrap().to_owned()
 }
+
+/// The keys `show --json` (and `retention status --json`) print for a package.
+pub const SHOW_KEYS: [&str; 7] = [
+    "package_id",
+    "name",
+    "version",
+    "retention_class",
+    "current_expires_at",
+    "active_holds",
+    "eligible_for_deletion",
+];

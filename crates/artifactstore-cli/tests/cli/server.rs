@@ -14,8 +14,8 @@ use bytes::Bytes;
 use serde_json::Value as Json;
 
 use crate::kit::{
-    PILOT_HISTORY, Server, event_types, ok, parse_json, push_args, sample_tree, sleep_until_past,
-    token_args, token_of,
+    PILOT_HISTORY, SHOW_KEYS, Server, event_types, ok, parse_json, push_args, sample_tree,
+    sleep_until_past, token_args, token_of,
 };
 
 /// Size of each large body (the brief: well above anything the server may hold in memory).
@@ -374,15 +374,7 @@ fn remote_commands_print_what_the_local_store_would() {
     same_json(&["ls", "--name", "guide-board", "--class", "release-evidence"]);
     let shown = same_json(&["show", pkg]);
     assert_eq!(shown["created_by"], "release-bot", "the token's principal");
-    for key in [
-        "package_id",
-        "name",
-        "version",
-        "retention_class",
-        "current_expires_at",
-        "active_holds",
-        "eligible_for_deletion",
-    ] {
+    for key in SHOW_KEYS {
         assert!(shown.get(key).is_some(), "show --json lacks {key}");
     }
     same_json(&["show", &package_id]);

@@ -300,13 +300,10 @@ fn fsck_finds_a_damaged_tree_and_admin_rebuild_tree_repairs_it() {
 fn a_checkpoint_published_to_a_directory_detects_a_rewrite() {
     let cli = Store::with_actor("ci-bot");
     let published = cli.work().join("published");
-    let config = cli.data_dir.join("config.toml");
-    let mut text = std::fs::read_to_string(&config).unwrap();
-    text.push_str(&format!(
-        "\n[log]\npublish_dir = {:?}\n",
+    cli.configure(&format!(
+        "[log]\npublish_dir = {:?}\n",
         published.to_str().unwrap()
     ));
-    std::fs::write(&config, text).unwrap();
     push(&cli, "a", "1");
     let first = cli.json(&["audit", "checkpoint"]);
     let size = first["tree_size"].as_i64().unwrap();
@@ -362,13 +359,10 @@ fn the_server_checkpoints_on_schedule_and_publishes() {
     use std::process::Stdio;
     let cli = Store::with_actor("ci-bot");
     let published = cli.work().join("published");
-    let config = cli.data_dir.join("config.toml");
-    let mut text = std::fs::read_to_string(&config).unwrap();
-    text.push_str(&format!(
-        "\n[log]\ncheckpoint_interval = \"1s\"\npublish_dir = {:?}\n",
+    cli.configure(&format!(
+        "[log]\ncheckpoint_interval = \"1s\"\npublish_dir = {:?}\n",
         published.to_str().unwrap()
     ));
-    std::fs::write(&config, text).unwrap();
     push(&cli, "a", "1");
     let token = cli.json(&[
         "admin",
