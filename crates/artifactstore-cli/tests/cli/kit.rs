@@ -133,14 +133,7 @@ impl Store {
 
     /// Pushes the directory `src` as NAME@VERSION; returns the push's JSON.
     pub fn push_dir(&self, src: &Path, name: &str, version: &str) -> Json {
-        self.json(&[
-            "push",
-            src.to_str().unwrap(),
-            "--name",
-            name,
-            "--version",
-            version,
-        ])
+        self.json(&push_args(src.to_str().unwrap(), name, version, &[]))
     }
 
     /// Pushes `files` (package path → bytes) as NAME@VERSION; returns the push's JSON.
@@ -152,14 +145,7 @@ impl Store {
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
             std::fs::write(path, bytes).unwrap();
         }
-        self.json(&[
-            "push",
-            src.to_str().unwrap(),
-            "--name",
-            name,
-            "--version",
-            version,
-        ])
+        self.push_dir(&src, name, version)
     }
 
     pub fn spawn(&self, args: &[&str]) -> Child {
