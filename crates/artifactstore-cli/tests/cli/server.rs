@@ -5,13 +5,18 @@
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use artifact_core::digest::{BlobInfo, DualHasher};
-use artifact_core::time::{Clock as _, Period, SystemClock, Timestamp};
+use artifact_core::time::{Period, Timestamp};
 use bytes::Bytes;
 use serde_json::Value as Json;
+
+use crate::kit::{
+    PILOT_HISTORY, SHOW_KEYS, Server, event_types, ok, parse_json, push_args, sample_tree,
+    sleep_until_past, token_args, token_of,
+};
 
 /// Size of each large body (the brief: well above anything the server may hold in memory).
 const BIG: u64 = 512 << 20;
@@ -46,32 +51,9 @@ impl Store {
             admin_token: String::new(),
         };
         store.local_ok(&["init"]);
-        let token = store.local_json(&[
-            "admin",
-            "token",
-            "create",
-            "--principal",
-            "release-bot",
-            "--role",
-            "writer",
-            "--role",
-            "retention-admin",
-        ])["token"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        let admin_token = store.local_json(&[
-            "admin",
-            "token",
-            "create",
-            "--principal",
-            "ops",
-            "--role",
-            "admin",
-        ])["token"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let token =
+            token_of(&store.local_json(&token_args("release-bot", &["writer", "retention-admin"])));
+        let admin_token = token_of(&store.local_json(&token_args("ops", &["admin"])));
         Store {
             token,
             admin_token,
@@ -128,33 +110,9 @@ impl Store {
 
     /// Starts `artifactstore serve --listen 127.0.0.1:0` over this store.
     fn serve(&self) -> Server {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.work().join("server.log"))
-            .unwrap();
-        let mut child = self
-            .command()
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log))
-            .spawn()
-            .unwrap();
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        stdout.read_line(&mut line).unwrap();
-        let base = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("serve printed {line:?}; log: {}", self.server_log()))
-            .to_owned();
-        assert!(base.starts_with("http://127.0.0.1:"), "{base}");
-        Server {
-            child,
-            _stdout: stdout,
-            base,
-        }
+        let mut command = self.command();
+        command.args(["serve", "--listen", "127.0.0.1:0"]);
+        Server::start(command, Some(&self.work().join("server.log")))
     }
 
     fn server_log(&self) -> String {
@@ -162,22 +120,8 @@ impl Store {
     }
 }
 
-/// A running `artifactstore serve`; killed and reaped on drop.
-struct Server {
-    child: Child,
-    _stdout: BufReader<std::process::ChildStdout>,
-    base: String,
-}
-
+/// CLI commands through the server.
 impl Server {
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
     /// Runs a CLI command with `--server` and `ARTIFACTSTORE_TOKEN`.
     fn remote(&self, store: &Store, token: &str, args: &[&str]) -> Output {
         store
@@ -199,66 +143,6 @@ impl Server {
         with_json.extend_from_slice(args);
         parse_json(args, &self.remote_ok(store, &with_json))
     }
-
-    /// Peak resident set size (`VmHWM`) of the server process, in bytes.
-    fn peak_rss(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
-        let line = status
-            .lines()
-            .find(|l| l.starts_with("VmHWM:"))
-            .expect("VmHWM in /proc/<pid>/status");
-        let kib: u64 = line
-            .split_whitespace()
-            .nth(1)
-            .and_then(|v| v.parse().ok())
-            .expect("VmHWM value");
-        kib * 1024
-    }
-
-    /// Sends SIGTERM and waits (at most `bound`) for the exit status.
-    fn terminate(mut self, bound: Duration) -> std::process::ExitStatus {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.pid().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success(), "kill -TERM");
-        let deadline = std::time::Instant::now() + bound;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the server did not exit after SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn ok(args: &[&str], output: Output) -> Vec<u8> {
-    assert!(
-        output.status.success(),
-        "artifactstore {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output.stdout
-}
-
-fn parse_json(args: &[&str], stdout: &[u8]) -> Json {
-    serde_json::from_slice(stdout).unwrap_or_else(|e| {
-        panic!(
-            "{args:?}: not JSON ({e}): {}",
-            String::from_utf8_lossy(stdout)
-        )
-    })
 }
 
 /// A deterministic body of `len` bytes, generated piece by piece (never held whole): a
@@ -386,16 +270,12 @@ async fn half_gigabyte_bodies_stream_through_the_server_without_buffering() {
     let pushed_info = pushed_body.info();
     let pushed = server.remote_json(
         &store,
-        &[
-            "push",
+        &push_args(
             big_file.to_str().unwrap(),
-            "--name",
             "big-run",
-            "--version",
             "1.0",
-            "--class",
-            "ephemeral",
-        ],
+            &["--class", "ephemeral"],
+        ),
     );
     assert_eq!(pushed["total_size"], BIG);
     let manifest = server.remote_json(&store, &["manifest", "big-run@1.0"]);
@@ -436,29 +316,6 @@ async fn half_gigabyte_bodies_stream_through_the_server_without_buffering() {
     }
 }
 
-/// Sleeps until the system clock (the store's clock) is past `t`.
-fn sleep_until_past(t: Timestamp) {
-    loop {
-        let now = SystemClock.now();
-        if now > t {
-            return;
-        }
-        let wait = (t.unix_millis() - now.unix_millis()).max(0) as u64 + 20;
-        std::thread::sleep(Duration::from_millis(wait));
-    }
-}
-
-/// A small guide-board run: nested paths, an empty file, a 3 MiB trace.
-fn sample_tree(root: &Path) -> PathBuf {
-    let src = root.join("guide-board-run");
-    std::fs::create_dir_all(src.join("report/assets")).unwrap();
-    std::fs::write(src.join("report/index.html"), b"<html>guide board</html>").unwrap();
-    std::fs::write(src.join("report/assets/style.css"), b"body{}").unwrap();
-    std::fs::write(src.join("empty.log"), b"").unwrap();
-    Generator::new((3 << 20) + 5, 9).write_to(&src.join("trace.bin"));
-    src
-}
-
 #[test]
 fn remote_commands_print_what_the_local_store_would() {
     let store = Store::new();
@@ -472,18 +329,17 @@ fn remote_commands_print_what_the_local_store_would() {
 
     let pushed = server.remote_json(
         &store,
-        &[
-            "push",
+        &push_args(
             src.to_str().unwrap(),
-            "--name",
             "guide-board",
-            "--version",
             "2026.11.23-1",
-            "--class",
-            "release-evidence",
-            "--label",
-            "git.commit=abc123",
-        ],
+            &[
+                "--class",
+                "release-evidence",
+                "--label",
+                "git.commit=abc123",
+            ],
+        ),
     );
     for key in [
         "package_id",
@@ -518,15 +374,7 @@ fn remote_commands_print_what_the_local_store_would() {
     same_json(&["ls", "--name", "guide-board", "--class", "release-evidence"]);
     let shown = same_json(&["show", pkg]);
     assert_eq!(shown["created_by"], "release-bot", "the token's principal");
-    for key in [
-        "package_id",
-        "name",
-        "version",
-        "retention_class",
-        "current_expires_at",
-        "active_holds",
-        "eligible_for_deletion",
-    ] {
+    for key in SHOW_KEYS {
         assert!(shown.get(key).is_some(), "show --json lacks {key}");
     }
     same_json(&["show", &package_id]);
@@ -588,22 +436,7 @@ fn remote_commands_print_what_the_local_store_would() {
     assert_eq!(status["eligible_for_deletion"], true);
     same_json(&["ls", "--eligible"]);
     let history = same_json(&["retention", "history", pkg]);
-    let types: Vec<&str> = history
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["type"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        types,
-        [
-            "v1.retention.default_applied",
-            "v1.retention.extended",
-            "v1.retention.hold_applied",
-            "v1.retention.hold_released",
-            "v1.retention.deletion_eligible",
-        ]
-    );
+    assert_eq!(event_types(&history), PILOT_HISTORY);
     same_bytes(&["retention", "history", pkg, "--cbor"]);
     same_json(&[
         "retention",
@@ -674,6 +507,74 @@ fn remote_commands_print_what_the_local_store_would() {
     );
 }
 
+/// Opens an upload session (`POST /uploads`, 201); returns its location.
+async fn open_session(client: &reqwest::Client, server: &Server, token: &str) -> String {
+    let created = client
+        .post(server.url("/uploads"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    created.headers()["location"].to_str().unwrap().to_owned()
+}
+
+/// The session's `upload-offset` (`HEAD`, 204).
+async fn upload_offset(
+    client: &reqwest::Client,
+    server: &Server,
+    token: &str,
+    location: &str,
+) -> usize {
+    let head = client
+        .head(server.url(location))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), 204);
+    head.headers()["upload-offset"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// Finishes the session as the blob `info` (`PUT ?digest=…`, 201).
+async fn finish_session(
+    client: &reqwest::Client,
+    server: &Server,
+    token: &str,
+    location: &str,
+    info: &BlobInfo,
+) {
+    let finished = client
+        .put(server.url(&format!(
+            "{location}?digest={}&digest={}",
+            info.blake3, info.sha256
+        )))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(finished.status(), 201);
+}
+
+/// SIGTERMs `server`: it exits 0 within [`HANG`] and its log says `needle`.
+fn assert_exits_0_after_sigterm(server: Server, store: &Store, needle: &str) {
+    let status = server.terminate(HANG);
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "exit status after SIGTERM: {status}"
+    );
+    assert!(
+        store.server_log().contains(needle),
+        "{}",
+        store.server_log()
+    );
+}
+
 /// PATCHes `body` at `offset`.
 async fn patch(
     client: &reqwest::Client,
@@ -705,14 +606,7 @@ async fn sigterm_with_an_open_upload_session_exits_0_and_the_session_resumes() {
 
     let server = store.serve();
     let client = reqwest::Client::new();
-    let created = client
-        .post(server.url("/uploads"))
-        .bearer_auth(&store.token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), 201);
-    let location = created.headers()["location"].to_str().unwrap().to_owned();
+    let location = open_session(&client, &server, &store.token).await;
     let response = patch(
         &client,
         &server,
@@ -725,29 +619,15 @@ async fn sigterm_with_an_open_upload_session_exits_0_and_the_session_resumes() {
     assert_eq!(response.status(), 202);
     drop(client);
 
-    let status = server.terminate(HANG);
-    assert_eq!(
-        status.code(),
-        Some(0),
-        "exit status after SIGTERM: {status}"
-    );
-    assert!(
-        store.server_log().contains("stopped"),
-        "{}",
-        store.server_log()
-    );
+    assert_exits_0_after_sigterm(server, &store, "stopped");
 
     // A new server over the same data directory: the session is still there.
     let server = store.serve();
     let client = reqwest::Client::new();
-    let head = client
-        .head(server.url(&location))
-        .bearer_auth(&store.token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(head.status(), 204);
-    assert_eq!(head.headers()["upload-offset"], first.to_string().as_str());
+    assert_eq!(
+        upload_offset(&client, &server, &store.token, &location).await,
+        first
+    );
     let response = patch(
         &client,
         &server,
@@ -758,16 +638,7 @@ async fn sigterm_with_an_open_upload_session_exits_0_and_the_session_resumes() {
     )
     .await;
     assert_eq!(response.status(), 202);
-    let finished = client
-        .put(server.url(&format!(
-            "{location}?digest={}&digest={}",
-            info.blake3, info.sha256
-        )))
-        .bearer_auth(&store.token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(finished.status(), 201);
+    finish_session(&client, &server, &store.token, &location, &info).await;
     let fetched = client
         .get(server.url(&format!("/blobs/{}", info.sha256)))
         .bearer_auth(&store.token)
@@ -1049,16 +920,12 @@ fn cat_and_pull_over_the_server_refuse_a_purged_package() {
     let pkg = "scratch@1";
     server.remote_json(
         &store,
-        &[
-            "push",
+        &push_args(
             src.to_str().unwrap(),
-            "--name",
             "scratch",
-            "--version",
             "1",
-            "--class",
-            "ephemeral",
-        ],
+            &["--class", "ephemeral"],
+        ),
     );
     let before = server.remote_ok(&store, &["cat", pkg, "report/index.html"]);
     assert_eq!(before, b"<html>guide board</html>");
@@ -1162,16 +1029,12 @@ fn a_push_onto_a_full_disk_fails_naming_the_cause_and_leaves_no_session() {
     let output = server.remote(
         &store,
         &store.token,
-        &[
-            "push",
+        &push_args(
             source.path().to_str().unwrap(),
-            "--name",
             "too-big",
-            "--version",
             "1",
-            "--class",
-            "build-cache",
-        ],
+            &["--class", "build-cache"],
+        ),
     );
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success(), "{stderr}");
@@ -1216,14 +1079,7 @@ async fn sigterm_cuts_a_trickling_upload_after_the_grace_and_the_session_resumes
 
     let server = store.serve();
     let client = reqwest::Client::new();
-    let created = client
-        .post(server.url("/uploads"))
-        .bearer_auth(&store.token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), 201);
-    let location = created.headers()["location"].to_str().unwrap().to_owned();
+    let location = open_session(&client, &server, &store.token).await;
     let id = location.trim_start_matches("/uploads/").to_owned();
     let part = store.data_dir().join("uploads").join(format!("{id}.part"));
 
@@ -1245,33 +1101,12 @@ async fn sigterm_cuts_a_trickling_upload_after_the_grace_and_the_session_resumes
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 
-    let status = server.terminate(HANG);
-    assert_eq!(
-        status.code(),
-        Some(0),
-        "exit status after SIGTERM: {status}"
-    );
-    assert!(
-        store.server_log().contains("shutdown_grace expired"),
-        "{}",
-        store.server_log()
-    );
+    assert_exits_0_after_sigterm(server, &store, "shutdown_grace expired");
     drop(trickle);
 
     // Restarted: the session is at what was written, and resumes.
     let server = store.serve();
-    let head = client
-        .head(server.url(&location))
-        .bearer_auth(&store.token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(head.status(), 204);
-    let offset: usize = head.headers()["upload-offset"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let offset = upload_offset(&client, &server, &store.token, &location).await;
     assert!(
         (1 << 20..=(1 << 20) + 5).contains(&offset),
         "the offset is what was written: {offset}"
@@ -1287,16 +1122,7 @@ async fn sigterm_cuts_a_trickling_upload_after_the_grace_and_the_session_resumes
     )
     .await;
     assert_eq!(response.status(), 202);
-    let finished = client
-        .put(server.url(&format!(
-            "{location}?digest={}&digest={}",
-            info.blake3, info.sha256
-        )))
-        .bearer_auth(&store.token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(finished.status(), 201);
+    finish_session(&client, &server, &store.token, &location, &info).await;
     let local = store.local_ok(&["blob", "get", &info.blake3.to_string()]);
     assert!(local == bytes, "the resumed upload stored the right bytes");
 }

@@ -27,10 +27,39 @@ use artifact_core::retention::RetentionState;
 use artifact_core::time::{Clock as _, Period, SystemClock, Timestamp};
 use serde_json::Value as Json;
 
+use crate::kit::{ok, parse_json, token_args, token_of};
+
 const PACKAGES: usize = 8;
 const HOLD_ROUNDS: usize = 4;
 const EXTEND_ROUNDS: usize = 4;
 const SWEEPS_PER_SWEEPER: usize = 10;
+
+/// The config both replicas share: one blob directory (`shared-blobs` under `dir`), a small
+/// pool, an hourly sweep and a 1-second `ephemeral` class. Returns its path.
+fn shared_config(dir: &Path) -> PathBuf {
+    let config = dir.join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[blobs]\npath = {:?}\n\n[metadata]\nmax_connections = 4\n\n[retention]\nsweep_interval = \"1h\"\n\n[retention.classes.ephemeral]\ndefault = \"1s\"\n",
+            dir.join("shared-blobs").display().to_string()
+        ),
+    )
+    .unwrap();
+    config
+}
+
+/// An admin token (principal `ops`), minted through the CLI straight into the shared catalog
+/// (this also migrates it).
+fn mint_admin_token(database_url: &str, config: &Path, data_dir: &Path) -> String {
+    let args = token_args("ops", &["admin"]);
+    let minted = command(database_url, config, data_dir)
+        .arg("--json")
+        .args(&args)
+        .output()
+        .unwrap();
+    token_of(&parse_json(&args, &ok(&args, minted)))
+}
 
 fn command(database_url: &str, config: &Path, data_dir: &Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_artifactstore"));
@@ -287,42 +316,12 @@ fn check_package_history(package: PackageId, events: &[Event]) -> usize {
 async fn postgres_two_replicas_share_one_catalog_and_one_blob_store() {
     let database_url = artifact_core::testing_postgres::fresh_database().await;
     let dir = tempfile::tempdir().unwrap();
-    let blobs = dir.path().join("shared-blobs");
-    let config = dir.path().join("config.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[blobs]\npath = {:?}\n\n[metadata]\nmax_connections = 4\n\n[retention]\nsweep_interval = \"1h\"\n\n[retention.classes.ephemeral]\ndefault = \"1s\"\n",
-            blobs.display().to_string()
-        ),
-    )
-    .unwrap();
+    let config = shared_config(dir.path());
     let data_a = dir.path().join("replica-a");
     let data_b = dir.path().join("replica-b");
 
     // A token, minted through the CLI straight into the shared catalog (this also migrates it).
-    let minted = command(&database_url, &config, &data_a)
-        .args([
-            "--json",
-            "admin",
-            "token",
-            "create",
-            "--principal",
-            "ops",
-            "--role",
-            "admin",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        minted.status.success(),
-        "token create: {}",
-        String::from_utf8_lossy(&minted.stderr)
-    );
-    let token = serde_json::from_slice::<Json>(&minted.stdout).unwrap()["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token = mint_admin_token(&database_url, &config, &data_a);
 
     let replica_a = Replica::start(&database_url, &config, &data_a);
     let replica_b = Replica::start(&database_url, &config, &data_b);
@@ -543,39 +542,10 @@ async fn postgres_two_replicas_share_one_catalog_and_one_blob_store() {
 async fn postgres_a_token_revoked_on_one_replica_is_refused_by_the_other_at_once() {
     let database_url = artifact_core::testing_postgres::fresh_database().await;
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("config.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[blobs]\npath = {:?}\n\n[metadata]\nmax_connections = 4\n\n[retention]\nsweep_interval = \"1h\"\n\n[retention.classes.ephemeral]\ndefault = \"1s\"\n",
-            dir.path().join("shared-blobs").display().to_string()
-        ),
-    )
-    .unwrap();
+    let config = shared_config(dir.path());
     let data_a = dir.path().join("replica-a");
     let data_b = dir.path().join("replica-b");
-    let minted = command(&database_url, &config, &data_a)
-        .args([
-            "--json",
-            "admin",
-            "token",
-            "create",
-            "--principal",
-            "ops",
-            "--role",
-            "admin",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        minted.status.success(),
-        "token create: {}",
-        String::from_utf8_lossy(&minted.stderr)
-    );
-    let admin_token = serde_json::from_slice::<Json>(&minted.stdout).unwrap()["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let admin_token = mint_admin_token(&database_url, &config, &data_a);
     let replica_a = Replica::start(&database_url, &config, &data_a);
     let replica_b = Replica::start(&database_url, &config, &data_b);
     let http = reqwest::Client::new();

@@ -6,21 +6,21 @@
 //! the bucket (and not on local disk) by listing the bucket directly. A server that cannot be
 //! started fails these tests; they never skip.
 
-#[path = "../../artifact-store-s3/tests/support/seaweed.rs"]
-mod seaweed;
-
 use std::collections::BTreeSet;
-use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::Command;
 
 use artifact_core::blob::BlobStore as _;
 use artifact_core::digest::Blake3;
-use artifact_core::time::{Clock as _, Period, SystemClock, Timestamp};
+use artifact_core::time::{Period, Timestamp};
 use artifact_store_s3::S3BlobStore;
 use serde_json::Value as Json;
 
-use seaweed::{S3Target, TestS3};
+use crate::kit::{
+    PILOT_HISTORY, Server, event_types, ok, parse_json, push_args, sample_tree_seeded,
+    sleep_until_past, token_args, token_of,
+};
+use crate::seaweed::{self, S3Target, TestS3};
 
 /// The stores' `release-evidence` class: 2 seconds, so the pilot package really expires during
 /// the test (a sweep marks only what has expired by the store's clock; it refuses a later
@@ -61,22 +61,10 @@ impl S3Cli {
             token: String::new(),
         };
         cli.ok(&["init"]);
-        cli.token = cli.json(&[
-            "admin",
-            "token",
-            "create",
-            "--principal",
+        cli.token = token_of(&cli.json(&token_args(
             "release-bot",
-            "--role",
-            "writer",
-            "--role",
-            "retention-admin",
-            "--role",
-            "admin",
-        ])["token"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+            &["writer", "retention-admin", "admin"],
+        )));
         cli
     }
 
@@ -184,33 +172,12 @@ impl S3Cli {
 
     /// Starts `artifactstore serve --listen 127.0.0.1:0` over this store.
     fn serve(&self) -> Server {
-        let log = std::fs::File::create(self.work().join("server.log")).unwrap();
-        let mut child = self
-            .command()
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log))
-            .spawn()
-            .unwrap();
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        stdout.read_line(&mut line).unwrap();
-        let base = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| {
-                panic!(
-                    "serve printed {line:?}; log: {}",
-                    std::fs::read_to_string(self.work().join("server.log")).unwrap_or_default()
-                )
-            })
-            .to_owned();
-        Server {
-            child,
-            _stdout: stdout,
-            base,
-        }
+        let mut command = self.command();
+        command.args(["serve", "--listen", "127.0.0.1:0"]);
+        let log = self.work().join("server.log");
+        // A fresh log per server.
+        let _ = std::fs::remove_file(&log);
+        Server::start(command, Some(&log))
     }
 
     /// Runs a command with `--server` and the writer token.
@@ -233,56 +200,6 @@ impl S3Cli {
     }
 }
 
-/// A running `artifactstore serve`; killed and reaped on drop.
-struct Server {
-    child: Child,
-    _stdout: BufReader<std::process::ChildStdout>,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn ok(args: &[&str], output: Output) -> Vec<u8> {
-    assert!(
-        output.status.success(),
-        "artifactstore {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output.stdout
-}
-
-fn parse_json(args: &[&str], stdout: &[u8]) -> Json {
-    serde_json::from_slice(stdout).unwrap_or_else(|e| {
-        panic!(
-            "{args:?}: not JSON ({e}): {}",
-            String::from_utf8_lossy(stdout)
-        )
-    })
-}
-
-/// A guide-board run: nested paths, an empty file, and a file just over one 5 MiB part.
-fn sample_tree(root: &Path, name: &str, seed: u32) -> PathBuf {
-    let src = root.join(name);
-    std::fs::create_dir_all(src.join("report/assets")).unwrap();
-    std::fs::write(
-        src.join("report/index.html"),
-        format!("<html>guide board {seed}</html>"),
-    )
-    .unwrap();
-    std::fs::write(src.join("report/assets/style.css"), b"body{}").unwrap();
-    std::fs::write(src.join("empty.log"), b"").unwrap();
-    let big: Vec<u8> = (0..(5u32 << 20) + 17)
-        .map(|i| (i.wrapping_add(seed).wrapping_mul(2654435761) >> 13) as u8)
-        .collect();
-    std::fs::write(src.join("trace.bin"), big).unwrap();
-    src
-}
-
 /// Every file of `a` has the same bytes under `b`.
 fn assert_same_tree(a: &Path, b: &Path) {
     for rel in [
@@ -296,18 +213,6 @@ fn assert_same_tree(a: &Path, b: &Path) {
             std::fs::read(b.join(rel)).unwrap(),
             "{rel} differs after the round trip"
         );
-    }
-}
-
-/// Sleeps until the system clock (the store's clock) is past `t`.
-fn sleep_until_past(t: Timestamp) {
-    loop {
-        let now = SystemClock.now();
-        if now > t {
-            return;
-        }
-        let wait = (t.unix_millis() - now.unix_millis()).max(0) as u64 + 20;
-        std::thread::sleep(std::time::Duration::from_millis(wait));
     }
 }
 
@@ -367,21 +272,8 @@ fn pilot(package: &str, run: &dyn Fn(&[&str]) -> Json, raw: &dyn Fn(&[&str]) -> 
     assert_eq!(status["active_holds"], 0);
 
     let history = run(&["retention", "history", package]);
+    assert_eq!(event_types(&history), PILOT_HISTORY);
     let history = history.as_array().unwrap();
-    let types: Vec<&str> = history
-        .iter()
-        .map(|e| e["type"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        types,
-        [
-            "v1.retention.default_applied",
-            "v1.retention.extended",
-            "v1.retention.hold_applied",
-            "v1.retention.hold_released",
-            "v1.retention.deletion_eligible",
-        ]
-    );
     let events = run(&["events", "--package", package]);
     let from_log: Vec<&Json> = events
         .as_array()
@@ -409,19 +301,18 @@ fn pilot_round_trip_gc_verify_and_fsck_on_the_s3_backend_locally_and_over_http()
     assert_eq!(readiness["ok"], Json::Bool(true), "{readiness}");
 
     // --- Embedded CLI, blobs in S3 ---------------------------------------------------------
-    let src = sample_tree(cli.work(), "guide-board-run", 1);
-    let pushed = cli.json(&[
-        "push",
+    let src = sample_tree_seeded(cli.work(), "guide-board-run", 1);
+    let pushed = cli.json(&push_args(
         src.to_str().unwrap(),
-        "--name",
         "guide-board",
-        "--version",
         "2026.11.23-1",
-        "--class",
-        "release-evidence",
-        "--label",
-        "git.commit=3f2a9c1",
-    ]);
+        &[
+            "--class",
+            "release-evidence",
+            "--label",
+            "git.commit=3f2a9c1",
+        ],
+    ));
     let pilot_id = pushed["package_id"].as_str().unwrap().to_owned();
     let package = "guide-board@2026.11.23-1";
     let manifest = cli.json(&["manifest", package]);
@@ -448,17 +339,13 @@ fn pilot_round_trip_gc_verify_and_fsck_on_the_s3_backend_locally_and_over_http()
     );
 
     // A second, live package that shares style.css and empty.log with the pilot.
-    let other_src = sample_tree(cli.work(), "other-run", 2);
-    cli.json(&[
-        "push",
+    let other_src = sample_tree_seeded(cli.work(), "other-run", 2);
+    cli.json(&push_args(
         other_src.to_str().unwrap(),
-        "--name",
         "other",
-        "--version",
         "1",
-        "--class",
-        "permanent-record",
-    ]);
+        &["--class", "permanent-record"],
+    ));
     let other_blobs = manifest_blobs(&cli.json(&["manifest", "other@1"]));
 
     pilot(package, &|args| cli.json(args), &|args| cli.ok(args));
@@ -522,19 +409,15 @@ fn pilot_round_trip_gc_verify_and_fsck_on_the_s3_backend_locally_and_over_http()
 
     // --- The same store served over HTTP --------------------------------------------------
     let server = cli.serve();
-    let http_src = sample_tree(cli.work(), "http-run", 3);
+    let http_src = sample_tree_seeded(cli.work(), "http-run", 3);
     let pushed = cli.remote_json(
         &server,
-        &[
-            "push",
+        &push_args(
             http_src.to_str().unwrap(),
-            "--name",
             "guide-board",
-            "--version",
             "2026.11.24-1",
-            "--class",
-            "release-evidence",
-        ],
+            &["--class", "release-evidence"],
+        ),
     );
     let http_package = "guide-board@2026.11.24-1";
     let http_blobs = manifest_blobs(&cli.remote_json(&server, &["manifest", http_package]));
@@ -572,15 +455,8 @@ fn bad_s3_settings_fail_at_start_up_and_readyz_follows_the_s3_server() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let mut weed = runtime.block_on(seaweed::SeaweedFs::start());
     let cli = S3Cli::new(weed.target(), runtime, "readyz");
-    let src = sample_tree(cli.work(), "run", 4);
-    cli.json(&[
-        "push",
-        src.to_str().unwrap(),
-        "--name",
-        "r",
-        "--version",
-        "1",
-    ]);
+    let src = sample_tree_seeded(cli.work(), "run", 4);
+    cli.json(&push_args(src.to_str().unwrap(), "r", "1", &[]));
     let head = cli.json(&["audit", "verify"]);
 
     let wrong_secret = cli.fails(
@@ -604,14 +480,7 @@ fn bad_s3_settings_fail_at_start_up_and_readyz_follows_the_s3_server() {
     let dead = cli.config_with("endpoint", &format!("\"http://127.0.0.1:{dead_port}\""));
     let unreachable = cli.fails(
         cli.command().env("ARTIFACTSTORE_CONFIG", &dead),
-        &[
-            "push",
-            src.to_str().unwrap(),
-            "--name",
-            "r",
-            "--version",
-            "2",
-        ],
+        &push_args(src.to_str().unwrap(), "r", "2", &[]),
     );
     assert!(
         unreachable.contains("cannot reach the S3 endpoint"),

@@ -9,14 +9,12 @@
 //! measured by an uninterrupted run first, so the kills spread over start-up, hashing, writing,
 //! fsync, the catalog transaction and exit. No assertion depends on timing.
 
-mod harness;
-
 use std::collections::BTreeMap;
 use std::os::unix::process::ExitStatusExt as _;
 use std::time::{Duration, Instant};
 
+use crate::kit::{Rng, Source, Store, push_args, sleep_until_past};
 use artifact_core::time::Timestamp;
-use harness::{Rng, Source, Store, sleep_until_past};
 
 const ITERATIONS: usize = 18;
 
@@ -207,14 +205,7 @@ fn kill_during_creation_of_a_package_of_many_small_files() {
             let calibration = Source::write(store.work().join("calibration"), files);
             span = timed(
                 &store,
-                &[
-                    "push",
-                    calibration.dir.to_str().unwrap(),
-                    "--name",
-                    "calibration",
-                    "--version",
-                    "1",
-                ],
+                &push_args(calibration.dir.to_str().unwrap(), "calibration", "1", &[]),
             );
         }
         let context = format!("package {i}");
@@ -250,16 +241,12 @@ fn kill_during_retention_sweep() {
             let files = BTreeMap::from([(format!("{class}.bin"), rng.bytes(2048))]);
             let source = Source::write(store.work().join(format!("sweep-{i}-{n}")), files);
             let version = format!("{i}.{n}");
-            let pushed = store.json(&[
-                "push",
+            let pushed = store.json(&push_args(
                 source.dir.to_str().unwrap(),
-                "--name",
                 "swept",
-                "--version",
                 &version,
-                "--class",
-                class,
-            ]);
+                &["--class", class],
+            ));
             let package = pushed["package_id"].as_str().unwrap().to_owned();
             if class == "ephemeral" {
                 let expires: Timestamp = pushed["expires_at"].as_str().unwrap().parse().unwrap();
@@ -329,16 +316,12 @@ fn kill_during_gc() {
             files.insert("shared.bin".to_owned(), shared.clone());
             let source = Source::write(store.work().join(format!("gc-{i}-{n}")), files);
             let version = format!("{i}.{n}");
-            let pushed = store.json(&[
-                "push",
+            let pushed = store.json(&push_args(
                 source.dir.to_str().unwrap(),
-                "--name",
                 "collected",
-                "--version",
                 &version,
-                "--class",
-                class,
-            ]);
+                &["--class", class],
+            ));
             let package = pushed["package_id"].as_str().unwrap().to_owned();
             if n == 0 {
                 live.push((package, source));
@@ -473,14 +456,7 @@ fn kill_server_during_upload() {
             let status = remote(
                 &store,
                 &server.base,
-                &[
-                    "push",
-                    calibration.dir.to_str().unwrap(),
-                    "--name",
-                    "cal",
-                    "--version",
-                    "1",
-                ],
+                &push_args(calibration.dir.to_str().unwrap(), "cal", "1", &[]),
             )
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())

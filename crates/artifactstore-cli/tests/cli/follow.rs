@@ -2,8 +2,6 @@
 //! started — here by another process — is printed once, in order, filtered by type (the
 //! store's one follow stream locally, the SSE stream remotely).
 
-mod harness;
-
 use std::io::{BufRead as _, BufReader};
 use std::process::{Child, Stdio};
 use std::sync::mpsc;
@@ -11,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::Value as Json;
 
-use harness::Store;
+use crate::kit::Store;
 
 /// Reads JSON lines from `child`'s stdout on a thread.
 fn lines(child: &mut Child) -> mpsc::Receiver<Json> {
@@ -29,18 +27,9 @@ fn lines(child: &mut Child) -> mpsc::Receiver<Json> {
 }
 
 fn push(store: &Store, name: &str, version: &str) {
-    let src = store.work().join(format!("src-{name}-{version}"));
-    std::fs::create_dir_all(&src).unwrap();
     // A multi-byte path, so the SSE reader must keep characters whole across chunks.
-    std::fs::write(src.join("résumé-✓.txt"), format!("{name} {version}")).unwrap();
-    store.ok(&[
-        "push",
-        src.to_str().unwrap(),
-        "--name",
-        name,
-        "--version",
-        version,
-    ]);
+    let content = format!("{name} {version}");
+    store.push_files(name, version, &[("résumé-✓.txt", content.as_bytes())]);
 }
 
 #[test]

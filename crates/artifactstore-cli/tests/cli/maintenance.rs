@@ -1,12 +1,10 @@
 //! `artifactstore verify`, `fsck` and `gc` through the real binary (SPEC §5), and the server's
 //! scheduled GC and scrub (`[gc]`, `[verify]` in the configuration).
 
-mod harness;
-
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use harness::{Rng, Source, Store, sleep_until_past};
+use crate::kit::{Rng, Source, Store, push_args, sleep_until_past};
 use serde_json::Value as Json;
 
 /// Configuration for stores whose `ephemeral` packages expire while the test runs (sweeps
@@ -48,14 +46,7 @@ fn verify_finds_a_flipped_byte_reads_fail_and_fsck_reports_it() {
             ("good.bin".to_owned(), good.clone()),
         ]),
     );
-    let pushed = store.json(&[
-        "push",
-        source.dir.to_str().unwrap(),
-        "--name",
-        "scrubbed",
-        "--version",
-        "1",
-    ]);
+    let pushed = store.push_dir(&source.dir, "scrubbed", "1");
     let package = pushed["package_id"].as_str().unwrap().to_owned();
     let clean = store.json(&["verify"]);
     assert_eq!(clean["ok"], true);
@@ -137,14 +128,7 @@ fn sampled_and_rate_limited_verify() {
         .map(|i| (format!("f{i}"), rng.bytes(2_000)))
         .collect();
     let source = Source::write(store.work().join("src"), files);
-    store.json(&[
-        "push",
-        source.dir.to_str().unwrap(),
-        "--name",
-        "many",
-        "--version",
-        "1",
-    ]);
+    store.push_dir(&source.dir, "many", "1");
     let blobs = 100; // 99 files and the manifest
     // p = 0.5 over 100 blobs: none or all has probability 2^-99.
     let head = store.head_seq();
@@ -190,16 +174,12 @@ fn gc_dry_run_matches_the_real_run_and_keeps_shared_blobs() {
             (format!("only-{n}.bin"), rng.bytes(5_000)),
         ]);
         let source = Source::write(store.work().join(format!("p{n}")), files);
-        let pushed = store.json(&[
-            "push",
+        let pushed = store.json(&push_args(
             source.dir.to_str().unwrap(),
-            "--name",
             "p",
-            "--version",
             &n.to_string(),
-            "--class",
-            class,
-        ]);
+            &["--class", class],
+        ));
         if n == 0 {
             expires_0 = pushed["expires_at"].as_str().unwrap().parse().unwrap();
         }
@@ -250,16 +230,12 @@ fn gc_dry_run_matches_the_real_run_and_keeps_shared_blobs() {
         dest.display()
     );
     // Pushing it again does not pretend it exists: a name and version are never reused.
-    let (_, _, stderr) = store.fails(&[
-        "push",
+    let (_, _, stderr) = store.fails(&push_args(
         sources[0].1.dir.to_str().unwrap(),
-        "--name",
         "p",
-        "--version",
         "0",
-        "--class",
-        "ephemeral",
-    ]);
+        &["--class", "ephemeral"],
+    ));
     assert!(stderr.contains("purged"), "{stderr}");
     store.assert_consistent("after gc");
 }
@@ -290,16 +266,12 @@ fn server_runs_gc_and_a_sampled_scrub_on_their_schedules() {
     for (n, class) in [(0, "ephemeral"), (1, "build-cache")] {
         let files = BTreeMap::from([(format!("f{n}.bin"), rng.bytes(4_000))]);
         let source = Source::write(store.work().join(format!("s{n}")), files);
-        let created = store.json(&[
-            "push",
+        let created = store.json(&push_args(
             source.dir.to_str().unwrap(),
-            "--name",
             "scheduled",
-            "--version",
             &n.to_string(),
-            "--class",
-            class,
-        ]);
+            &["--class", class],
+        ));
         if n == 0 {
             expires_0 = created["expires_at"].as_str().unwrap().parse().unwrap();
         }

@@ -5,91 +5,12 @@
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::os::unix::process::CommandExt as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 use serde_json::Value as Json;
 
-struct Cli {
-    data_dir: PathBuf,
-    dir: tempfile::TempDir,
-}
-
-impl Cli {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let cli = Cli {
-            data_dir: dir.path().join("data"),
-            dir,
-        };
-        cli.ok(&["init"]);
-        cli
-    }
-
-    fn work(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_artifactstore"));
-        command
-            .arg("--data-dir")
-            .arg(&self.data_dir)
-            .args(args)
-            .env_remove("ARTIFACTSTORE_CONFIG")
-            .env("ARTIFACTSTORE_ACTOR", "ci-bot");
-        command
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.command(args).output().unwrap()
-    }
-
-    fn ok(&self, args: &[&str]) -> Vec<u8> {
-        checked_ok(self.run(args), args)
-    }
-
-    fn json(&self, args: &[&str]) -> Json {
-        let mut with_json = vec!["--json"];
-        with_json.extend_from_slice(args);
-        let stdout = self.ok(&with_json);
-        serde_json::from_slice(&stdout).unwrap()
-    }
-
-    /// Runs a command that must fail; returns its stderr.
-    fn fails(&self, args: &[&str]) -> String {
-        checked_fails(self.run(args), args)
-    }
-
-    fn head_seq(&self) -> i64 {
-        self.json(&["audit", "verify"])["head_seq"]
-            .as_i64()
-            .unwrap()
-    }
-
-    /// Pushes `files` (package path → bytes) as NAME@1.
-    fn push(&self, name: &str, files: &[(&str, &[u8])]) -> Json {
-        let src = self.work().join(format!("src-{name}"));
-        for (path, bytes) in files {
-            let path = src.join(path);
-            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-            std::fs::write(path, bytes).unwrap();
-        }
-        self.json(&[
-            "push",
-            src.to_str().unwrap(),
-            "--name",
-            name,
-            "--version",
-            "1",
-        ])
-    }
-
-    fn blob_path(&self, blake3: &str) -> PathBuf {
-        let hex = blake3.trim_start_matches("blake3:");
-        self.data_dir.join("blobs/blake3").join(&hex[..2]).join(hex)
-    }
-}
+use crate::kit::{Store, pattern};
 
 fn checked_ok(output: Output, args: &[&str]) -> Vec<u8> {
     assert!(
@@ -98,6 +19,11 @@ fn checked_ok(output: Output, args: &[&str]) -> Vec<u8> {
         String::from_utf8_lossy(&output.stderr)
     );
     output.stdout
+}
+
+/// Runs a command on `cli` that must fail with `artifactstore: …`; returns its stderr.
+fn fails(cli: &Store, args: &[&str]) -> String {
+    checked_fails(cli.run(args), args)
 }
 
 fn checked_fails(output: Output, args: &[&str]) -> String {
@@ -130,22 +56,16 @@ fn listing(dir: &Path) -> Vec<String> {
     out
 }
 
-fn pattern(len: usize, seed: u32) -> Vec<u8> {
-    (0..len as u32)
-        .map(|i| (i.wrapping_add(seed).wrapping_mul(2654435761) >> 13) as u8)
-        .collect()
-}
-
 // ----- blob get --output ----------------------------------------------------------------------
 
 /// Two `blob get -o` into the same directory at once (`out.one`, `out.two`: the old temp name
 /// `out.artifactstore-partial` was shared) each write exactly their own blob.
 #[test]
 fn concurrent_blob_gets_into_one_directory_each_write_their_own_blob() {
-    let cli = Cli::new();
+    let cli = Store::with_actor("ci-bot");
     let one = pattern(6 << 20, 1);
     let two = pattern(6 << 20, 2);
-    let pushed = cli.push("two", &[("one.bin", &one), ("two.bin", &two)]);
+    let pushed = cli.push_files("two", "1", &[("one.bin", &one), ("two.bin", &two)]);
     let manifest = cli.json(&["manifest", pushed["package_id"].as_str().unwrap()]);
     let digest = |path: &str| {
         manifest["files"]
@@ -187,9 +107,9 @@ fn concurrent_blob_gets_into_one_directory_each_write_their_own_blob() {
 /// A link planted at the old predictable temp name is neither followed nor touched.
 #[test]
 fn blob_get_output_never_writes_through_a_planted_link() {
-    let cli = Cli::new();
+    let cli = Store::with_actor("ci-bot");
     let bytes = pattern(100_000, 3);
-    let pushed = cli.push("one", &[("a.bin", &bytes)]);
+    let pushed = cli.push_files("one", "1", &[("a.bin", &bytes)]);
     let manifest = cli.json(&["manifest", pushed["package_id"].as_str().unwrap()]);
     let digest = manifest["files"][0]["blake3"].as_str().unwrap().to_owned();
     let out = cli.work().join("out");
@@ -216,13 +136,16 @@ fn blob_get_output_never_writes_through_a_planted_link() {
 
     // A corrupt blob: the output is not created and no temp file is left.
     std::fs::write(cli.blob_path(&digest), pattern(100_000, 4)).unwrap();
-    let stderr = cli.fails(&[
-        "blob",
-        "get",
-        &digest,
-        "-o",
-        out.join("bad.bin").to_str().unwrap(),
-    ]);
+    let stderr = fails(
+        &cli,
+        &[
+            "blob",
+            "get",
+            &digest,
+            "-o",
+            out.join("bad.bin").to_str().unwrap(),
+        ],
+    );
     assert!(stderr.contains("corrupt"), "{stderr}");
     assert_eq!(listing(&out), ["got.artifactstore-partial", "got.bin"]);
 }
@@ -233,8 +156,8 @@ fn blob_get_output_never_writes_through_a_planted_link() {
 /// file it points to keeps its bytes and `x` is written.
 #[test]
 fn pull_never_writes_through_a_link_planted_at_a_temp_name() {
-    let cli = Cli::new();
-    cli.push("p", &[("x", b"package bytes")]);
+    let cli = Store::with_actor("ci-bot");
+    cli.push_files("p", "1", &[("x", b"package bytes")]);
     let dest = cli.work().join("dest");
     std::fs::create_dir(&dest).unwrap();
     let victim = cli.work().join("victim.txt");
@@ -251,8 +174,8 @@ fn pull_never_writes_through_a_link_planted_at_a_temp_name() {
 /// is written; nothing appears where it points.
 #[test]
 fn pull_refuses_a_symlinked_directory_inside_dest() {
-    let cli = Cli::new();
-    cli.push("p", &[("a.txt", b"a"), ("sub/b.txt", b"b")]);
+    let cli = Store::with_actor("ci-bot");
+    cli.push_files("p", "1", &[("a.txt", b"a"), ("sub/b.txt", b"b")]);
     let dest = cli.work().join("dest");
     let outside = cli.work().join("outside");
     std::fs::create_dir_all(&dest).unwrap();
@@ -265,7 +188,7 @@ fn pull_refuses_a_symlinked_directory_inside_dest() {
         if force {
             args.push("--force");
         }
-        let stderr = cli.fails(&args);
+        let stderr = fails(&cli, &args);
         assert!(stderr.contains("symbolic link"), "{stderr}");
         assert!(
             stderr.contains(&dest.join("sub").display().to_string()),
@@ -290,14 +213,14 @@ fn pull_refuses_a_symlinked_directory_inside_dest() {
 /// where it pointed).
 #[test]
 fn pull_treats_a_dangling_link_as_an_existing_file() {
-    let cli = Cli::new();
-    cli.push("p", &[("a.txt", b"a"), ("b.txt", b"b")]);
+    let cli = Store::with_actor("ci-bot");
+    cli.push_files("p", "1", &[("a.txt", b"a"), ("b.txt", b"b")]);
     let dest = cli.work().join("dest");
     std::fs::create_dir(&dest).unwrap();
     let nowhere = cli.work().join("nowhere.txt");
     std::os::unix::fs::symlink(&nowhere, dest.join("b.txt")).unwrap();
 
-    let stderr = cli.fails(&["pull", "p@1", dest.to_str().unwrap()]);
+    let stderr = fails(&cli, &["pull", "p@1", dest.to_str().unwrap()]);
     assert!(
         stderr.contains("already exist") && stderr.contains("b.txt"),
         "{stderr}"
@@ -316,7 +239,7 @@ fn pull_treats_a_dangling_link_as_an_existing_file() {
 /// `.x.artifactstore-partial`, and a 255-byte file name (the old temp name added 23 bytes).
 #[test]
 fn pull_writes_every_file_whatever_its_name() {
-    let cli = Cli::new();
+    let cli = Store::with_actor("ci-bot");
     let long = "n".repeat(251) + ".bin";
     assert_eq!(long.len(), 255);
     let long_path = format!("deep/{long}");
@@ -326,7 +249,7 @@ fn pull_writes_every_file_whatever_its_name() {
         (&long, b"long name"),
         (&long_path, b"long name, nested"),
     ];
-    let pushed = cli.push("p", &files);
+    let pushed = cli.push_files("p", "1", &files);
     assert_eq!(pushed["file_count"], 4);
     let dest = cli.work().join("dest");
     let pulled = cli.json(&["pull", "p@1", dest.to_str().unwrap()]);
@@ -349,9 +272,10 @@ fn pull_writes_every_file_whatever_its_name() {
 /// partial or temp file, and not the files it had already fetched either.
 #[test]
 fn a_failed_pull_leaves_dest_as_it_was() {
-    let cli = Cli::new();
-    let pushed = cli.push(
+    let cli = Store::with_actor("ci-bot");
+    let pushed = cli.push_files(
         "p",
+        "1",
         &[
             ("a/first.bin", &pattern(50_000, 5)),
             ("b.bin", &pattern(70_000, 6)),
@@ -365,7 +289,7 @@ fn a_failed_pull_leaves_dest_as_it_was() {
     std::fs::create_dir(&dest).unwrap();
     std::fs::write(dest.join("keep.txt"), b"mine").unwrap();
 
-    let stderr = cli.fails(&["pull", "p@1", dest.to_str().unwrap()]);
+    let stderr = fails(&cli, &["pull", "p@1", dest.to_str().unwrap()]);
     assert!(
         stderr.contains("corrupt") && stderr.contains("b.bin"),
         "{stderr}"
@@ -417,7 +341,7 @@ fn make_writable(dir: &Path) {
 
 /// The read-only commands against `data_dir`, run as a user who cannot write it; returns the
 /// verified head seq.
-fn read_only_commands_work(cli: &Cli, data_dir: &Path, writable: &Path) -> i64 {
+fn read_only_commands_work(cli: &Store, data_dir: &Path, writable: &Path) -> u64 {
     let run = |args: &[&str]| {
         let mut command = cli.command(args);
         command.arg("--data-dir").arg(data_dir);
@@ -454,7 +378,7 @@ fn read_only_commands_work(cli: &Cli, data_dir: &Path, writable: &Path) -> i64 {
             || stderr.contains("Permission denied"),
         "{stderr}"
     );
-    audit["head_seq"].as_i64().unwrap()
+    audit["head_seq"].as_u64().unwrap()
 }
 
 /// `show`, `audit verify`, `pull` and the other read-only commands work on a catalog whose
@@ -463,8 +387,8 @@ fn read_only_commands_work(cli: &Cli, data_dir: &Path, writable: &Path) -> i64 {
 /// command fails with a clear error; neither changes anything.
 #[test]
 fn read_only_commands_work_on_a_catalog_this_process_cannot_write() {
-    let cli = Cli::new();
-    cli.push("p", &[("a.txt", b"alpha")]);
+    let cli = Store::with_actor("ci-bot");
+    cli.push_files("p", "1", &[("a.txt", b"alpha")]);
     let head = cli.head_seq();
     // Others may enter the work directory; a writable place for pulls.
     chmod(cli.work(), 0o755);
@@ -524,8 +448,8 @@ fn copy_tree(from: &Path, to: &Path) {
 /// busy_timeout` (here 0), not a configuration error, and changes nothing.
 #[test]
 fn a_locked_catalog_says_so_and_reads_still_work() {
-    let cli = Cli::new();
-    cli.push("p", &[("a.txt", b"alpha")]);
+    let cli = Store::with_actor("ci-bot");
+    cli.push_files("p", "1", &[("a.txt", b"alpha")]);
     let head = cli.head_seq();
     std::fs::write(
         cli.data_dir.join("config.toml"),
@@ -550,7 +474,10 @@ fn a_locked_catalog_says_so_and_reads_still_work() {
     let show = cli.json(&["show", "p@1"]);
     assert_eq!(show["name"], "p");
     assert_eq!(cli.head_seq(), head);
-    let stderr = cli.fails(&["retention", "hold", "p@1", "--reason", "while locked"]);
+    let stderr = fails(
+        &cli,
+        &["retention", "hold", "p@1", "--reason", "while locked"],
+    );
     assert!(stderr.contains("locked by another process"), "{stderr}");
     assert!(!stderr.contains("configuration"), "{stderr}");
 
@@ -569,8 +496,8 @@ fn a_locked_catalog_says_so_and_reads_still_work() {
 /// name of the uid (as `id -un` reports it), not `local:unknown`.
 #[test]
 fn the_default_actor_is_the_os_user_when_user_is_unset() {
-    let cli = Cli::new();
-    cli.push("p", &[("a.txt", b"alpha")]);
+    let cli = Store::with_actor("ci-bot");
+    cli.push_files("p", "1", &[("a.txt", b"alpha")]);
     let output = cli
         .command(&["--json", "retention", "hold", "p@1", "--reason", "who am i"])
         .env_remove("ARTIFACTSTORE_ACTOR")
@@ -590,14 +517,14 @@ fn the_default_actor_is_the_os_user_when_user_is_unset() {
 /// duration.
 #[test]
 fn gc_accepts_a_zero_grace() {
-    let cli = Cli::new();
-    cli.push("p", &[("a.txt", b"alpha")]);
+    let cli = Store::with_actor("ci-bot");
+    cli.push_files("p", "1", &[("a.txt", b"alpha")]);
     let head = cli.head_seq();
     for grace in ["0s", "0"] {
         let report = cli.json(&["gc", "--grace", grace, "--dry-run"]);
         assert_eq!(report["dry_run"], true, "{grace}");
     }
-    let stderr = cli.fails(&["gc", "--grace", "2y", "--dry-run"]);
+    let stderr = fails(&cli, &["gc", "--grace", "2y", "--dry-run"]);
     assert!(stderr.contains("not a duration"), "{stderr}");
     std::fs::write(cli.data_dir.join("config.toml"), "[gc]\ngrace = \"0\"\n").unwrap();
     cli.json(&["gc", "--dry-run"]);
