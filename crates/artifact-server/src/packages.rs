@@ -140,7 +140,6 @@ async fn create(
         )));
     };
     let created = state.store().create_package(&actor, &manifest).await?;
-    if created.created {}
     let mut value = created.package.to_value(&created.retention);
     if let Value::Map(map) = &mut value {
         map.insert(

@@ -209,6 +209,5 @@ async fn sweep(
         .map(|t| parse_time(t, "as_of"))
         .transpose()?;
     let report = state.store().sweep(&actor, as_of).await?;
-    if !report.newly_eligible.is_empty() {}
     result_response(&artifact_core::results::SweepResult::from(&report))
 }
