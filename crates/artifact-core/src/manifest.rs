@@ -430,6 +430,36 @@ pub(crate) fn text_field<'a>(
     }
 }
 
+/// A media type guessed from a package path's extension (case-insensitive), for files whose
+/// producer gave none: the common web, text, archive and image types, `application/cbor`, and
+/// `application/octet-stream` for anything else.
+pub fn guess_media_type(path: &str) -> &'static str {
+    let extension = path
+        .rsplit('/')
+        .next()
+        .and_then(|name| name.rsplit_once('.'))
+        .map(|(_, e)| e.to_ascii_lowercase());
+    match extension.as_deref() {
+        Some("html" | "htm") => "text/html",
+        Some("txt" | "log") => "text/plain",
+        Some("md") => "text/markdown",
+        Some("css") => "text/css",
+        Some("csv") => "text/csv",
+        Some("js") => "text/javascript",
+        Some("json") => "application/json",
+        Some("xml") => "application/xml",
+        Some("pdf") => "application/pdf",
+        Some("zip") => "application/zip",
+        Some("gz" | "tgz") => "application/gzip",
+        Some("tar") => "application/x-tar",
+        Some("png") => "image/png",
+        Some("jpg" | "jpeg") => "image/jpeg",
+        Some("svg") => "image/svg+xml",
+        Some("cbor") => "application/cbor",
+        _ => "application/octet-stream",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -535,5 +565,14 @@ mod tests {
         }
         let err = Manifest::from_value(&value).unwrap_err();
         assert!(err.to_string().contains("unknown key `extra`"), "{err}");
+    }
+
+    #[test]
+    fn media_types_are_guessed_from_the_extension_of_the_file_name() {
+        assert_eq!(guess_media_type("report/index.HTML"), "text/html");
+        assert_eq!(guess_media_type("logs/build.log"), "text/plain");
+        assert_eq!(guess_media_type("dist/app.tar"), "application/x-tar");
+        assert_eq!(guess_media_type("v1.2/README"), "application/octet-stream");
+        assert_eq!(guess_media_type("noext"), "application/octet-stream");
     }
 }

@@ -18,6 +18,7 @@
 mod embedded;
 mod error;
 mod log_key;
+pub mod walk;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write as _};

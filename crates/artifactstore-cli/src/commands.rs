@@ -5,7 +5,7 @@
 
 use artifact_core::paging::{DEFAULT_EVENT_LIMIT, MAX_LIST_LIMIT};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context as _, anyhow, bail};
@@ -519,97 +519,6 @@ async fn shutdown_signal() {
     }
 }
 
-/// Guesses a media type from a file extension.
-fn media_type(path: &str) -> &'static str {
-    let extension = path.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
-    match extension.as_deref() {
-        Some("html" | "htm") => "text/html",
-        Some("txt" | "log") => "text/plain",
-        Some("md") => "text/markdown",
-        Some("css") => "text/css",
-        Some("csv") => "text/csv",
-        Some("js") => "text/javascript",
-        Some("json") => "application/json",
-        Some("xml") => "application/xml",
-        Some("pdf") => "application/pdf",
-        Some("zip") => "application/zip",
-        Some("gz" | "tgz") => "application/gzip",
-        Some("tar") => "application/x-tar",
-        Some("png") => "image/png",
-        Some("jpg" | "jpeg") => "image/jpeg",
-        Some("svg") => "image/svg+xml",
-        Some("cbor") => "application/cbor",
-        _ => "application/octet-stream",
-    }
-}
-
-/// Every regular file under the given paths, with its path inside the package.
-fn collect_files(paths: &[PathBuf]) -> anyhow::Result<BTreeMap<String, PathBuf>> {
-    fn walk(dir: &Path, prefix: &str, out: &mut Vec<(String, PathBuf)>) -> anyhow::Result<()> {
-        let mut entries: Vec<_> = std::fs::read_dir(dir)
-            .with_context(|| format!("cannot read directory {}", dir.display()))?
-            .collect::<Result<_, _>>()
-            .with_context(|| format!("cannot read directory {}", dir.display()))?;
-        entries.sort_by_key(|e| e.file_name());
-        for entry in entries {
-            let name = entry.file_name();
-            let name = name.to_str().ok_or_else(|| {
-                anyhow!("{} has a name that is not UTF-8", entry.path().display())
-            })?;
-            let package_path = if prefix.is_empty() {
-                name.to_owned()
-            } else {
-                format!("{prefix}/{name}")
-            };
-            let kind = entry.file_type()?;
-            if kind.is_symlink() {
-                bail!(
-                    "{} is a symbolic link; push the target itself (links are not stored)",
-                    entry.path().display()
-                );
-            } else if kind.is_dir() {
-                walk(&entry.path(), &package_path, out)?;
-            } else if kind.is_file() {
-                out.push((package_path, entry.path()));
-            } else {
-                bail!("{} is not a regular file", entry.path().display());
-            }
-        }
-        Ok(())
-    }
-    let mut found = Vec::new();
-    for path in paths {
-        let meta = std::fs::symlink_metadata(path)
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        if meta.is_dir() {
-            walk(path, "", &mut found)?;
-        } else if meta.is_file() {
-            let name = path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .ok_or_else(|| anyhow!("{} has no UTF-8 file name", path.display()))?;
-            found.push((name.to_owned(), path.clone()));
-        } else {
-            bail!("{} is not a regular file or directory", path.display());
-        }
-    }
-    let mut files = BTreeMap::new();
-    for (package_path, source) in found {
-        artifact_core::manifest::validate_path(&package_path)?;
-        if let Some(previous) = files.insert(package_path.clone(), source.clone()) {
-            bail!(
-                "two inputs map to the package path `{package_path}`: {} and {}",
-                previous.display(),
-                source.display()
-            );
-        }
-    }
-    if files.is_empty() {
-        bail!("nothing to push: the given paths hold no files");
-    }
-    Ok(files)
-}
-
 /// Streams a local file into the target as a blob (not yet recorded locally; recorded remotely).
 /// Files `push` sends at the same time.
 const PUSH_CONCURRENCY: usize = 8;
@@ -640,7 +549,7 @@ async fn push(target: &Target, args: PushArgs, json: bool) -> anyhow::Result<()>
     if let Target::Local { store, .. } = target {
         store.classes().period(&args.class)?;
     }
-    let files = collect_files(&args.paths)?;
+    let files = artifact_store_fs::walk::package_files(&args.paths)?;
 
     // Several files in flight: small files are bound by fsync (or request) latency, which
     // concurrent writers share instead of paying one after another. Results keep file order.
@@ -657,7 +566,7 @@ async fn push(target: &Target, args: PushArgs, json: bool) -> anyhow::Result<()>
             size: info.size,
             blake3: info.blake3,
             sha256: info.sha256,
-            media_type: Some(media_type(package_path).to_owned()),
+            media_type: Some(artifact_core::manifest::guess_media_type(package_path).to_owned()),
         })
         .collect();
     let manifest = Manifest {
