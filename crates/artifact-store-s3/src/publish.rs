@@ -12,7 +12,6 @@ use artifact_core::time::{Clock, Period, SystemClock};
 use artifact_core::{Error, Result};
 use async_trait::async_trait;
 use bytes::Bytes;
-use object_store::aws::AmazonS3;
 use tokio::sync::OnceCell;
 
 use crate::S3Options;
@@ -53,7 +52,6 @@ pub struct S3CheckpointSink {
 #[derive(Debug)]
 struct Inner {
     signed: SignedClient,
-    list: Arc<AmazonS3>,
     /// `<prefix>/checkpoints` (no trailing `/`).
     dir: String,
     lock: SinkLock,
@@ -90,7 +88,6 @@ impl S3CheckpointSink {
     pub fn new(options: S3Options, lock: SinkLock, retain: Period) -> Result<Self> {
         let signed = options.signed_client()?;
         let prefix = options.prefix().to_owned();
-        let store = options.build()?;
         let dir = if prefix.is_empty() {
             "checkpoints".to_owned()
         } else {
@@ -99,7 +96,6 @@ impl S3CheckpointSink {
         Ok(Self {
             inner: Arc::new(Inner {
                 signed,
-                list: store.object_store(),
                 dir,
                 lock,
                 retain,
@@ -115,7 +111,6 @@ impl S3CheckpointSink {
         Self {
             inner: Arc::new(Inner {
                 signed: inner.signed.clone(),
-                list: Arc::clone(&inner.list),
                 dir: inner.dir.clone(),
                 lock: inner.lock,
                 retain: inner.retain,

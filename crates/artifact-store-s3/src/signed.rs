@@ -51,8 +51,6 @@ impl LockMode {
 pub struct BucketLock {
     /// `ObjectLockEnabled` is `Enabled`.
     pub enabled: bool,
-    /// The default retention rule, if the bucket has one: its mode and period in days.
-    pub default_retention: Option<(LockMode, u32)>,
 }
 
 /// What a conditional create found.
@@ -128,43 +126,17 @@ impl SignedClient {
 
     /// The bucket's Object Lock configuration; `enabled: false` when it has none.
     pub async fn bucket_lock(&self) -> Result<BucketLock> {
-        let answer = self
-            .send(
-                Method::GET,
-                None,
-                "object-lock",
-                HeaderMap::new(),
-                Bytes::new(),
-            )
-            .await?;
+        let answer = self.bodiless(Method::GET, None, "object-lock").await?;
         let body = String::from_utf8_lossy(&answer.body);
         if answer.status == StatusCode::NOT_FOUND
             && (body.contains("ObjectLockConfigurationNotFound")
                 || body.contains("NoSuchObjectLockConfiguration"))
         {
-            return Ok(BucketLock {
-                enabled: false,
-                default_retention: None,
-            });
+            return Ok(BucketLock { enabled: false });
         }
         answer.ok("read the Object Lock configuration of", &self.bucket)?;
-        let enabled = xml_text(&body, "ObjectLockEnabled") == Some("Enabled");
-        let default_retention =
-            xml_text(&body, "Mode")
-                .and_then(LockMode::parse)
-                .and_then(|mode| {
-                    let days = xml_text(&body, "Days")
-                        .and_then(|d| d.parse::<u32>().ok())
-                        .or_else(|| {
-                            xml_text(&body, "Years")
-                                .and_then(|y| y.parse::<u32>().ok())
-                                .map(|y| y.saturating_mul(365))
-                        })?;
-                    Some((mode, days))
-                });
         Ok(BucketLock {
-            enabled,
-            default_retention,
+            enabled: xml_text(&body, "ObjectLockEnabled") == Some("Enabled"),
         })
     }
 
@@ -226,10 +198,8 @@ impl SignedClient {
     /// The version id of the current version of `key` (`HEAD`); `Ok(None)` when there is no
     /// object, `Ok(Some(None))` when the bucket is not versioned.
     pub async fn version_id(&self, key: &str) -> Result<Option<Option<String>>> {
-        let answer = self
-            .send(Method::HEAD, Some(key), "", HeaderMap::new(), Bytes::new())
-            .await?;
-        if answer.status == StatusCode::NOT_FOUND {
+        let answer = self.bodiless(Method::HEAD, Some(key), "").await?;
+        if answer.no_such_object() {
             return Ok(None);
         }
         answer.ok("stat", key)?;
@@ -238,10 +208,8 @@ impl SignedClient {
 
     /// GETs the object under `key`; `None` if there is none.
     pub async fn get(&self, key: &str) -> Result<Option<Bytes>> {
-        let answer = self
-            .send(Method::GET, Some(key), "", HeaderMap::new(), Bytes::new())
-            .await?;
-        if answer.status == StatusCode::NOT_FOUND {
+        let answer = self.bodiless(Method::GET, Some(key), "").await?;
+        if answer.no_such_object() {
             return Ok(None);
         }
         answer.ok("read", key)?;
@@ -251,15 +219,7 @@ impl SignedClient {
     /// The retention of the current version of `key` (`GET ?retention`): mode and
     /// retain-until; `None` when it has none.
     pub async fn retention(&self, key: &str) -> Result<Option<(LockMode, String)>> {
-        let answer = self
-            .send(
-                Method::GET,
-                Some(key),
-                "retention",
-                HeaderMap::new(),
-                Bytes::new(),
-            )
-            .await?;
+        let answer = self.bodiless(Method::GET, Some(key), "retention").await?;
         let body = String::from_utf8_lossy(&answer.body);
         if answer.status == StatusCode::NOT_FOUND && body.contains("NoSuchObjectLockConfiguration")
         {
@@ -284,9 +244,7 @@ impl SignedClient {
                     encode_query(version)?
                 ));
             }
-            let answer = self
-                .send(Method::GET, None, &query, HeaderMap::new(), Bytes::new())
-                .await?;
+            let answer = self.bodiless(Method::GET, None, &query).await?;
             answer.ok("list the versions under", prefix)?;
             let body = String::from_utf8_lossy(&answer.body).into_owned();
             for (tag, delete_marker) in [("Version", false), ("DeleteMarker", true)] {
@@ -339,16 +297,8 @@ impl SignedClient {
     /// GETs one version of `key`; `None` if there is no such version.
     pub async fn get_version(&self, key: &str, version_id: &str) -> Result<Option<Bytes>> {
         let query = format!("versionId={}", encode_query(version_id)?);
-        let answer = self
-            .send(
-                Method::GET,
-                Some(key),
-                &query,
-                HeaderMap::new(),
-                Bytes::new(),
-            )
-            .await?;
-        if answer.status == StatusCode::NOT_FOUND {
+        let answer = self.bodiless(Method::GET, Some(key), &query).await?;
+        if answer.no_such_object() {
             return Ok(None);
         }
         answer.ok("read a version of", key)?;
@@ -392,15 +342,7 @@ impl SignedClient {
     /// has none.
     pub async fn legal_hold(&self, key: &str, version_id: Option<&str>) -> Result<bool> {
         let query = with_version("legal-hold", version_id)?;
-        let answer = self
-            .send(
-                Method::GET,
-                Some(key),
-                &query,
-                HeaderMap::new(),
-                Bytes::new(),
-            )
-            .await?;
+        let answer = self.bodiless(Method::GET, Some(key), &query).await?;
         let body = String::from_utf8_lossy(&answer.body);
         if answer.status == StatusCode::NOT_FOUND
             && (body.contains("NoSuchObjectLegalHold")
@@ -441,16 +383,14 @@ impl SignedClient {
             .map(|v| encode_query(v).map(|v| format!("versionId={v}")))
             .transpose()?
             .unwrap_or_default();
-        let answer = self
-            .send(
-                Method::DELETE,
-                Some(key),
-                &query,
-                HeaderMap::new(),
-                Bytes::new(),
-            )
-            .await?;
+        let answer = self.bodiless(Method::DELETE, Some(key), &query).await?;
         Ok(answer.status)
+    }
+
+    /// A request without headers or body of its own.
+    async fn bodiless(&self, method: Method, key: Option<&str>, query: &str) -> Result<Answer> {
+        self.send(method, key, query, HeaderMap::new(), Bytes::new())
+            .await
     }
 
     async fn send(
@@ -532,6 +472,13 @@ struct Answer {
 }
 
 impl Answer {
+    /// A 404 for the object (or version), not for the bucket: a wrong bucket name is an
+    /// error, never "nothing published".
+    fn no_such_object(&self) -> bool {
+        self.status == StatusCode::NOT_FOUND
+            && !String::from_utf8_lossy(&self.body).contains("NoSuchBucket")
+    }
+
     fn header(&self, name: &str) -> Option<String> {
         self.headers
             .get(name)

@@ -45,6 +45,13 @@ async fn retention_extends_never_shortens_and_legal_holds_block_deletes() {
             .expect("lock configuration")
             .enabled
     );
+    // A bucket that does not exist is an error, never "no such object".
+    let missing = client(&weed, "no-such-bucket");
+    let error = missing
+        .get("checkpoints/1.checkpoint")
+        .await
+        .expect_err("a missing bucket is not an empty one");
+    assert!(error.to_string().contains("NoSuchBucket"), "{error}");
 
     // A create-only PUT under COMPLIANCE: the version is locked, a second create is refused.
     let key = "blobs/one";
