@@ -12,7 +12,7 @@
 
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
-use crate::catalog::RetentionStatus;
+use crate::catalog::{BlobRecord, PackageRecord, RetentionStatus, TokenRecord};
 use crate::cbor::Value;
 use crate::log_facts::Refusal;
 use crate::maintenance::{FsckReport, GcReport, VerifyReport};
@@ -30,6 +30,14 @@ impl Dto for AuditResult {}
 impl Dto for TokenMintedResult {}
 impl Dto for RetentionStatusResult {}
 impl Dto for ExplainResult {}
+impl Dto for PackageViewResult {}
+impl Dto for PackagePageResult {}
+impl Dto for TokenResult {}
+impl Dto for Vec<TokenResult> {}
+impl Dto for BlobResult {}
+impl Dto for HoldAppliedResult {}
+impl Dto for RebuildViewsResult {}
+impl Dto for crate::tlog::Receipt {}
 
 /// A DTO that did not encode into the data model (e.g. a number beyond ±(2^53−1)).
 #[derive(Debug, thiserror::Error)]
@@ -466,6 +474,139 @@ impl From<&Explanation> for ExplainResult {
     }
 }
 
+/// `GET /packages/{pkg}`, `show`, `retention status`: a package with its retention state.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PackageViewResult {
+    /// Its retention state (the members of [`RetentionStatusResult`], at the top level).
+    #[serde(flatten)]
+    pub retention: RetentionStatusResult,
+    /// Name.
+    pub name: String,
+    /// Version.
+    pub version: String,
+    /// When it was created (RFC 3339).
+    pub created_at: String,
+    /// The `v1.package.created` event.
+    pub created_seq: u64,
+    /// Who created it.
+    pub created_by: String,
+    /// Number of files.
+    pub file_count: u64,
+    /// Sum of file sizes.
+    pub total_size: u64,
+    /// Labels.
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// The `v1.package.purged` event, once purged.
+    pub purged_seq: Option<u64>,
+}
+
+impl PackageViewResult {
+    /// The view of `record` with its retention state.
+    pub fn new(record: &PackageRecord, retention: &RetentionStatus) -> Self {
+        PackageViewResult {
+            retention: RetentionStatusResult::from(retention),
+            name: record.name.clone(),
+            version: record.version.clone(),
+            created_at: record.created_at.to_string(),
+            created_seq: record.created_seq,
+            created_by: record.actor.clone(),
+            file_count: record.file_count,
+            total_size: record.total_size,
+            labels: record.labels.clone(),
+            purged_seq: record.purged_seq,
+        }
+    }
+
+    /// The package id.
+    pub fn package_id(&self) -> &str {
+        &self.retention.package_id
+    }
+}
+
+/// `GET /packages`: one page of packages.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PackagePageResult {
+    /// The packages, in creation order.
+    pub packages: Vec<PackageViewResult>,
+    /// The `after` of the next page, `null` on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// `GET /admin/tokens` (an array of these) and the answer of a revocation: a token's record,
+/// never the token itself.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenResult {
+    /// Token id (`tok-<seq>`).
+    pub token_id: String,
+    /// Who it authenticates.
+    pub principal: String,
+    /// The roles it grants.
+    pub roles: Vec<String>,
+    /// When it was minted (RFC 3339).
+    pub created_at: String,
+    /// When it expires (`null` = never).
+    pub expires_at: Option<String>,
+    /// Whether it was revoked.
+    pub revoked: bool,
+}
+
+impl From<&TokenRecord> for TokenResult {
+    fn from(record: &TokenRecord) -> Self {
+        TokenResult {
+            token_id: record.token_id.clone(),
+            principal: record.principal.clone(),
+            roles: record.roles.iter().map(|r| r.as_str().to_owned()).collect(),
+            created_at: record.created_at.to_string(),
+            expires_at: record.expires_at.map(|t| t.to_string()),
+            revoked: record.revoked_seq.is_some(),
+        }
+    }
+}
+
+/// The answer of a finished upload and of `blob put`: a recorded blob.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobResult {
+    /// `blake3:<hex>`.
+    pub blake3: String,
+    /// `sha256:<hex>`.
+    pub sha256: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Retrieval tier (`hot`, `cold`).
+    pub tier: String,
+    /// The `v1.blob.stored` event.
+    pub stored_seq: u64,
+    /// When it was recorded (RFC 3339).
+    pub stored_at: String,
+}
+
+impl From<&BlobRecord> for BlobResult {
+    fn from(record: &BlobRecord) -> Self {
+        BlobResult {
+            blake3: record.info.blake3.to_string(),
+            sha256: record.info.sha256.to_string(),
+            size: record.info.size,
+            tier: record.tier.as_str().to_owned(),
+            stored_seq: record.stored_seq,
+            stored_at: record.stored_at.to_string(),
+        }
+    }
+}
+
+/// `POST /packages/{pkg}/retention/holds`: the hold applied.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HoldAppliedResult {
+    /// The new hold's id.
+    pub hold_id: String,
+}
+
+/// `POST /admin/rebuild-views`: how many events the views were rebuilt from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RebuildViewsResult {
+    /// Events replayed.
+    pub events_replayed: u64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -725,5 +866,65 @@ mod tests {
             ..VerifyReport::default()
         };
         assert!(encode(&VerifyResult::from(&report)).is_err());
+    }
+
+    #[test]
+    fn package_token_and_blob_results_are_the_record_json() {
+        use crate::catalog::{BlobRecord, PackageRecord, TokenRecord};
+        let retention = RetentionStatus {
+            package_id: Blake3::of(b"p"),
+            retention_class: "build-cache".to_owned(),
+            default_period: "30d".to_owned(),
+            default_expires_at: Some(ymd(2026, 2, 1)),
+            current_expires_at: None,
+            active_holds: vec![],
+            eligible_for_deletion: false,
+            eligible_seq: None,
+            updated_seq: 1,
+        };
+        for (labels, purged_seq) in [
+            (std::collections::BTreeMap::new(), None),
+            (
+                std::collections::BTreeMap::from([("git".to_owned(), "abc".to_owned())]),
+                Some(9),
+            ),
+        ] {
+            let record = PackageRecord {
+                package_id: Blake3::of(b"p"),
+                name: "app".to_owned(),
+                version: "1.0".to_owned(),
+                retention_class: "build-cache".to_owned(),
+                created_at: ymd(2026, 1, 2),
+                created_seq: 1,
+                actor: "ci".to_owned(),
+                file_count: 2,
+                total_size: 1 << 40,
+                manifest_size: 300,
+                labels,
+                purged_seq,
+            };
+            let view = PackageViewResult::new(&record, &retention);
+            check(&view, &record.to_value(&retention));
+            assert_eq!(view.package_id(), Blake3::of(b"p").to_string());
+        }
+        let token = TokenRecord {
+            token_id: "tok-3".to_owned(),
+            token_sha256: "ab".repeat(32),
+            principal: "ci".to_owned(),
+            roles: [crate::auth::Role::Writer].into_iter().collect(),
+            created_seq: 3,
+            created_at: ymd(2026, 1, 2),
+            expires_at: Some(ymd(2027, 1, 1)),
+            revoked_seq: Some(5),
+        };
+        check(&TokenResult::from(&token), &token.to_value());
+        let blob = BlobRecord {
+            info: BlobInfo::of(b"blob"),
+            tier: crate::blob::Tier::Hot,
+            stored_seq: 2,
+            stored_at: ymd(2026, 1, 2),
+            deleting_seq: None,
+        };
+        check(&BlobResult::from(&blob), &blob.to_value());
     }
 }

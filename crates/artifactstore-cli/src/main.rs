@@ -7,9 +7,9 @@
 mod args;
 mod commands;
 mod files;
+mod local;
 mod output;
-mod remote;
-mod sse;
+mod pull;
 mod tlog;
 
 use std::process::ExitCode;

@@ -2,8 +2,10 @@
 
 use std::io::{IsTerminal as _, Write as _};
 
+use artifact_client::Progress;
 use artifact_core::cbor::Value;
 use artifact_core::event::Event;
+use artifact_core::results::{self, Dto, PackageViewResult, RetentionStatusResult, TokenResult};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 /// Transfers larger than this get a progress bar (on a terminal).
@@ -34,9 +36,14 @@ pub(crate) fn text(value: impl Into<String>) -> Value {
     Value::Text(value.into())
 }
 
-/// Human form of an expiry member of a value.
-pub(crate) fn expiry_of(value: &Value, key: &str) -> String {
-    field_expiry(value, key)
+/// Prints a typed result as one JCS document.
+pub(crate) fn print_result<T: Dto>(result: &T) -> anyhow::Result<()> {
+    print_json(&results::encode(result)?)
+}
+
+/// Human form of an expiry (`None` = permanent).
+pub(crate) fn expiry(at: Option<&str>) -> &str {
+    at.unwrap_or("never (permanent)")
 }
 
 /// Human size.
@@ -55,130 +62,84 @@ pub(crate) fn size(bytes: u64) -> String {
     }
 }
 
-fn field<'a>(value: &'a Value, key: &str) -> Option<&'a Value> {
-    value.as_map().and_then(|map| map.get(key))
+/// `-` for an absent number.
+fn or_dash(value: Option<u64>) -> String {
+    value.map_or_else(|| "-".to_owned(), |n| n.to_string())
 }
 
-fn field_text(value: &Value, key: &str) -> String {
-    match field(value, key) {
-        Some(Value::Text(text)) => text.clone(),
-        Some(Value::Int(n)) => n.to_string(),
-        Some(Value::Bool(b)) => b.to_string(),
-        Some(Value::Null) | None => "-".to_owned(),
-        Some(other) => artifact_core::jcs::to_jcs(other),
-    }
-}
-
-fn field_expiry(value: &Value, key: &str) -> String {
-    match field(value, key) {
-        Some(Value::Text(text)) => text.clone(),
-        _ => "never (permanent)".to_owned(),
-    }
-}
-
-/// Human form of a package value (`PackageRecord::to_value`: package + retention state).
-pub(crate) fn print_package(package: &Value) {
-    println!(
-        "{}@{}",
-        field_text(package, "name"),
-        field_text(package, "version")
-    );
-    println!("  package_id   {}", field_text(package, "package_id"));
+/// Human form of a package with its retention state.
+pub(crate) fn print_package(package: &PackageViewResult) {
+    println!("{}@{}", package.name, package.version);
+    println!("  package_id   {}", package.package_id());
     println!(
         "  created      {} by {} (seq {})",
-        field_text(package, "created_at"),
-        field_text(package, "created_by"),
-        field_text(package, "created_seq")
+        package.created_at, package.created_by, package.created_seq
     );
-    let total = field(package, "total_size")
-        .and_then(Value::as_i64)
-        .unwrap_or(0);
     println!(
         "  files        {} ({})",
-        field_text(package, "file_count"),
-        size(total.max(0) as u64)
+        package.file_count,
+        size(package.total_size)
     );
-    if let Some(Value::Map(labels)) = field(package, "labels") {
-        for (key, value) in labels {
-            println!(
-                "  label        {key}={}",
-                value.as_str().unwrap_or_default()
-            );
-        }
+    for (key, value) in &package.labels {
+        println!("  label        {key}={value}");
     }
-    print_retention(package);
-    if let Some(Value::Int(seq)) = field(package, "purged_seq") {
+    print_retention(&package.retention);
+    if let Some(seq) = package.purged_seq {
         println!("  purged       seq {seq}");
     }
 }
 
-/// Human form of a retention state value.
-pub(crate) fn print_retention(status: &Value) {
+/// Human form of a retention state.
+pub(crate) fn print_retention(status: &RetentionStatusResult) {
     println!(
         "  class        {} (default {})",
-        field_text(status, "retention_class"),
-        field_text(status, "default_period")
+        status.retention_class, status.default_period
     );
     println!(
         "  expires      {}",
-        field_expiry(status, "current_expires_at")
+        expiry(status.current_expires_at.as_deref())
     );
-    if field(status, "default_expires_at") != field(status, "current_expires_at") {
+    if status.default_expires_at != status.current_expires_at {
         println!(
             "  default      {}",
-            field_expiry(status, "default_expires_at")
+            expiry(status.default_expires_at.as_deref())
         );
     }
-    println!("  active holds {}", field_text(status, "active_holds"));
-    if let Some(Value::Array(holds)) = field(status, "holds") {
-        for hold in holds {
-            println!(
-                "    {} by {} at {} (seq {}): {}",
-                field_text(hold, "hold_id"),
-                field_text(hold, "actor"),
-                field_text(hold, "applied_at"),
-                field_text(hold, "applied_seq"),
-                field_text(hold, "reason")
-            );
-        }
+    println!("  active holds {}", status.active_holds);
+    for hold in &status.holds {
+        println!(
+            "    {} by {} at {} (seq {}): {}",
+            hold.hold_id, hold.actor, hold.applied_at, hold.applied_seq, hold.reason
+        );
     }
-    match field(status, "eligible_for_deletion") {
-        Some(Value::Bool(true)) => println!(
-            "  eligible     yes (seq {})",
-            field_text(status, "eligible_seq")
-        ),
-        _ => println!("  eligible     no"),
+    if status.eligible_for_deletion {
+        println!("  eligible     yes (seq {})", or_dash(status.eligible_seq));
+    } else {
+        println!("  eligible     no");
     }
 }
 
 /// One row of `ls`.
-pub(crate) fn print_package_row(package: &Value) {
-    let eligible = matches!(
-        field(package, "eligible_for_deletion"),
-        Some(Value::Bool(true))
-    );
-    let id = field_text(package, "package_id");
+pub(crate) fn print_package_row(package: &PackageViewResult) {
+    let id = package.package_id();
     println!(
         "{:<40}  {:<18}  {:<26}  {:<5}  {:<8}  {}",
-        format!(
-            "{}@{}",
-            field_text(package, "name"),
-            field_text(package, "version")
-        ),
-        field_text(package, "retention_class"),
-        field_expiry(package, "current_expires_at"),
-        field_text(package, "active_holds"),
-        if eligible { "yes" } else { "no" },
-        id.get(..19).unwrap_or(&id)
+        format!("{}@{}", package.name, package.version),
+        package.retention.retention_class,
+        expiry(package.retention.current_expires_at.as_deref()),
+        package.retention.active_holds,
+        if package.retention.eligible_for_deletion {
+            "yes"
+        } else {
+            "no"
+        },
+        id.get(..19).unwrap_or(id)
     );
 }
 
 /// The table of `admin token list`.
-pub(crate) fn print_tokens(tokens: &Value) {
-    let Some(items) = tokens.as_array() else {
-        return;
-    };
-    if items.is_empty() {
+pub(crate) fn print_tokens(tokens: &[TokenResult]) {
+    if tokens.is_empty() {
         println!("no minted tokens");
         return;
     }
@@ -186,37 +147,17 @@ pub(crate) fn print_tokens(tokens: &Value) {
         "{:<10}  {:<24}  {:<28}  {:<24}  {:<24}  revoked",
         "id", "principal", "roles", "created", "expires"
     );
-    for token in items {
-        let roles = match field(token, "roles") {
-            Some(Value::Array(roles)) => roles
-                .iter()
-                .filter_map(Value::as_str)
-                .collect::<Vec<_>>()
-                .join(","),
-            _ => "-".to_owned(),
-        };
+    for token in tokens {
         println!(
             "{:<10}  {:<24}  {:<28}  {:<24}  {:<24}  {}",
-            field_text(token, "token_id"),
-            field_text(token, "principal"),
-            roles,
-            field_text(token, "created_at"),
-            match field(token, "expires_at") {
-                Some(Value::Text(t)) => t.clone(),
-                _ => "never".to_owned(),
-            },
-            if matches!(field(token, "revoked"), Some(Value::Bool(true))) {
-                "yes"
-            } else {
-                "no"
-            }
+            token.token_id,
+            token.principal,
+            token.roles.join(","),
+            token.created_at,
+            token.expires_at.as_deref().unwrap_or("never"),
+            if token.revoked { "yes" } else { "no" }
         );
     }
-}
-
-/// Text of a member of a value (`-` when absent).
-pub(crate) fn member(value: &Value, key: &str) -> String {
-    field_text(value, key)
 }
 
 /// One line per event.
@@ -236,7 +177,7 @@ pub(crate) fn print_event_line(event: &Event) {
 
 /// A progress bar for a transfer of `total` bytes: hidden unless stderr is a terminal and the
 /// transfer is large.
-pub(crate) fn progress(total: u64, message: String) -> ProgressBar {
+fn progress(total: u64, message: String) -> ProgressBar {
     if total < PROGRESS_THRESHOLD || !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
@@ -253,7 +194,7 @@ pub(crate) fn progress(total: u64, message: String) -> ProgressBar {
 }
 
 /// A running byte counter for transfers of unknown size (hidden unless stderr is a terminal).
-pub(crate) fn byte_counter(message: String) -> ProgressBar {
+fn byte_counter(message: String) -> ProgressBar {
     if !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
@@ -264,4 +205,66 @@ pub(crate) fn byte_counter(message: String) -> ProgressBar {
     );
     bar.set_message(message);
     bar
+}
+
+/// A [`ProgressBar`] the client reports to. A bar made before the size is known (a blob
+/// download) is created at the first [`Progress::set_length`], so it is shown only for large
+/// transfers, like one made with the size.
+pub(crate) struct Bar {
+    message: String,
+    bar: std::sync::OnceLock<ProgressBar>,
+}
+
+impl Bar {
+    /// For a transfer of `total` bytes.
+    pub(crate) fn sized(total: u64, message: String) -> Self {
+        let bar = Bar::lazy(message);
+        bar.set_length(total);
+        bar
+    }
+
+    /// For a transfer whose size the client reports.
+    pub(crate) fn lazy(message: String) -> Self {
+        Bar {
+            message,
+            bar: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// A running byte counter (scans).
+    pub(crate) fn counter(message: String) -> Self {
+        let bar = Bar::lazy(message.clone());
+        let _ = bar.bar.set(byte_counter(message));
+        bar
+    }
+
+    /// Hides the bar.
+    pub(crate) fn finish(&self) {
+        if let Some(bar) = self.bar.get() {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl Progress for Bar {
+    fn set_length(&self, total: u64) {
+        match self.bar.get() {
+            Some(bar) => bar.set_length(total),
+            None => {
+                let _ = self.bar.set(progress(total, self.message.clone()));
+            }
+        }
+    }
+
+    fn advance(&self, bytes: u64) {
+        if let Some(bar) = self.bar.get() {
+            bar.inc(bytes);
+        }
+    }
+
+    fn set_position(&self, bytes: u64) {
+        if let Some(bar) = self.bar.get() {
+            bar.set_position(bytes);
+        }
+    }
 }

@@ -37,20 +37,6 @@ fn checkpoint_value(origin: &str, checkpoint: &StoredCheckpoint) -> Value {
     ])
 }
 
-fn receipt_value(receipt: &Receipt) -> Value {
-    Value::map([
-        ("seq", Value::Int(receipt.seq as i64)),
-        ("leaf_index", Value::Int(receipt.leaf_index as i64)),
-        ("tree_size", Value::Int(receipt.tree_size as i64)),
-        ("leaf", text(receipt.leaf.clone())),
-        (
-            "proof",
-            Value::Array(receipt.proof.iter().map(|h| text(h.clone())).collect()),
-        ),
-        ("checkpoint", text(receipt.checkpoint.clone())),
-    ])
-}
-
 /// Runs an audit subcommand of the verifiable log on a local store.
 pub(crate) async fn audit(
     store: &ArtifactStore,
@@ -119,7 +105,7 @@ pub(crate) async fn audit(
             }
             let receipt = store.inclusion_proof(seq, tree_size).await?;
             if json {
-                print_json(&receipt_value(&receipt))?;
+                crate::output::print_result(&receipt)?;
             } else {
                 println!(
                     "seq {} is leaf {} of the checkpoint of tree size {} ({} proof hashes); save the receipt with --json",
@@ -300,57 +286,4 @@ pub(crate) fn verify_receipt(file: &Path, key: &str, json: bool) -> anyhow::Resu
             Ok(ExitCode::FAILURE)
         }
     }
-}
-
-/// `retention history PKG --proof`: a receipt per retention event of the package, in order.
-/// Locally, makes (and publishes) a checkpoint first if the latest does not cover the history;
-/// over `--server`, asks `GET /log/proof/inclusion` (the server makes it).
-pub(crate) async fn history_receipts(
-    target: &crate::commands::Target,
-    log: Option<(&Path, &Config)>,
-    package: &str,
-) -> anyhow::Result<()> {
-    let receipts = match (target, log) {
-        (crate::commands::Target::Local { store, .. }, Some((data_dir, config))) => {
-            let history = store.retention_history(&package.parse()?).await?;
-            let last = history.iter().map(|e| e.seq).max().unwrap_or(0);
-            let covered = store
-                .latest_checkpoint()
-                .await?
-                .is_some_and(|latest| latest.tree_size >= last);
-            if !covered {
-                let signer = artifact_store_fs::log_signer(data_dir, config, false)?;
-                store.checkpoint(&signer).await?;
-            }
-            let mut receipts = Vec::with_capacity(history.len());
-            for event in &history {
-                receipts.push(receipt_value(
-                    &store.inclusion_proof(event.seq, None).await?,
-                ));
-            }
-            receipts
-        }
-        (crate::commands::Target::Remote(remote), _) => {
-            let history = remote
-                .get_events(&format!(
-                    "{}/retention/history",
-                    crate::commands::package_path(package)?
-                ))
-                .await?;
-            let mut receipts = Vec::with_capacity(history.len());
-            for event in &history {
-                receipts.push(
-                    remote
-                        .get_value(&format!("/log/proof/inclusion?seq={}", event.seq))
-                        .await?,
-                );
-            }
-            receipts
-        }
-        (crate::commands::Target::Local { .. }, None) => {
-            bail!("retention history --proof needs the store's configuration")
-        }
-    };
-    print_json(&Value::map([("receipts", Value::Array(receipts))]))?;
-    Ok(())
 }

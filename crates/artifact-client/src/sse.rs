@@ -4,9 +4,10 @@
 //! each chunk on its own turned it into U+FFFD, and a principal or label with an accent then
 //! failed the event's hash check).
 
-/// Collects `data:` lines into events; see the module docs.
+/// Collects `data:` lines into events; see the module docs. Used by [`crate::HttpClient::follow`]
+/// and by tests that read the stream themselves.
 #[derive(Debug, Default)]
-pub(crate) struct SseDecoder {
+pub struct SseDecoder {
     /// Bytes after the last complete line.
     partial: Vec<u8>,
     /// The `data:` of the event being read.
@@ -16,7 +17,7 @@ pub(crate) struct SseDecoder {
 impl SseDecoder {
     /// Feeds one chunk; returns the data of every event it completed, in order. A line that
     /// is not UTF-8 is an error naming it.
-    pub(crate) fn push(&mut self, chunk: &[u8]) -> anyhow::Result<Vec<String>> {
+    pub fn push(&mut self, chunk: &[u8]) -> crate::Result<Vec<String>> {
         self.partial.extend_from_slice(chunk);
         let mut events = Vec::new();
         let mut start = 0;
@@ -24,10 +25,10 @@ impl SseDecoder {
             let raw = &self.partial[start..start + end];
             start += end + 1;
             let line = std::str::from_utf8(raw).map_err(|e| {
-                anyhow::anyhow!(
+                crate::ClientError::Protocol(format!(
                     "the event stream sent a line that is not UTF-8 ({e}): {}",
                     String::from_utf8_lossy(raw)
-                )
+                ))
             })?;
             let line = line.trim_end_matches('\r');
             if let Some(rest) = line.strip_prefix("data:") {
