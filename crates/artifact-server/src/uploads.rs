@@ -28,11 +28,12 @@ use std::fs::File;
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use artifact_core::auth::Role;
 use artifact_core::cbor::Value;
 use artifact_core::digest::{AnyDigest, BlobInfo, DualHasher};
+use artifact_store_fs::sessions::{Idle, SessionDir, start_writeback};
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequestParts, State};
@@ -65,6 +66,10 @@ pub(crate) fn router() -> Router<AppState> {
 
 #[derive(Debug)]
 struct Session {
+    /// The session directory and this session's id there.
+    files: SessionDir,
+    id: String,
+    /// Its `.part` file (what finishing ingests).
     path: PathBuf,
     offset: u64,
     /// Hash state of bytes `[0, offset)`; `None` after a restart until rebuilt.
@@ -136,7 +141,7 @@ impl Slot {
 /// The sessions of this server.
 #[derive(Debug)]
 pub(crate) struct UploadSessions {
-    dir: PathBuf,
+    files: SessionDir,
     ttl: Duration,
     open: Mutex<HashMap<String, Arc<Slot>>>,
 }
@@ -149,39 +154,38 @@ fn write_error(error: std::io::Error) -> ApiError {
     ))
 }
 
-fn valid_id(id: &str) -> bool {
-    id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+/// A blocking session-file operation on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    op: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> std::io::Result<T> {
+    tokio::task::spawn_blocking(op)
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))?
 }
 
 impl UploadSessions {
     pub(crate) fn open(dir: PathBuf, ttl: Duration) -> std::io::Result<Self> {
-        std::fs::create_dir_all(&dir)?;
         Ok(Self {
-            dir,
+            files: SessionDir::open(dir)?,
             ttl,
             open: Mutex::new(HashMap::new()),
         })
     }
 
-    fn path(&self, id: &str) -> PathBuf {
-        self.dir.join(format!("{id}.part"))
-    }
-
-    /// The file naming the session's creator, written before the session file itself so that
-    /// every session created by this version has one (it survives restarts).
-    fn owner_path(&self, id: &str) -> PathBuf {
-        self.dir.join(format!("{id}.owner"))
+    fn session(&self, id: &str, offset: u64, hasher: Option<DualHasher>) -> Session {
+        Session {
+            files: self.files.clone(),
+            id: id.to_owned(),
+            path: self.files.part_path(id),
+            offset,
+            hasher,
+            unflushed: 0,
+            in_flight: None,
+        }
     }
 
     pub(crate) fn active(&self) -> usize {
-        std::fs::read_dir(&self.dir)
-            .map(|entries| {
-                entries
-                    .flatten()
-                    .filter(|e| e.file_name().to_string_lossy().ends_with(".part"))
-                    .count()
-            })
-            .unwrap_or(0)
+        self.files.count()
     }
 
     async fn create(&self, owner: &str) -> ApiResult<String> {
@@ -192,26 +196,11 @@ impl UploadSessions {
             )))
         })?;
         let id = hex::encode(bytes);
-        let io = |e| ApiError::from(artifact_core::Error::Io(e));
-        let owner_path = self.owner_path(&id);
-        let owner_bytes = owner.as_bytes().to_vec();
-        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-            let mut file = File::create(owner_path)?;
-            file.write_all(&owner_bytes)?;
-            file.sync_all()
-        })
-        .await
-        .map_err(|e| io(std::io::Error::other(e.to_string())))?
-        .map_err(write_error)?;
-        let path = self.path(&id);
-        tokio::fs::File::create(&path).await.map_err(write_error)?;
-        let session = Session {
-            path,
-            offset: 0,
-            hasher: Some(DualHasher::new()),
-            unflushed: 0,
-            in_flight: None,
-        };
+        let (files, new_id, new_owner) = (self.files.clone(), id.clone(), owner.to_owned());
+        blocking(move || files.create(&new_id, &new_owner))
+            .await
+            .map_err(write_error)?;
+        let session = self.session(&id, 0, Some(DualHasher::new()));
         if let Ok(mut open) = self.open.lock() {
             open.insert(id.clone(), Slot::new(session, Some(owner.to_owned())));
         }
@@ -229,7 +218,7 @@ impl UploadSessions {
                 id.escape_debug()
             ))
         };
-        if !valid_id(id) {
+        if !SessionDir::valid_id(id) {
             return Err(not_found());
         }
         let entry = match self.open.lock().ok().and_then(|open| open.get(id).cloned()) {
@@ -242,22 +231,9 @@ impl UploadSessions {
 
     /// A session left on disk by an earlier run: its offset is its file's length.
     async fn load(&self, id: &str) -> Option<Arc<Slot>> {
-        let path = self.path(id);
-        let meta = tokio::fs::metadata(&path).await.ok()?;
-        let owner = tokio::fs::read(self.owner_path(id))
-            .await
-            .ok()
-            .and_then(|bytes| String::from_utf8(bytes).ok());
-        let slot = Slot::new(
-            Session {
-                path,
-                offset: meta.len(),
-                hasher: None,
-                unflushed: 0,
-                in_flight: None,
-            },
-            owner,
-        );
+        let (files, wanted) = (self.files.clone(), id.to_owned());
+        let (length, owner) = blocking(move || Ok(files.find(&wanted))).await.ok()??;
+        let slot = Slot::new(self.session(id, length, None), owner);
         let mut open = self.open.lock().ok()?;
         Some(open.entry(id.to_owned()).or_insert(slot).clone())
     }
@@ -267,53 +243,42 @@ impl UploadSessions {
         if let Ok(mut open) = self.open.lock() {
             open.remove(id);
         }
-        let _ = std::fs::remove_file(self.owner_path(id));
+        self.files.remove_owner(id);
     }
 
     /// Deletes sessions idle longer than the TTL; returns how many.
     pub(crate) async fn reap_expired(&self) -> usize {
-        let Ok(entries) = std::fs::read_dir(&self.dir) else {
-            return 0;
-        };
-        let now = SystemTime::now();
         let mut removed = 0;
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let idle = entry
-                .metadata()
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|modified| now.duration_since(modified).ok());
-            if let Some(id) = name.strip_suffix(".owner") {
-                // An owner file whose session is gone (a crash between the two files).
-                if idle.is_some_and(|idle| idle > self.ttl) && !self.path(id).exists() {
-                    let _ = std::fs::remove_file(entry.path());
+        for idle in self.files.idle(self.ttl) {
+            let id = match idle {
+                Idle::OrphanOwner(id) => {
+                    self.files.remove_owner(&id);
+                    continue;
                 }
-                continue;
-            }
-            let Some(id) = name.strip_suffix(".part") else {
-                continue;
+                Idle::Session(id) => id,
             };
-            if idle.is_some_and(|idle| idle > self.ttl) {
-                // Never reap a session a request is using right now; but a request that has
-                // used it without writing for the whole TTL is stalled: ask it to let go, and
-                // the next round reaps the session.
-                let slot = self.open.lock().ok().and_then(|open| open.get(id).cloned());
-                let _guard = match &slot {
-                    Some(slot) => match slot.session.try_lock() {
-                        Ok(guard) => Some(guard),
-                        Err(_) => {
-                            slot.interrupt();
-                            continue;
-                        }
-                    },
-                    None => None,
-                };
-                if std::fs::remove_file(entry.path()).is_ok() {
-                    removed += 1;
-                }
-                self.forget(id);
+            // Never reap a session a request is using right now; but a request that has used
+            // it without writing for the whole TTL is stalled: ask it to let go, and the next
+            // round reaps the session.
+            let slot = self
+                .open
+                .lock()
+                .ok()
+                .and_then(|open| open.get(&id).cloned());
+            let _guard = match &slot {
+                Some(slot) => match slot.session.try_lock() {
+                    Ok(guard) => Some(guard),
+                    Err(_) => {
+                        slot.interrupt();
+                        continue;
+                    }
+                },
+                None => None,
+            };
+            if self.files.remove_part(&id) {
+                removed += 1;
             }
+            self.forget(&id);
         }
         removed
     }
@@ -326,27 +291,10 @@ async fn ensure_hasher(session: &mut Session) -> ApiResult<()> {
     if session.hasher.is_some() {
         return Ok(());
     }
-    let path = session.path.clone();
-    let hasher = tokio::task::spawn_blocking(move || -> std::io::Result<DualHasher> {
-        use std::io::Read as _;
-        let mut file = File::open(path)?;
-        let mut hasher = DualHasher::new();
-        let mut buffer = vec![0u8; CHUNK];
-        loop {
-            let n = file.read(&mut buffer)?;
-            if n == 0 {
-                return Ok(hasher);
-            }
-            hasher.update_parallel(&buffer[..n]);
-        }
-    })
-    .await
-    .map_err(|e| {
-        ApiError::from(artifact_core::Error::Io(std::io::Error::other(
-            e.to_string(),
-        )))
-    })?
-    .map_err(|e| ApiError::from(artifact_core::Error::Io(e)))?;
+    let (files, id) = (session.files.clone(), session.id.clone());
+    let hasher = blocking(move || files.rehash(&id))
+        .await
+        .map_err(|e| ApiError::from(artifact_core::Error::Io(e)))?;
     if hasher.size() != session.offset {
         session.offset = hasher.size();
     }
@@ -406,9 +354,9 @@ async fn append_chunks(
         ))
     };
     let mut file = Some(
-        std::fs::OpenOptions::new()
-            .append(true)
-            .open(&session.path)
+        session
+            .files
+            .open_append(&session.id)
             .map_err(|e| ApiError::from(artifact_core::Error::Io(e)))?,
     );
     let mut stream = body.into_data_stream();
@@ -482,10 +430,7 @@ fn truncate_to(
     hasher: Option<DualHasher>,
     unflushed: u64,
 ) -> ApiResult<()> {
-    let truncated = std::fs::OpenOptions::new()
-        .write(true)
-        .open(&session.path)
-        .and_then(|file| file.set_len(offset));
+    let truncated = session.files.truncate(&session.id, offset);
     match truncated {
         Ok(()) => {
             session.offset = offset;
@@ -559,24 +504,6 @@ async fn finish_chunk(session: &mut Session, file: &mut Option<File>) -> ApiResu
     session.unflushed = if flushed { 0 } else { chunk.unflushed };
     *file = Some(out);
     Ok(())
-}
-
-fn start_writeback(file: &File, offset: u64, len: u64) {
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::unix::io::AsRawFd as _;
-        // SAFETY: the fd is valid while `file` lives; sync_file_range only reads its arguments.
-        unsafe {
-            libc::sync_file_range(
-                file.as_raw_fd(),
-                offset as libc::off64_t,
-                len as libc::off64_t,
-                libc::SYNC_FILE_RANGE_WRITE,
-            );
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = (file, offset, len);
 }
 
 fn offset_headers(id: &str, offset: u64) -> [(header::HeaderName, HeaderValue); 3] {
@@ -817,7 +744,7 @@ async fn abort(
     let slot = state.uploads().get(&id, &caller).await?;
     let (mut session, _claim) = slot.acquire().await;
     let _ = finish_chunk(&mut session, &mut None).await;
-    let _ = tokio::fs::remove_file(&session.path).await;
+    session.files.remove_part(&session.id);
     state.uploads().forget(&id);
     Ok(StatusCode::NO_CONTENT)
 }
@@ -835,8 +762,8 @@ mod tests {
         let sessions = UploadSessions::open(dir.path().to_owned(), Duration::ZERO).unwrap();
         let id = sessions.create("tester").await.unwrap();
         // Idle for longer than the (zero) TTL.
-        let path = sessions.path(&id);
-        let past = SystemTime::now() - Duration::from_secs(60);
+        let path = sessions.files.part_path(&id);
+        let past = std::time::SystemTime::now() - Duration::from_secs(60);
         File::options()
             .write(true)
             .open(&path)
@@ -865,15 +792,10 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_chunk_left_in_flight_lands_before_the_next_request() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("session");
-        std::fs::write(&path, b"").unwrap();
-        let mut session = Session {
-            path: path.clone(),
-            offset: 0,
-            hasher: Some(DualHasher::new()),
-            unflushed: 0,
-            in_flight: None,
-        };
+        let sessions = UploadSessions::open(dir.path().to_owned(), Duration::ZERO).unwrap();
+        let id = sessions.create("tester").await.unwrap();
+        let path = sessions.files.part_path(&id);
+        let mut session = sessions.session(&id, 0, Some(DualHasher::new()));
         let data: Vec<u8> = (0..(3 << 20) as u32).map(|i| (i >> 7) as u8).collect();
         let mut file = Some(
             std::fs::OpenOptions::new()

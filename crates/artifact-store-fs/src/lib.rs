@@ -18,6 +18,7 @@
 mod embedded;
 mod error;
 mod log_key;
+pub mod sessions;
 pub mod walk;
 
 use std::fs::{self, File, OpenOptions};
