@@ -15,8 +15,8 @@ use artifact_core::manifest::{FileEntry, Manifest};
 use artifact_core::paging::{DEFAULT_EVENT_LIMIT, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT};
 use artifact_core::results::{
     self, AuditResult, BlobResult, Dto, ExplainResult, FsckResult, GcResult, HoldAppliedResult,
-    PackagePageResult, PackageViewResult, RebuildViewsResult, RetentionStatusResult, SweepResult,
-    TokenMintedResult, TokenResult, VerifyResult,
+    PackageCreatedResult, PackagePageResult, PackageViewResult, RebuildViewsResult,
+    RetentionStatusResult, SweepResult, TokenMintedResult, TokenResult, VerifyResult,
 };
 use artifact_core::time::Timestamp;
 use artifact_core::tlog::Receipt;
@@ -420,11 +420,11 @@ impl Client for HttpClient {
                     .body(manifest.canonical_bytes()?),
             )
             .await?;
-        let created = response.status() == StatusCode::CREATED;
         let value = artifact_core::jcs::from_json(&self.body(response).await?)?;
+        let answer: PackageCreatedResult = results::decode(&value, "POST /packages")?;
         Ok(Created {
-            package: results::decode(&value, "POST /packages")?,
-            created,
+            package: answer.package,
+            created: answer.created,
         })
     }
 

@@ -144,6 +144,25 @@ async fn package_round_trip<C: Client>(client: &C, store: &ArtifactStore, dir: &
         .await
         .expect("list");
     assert_eq!(listed, vec![view.clone()]);
+    // A page shorter than the store: the server's answer has a next cursor.
+    let second = push(client, dir, "1.1").await;
+    let first_only = client
+        .list_packages(&PackageQuery {
+            limit: Some(1),
+            ..PackageQuery::default()
+        })
+        .await
+        .expect("list one");
+    assert_eq!(first_only, vec![view.clone()]);
+    let both = client
+        .list_packages(&PackageQuery::default())
+        .await
+        .expect("list all");
+    assert_eq!(both.len(), 2);
+    assert_eq!(
+        both[1].package_id(),
+        second.package_id().unwrap().to_string()
+    );
     let none = client
         .list_packages(&PackageQuery {
             eligible: true,

@@ -32,6 +32,7 @@ impl Dto for RetentionStatusResult {}
 impl Dto for ExplainResult {}
 impl Dto for PackageViewResult {}
 impl Dto for PackagePageResult {}
+impl Dto for PackageCreatedResult {}
 impl Dto for TokenResult {}
 impl Dto for Vec<TokenResult> {}
 impl Dto for BlobResult {}
@@ -528,8 +529,20 @@ impl PackageViewResult {
 pub struct PackagePageResult {
     /// The packages, in creation order.
     pub packages: Vec<PackageViewResult>,
-    /// The `after` of the next page, `null` on the last.
-    pub next_cursor: Option<String>,
+    /// The `after` of the next page (the last package's `created_seq`), `null` on the last.
+    pub next_cursor: Option<u64>,
+}
+
+/// `POST /packages`: the package created (or the identical one already stored).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PackageCreatedResult {
+    /// The package with its retention state.
+    #[serde(flatten)]
+    pub package: PackageViewResult,
+    /// Its current expiry (`null` = permanent), for scripts that only want this.
+    pub expires_at: Option<String>,
+    /// Whether this request created it (`false`: an identical manifest was already stored).
+    pub created: bool,
 }
 
 /// `GET /admin/tokens` (an array of these) and the answer of a revocation: a token's record,
@@ -926,5 +939,16 @@ mod tests {
             deleting_seq: None,
         };
         check(&BlobResult::from(&blob), &blob.to_value());
+    }
+
+    #[test]
+    fn package_pages_and_creations_round_trip() {
+        let text = r#"{"packages":[],"next_cursor":17}"#;
+        let page: PackagePageResult = serde_json::from_str(text).unwrap();
+        assert_eq!(page.next_cursor, Some(17));
+        assert_eq!(serde_json::to_string(&page).unwrap(), text);
+        let last: PackagePageResult =
+            serde_json::from_str(r#"{"packages":[],"next_cursor":null}"#).unwrap();
+        assert_eq!(last.next_cursor, None);
     }
 }

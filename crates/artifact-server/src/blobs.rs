@@ -297,7 +297,9 @@ async fn upload(
             HeaderValue::from_str(&format!("/blobs/{}", record.info.blake3))
                 .unwrap_or(HeaderValue::from_static("/blobs")),
         )],
-        crate::packages::json_response(&record.to_value()),
+        crate::packages::json_response(&artifact_core::results::encode(
+            &artifact_core::results::BlobResult::from(&record),
+        )?),
     )
         .into_response())
 }

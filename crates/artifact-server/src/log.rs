@@ -11,7 +11,7 @@ use artifact_core::ArtifactStore;
 use artifact_core::auth::Role;
 use artifact_core::catalog::StoredCheckpoint;
 use artifact_core::cbor::Value;
-use artifact_core::tlog::{self, Receipt};
+use artifact_core::tlog;
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
@@ -129,26 +129,6 @@ struct InclusionQuery {
     tree_size: Option<u64>,
 }
 
-fn receipt_value(receipt: &Receipt) -> Value {
-    Value::map([
-        ("seq", Value::Int(receipt.seq as i64)),
-        ("leaf_index", Value::Int(receipt.leaf_index as i64)),
-        ("tree_size", Value::Int(receipt.tree_size as i64)),
-        ("leaf", Value::Text(receipt.leaf.clone())),
-        (
-            "proof",
-            Value::Array(
-                receipt
-                    .proof
-                    .iter()
-                    .map(|h| Value::Text(h.clone()))
-                    .collect(),
-            ),
-        ),
-        ("checkpoint", Value::Text(receipt.checkpoint.clone())),
-    ])
-}
-
 /// `GET /log/proof/inclusion?seq=N[&tree_size=M]` → a receipt `{seq, leaf_index, tree_size,
 /// leaf, proof, checkpoint}` (`audit prove --json`). Without `tree_size`, against the latest
 /// checkpoint, made first if it does not cover `seq` yet (and the server has the key).
@@ -172,7 +152,7 @@ async fn inclusion(
         }
     }
     let receipt = store.inclusion_proof(query.seq, query.tree_size).await?;
-    Ok(json_response(&receipt_value(&receipt)))
+    crate::packages::result_response(&receipt)
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,6 +1,5 @@
 //! Operations: health, readiness, metrics, the OpenAPI document, audit and admin endpoints.
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use artifact_core::auth::Role;
@@ -14,7 +13,7 @@ use axum::routing::{get, post};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, NoQuery, Path, Query};
-use crate::packages::{json_response, result_response};
+use crate::packages::result_response;
 use crate::{AppState, OPENAPI_JSON};
 use artifact_core::results::{AuditResult, FsckResult, GcResult, TokenMintedResult, VerifyResult};
 
@@ -222,11 +221,8 @@ async fn rebuild_views(
     _: NoQuery,
 ) -> ApiResult<Response> {
     caller.require(Role::Admin)?;
-    let replayed = state.store().rebuild_views().await?;
-    Ok(json_response(&Value::Map(BTreeMap::from([(
-        "events_replayed".to_owned(),
-        Value::Int(replayed as i64),
-    )]))))
+    let events_replayed = state.store().rebuild_views().await?;
+    result_response(&artifact_core::results::RebuildViewsResult { events_replayed })
 }
 
 /// `POST /admin/tokens` (admin) `{principal, roles, expires_at?}` → 201 `{token, token_id,
@@ -296,9 +292,12 @@ async fn list_tokens(
 ) -> ApiResult<Response> {
     caller.require(Role::Admin)?;
     let tokens = state.store().list_tokens().await?;
-    Ok(json_response(&Value::Array(
-        tokens.iter().map(|t| t.to_value()).collect(),
-    )))
+    result_response(
+        &tokens
+            .iter()
+            .map(artifact_core::results::TokenResult::from)
+            .collect::<Vec<_>>(),
+    )
 }
 
 /// `POST /admin/tokens/{token_id}/revoke` (admin) `{reason}` → 200 the revoked token; 404 for
@@ -317,7 +316,7 @@ async fn revoke_token(
         .store()
         .revoke_token(&actor, &token_id, &reason)
         .await?;
-    Ok(json_response(&record.to_value()))
+    result_response(&artifact_core::results::TokenResult::from(&record))
 }
 
 /// 32 bytes from the operating system's CSPRNG.

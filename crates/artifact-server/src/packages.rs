@@ -1,7 +1,7 @@
 //! Packages: create, list, get (by id or `NAME@VERSION`), manifest, files.
 
 use artifact_core::paging::{DEFAULT_PAGE_LIMIT, MAX_LIST_LIMIT};
-use std::collections::BTreeMap;
+use artifact_core::results::{PackageCreatedResult, PackagePageResult, PackageViewResult};
 
 use artifact_core::PackageRef;
 use artifact_core::auth::Role;
@@ -140,14 +140,11 @@ async fn create(
         )));
     };
     let created = state.store().create_package(&actor, &manifest).await?;
-    let mut value = created.package.to_value(&created.retention);
-    if let Value::Map(map) = &mut value {
-        map.insert(
-            "expires_at".to_owned(),
-            value_ts(created.retention.current_expires_at),
-        );
-        map.insert("created".to_owned(), Value::Bool(created.created));
-    }
+    let value = artifact_core::results::encode(&PackageCreatedResult {
+        package: PackageViewResult::new(&created.package, &created.retention),
+        expires_at: created.retention.current_expires_at.map(|t| t.to_string()),
+        created: created.created,
+    })?;
     let status = if created.created {
         StatusCode::CREATED
     } else {
@@ -159,10 +156,6 @@ async fn create(
         response.headers_mut().insert(header::LOCATION, location);
     }
     Ok(response)
-}
-
-fn value_ts(t: Option<artifact_core::time::Timestamp>) -> Value {
-    t.map_or(Value::Null, |t| Value::Text(t.to_string()))
 }
 
 /// Query of `GET /packages`.
@@ -205,11 +198,9 @@ async fn list(
     let more = packages.len() > limit as usize;
     packages.truncate(limit as usize);
     let next_cursor = if more {
-        packages
-            .last()
-            .map_or(Value::Null, |p| Value::Int(p.created_seq as i64))
+        packages.last().map(|p| p.created_seq)
     } else {
-        Value::Null
+        None
     };
     let mut items = Vec::with_capacity(packages.len());
     for package in &packages {
@@ -217,12 +208,12 @@ async fn list(
             .store()
             .retention_status(&PackageRef::Id(package.package_id))
             .await?;
-        items.push(package.to_value(&retention));
+        items.push(PackageViewResult::new(package, &retention));
     }
-    Ok(json_response(&Value::Map(BTreeMap::from([
-        ("packages".to_owned(), Value::Array(items)),
-        ("next_cursor".to_owned(), next_cursor),
-    ]))))
+    result_response(&PackagePageResult {
+        packages: items,
+        next_cursor,
+    })
 }
 
 /// `GET /packages/{pkg}`: the package and its retention state.
@@ -238,7 +229,7 @@ async fn show(
         .store()
         .retention_status(&PackageRef::Id(package.package_id))
         .await?;
-    Ok(json_response(&package.to_value(&retention)))
+    result_response(&PackageViewResult::new(&package, &retention))
 }
 
 /// `GET /packages/{pkg}/manifest`: JCS, or the canonical CBOR bytes with

@@ -168,10 +168,9 @@ async fn hold(
     let map = body_map(&body)?;
     let reason = text_member(&map, "reason", &["reason"])?;
     let hold_id = state.store().hold(&actor, &package, &reason).await?;
-    Ok(created(&Value::Map(BTreeMap::from([(
-        "hold_id".to_owned(),
-        Value::Text(hold_id),
-    )]))))
+    Ok(created(&artifact_core::results::encode(
+        &artifact_core::results::HoldAppliedResult { hold_id },
+    )?))
 }
 
 /// `POST /packages/{pkg}/retention/holds/{hold_id}/release` `{reason}` → 201 new state.

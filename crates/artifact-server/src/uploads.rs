@@ -711,7 +711,8 @@ async fn finish(
         Ok(record) => {
             state.uploads().forget(&id);
             state.metrics().upload_completed();
-            let body = record.to_value();
+            let body =
+                artifact_core::results::encode(&artifact_core::results::BlobResult::from(&record))?;
             Ok((
                 StatusCode::CREATED,
                 [(
