@@ -24,7 +24,6 @@ pub mod walk;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write as _};
 use std::os::unix::fs::MetadataExt as _;
-use std::os::unix::io::AsRawFd as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -198,7 +197,7 @@ fn writer_thread(
                 }
                 written += chunk.len() as u64;
                 if written - flushed_to >= WRITEBACK_WINDOW {
-                    start_writeback(&file, flushed_to, written - flushed_to);
+                    sessions::start_writeback(&file, flushed_to, written - flushed_to);
                     flushed_to = written;
                 }
             }
@@ -216,24 +215,6 @@ fn writer_thread(
     // The caller aborted or went away: the bytes must never become visible.
     let _ = fs::remove_file(&temp_path);
     Ok(())
-}
-
-/// Starts (does not wait for) writeback of a window, so dirty pages drain while we keep writing.
-fn start_writeback(file: &File, offset: u64, len: u64) {
-    #[cfg(target_os = "linux")]
-    {
-        // SAFETY: the fd is valid for the life of `file`; sync_file_range only reads its arguments.
-        unsafe {
-            libc::sync_file_range(
-                file.as_raw_fd(),
-                offset as libc::off64_t,
-                len as libc::off64_t,
-                libc::SYNC_FILE_RANGE_WRITE,
-            );
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = (file, offset, len);
 }
 
 fn publish(

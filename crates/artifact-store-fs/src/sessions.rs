@@ -181,7 +181,8 @@ impl SessionDir {
     }
 }
 
-/// Starts writeback of `len` bytes at `offset` of `file` without waiting (Linux
+/// Starts writeback of `len` bytes at `offset` of `file` without waiting, so dirty pages drain
+/// while writing goes on (Linux
 /// `sync_file_range(SYNC_FILE_RANGE_WRITE)`), so the fsync that makes a finished session
 /// durable has little left to write. Elsewhere it does nothing.
 pub fn start_writeback(file: &File, offset: u64, len: u64) {

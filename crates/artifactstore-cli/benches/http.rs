@@ -8,20 +8,24 @@
 //! `BENCH_DIR` chooses the filesystem. Figures:
 //! - library ingest (`write_blob` + `record_blobs`) of the file;
 //! - `PUT /blobs/{digest}` of the same file (one request, streamed);
-//! - an upload session (`POST /uploads`, 16 MiB `PATCH`es, `PUT ?digest=`), as `push --server`;
+//! - an upload session (`POST /uploads`, 16 MiB `PATCH`es, `PUT ?digest=`) made by
+//!   `artifact_client::HttpClient::put_blob`, the code `push --server` runs;
 //!
 //! each as a ratio to library ingest (medians of `--rounds`, default 3, in turn; the source is
 //! flushed before any timing); then `--clients` concurrent clients each creating
-//! `--packages` packages of one 1 KiB file (`PUT /blobs` + `POST /packages`).
+//! `--packages` packages of one 1 KiB file (`PUT /blobs` + `POST /packages`, the latter by
+//! `HttpClient::create_package`).
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use artifact_client::{Client as _, HttpClient, NoProgress};
 use artifact_core::auth::Role;
 use artifact_core::digest::BlobInfo;
 use artifact_core::manifest::{FileEntry, Manifest};
 use artifact_store_fs::EmbeddedOptions;
+use reqwest::Method;
 
 fn arg(name: &str, default: usize) -> usize {
     let args: Vec<String> = std::env::args().collect();
@@ -52,52 +56,6 @@ fn gbps(bytes: u64, elapsed: Duration) -> f64 {
 async fn file_body(path: &Path) -> reqwest::Body {
     let file = tokio::fs::File::open(path).await.expect("open");
     reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(file, 1 << 20))
-}
-
-async fn session_upload(
-    client: &reqwest::Client,
-    base: &str,
-    token: &str,
-    path: &Path,
-    info: &BlobInfo,
-) {
-    let created = client
-        .post(format!("{base}/uploads"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .expect("create session");
-    assert_eq!(created.status(), 201);
-    let location = created.headers()["location"]
-        .to_str()
-        .expect("location")
-        .to_owned();
-    let data = bytes::Bytes::from(tokio::fs::read(path).await.expect("read"));
-    let mut offset = 0usize;
-    while offset < data.len() {
-        // A slice of the one buffer: no copy per PATCH.
-        let chunk = data.slice(offset..data.len().min(offset + (16 << 20)));
-        let response = client
-            .patch(format!("{base}{location}"))
-            .bearer_auth(token)
-            .header("upload-offset", offset.to_string())
-            .body(chunk.clone())
-            .send()
-            .await
-            .expect("patch");
-        assert_eq!(response.status(), 202, "{:?}", response.text().await);
-        offset += chunk.len();
-    }
-    let response = client
-        .put(format!(
-            "{base}{location}?digest={}&digest={}",
-            info.blake3, info.sha256
-        ))
-        .bearer_auth(token)
-        .send()
-        .await
-        .expect("finish");
-    assert_eq!(response.status(), 201, "{:?}", response.text().await);
 }
 
 /// The middle value (upper middle for an even count).
@@ -187,7 +145,9 @@ fn main() {
                         .expect("put");
                     assert_eq!(response.status(), 201, "{:?}", response.text().await);
                 } else {
-                    session_upload(&client, &base, &token, &source, &info).await;
+                    let http = HttpClient::new(&base, Some(token.clone())).expect("client");
+                    let blob = http.put_blob(&source, &NoProgress).await.expect("upload");
+                    assert_eq!(blob.blake3, info.blake3.to_string());
                 }
                 rates.push(gbps(size, start.elapsed()));
                 let _ = stop.send(());
@@ -232,18 +192,18 @@ fn main() {
             let base = base.clone();
             let token = token.clone();
             tasks.push(tokio::spawn(async move {
-                let client = reqwest::Client::new();
+                let client = HttpClient::new(&base, Some(token.to_string())).expect("client");
                 for i in 0..per_client {
                     let content = make_data(1024, (client_index * 1_000_000 + i) as u64 + 7);
                     let blob = BlobInfo::of(&content);
-                    let response = client
-                        .put(format!("{base}/blobs/{}", blob.blake3))
-                        .bearer_auth(token.as_str())
-                        .body(content)
-                        .send()
+                    client
+                        .send(
+                            client
+                                .request(Method::PUT, &format!("/blobs/{}", blob.blake3))
+                                .body(content),
+                        )
                         .await
                         .expect("put");
-                    assert!(response.status().is_success());
                     let manifest = Manifest {
                         name: format!("small-{client_index}"),
                         version: format!("1.{i}"),
@@ -257,15 +217,11 @@ fn main() {
                         }],
                         labels: Default::default(),
                     };
-                    let response = client
-                        .post(format!("{base}/packages"))
-                        .bearer_auth(token.as_str())
-                        .header("content-type", "application/cbor")
-                        .body(manifest.canonical_bytes().expect("cbor"))
-                        .send()
+                    let created = client
+                        .create_package(&manifest, &[blob])
                         .await
                         .expect("post");
-                    assert_eq!(response.status(), 201);
+                    assert!(created.created);
                 }
             }));
         }
