@@ -404,20 +404,7 @@ fn blake3_hex(content: &[u8]) -> String {
 fn kill_server_during_upload() {
     let mut rng = Rng::from_env("kill_server_during_upload");
     let mut store = Store::new();
-    let token = store.json(&[
-        "admin",
-        "token",
-        "create",
-        "--principal",
-        "uploader",
-        "--role",
-        "writer",
-        "--role",
-        "reader",
-    ])["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token = store.mint("uploader", &["writer", "reader"]);
     let remote = |store: &Store, base: &str, args: &[&str]| {
         let mut command = store.command(args);
         command

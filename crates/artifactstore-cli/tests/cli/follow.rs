@@ -37,18 +37,7 @@ fn events_follow_prints_new_events_locally_and_over_the_server() {
     let store = Store::new();
     push(&store, "before", "1");
     let after = store.head_seq().to_string();
-    let token = store.json(&[
-        "admin",
-        "token",
-        "create",
-        "--principal",
-        "auditor",
-        "--role",
-        "reader",
-    ])["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token = store.mint("auditor", &["reader"]);
     let server = store.serve(None);
     let follow = [
         "--json",

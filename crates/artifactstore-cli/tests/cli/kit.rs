@@ -750,6 +750,13 @@ pub fn token_args<'a>(principal: &'a str, roles: &[&'a str]) -> Vec<&'a str> {
     args
 }
 
+impl Store {
+    /// Mints a token for `principal` with `roles` on this store; returns the secret.
+    pub fn mint(&self, principal: &str, roles: &[&str]) -> String {
+        token_of(&self.json(&token_args(principal, roles)))
+    }
+}
+
 /// The secret a `--json admin token create` printed.
 pub fn token_of(created: &Json) -> String {
     created["token"].as_str().unwrap().to_owned()

@@ -375,8 +375,7 @@ fn a_checkpoint_published_to_a_directory_detects_a_rewrite() {
 /// `GET /log/checkpoint` to a reader.
 #[test]
 fn the_server_checkpoints_on_schedule_and_publishes() {
-    use std::io::{BufRead as _, BufReader, Read as _, Write as _};
-    use std::process::Stdio;
+    use std::io::{Read as _, Write as _};
     let cli = Store::with_actor("ci-bot");
     let published = cli.work().join("published");
     cli.configure(&format!(
@@ -384,37 +383,11 @@ fn the_server_checkpoints_on_schedule_and_publishes() {
         published.to_str().unwrap()
     ));
     push(&cli, "a", "1");
-    let token = cli.json(&[
-        "admin",
-        "token",
-        "create",
-        "--principal",
-        "auditor",
-        "--role",
-        "reader",
-    ])["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token = cli.mint("auditor", &["reader"]);
     let head = cli.json(&["audit", "verify"])["head_seq"].as_i64().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_artifactstore"))
-        .arg("--data-dir")
-        .arg(&cli.data_dir)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .env_remove("ARTIFACTSTORE_CONFIG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    let address = line
-        .trim()
-        .strip_prefix("listening on http://")
-        .unwrap_or_else(|| panic!("serve printed {line:?}"))
-        .to_owned();
+    let server = cli.serve(None);
+    let url = server.url("");
+    let address = url.strip_prefix("http://").unwrap().to_owned();
     // The first scheduled checkpoint is made at start; a hang detector, not a threshold.
     let file = published.join(format!("{head}.checkpoint"));
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
@@ -445,7 +418,6 @@ fn the_server_checkpoints_on_schedule_and_publishes() {
     assert!(response.ends_with(&note), "{response}");
     assert!(get(None).starts_with("HTTP/1.1 401"));
     // `retention history --proof` over --server: receipts from GET /log/proof/inclusion.
-    let url = format!("http://{address}");
     let out: Json = serde_json::from_str(&cli.ok_text(&[
         "--server",
         &url,
@@ -474,8 +446,7 @@ fn the_server_checkpoints_on_schedule_and_publishes() {
         ]);
         assert_eq!(verified["ok"], Json::Bool(true));
     }
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(server);
     cli.ok_text(&["audit", "verify", "--checkpoint", file.to_str().unwrap()]);
 }
 
