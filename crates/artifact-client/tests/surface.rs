@@ -352,12 +352,12 @@ async fn maintenance_and_tokens<C: Client>(client: &C, store: &ArtifactStore, di
     let listed = client.list_tokens().await.expect("list");
     let mine = listed
         .iter()
-        .find(|t| t.token_id == minted.token_id)
+        .find(|t| t.token_id == minted.record.token_id)
         .expect("listed");
     assert_eq!(mine.roles, ["reader", "writer"]);
     assert!(!mine.revoked);
     let revoked = client
-        .revoke_token(&minted.token_id, "rotated")
+        .revoke_token(&minted.record.token_id, "rotated")
         .await
         .expect("revoke");
     assert!(revoked.revoked);

@@ -329,31 +329,17 @@ impl From<&AuditReport> for AuditResult {
 pub struct TokenMintedResult {
     /// The bearer token (`ast_…`).
     pub token: String,
-    /// Its id, `tok-<seq>`.
-    pub token_id: String,
-    /// The principal it authenticates.
-    pub principal: String,
-    /// Granted roles, in role order.
-    pub roles: Vec<String>,
-    /// When it was minted (RFC 3339).
-    pub created_at: String,
-    /// When it stops being accepted (`null`: never).
-    pub expires_at: Option<String>,
-    /// Whether it is revoked (never, when just minted).
-    pub revoked: bool,
+    /// Its record (the members of [`TokenResult`], at the top level; never revoked when just
+    /// minted).
+    #[serde(flatten)]
+    pub record: TokenResult,
 }
 
 impl From<&MintedToken> for TokenMintedResult {
     fn from(minted: &MintedToken) -> Self {
-        let record = &minted.record;
         TokenMintedResult {
             token: minted.token.clone(),
-            token_id: record.token_id.clone(),
-            principal: record.principal.clone(),
-            roles: record.roles.iter().map(|r| r.as_str().to_owned()).collect(),
-            created_at: record.created_at.to_string(),
-            expires_at: record.expires_at.map(|t| t.to_string()),
-            revoked: record.revoked_seq.is_some(),
+            record: TokenResult::from(&minted.record),
         }
     }
 }

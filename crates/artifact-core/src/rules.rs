@@ -435,6 +435,26 @@ mod tests {
                 prev: None,
             });
         }
+        /// `actor` places hold `hold_id` on `id` at `at`.
+        fn hold(&mut self, id: PackageId, actor: &str, at: &str, hold_id: &str, reason: &str) {
+            self.push(
+                types::RETENTION_HOLD_APPLIED,
+                Some(id),
+                actor,
+                at,
+                vec![("hold_id", text(hold_id)), ("reason", text(reason))],
+            );
+        }
+        /// GC purges `id` at `at`, citing its eligibility event.
+        fn purged(&mut self, id: PackageId, at: &str, eligible_seq: i64) {
+            self.push(
+                types::PACKAGE_PURGED,
+                Some(id),
+                "system:gc",
+                at,
+                vec![("eligible_seq", Value::Int(eligible_seq))],
+            );
+        }
         fn violations(&self) -> Vec<(u64, &'static str)> {
             let mut rules = LogRules::new();
             for event in &self.events {
@@ -506,13 +526,7 @@ mod tests {
                 ("reason", text("audit")),
             ],
         );
-        log.push(
-            types::RETENTION_HOLD_APPLIED,
-            Some(id),
-            "legal",
-            "2026-01-06T00:00:00Z",
-            vec![("hold_id", text("hold-4")), ("reason", text("case"))],
-        );
+        log.hold(id, "legal", "2026-01-06T00:00:00Z", "hold-4", "case");
         log.push(
             types::RETENTION_HOLD_RELEASED,
             Some(id),
@@ -530,13 +544,7 @@ mod tests {
                 ("expires_at", text("2026-01-20T00:00:00.000Z")),
             ],
         );
-        log.push(
-            types::PACKAGE_PURGED,
-            Some(id),
-            "system:gc",
-            "2026-01-27T00:00:00Z",
-            vec![("eligible_seq", Value::Int(6))],
-        );
+        log.purged(id, "2026-01-27T00:00:00Z", 6);
         log.push(
             types::BLOB_DELETION_STARTED,
             None,
@@ -574,13 +582,7 @@ mod tests {
                 ("expires_at", text("2026-01-11T00:00:00.000Z")),
             ],
         );
-        log.push(
-            types::RETENTION_HOLD_APPLIED,
-            Some(id),
-            "legal",
-            "2026-01-03T00:00:00Z",
-            vec![("hold_id", text("hold-4")), ("reason", text("case"))],
-        );
+        log.hold(id, "legal", "2026-01-03T00:00:00Z", "hold-4", "case");
         // Eligible while held (an edited view fooled the sweeper), then purged while held.
         log.push(
             types::RETENTION_DELETION_ELIGIBLE,
@@ -592,13 +594,7 @@ mod tests {
                 ("expires_at", text("2026-01-11T00:00:00.000Z")),
             ],
         );
-        log.push(
-            types::PACKAGE_PURGED,
-            Some(id),
-            "system:gc",
-            "2026-02-01T00:00:00Z",
-            vec![("eligible_seq", Value::Int(5))],
-        );
+        log.purged(id, "2026-02-01T00:00:00Z", 5);
         assert_eq!(
             log.violations(),
             vec![
@@ -651,13 +647,7 @@ mod tests {
             "2026-01-07T00:00:00Z",
             vec![("hold_id", text("hold-99")), ("reason", text("never held"))],
         );
-        log.push(
-            types::RETENTION_HOLD_APPLIED,
-            Some(id),
-            "legal",
-            "2026-01-07T00:00:00Z",
-            vec![("hold_id", text("hold-7")), ("reason", text("  "))],
-        );
+        log.hold(id, "legal", "2026-01-07T00:00:00Z", "hold-7", "  ");
         assert_eq!(
             log.violations(),
             vec![

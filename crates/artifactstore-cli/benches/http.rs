@@ -36,17 +36,28 @@ fn arg(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-fn make_data(len: usize, seed: u64) -> Vec<u8> {
-    let mut state: u64 = 0x9E37_79B9_7F4A_7C15 ^ seed;
-    let mut data = Vec::with_capacity(len + 8);
-    while data.len() < len {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        data.extend_from_slice(&state.to_le_bytes());
-    }
-    data.truncate(len);
-    data
+/// A server on loopback over `store`: its base URL and a handle that stops it.
+async fn start_server(
+    store: artifact_core::ArtifactStore,
+    upload_dir: std::path::PathBuf,
+) -> (
+    String,
+    impl FnOnce() -> tokio::task::JoinHandle<std::io::Result<()>>,
+) {
+    let options = artifact_server::ServerOptions::new(upload_dir);
+    let state = artifact_server::AppState::new(store, options).expect("state");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(artifact_server::serve(listener, state, async move {
+        let _ = stopped.await;
+    }));
+    (base, move || {
+        let _ = stop.send(());
+        server
+    })
 }
 
 fn gbps(bytes: u64, elapsed: Duration) -> f64 {
@@ -82,7 +93,7 @@ fn main() {
     );
     let size = (size_mib << 20) as u64;
     let source = dir.path().join("source.bin");
-    std::fs::write(&source, make_data(size as usize, 1)).expect("source");
+    std::fs::write(&source, artifact_core::testing::test_bytes(size, 1)).expect("source");
     // Flushed before any timing: otherwise the first figure pays for writing back the source.
     std::fs::File::open(&source)
         .and_then(|f| f.sync_all())
@@ -123,16 +134,7 @@ fn main() {
                     .create_token("bench", "bench", &[Role::Admin], &[7; 32])
                     .await
                     .expect("token");
-                let options = artifact_server::ServerOptions::new(data_dir.join("uploads"));
-                let state = artifact_server::AppState::new(store, options).expect("state");
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                    .await
-                    .expect("bind");
-                let base = format!("http://{}", listener.local_addr().expect("addr"));
-                let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-                let server = tokio::spawn(artifact_server::serve(listener, state, async move {
-                    let _ = stopped.await;
-                }));
+                let (base, stop) = start_server(store, data_dir.join("uploads")).await;
                 let client = reqwest::Client::new();
                 let start = Instant::now();
                 if mode.starts_with("PUT") {
@@ -150,8 +152,7 @@ fn main() {
                     assert_eq!(blob.blake3, info.blake3.to_string());
                 }
                 rates.push(gbps(size, start.elapsed()));
-                let _ = stop.send(());
-                let _ = server.await;
+                let _ = stop().await;
                 std::fs::remove_dir_all(&data_dir).expect("clean");
             }
         }
@@ -175,16 +176,8 @@ fn main() {
             .create_token("bench", "bench", &[Role::Admin], &[9; 32])
             .await
             .expect("token");
-        let options = artifact_server::ServerOptions::new(data_dir.join("uploads"));
-        let state = artifact_server::AppState::new(store, options).expect("state");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let base = Arc::new(format!("http://{}", listener.local_addr().expect("addr")));
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(artifact_server::serve(listener, state, async move {
-            let _ = stopped.await;
-        }));
+        let (base, stop) = start_server(store, data_dir.join("uploads")).await;
+        let base = Arc::new(base);
         let token = Arc::new(token);
         let start = Instant::now();
         let mut tasks = Vec::new();
@@ -194,7 +187,10 @@ fn main() {
             tasks.push(tokio::spawn(async move {
                 let client = HttpClient::new(&base, Some(token.to_string())).expect("client");
                 for i in 0..per_client {
-                    let content = make_data(1024, (client_index * 1_000_000 + i) as u64 + 7);
+                    let content = artifact_core::testing::test_bytes(
+                        1024,
+                        (client_index * 1_000_000 + i) as u64 + 7,
+                    );
                     let blob = BlobInfo::of(&content);
                     client
                         .send(
@@ -230,8 +226,7 @@ fn main() {
         }
         let elapsed = start.elapsed();
         let total = clients * per_client;
-        let _ = stop.send(());
-        let _ = server.await;
+        let _ = stop().await;
         println!("small packages over HTTP (1 file of 1 KiB each), {clients} concurrent clients:");
         println!(
             "  {total} packages in {:.2} s = {:.0} pkg/s",

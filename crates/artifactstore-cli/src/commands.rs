@@ -223,7 +223,7 @@ async fn token<C: Client>(client: &C, command: TokenCommand, json: bool) -> anyh
                 };
                 eprintln!(
                     "token {} for `{principal}` created{expiry}; it is shown only this once (only its hash is stored)",
-                    minted.token_id
+                    minted.record.token_id
                 );
             }
         }
