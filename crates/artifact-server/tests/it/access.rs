@@ -457,21 +457,9 @@ fn offset_of(reply: &crate::support::Reply) -> u64 {
 async fn an_upload_session_belongs_to_its_creator_and_admins() {
     let mut harness = Harness::new().await;
     let intruder = other_writer(&harness).await;
-    let location = harness
-        .send(Method::POST, "/uploads", WRITER, &[], Body::empty())
-        .await
-        .expect(201)["location"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let location = harness.open_upload(WRITER).await;
     harness
-        .send(
-            Method::PATCH,
-            &location,
-            WRITER,
-            &[("upload-offset", "0")],
-            b"owner's bytes".to_vec(),
-        )
+        .patch_upload(&location, WRITER, 0, b"owner's bytes".to_vec())
         .await
         .expect_status(202);
     let content = b"owner's bytes and more".to_vec();
@@ -531,13 +519,7 @@ async fn an_upload_session_belongs_to_its_creator_and_admins() {
         .await;
     assert_eq!(admin.status, 204);
     harness
-        .send(
-            Method::PATCH,
-            &location,
-            ADMIN,
-            &[("upload-offset", "13")],
-            b" and more".to_vec(),
-        )
+        .patch_upload(&location, ADMIN, 13, b" and more".to_vec())
         .await
         .expect_status(202);
     let stored = harness

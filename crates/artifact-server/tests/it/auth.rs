@@ -165,13 +165,7 @@ async fn prepare(
         Endpoint::FinishUpload => {
             let location = new_session().await;
             harness
-                .send(
-                    Method::PATCH,
-                    &location,
-                    ADMIN,
-                    &[("upload-offset", "0")],
-                    unique.clone(),
-                )
+                .patch_upload(&location, ADMIN, 0, unique.clone())
                 .await
                 .expect_status(202);
             let info = BlobInfo::of(&unique);
@@ -401,13 +395,7 @@ async fn reading_needs_a_token_with_any_role_and_ops_endpoints_need_none() {
         .setup_package("readme", "1.0", "build-cache", &[("a/b.txt", &content)])
         .await;
     let info = BlobInfo::of(&content);
-    let session = harness
-        .send(Method::POST, "/uploads", WRITER, &[], Body::empty())
-        .await
-        .expect(201)["location"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let session = harness.open_upload(WRITER).await;
     let reads = [
         (Method::GET, format!("/blobs/{}", info.blake3)),
         (Method::HEAD, format!("/blobs/{}", info.sha256)),

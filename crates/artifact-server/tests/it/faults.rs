@@ -152,22 +152,10 @@ async fn a_full_disk_answers_507_and_leaves_nothing_behind() {
     assert_eq!(harness.head_seq().await, head, "nothing recorded");
 
     // An upload session: a chunk that fits, then one that does not.
-    let session = harness
-        .send(Method::POST, "/uploads", WRITER, &[], Body::empty())
-        .await
-        .expect(201)["location"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let session = harness.open_upload(WRITER).await;
     let first = pseudo_random_bytes(2 << 20, 11);
     harness
-        .send(
-            Method::PATCH,
-            &session,
-            WRITER,
-            &[("upload-offset", "0")],
-            first.clone(),
-        )
+        .patch_upload(&session, WRITER, 0, first.clone())
         .await
         .expect_status(202);
     let reply = harness

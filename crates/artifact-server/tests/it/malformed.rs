@@ -156,21 +156,9 @@ async fn fixture() -> Fixture {
         .release("setup", &package_ref, &released_hold, "done")
         .await
         .unwrap();
-    let session = harness
-        .send(Method::POST, "/uploads", WRITER, &[], Body::empty())
-        .await
-        .expect(201)["location"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let session = harness.open_upload(WRITER).await;
     harness
-        .send(
-            Method::PATCH,
-            &session,
-            WRITER,
-            &[("upload-offset", "0")],
-            b"12345".to_vec(),
-        )
+        .patch_upload(&session, WRITER, 0, b"12345".to_vec())
         .await
         .expect_status(202);
     Fixture {

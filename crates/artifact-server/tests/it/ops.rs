@@ -162,15 +162,7 @@ async fn openapi_documents_exactly_the_routes_the_router_serves() {
         .hold("setup", &artifact_core::PackageRef::Id(id), "fixture")
         .await
         .unwrap();
-    let new_session = async || {
-        harness
-            .send(Method::POST, "/uploads", WRITER, &[], Body::empty())
-            .await
-            .expect(201)["location"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    };
+    let new_session = async || harness.open_upload(WRITER).await;
     let patched = new_session().await;
     let finished = new_session().await;
     let deleted = new_session().await;
@@ -574,13 +566,7 @@ async fn metrics_count_requests_events_and_uploads_and_readyz_is_ready() {
     assert_eq!(sample(&first, "artifactstore_events_appended_total"), 0);
 
     // Traffic: an upload session, a blob, a package, a refused call, an unknown route.
-    let session = harness
-        .send(Method::POST, "/uploads", WRITER, &[], Body::empty())
-        .await
-        .expect(201)["location"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let session = harness.open_upload(WRITER).await;
     let content = b"metered bytes".to_vec();
     harness.put_blob(WRITER, &content).await;
     let created = harness

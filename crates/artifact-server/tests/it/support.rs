@@ -204,6 +204,35 @@ impl Harness {
         self.store.head().await.expect("head").seq
     }
 
+    /// Opens an upload session as `caller` (`POST /uploads`, 201); its location.
+    pub async fn open_upload(&self, caller: Caller) -> String {
+        self.send(Method::POST, "/uploads", caller, &[], Body::empty())
+            .await
+            .expect(201)["location"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// `PATCH location` as `caller` with `bytes` at `offset`.
+    pub async fn patch_upload(
+        &self,
+        location: &str,
+        caller: Caller,
+        offset: u64,
+        bytes: impl Into<Body>,
+    ) -> Reply {
+        let offset = offset.to_string();
+        self.send(
+            Method::PATCH,
+            location,
+            caller,
+            &[("upload-offset", offset.as_str())],
+            bytes,
+        )
+        .await
+    }
+
     /// Stores `content` through `PUT /blobs/{blake3}` as `caller`.
     pub async fn put_blob(&self, caller: Caller, content: &[u8]) -> BlobInfo {
         let info = BlobInfo::of(content);

@@ -393,27 +393,9 @@ async fn an_oversize_patch_is_refused_and_leaves_the_session_unchanged() {
 async fn oversize_bodies_with_a_declared_length_change_no_session() {
     let limit: usize = 64 << 10;
     let harness = Harness::with(|options| options.max_blob_bytes = limit as u64).await;
-    let location = harness
-        .send(
-            Method::POST,
-            "/uploads",
-            WRITER,
-            &[],
-            axum::body::Body::empty(),
-        )
-        .await
-        .expect(201)["location"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let location = harness.open_upload(WRITER).await;
     harness
-        .send(
-            Method::PATCH,
-            &location,
-            WRITER,
-            &[("upload-offset", "0")],
-            b"first".to_vec(),
-        )
+        .patch_upload(&location, WRITER, 0, b"first".to_vec())
         .await
         .expect_status(202);
     let offset = async || {
