@@ -78,6 +78,34 @@ async fn connect(server: &Running) -> TcpStream {
 }
 
 /// The head of a PATCH of `session` at `offset` declaring a `length`-byte body.
+/// Opens an upload session as the writer over the network; its location.
+async fn open_session(server: &Running) -> String {
+    json_of(
+        server
+            .request(Method::POST, "/uploads", WRITER)
+            .send()
+            .await
+            .unwrap(),
+        201,
+    )
+    .await["location"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// A PATCH of all of `content` to `session` that sends only its first `sent` bytes and then
+/// stops (the connection stays open).
+async fn stall_patch(server: &Running, session: &str, content: &[u8], sent: usize) -> TcpStream {
+    let mut stalled = connect(server).await;
+    stalled
+        .write_all(patch_head(session, 0, content.len() as u64).as_bytes())
+        .await
+        .unwrap();
+    stalled.write_all(&content[..sent]).await.unwrap();
+    stalled
+}
+
 fn patch_head(session: &str, offset: u64, length: u64) -> String {
     format!(
         "PATCH {session} HTTP/1.1\r\nhost: test\r\nauthorization: Bearer {}\r\n\
@@ -383,25 +411,9 @@ async fn a_stalled_body_times_out_and_the_session_keeps_its_bytes() {
     let server = harness.start().await;
     let content = pseudo_random_bytes((3 << 20) + 77, 21);
     let info = BlobInfo::of(&content);
-    let session = json_of(
-        server
-            .request(Method::POST, "/uploads", WRITER)
-            .send()
-            .await
-            .unwrap(),
-        201,
-    )
-    .await["location"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let session = open_session(&server).await;
     let sent = (1 << 20) + 100;
-    let mut stalled = connect(&server).await;
-    stalled
-        .write_all(patch_head(&session, 0, content.len() as u64).as_bytes())
-        .await
-        .unwrap();
-    stalled.write_all(&content[..sent]).await.unwrap();
+    let mut stalled = stall_patch(&server, &session, &content, sent).await;
     let (status, _, body) = read_response(&mut stalled).await;
     assert_eq!(status, 400, "{}", String::from_utf8_lossy(&body));
     assert!(
@@ -440,25 +452,9 @@ async fn a_new_request_takes_over_a_session_from_a_stalled_patch() {
     let server = harness.start().await;
     let content = pseudo_random_bytes((4 << 20) + 3, 22);
     let info = BlobInfo::of(&content);
-    let session = json_of(
-        server
-            .request(Method::POST, "/uploads", WRITER)
-            .send()
-            .await
-            .unwrap(),
-        201,
-    )
-    .await["location"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let session = open_session(&server).await;
     let sent = (1 << 20) + 10;
-    let mut stalled = connect(&server).await;
-    stalled
-        .write_all(patch_head(&session, 0, content.len() as u64).as_bytes())
-        .await
-        .unwrap();
-    stalled.write_all(&content[..sent]).await.unwrap();
+    let mut stalled = stall_patch(&server, &session, &content, sent).await;
     // The first MiB has been written: the stalled request is inside the session now.
     wait_for_session_bytes(&harness, &session, 1 << 20).await;
 
