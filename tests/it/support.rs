@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use artifact_core::catalog::EventQuery;
 use artifact_core::config::Config;
-use artifact_core::digest::{BlobInfo, PackageId};
+use artifact_core::digest::PackageId;
 use artifact_core::event::Event;
 use artifact_core::manifest::{FileEntry, Manifest};
 use artifact_core::time::{ManualClock, Period, Timestamp};
@@ -134,14 +134,7 @@ pub async fn open_store(data_dir: &Path, config: &Config, clock: &ManualClock) -
 
 /// A manifest file entry for `content` at `path`.
 pub fn file_entry(path: &str, content: &[u8], media_type: &str) -> FileEntry {
-    let info = BlobInfo::of(content);
-    FileEntry {
-        path: path.to_owned(),
-        size: info.size,
-        blake3: info.blake3,
-        sha256: info.sha256,
-        media_type: Some(media_type.to_owned()),
-    }
+    FileEntry::of(path, content, Some(media_type))
 }
 
 /// A manifest of `files` (sorted here), without labels.

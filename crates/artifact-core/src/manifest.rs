@@ -50,6 +50,19 @@ pub struct FileEntry {
 }
 
 impl FileEntry {
+    /// The entry of a file at `path` whose content is `content` (both digests and the size
+    /// computed here), with an optional media type.
+    pub fn of(path: impl Into<String>, content: &[u8], media_type: Option<&str>) -> Self {
+        let info = BlobInfo::of(content);
+        FileEntry {
+            path: path.into(),
+            size: info.size,
+            blake3: info.blake3,
+            sha256: info.sha256,
+            media_type: media_type.map(str::to_owned),
+        }
+    }
+
     /// The blob this file's content is.
     pub fn blob(&self) -> BlobInfo {
         BlobInfo {
@@ -465,14 +478,7 @@ mod tests {
     use super::*;
 
     fn file(path: &str, content: &[u8]) -> FileEntry {
-        let info = BlobInfo::of(content);
-        FileEntry {
-            path: path.to_owned(),
-            size: info.size,
-            blake3: info.blake3,
-            sha256: info.sha256,
-            media_type: Some("text/plain".to_owned()),
-        }
+        FileEntry::of(path, content, Some("text/plain"))
     }
 
     fn sample() -> Manifest {

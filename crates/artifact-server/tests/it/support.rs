@@ -506,14 +506,7 @@ pub fn assert_jcs(body: &[u8]) {
 
 /// A manifest file entry.
 pub fn file_entry(path: &str, content: &[u8], media_type: &str) -> FileEntry {
-    let info = BlobInfo::of(content);
-    FileEntry {
-        path: path.to_owned(),
-        size: info.size,
-        blake3: info.blake3,
-        sha256: info.sha256,
-        media_type: Some(media_type.to_owned()),
-    }
+    FileEntry::of(path, content, Some(media_type))
 }
 
 /// A manifest of `files` (sorted here), no labels.

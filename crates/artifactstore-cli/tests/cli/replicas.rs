@@ -238,16 +238,7 @@ fn content_of(package: usize) -> Vec<u8> {
 const SHARED: &[u8] = b"one blob every package shares, uploaded through both replicas at once\n";
 
 fn manifest_of(package: usize) -> Manifest {
-    let entry = |path: &str, content: &[u8]| {
-        let info = BlobInfo::of(content);
-        FileEntry {
-            path: path.to_owned(),
-            size: info.size,
-            blake3: info.blake3,
-            sha256: info.sha256,
-            media_type: Some("text/plain".to_owned()),
-        }
-    };
+    let entry = |path: &str, content: &[u8]| FileEntry::of(path, content, Some("text/plain"));
     let mut manifest = Manifest {
         name: format!("replicated-{package}"),
         version: "1".to_owned(),
