@@ -37,15 +37,10 @@ async fn send_as(
 async fn tokens_are_listed_without_secrets_and_a_revoked_token_gets_401() {
     let harness = Harness::new().await;
     let minted = harness
-        .send(
-            Method::POST,
-            "/admin/tokens",
-            ADMIN,
-            &[JSON],
+        .mint_token(
             r#"{"principal":"nightly-bot","roles":["writer"],"expires_at":"2027-06-01T00:00:00Z"}"#,
         )
-        .await
-        .expect(201);
+        .await;
     let token = minted["token"].as_str().unwrap().to_owned();
     let token_id = minted["token_id"].as_str().unwrap().to_owned();
     assert!(token_id.starts_with("tok-"), "{minted}");
@@ -228,15 +223,10 @@ async fn an_expired_token_gets_401_saying_so_by_the_store_clock() {
     let harness = Harness::new().await;
     // START is 2026-11-23T10:00Z: an hour of validity.
     let minted = harness
-        .send(
-            Method::POST,
-            "/admin/tokens",
-            ADMIN,
-            &[JSON],
+        .mint_token(
             r#"{"principal":"temp-bot","roles":["reader"],"expires_at":"2026-11-23T11:00:00Z"}"#,
         )
-        .await
-        .expect(201);
+        .await;
     let token = minted["token"].as_str().unwrap().to_owned();
     let created = events_after(&harness.store, 0)
         .await
@@ -343,15 +333,8 @@ async fn tokens_for_reserved_principals_are_refused() {
     assert_eq!(harness.head_seq().await, head, "nothing was minted");
     // A name merely containing `system` is fine.
     harness
-        .send(
-            Method::POST,
-            "/admin/tokens",
-            ADMIN,
-            &[JSON],
-            r#"{"principal":"ci-system:builder","roles":["reader"]}"#,
-        )
-        .await
-        .expect(201);
+        .mint_token(r#"{"principal":"ci-system:builder","roles":["reader"]}"#)
+        .await;
 }
 
 #[tokio::test]

@@ -483,15 +483,8 @@ async fn tokens_minted_over_http_are_shown_once_and_act_as_their_principal() {
     let harness = Harness::new().await;
     let before = harness.head_seq().await;
     let minted = harness
-        .send(
-            Method::POST,
-            "/admin/tokens",
-            ADMIN,
-            &[("content-type", "application/json")],
-            r#"{"principal":"nightly-bot","roles":["writer"]}"#,
-        )
-        .await
-        .expect(201);
+        .mint_token(r#"{"principal":"nightly-bot","roles":["writer"]}"#)
+        .await;
     assert_eq!(minted["principal"], "nightly-bot");
     assert_eq!(minted["roles"], serde_json::json!(["writer"]));
     let token = minted["token"].as_str().unwrap().to_owned();

@@ -204,6 +204,19 @@ impl Harness {
         self.store.head().await.expect("head").seq
     }
 
+    /// Mints a token as the admin (`POST /admin/tokens` with the JSON `body`, 201); the answer.
+    pub async fn mint_token(&self, body: &str) -> serde_json::Value {
+        self.send(
+            Method::POST,
+            "/admin/tokens",
+            ADMIN,
+            &[("content-type", "application/json")],
+            body.to_owned(),
+        )
+        .await
+        .expect(201)
+    }
+
     /// Opens an upload session as `caller` (`POST /uploads`, 201); its location.
     pub async fn open_upload(&self, caller: Caller) -> String {
         self.send(Method::POST, "/uploads", caller, &[], Body::empty())
