@@ -871,45 +871,42 @@ async fn bad_retention_requests_change_nothing(backend: Backend) {
     let oversize = "x".repeat(artifact_core::retention::MAX_REASON_BYTES + 1);
     let later = plus_days(expiry, 30);
 
+    let extend = async |id, until, reason: &str| {
+        store
+            .extend("ops", &by_id(id), until, reason)
+            .await
+            .map(drop)
+    };
+    let release = async |id, hold: &str, reason: &str| {
+        store
+            .release("legal", &by_id(id), hold, reason)
+            .await
+            .map(drop)
+    };
     let cases: Vec<(&str, artifact_core::Result<()>, &str)> = vec![
         (
             "earlier expiry",
-            store
-                .extend("ops", &by_id(package), plus_days(expiry, -1), "why")
-                .await
-                .map(drop),
+            extend(package, plus_days(expiry, -1), "why").await,
             "InvalidInput",
         ),
         (
             "the same expiry",
-            store
-                .extend("ops", &by_id(package), expiry, "why")
-                .await
-                .map(drop),
+            extend(package, expiry, "why").await,
             "InvalidInput",
         ),
         (
             "blank reason",
-            store
-                .extend("ops", &by_id(package), later, " ")
-                .await
-                .map(drop),
+            extend(package, later, " ").await,
             "InvalidInput",
         ),
         (
             "oversize reason",
-            store
-                .extend("ops", &by_id(package), later, &oversize)
-                .await
-                .map(drop),
+            extend(package, later, &oversize).await,
             "InvalidInput",
         ),
         (
             "extend a permanent record",
-            store
-                .extend("ops", &by_id(permanent), later, "why")
-                .await
-                .map(drop),
+            extend(permanent, later, "why").await,
             "Conflict",
         ),
         (
@@ -927,34 +924,22 @@ async fn bad_retention_requests_change_nothing(backend: Backend) {
         ),
         (
             "release twice",
-            store
-                .release("legal", &by_id(package), &hold_id, "again")
-                .await
-                .map(drop),
+            release(package, &hold_id, "again").await,
             "Conflict",
         ),
         (
             "release an unknown hold",
-            store
-                .release("legal", &by_id(package), "hold-999999", "why")
-                .await
-                .map(drop),
+            release(package, "hold-999999", "why").await,
             "NotFound",
         ),
         (
             "release another package's hold",
-            store
-                .release("legal", &by_id(permanent), &hold_id, "why")
-                .await
-                .map(drop),
+            release(permanent, &hold_id, "why").await,
             "NotFound",
         ),
         (
             "release without a reason",
-            store
-                .release("legal", &by_id(package), &hold_id, "")
-                .await
-                .map(drop),
+            release(package, &hold_id, "").await,
             "InvalidInput",
         ),
     ];

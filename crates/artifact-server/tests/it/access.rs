@@ -33,6 +33,19 @@ async fn send_as(
     harness.send(method, uri, ANONYMOUS, &all, body).await
 }
 
+/// `GET /events/head` with `token`.
+async fn head_as(harness: &Harness, token: &str) -> crate::support::Reply {
+    send_as(
+        harness,
+        Method::GET,
+        "/events/head",
+        token,
+        &[],
+        Body::empty(),
+    )
+    .await
+}
+
 #[tokio::test]
 async fn tokens_are_listed_without_secrets_and_a_revoked_token_gets_401() {
     let harness = Harness::new().await;
@@ -93,16 +106,7 @@ async fn tokens_are_listed_without_secrets_and_a_revoked_token_gets_401() {
         .problem(403);
 
     // The token works until it is revoked.
-    send_as(
-        &harness,
-        Method::GET,
-        "/events/head",
-        &token,
-        &[],
-        Body::empty(),
-    )
-    .await
-    .expect(200);
+    head_as(&harness, &token).await.expect(200);
     let before = harness.head_seq().await;
     let revoked = harness
         .send(
@@ -125,15 +129,7 @@ async fn tokens_are_listed_without_secrets_and_a_revoked_token_gets_401() {
         Some("leaked in a build log")
     );
     assert_eq!(appended[0].data_text("token_id"), Some(token_id.as_str()));
-    let refused = send_as(
-        &harness,
-        Method::GET,
-        "/events/head",
-        &token,
-        &[],
-        Body::empty(),
-    )
-    .await;
+    let refused = head_as(&harness, &token).await;
     let problem = refused.problem(401);
     assert!(
         problem["detail"].as_str().unwrap().contains("revoked"),
@@ -206,16 +202,7 @@ async fn tokens_are_listed_without_secrets_and_a_revoked_token_gets_401() {
         head,
         "refused revocations append nothing"
     );
-    send_as(
-        &harness,
-        Method::GET,
-        "/events/head",
-        &fresh.token,
-        &[],
-        Body::empty(),
-    )
-    .await
-    .expect(200);
+    head_as(&harness, &fresh.token).await.expect(200);
 }
 
 #[tokio::test]
@@ -237,42 +224,15 @@ async fn an_expired_token_gets_401_saying_so_by_the_store_clock() {
         created.data_text("expires_at"),
         Some("2026-11-23T11:00:00.000Z")
     );
-    send_as(
-        &harness,
-        Method::GET,
-        "/events/head",
-        &token,
-        &[],
-        Body::empty(),
-    )
-    .await
-    .expect(200);
+    head_as(&harness, &token).await.expect(200);
     harness
         .clock
         .advance(artifact_core::time::Period::Millis(3_600_000 - 1));
-    send_as(
-        &harness,
-        Method::GET,
-        "/events/head",
-        &token,
-        &[],
-        Body::empty(),
-    )
-    .await
-    .expect(200);
+    head_as(&harness, &token).await.expect(200);
     harness
         .clock
         .advance(artifact_core::time::Period::Millis(1));
-    let problem = send_as(
-        &harness,
-        Method::GET,
-        "/events/head",
-        &token,
-        &[],
-        Body::empty(),
-    )
-    .await
-    .problem(401);
+    let problem = head_as(&harness, &token).await.problem(401);
     let detail = problem["detail"].as_str().unwrap();
     assert!(
         detail.contains("expired") && detail.contains("2026-11-23T11:00:00.000Z"),
