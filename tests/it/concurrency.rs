@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use artifact_core::digest::PackageId;
 use artifact_core::event::{Event, types};
 use artifact_core::retention::RetentionState;
-use artifact_core::time::{Timestamp, ymd};
+use artifact_core::time::ymd;
 use artifact_core::{ArtifactStore, Error};
 
 use crate::support::{
@@ -81,60 +81,6 @@ async fn extender(store: ArtifactStore, packages: Vec<PackageId>) -> usize {
         }
     }
     extended
-}
-
-fn data_ts(event: &Event, key: &str) -> Option<Timestamp> {
-    event.data_text(key).and_then(|t| t.parse().ok())
-}
-
-/// Walks one package's events in order and checks every retention transition was legal in
-/// the state the log had just before it.
-fn check_package_history(package: PackageId, events: &[Event]) -> usize {
-    let mut state: Option<RetentionState> = None;
-    let mut eligible_marks = 0;
-    for event in events {
-        if let Some(current) = &state {
-            match event.event_type.as_str() {
-                types::RETENTION_DELETION_ELIGIBLE => {
-                    let as_of = data_ts(event, "as_of").expect("deletion_eligible has as_of");
-                    assert!(
-                        !current.eligible_for_deletion,
-                        "{package}: seq {} marks it eligible again without a flip back since seq {:?}",
-                        event.seq, current.eligible_seq
-                    );
-                    assert_eq!(
-                        current.active_holds(),
-                        0,
-                        "{package}: seq {} marks it eligible while it holds a hold",
-                        event.seq
-                    );
-                    assert!(
-                        current.current_expires_at.is_some_and(|t| t <= as_of),
-                        "{package}: seq {} marks it eligible before its expiry",
-                        event.seq
-                    );
-                    eligible_marks += 1;
-                }
-                types::RETENTION_EXTENDED => {
-                    let previous = data_ts(event, "previous_expires_at");
-                    let new = data_ts(event, "new_expires_at");
-                    assert_eq!(
-                        previous, current.current_expires_at,
-                        "{package}: seq {} extends from a stale expiry",
-                        event.seq
-                    );
-                    assert!(
-                        new > previous,
-                        "{package}: seq {} moves the expiry earlier",
-                        event.seq
-                    );
-                }
-                _ => {}
-            }
-        }
-        RetentionState::apply(&mut state, event);
-    }
-    eligible_marks
 }
 
 async fn concurrent_sweeps_holds_and_extensions_keep_retention_consistent(backend: Backend) {
@@ -215,7 +161,7 @@ async fn concurrent_sweeps_holds_and_extensions_keep_retention_consistent(backen
             .filter(|e| e.package_id == Some(*package))
             .cloned()
             .collect();
-        let marks = check_package_history(*package, &package_events);
+        let marks = artifact_core::testing::check_package_history(*package, &package_events);
         assert!(marks >= 1, "{package} was never marked eligible");
         total_marks += marks;
 
@@ -395,6 +341,6 @@ async fn postgres_writers_stay_serialised_under_a_serializable_default() {
             .filter(|e| e.package_id == Some(*package))
             .cloned()
             .collect();
-        check_package_history(*package, &package_events);
+        artifact_core::testing::check_package_history(*package, &package_events);
     }
 }

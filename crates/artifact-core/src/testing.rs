@@ -599,6 +599,66 @@ pub async fn run_all(store: Arc<dyn BlobStore>, options: ConformanceOptions) {
     list_exact(store.as_ref(), &options).await;
 }
 
+/// The timestamp member `key` of an event's payload, if it is one.
+fn event_ts(event: &crate::event::Event, key: &str) -> Option<crate::time::Timestamp> {
+    event.data_text(key).and_then(|t| t.parse().ok())
+}
+
+/// Walks one package's events in order and asserts that every retention transition was
+/// legal in the state the log had just before it (no eligibility while held or twice, no
+/// extension from a stale or to an earlier expiry); returns how many times it was marked
+/// eligible. For concurrency tests that drive many writers at one store.
+pub fn check_package_history(
+    package: crate::digest::PackageId,
+    events: &[crate::event::Event],
+) -> usize {
+    let mut state: Option<crate::retention::RetentionState> = None;
+    let mut eligible_marks = 0;
+    for event in events {
+        if let Some(current) = &state {
+            match event.event_type.as_str() {
+                crate::event::types::RETENTION_DELETION_ELIGIBLE => {
+                    let as_of = event_ts(event, "as_of").expect("deletion_eligible has as_of");
+                    assert!(
+                        !current.eligible_for_deletion,
+                        "{package}: seq {} marks it eligible again without a flip back since seq {:?}",
+                        event.seq, current.eligible_seq
+                    );
+                    assert_eq!(
+                        current.active_holds(),
+                        0,
+                        "{package}: seq {} marks it eligible while it holds a hold",
+                        event.seq
+                    );
+                    assert!(
+                        current.current_expires_at.is_some_and(|t| t <= as_of),
+                        "{package}: seq {} marks it eligible before its expiry",
+                        event.seq
+                    );
+                    eligible_marks += 1;
+                }
+                crate::event::types::RETENTION_EXTENDED => {
+                    let previous = event_ts(event, "previous_expires_at");
+                    let new = event_ts(event, "new_expires_at");
+                    assert_eq!(
+                        previous, current.current_expires_at,
+                        "{package}: seq {} extends from a stale expiry",
+                        event.seq
+                    );
+                    assert!(
+                        new > previous,
+                        "{package}: seq {} moves the expiry earlier",
+                        event.seq
+                    );
+                }
+                _ => {}
+            }
+        }
+        crate::retention::RetentionState::apply(&mut state, event);
+    }
+    eligible_marks
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

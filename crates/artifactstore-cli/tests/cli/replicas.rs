@@ -23,7 +23,6 @@ use std::time::Duration;
 use artifact_core::digest::{BlobInfo, PackageId};
 use artifact_core::event::{Event, types};
 use artifact_core::manifest::{FileEntry, Manifest};
-use artifact_core::retention::RetentionState;
 use artifact_core::time::{Clock as _, Period, SystemClock, Timestamp};
 use serde_json::Value as Json;
 
@@ -253,56 +252,6 @@ fn manifest_of(package: usize) -> Manifest {
     manifest
 }
 
-fn data_ts(event: &Event, key: &str) -> Option<Timestamp> {
-    event.data_text(key).and_then(|t| t.parse().ok())
-}
-
-/// Walks one package's events and checks every retention transition was legal in the state
-/// the log had just before it; returns the number of eligibility marks.
-fn check_package_history(package: PackageId, events: &[Event]) -> usize {
-    let mut state: Option<RetentionState> = None;
-    let mut marks = 0;
-    for event in events {
-        if let Some(current) = &state {
-            match event.event_type.as_str() {
-                types::RETENTION_DELETION_ELIGIBLE => {
-                    let as_of = data_ts(event, "as_of").expect("deletion_eligible has as_of");
-                    assert!(
-                        !current.eligible_for_deletion,
-                        "{package}: seq {} marks it eligible again without a flip back",
-                        event.seq
-                    );
-                    assert_eq!(
-                        current.active_holds(),
-                        0,
-                        "{package}: seq {} marks it eligible while it holds a hold",
-                        event.seq
-                    );
-                    assert!(
-                        current.current_expires_at.is_some_and(|t| t <= as_of),
-                        "{package}: seq {} marks it eligible before its expiry",
-                        event.seq
-                    );
-                    marks += 1;
-                }
-                types::RETENTION_EXTENDED => {
-                    let previous = data_ts(event, "previous_expires_at");
-                    let new = data_ts(event, "new_expires_at");
-                    assert_eq!(previous, current.current_expires_at, "seq {}", event.seq);
-                    assert!(
-                        new > previous,
-                        "{package}: seq {} moves expiry earlier",
-                        event.seq
-                    );
-                }
-                _ => {}
-            }
-        }
-        RetentionState::apply(&mut state, event);
-    }
-    marks
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_two_replicas_share_one_catalog_and_one_blob_store() {
     let database_url = artifact_core::testing_postgres::fresh_database().await;
@@ -499,7 +448,8 @@ async fn postgres_two_replicas_share_one_catalog_and_one_blob_store() {
             .filter(|e| e.package_id == Some(*package))
             .cloned()
             .collect();
-        let package_marks = check_package_history(*package, &package_events);
+        let package_marks =
+            artifact_core::testing::check_package_history(*package, &package_events);
         assert!(package_marks >= 1, "{package} was never marked eligible");
         marks += package_marks;
         let status_a = a.get(&format!("/packages/{package}/retention")).await;
