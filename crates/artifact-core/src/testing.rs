@@ -659,6 +659,17 @@ pub fn check_package_history(
     eligible_marks
 }
 
+/// A benchmark's numeric option: the value after `name` on the command line (`--rounds 3`),
+/// else `default`.
+pub fn bench_arg(name: &str, default: usize) -> usize {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

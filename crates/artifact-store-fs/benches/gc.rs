@@ -41,20 +41,12 @@ use artifact_core::digest::BlobInfo;
 use artifact_core::event::types::{BlobStored, Extra};
 use artifact_core::maintenance::GcOptions;
 use artifact_core::manifest::{FileEntry, Manifest};
+use artifact_core::testing::bench_arg;
 use artifact_core::time::{Clock as _, ManualClock, Period, Timestamp, ymd};
 use artifact_store_fs::EmbeddedOptions;
 
 const BATCH: usize = 500;
 const BLOB_BYTES: usize = 256;
-
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn content(i: usize) -> Vec<u8> {
     let mut bytes = vec![0u8; BLOB_BYTES];
@@ -225,7 +217,7 @@ fn fs_delete_rate(root: &Path, n: usize) -> f64 {
 }
 
 fn main() {
-    let n = arg("--packages", 100_000);
+    let n = bench_arg("--packages", 100_000);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

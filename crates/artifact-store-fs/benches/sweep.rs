@@ -21,17 +21,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use artifact_core::manifest::Manifest;
+use artifact_core::testing::bench_arg;
 use artifact_core::time::{ManualClock, Period, Timestamp, ymd};
 use artifact_store_fs::EmbeddedOptions;
-
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 async fn fill(
     dir: &Path,
@@ -88,9 +80,9 @@ async fn sweep_time(store: &artifact_core::ArtifactStore, as_of: Timestamp) -> (
 }
 
 fn main() {
-    let large = arg("--large", 1_000_000);
-    let small = arg("--small", 100_000);
-    let due = arg("--due", 10_000);
+    let large = bench_arg("--large", 1_000_000);
+    let small = bench_arg("--small", 100_000);
+    let due = bench_arg("--due", 10_000);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -27,21 +27,13 @@ use std::time::{Duration, Instant};
 use artifact_core::blob::Tier;
 use artifact_core::digest::BlobInfo;
 use artifact_core::event::types::{BlobStored, Extra};
+use artifact_core::testing::bench_arg;
 use artifact_core::time::ymd;
 use artifact_core::tlog::LogSigner;
 use artifact_core::{ArtifactStore, StoreOptions};
 use artifact_store_fs::FsBlobStore;
 
 const BATCH: usize = 1_000;
-
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// A small deterministic PRNG (xorshift64*), so every run asks for the same proofs.
 struct Rng(u64);
@@ -101,8 +93,8 @@ fn micros(d: Duration) -> String {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let events = arg("--events", 1_000_000);
-    let proofs = arg("--proofs", 1_000);
+    let events = bench_arg("--events", 1_000_000);
+    let proofs = bench_arg("--proofs", 1_000);
     let base = std::env::var_os("BENCH_DIR")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(std::env::temp_dir);

@@ -24,17 +24,9 @@ use artifact_client::{Client as _, HttpClient, NoProgress};
 use artifact_core::auth::Role;
 use artifact_core::digest::BlobInfo;
 use artifact_core::manifest::{FileEntry, Manifest};
+use artifact_core::testing::bench_arg;
 use artifact_store_fs::EmbeddedOptions;
 use reqwest::Method;
-
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// A server on loopback over `store`: its base URL and a handle that stops it.
 async fn start_server(
@@ -77,10 +69,10 @@ fn median(values: &[f64]) -> f64 {
 }
 
 fn main() {
-    let size_mib = arg("--size-mib", 1024);
-    let clients = arg("--clients", 16);
-    let per_client = arg("--packages", 50);
-    let rounds = arg("--rounds", 3).max(1);
+    let size_mib = bench_arg("--size-mib", 1024);
+    let clients = bench_arg("--clients", 16);
+    let per_client = bench_arg("--packages", 50);
+    let rounds = bench_arg("--rounds", 3).max(1);
     let base_dir =
         std::env::var_os("BENCH_DIR").map_or_else(std::env::temp_dir, std::path::PathBuf::from);
     let dir = tempfile::tempdir_in(base_dir).expect("dir");
