@@ -670,6 +670,80 @@ pub fn bench_arg(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
+/// A bare database for benchmark peers: one connection to `url`, for SQLite in WAL mode with
+/// `synchronous = FULL` (what the catalog uses), so a peer's commits are as durable as ours.
+pub async fn raw_pool(url: &str) -> sqlx::AnyPool {
+    use sqlx::Executor as _;
+    sqlx::any::install_default_drivers();
+    let sqlite = url.starts_with("sqlite:");
+    let url = if sqlite && !url.contains('?') {
+        format!("{url}?mode=rwc")
+    } else {
+        url.to_owned()
+    };
+    sqlx::any::AnyPoolOptions::new()
+        .max_connections(1)
+        .after_connect(move |conn, _| {
+            Box::pin(async move {
+                if sqlite {
+                    conn.execute("PRAGMA journal_mode = WAL").await?;
+                    conn.execute("PRAGMA synchronous = FULL").await?;
+                }
+                Ok(())
+            })
+        })
+        .connect(&url)
+        .await
+        .expect("raw database")
+}
+
+/// The commit-rate peer of the small-package benchmarks: transactions per second of a bare
+/// loop that, per transaction, inserts two 300-byte rows and upserts a counter (what one
+/// package creation writes, minus our work), on a fresh database at `url`.
+pub async fn raw_commit_rate(url: &str, n: usize) -> f64 {
+    use sqlx::Executor as _;
+    let sqlite = url.starts_with("sqlite:");
+    let pool = raw_pool(url).await;
+    let blob = if sqlite { "BLOB" } else { "BYTEA" };
+    pool.execute(sqlx::AssertSqlSafe(format!(
+        "CREATE TABLE ev (seq BIGINT PRIMARY KEY, body {blob} NOT NULL)"
+    )))
+    .await
+    .expect("ddl");
+    pool.execute("CREATE TABLE st (id TEXT PRIMARY KEY, n BIGINT NOT NULL)")
+        .await
+        .expect("ddl");
+    let body = vec![7u8; 300];
+    let start = std::time::Instant::now();
+    for i in 0..n {
+        let mut tx = if sqlite {
+            pool.begin_with("BEGIN IMMEDIATE").await
+        } else {
+            pool.begin().await
+        }
+        .expect("begin");
+        for k in 0..2 {
+            sqlx::query("INSERT INTO ev (seq, body) VALUES ($1, $2)")
+                .bind((i * 2 + k + 1) as i64)
+                .bind(body.clone())
+                .execute(&mut *tx)
+                .await
+                .expect("insert");
+        }
+        sqlx::query(
+            "INSERT INTO st (id, n) VALUES ($1, 1) ON CONFLICT (id) DO UPDATE SET n = st.n + 1",
+        )
+        .bind(format!("p{}", i % 100))
+        .execute(&mut *tx)
+        .await
+        .expect("upsert");
+        tx.commit().await.expect("commit");
+    }
+    let rate = n as f64 / start.elapsed().as_secs_f64();
+    pool.close().await;
+    rate
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -120,69 +120,6 @@ async fn open(url: &str, data_dir: &Path, clock: &ManualClock, pool: u32) -> Art
         .expect("open the store")
 }
 
-/// Bare transactions (2 inserts of 300 bytes + 1 upsert) per second on one connection.
-async fn raw_txn_rate(backend: Backend, url: &str, n: usize) -> f64 {
-    use sqlx::Executor as _;
-    let pool = sqlx::any::AnyPoolOptions::new()
-        .max_connections(1)
-        .after_connect(move |conn, _| {
-            Box::pin(async move {
-                if backend == Backend::Sqlite {
-                    conn.execute("PRAGMA journal_mode = WAL").await?;
-                    conn.execute("PRAGMA synchronous = FULL").await?;
-                }
-                Ok(())
-            })
-        })
-        .connect(&match backend {
-            Backend::Sqlite => format!("{url}?mode=rwc"),
-            Backend::Postgres => url.to_owned(),
-        })
-        .await
-        .expect("raw database");
-    let blob = if backend == Backend::Sqlite {
-        "BLOB"
-    } else {
-        "BYTEA"
-    };
-    pool.execute(sqlx::AssertSqlSafe(format!(
-        "CREATE TABLE ev (seq BIGINT PRIMARY KEY, body {blob} NOT NULL)"
-    )))
-    .await
-    .expect("ddl");
-    pool.execute("CREATE TABLE st (id TEXT PRIMARY KEY, n BIGINT NOT NULL)")
-        .await
-        .expect("ddl");
-    let body = vec![7u8; 300];
-    let start = Instant::now();
-    for i in 0..n {
-        let mut tx = match backend {
-            Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await,
-            Backend::Postgres => pool.begin().await,
-        }
-        .expect("begin");
-        for k in 0..2 {
-            sqlx::query("INSERT INTO ev (seq, body) VALUES ($1, $2)")
-                .bind((i * 2 + k + 1) as i64)
-                .bind(body.clone())
-                .execute(&mut *tx)
-                .await
-                .expect("insert");
-        }
-        sqlx::query(
-            "INSERT INTO st (id, n) VALUES ($1, 1) ON CONFLICT (id) DO UPDATE SET n = st.n + 1",
-        )
-        .bind(format!("p{}", i % 100))
-        .execute(&mut *tx)
-        .await
-        .expect("upsert");
-        tx.commit().await.expect("commit");
-    }
-    let rate = n as f64 / start.elapsed().as_secs_f64();
-    pool.close().await;
-    rate
-}
-
 fn small_manifest(writer: usize, i: usize, info: &artifact_core::digest::BlobInfo) -> Manifest {
     Manifest {
         name: format!("small-{writer}"),
@@ -367,7 +304,7 @@ fn main() {
         let mut rows = Vec::new();
         for backend in [Backend::Sqlite, Backend::Postgres] {
             let raw_url = databases.url(backend, "raw").await;
-            let raw = raw_txn_rate(backend, &raw_url, args.packages).await;
+            let raw = artifact_core::testing::raw_commit_rate(&raw_url, args.packages).await;
             let (sequential, concurrent) =
                 small_package_rates(&mut databases, backend, args.packages, args.writers).await;
             let (fill, sweep, repeat, marked) =

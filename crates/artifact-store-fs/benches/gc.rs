@@ -131,20 +131,7 @@ async fn fill(dir: &Path, total: usize, stored_at: Timestamp, clock: &ManualCloc
 /// insert plus `second` (an UPDATE or a DELETE of one row). Returns items/s.
 async fn raw_sqlite_rate(path: &Path, n: usize, second: &str) -> f64 {
     use sqlx::Executor as _;
-    sqlx::any::install_default_drivers();
-    let url = format!("sqlite://{}?mode=rwc", path.display());
-    let pool = sqlx::any::AnyPoolOptions::new()
-        .max_connections(1)
-        .after_connect(|conn, _| {
-            Box::pin(async move {
-                conn.execute("PRAGMA journal_mode = WAL").await?;
-                conn.execute("PRAGMA synchronous = FULL").await?;
-                Ok(())
-            })
-        })
-        .connect(&url)
-        .await
-        .expect("raw db");
+    let pool = artifact_core::testing::raw_pool(&format!("sqlite://{}", path.display())).await;
     pool.execute(
         "CREATE TABLE ev (seq INTEGER PRIMARY KEY, body BLOB NOT NULL, hash TEXT NOT NULL)",
     )

@@ -215,59 +215,14 @@ fn main() {
         rate
     });
 
-    let raw_rate = runtime.block_on(raw_sqlite_rate(&dir.path().join("raw.db"), n));
+    let raw_rate = runtime.block_on(artifact_core::testing::raw_commit_rate(
+        &format!("sqlite://{}", dir.path().join("raw.db").display()),
+        n,
+    ));
     println!("small packages (1 file of 1 KiB each), {n} packages:");
     println!("  raw SQLite txn (2 inserts + 1 upsert, WAL, FULL)  {raw_rate:8.0} txn/s");
     println!(
         "  library package creation                          {package_rate:8.0} pkg/s   = {:.2} x raw txn rate",
         package_rate / raw_rate
     );
-}
-
-async fn raw_sqlite_rate(path: &Path, n: usize) -> f64 {
-    use sqlx::Executor as _;
-    sqlx::any::install_default_drivers();
-    let url = format!("sqlite://{}?mode=rwc", path.display());
-    let pool = sqlx::any::AnyPoolOptions::new()
-        .max_connections(1)
-        .after_connect(|conn, _| {
-            Box::pin(async move {
-                conn.execute("PRAGMA journal_mode = WAL").await?;
-                conn.execute("PRAGMA synchronous = FULL").await?;
-                Ok(())
-            })
-        })
-        .connect(&url)
-        .await
-        .expect("raw db");
-    pool.execute("CREATE TABLE ev (seq INTEGER PRIMARY KEY, body BLOB NOT NULL)")
-        .await
-        .expect("ddl");
-    pool.execute("CREATE TABLE st (id TEXT PRIMARY KEY, n INTEGER NOT NULL)")
-        .await
-        .expect("ddl");
-    let body = vec![7u8; 300];
-    let start = Instant::now();
-    for i in 0..n {
-        let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.expect("begin");
-        for k in 0..2 {
-            sqlx::query("INSERT INTO ev (seq, body) VALUES ($1, $2)")
-                .bind((i * 2 + k + 1) as i64)
-                .bind(body.clone())
-                .execute(&mut *tx)
-                .await
-                .expect("insert");
-        }
-        sqlx::query(
-            "INSERT INTO st (id, n) VALUES ($1, 1) ON CONFLICT (id) DO UPDATE SET n = n + 1",
-        )
-        .bind(format!("p{}", i % 100))
-        .execute(&mut *tx)
-        .await
-        .expect("upsert");
-        tx.commit().await.expect("commit");
-    }
-    let rate = n as f64 / start.elapsed().as_secs_f64();
-    pool.close().await;
-    rate
 }
