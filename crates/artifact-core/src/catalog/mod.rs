@@ -408,13 +408,16 @@ impl Catalog {
     /// Verifies the whole hash chain; returns the verified head, or the first bad seq as
     /// [`Error::Integrity`].
     pub async fn verify_chain(&self) -> Result<Head> {
-        self.verify_chain_with(|_| {}).await
+        self.verify_chain_with(|_, _| {}).await
     }
 
-    /// [`Catalog::verify_chain`], handing each verified event to `visit` in seq order (one
-    /// pass for the chain and whatever else replays the log, e.g. the rules of
-    /// [`crate::rules::LogRules`]).
-    pub async fn verify_chain_with(&self, mut visit: impl FnMut(&Event) + Send) -> Result<Head> {
+    /// [`Catalog::verify_chain`], handing each verified event and its stored canonical bytes
+    /// to `visit` in seq order (one pass for the chain and whatever else replays the log, e.g.
+    /// the rules of [`crate::rules::LogRules`] and the Merkle leaves of a checkpoint).
+    pub async fn verify_chain_with(
+        &self,
+        mut visit: impl FnMut(&Event, &[u8]) + Send,
+    ) -> Result<Head> {
         let mut conn = self.pool.acquire().await?;
         let mut verifier = ChainVerifier::new();
         let mut after: i64 = 0;
@@ -439,7 +442,8 @@ impl Catalog {
                     hash: row.try_get("hash")?,
                 };
                 after = stored.seq as i64;
-                visit(&verifier.check(&stored)?);
+                let event = verifier.check(&stored)?;
+                visit(&event, &stored.body);
             }
         }
         let stored_head = self.head().await?;
