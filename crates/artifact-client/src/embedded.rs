@@ -27,7 +27,6 @@ use crate::{Client, ClientError, Created, PackageQuery, Progress, Result};
 pub struct EmbeddedClient {
     store: ArtifactStore,
     actor: String,
-    gc_grace: Option<Period>,
     signer: Option<LogSigner>,
 }
 
@@ -35,7 +34,6 @@ impl std::fmt::Debug for EmbeddedClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EmbeddedClient")
             .field("actor", &self.actor)
-            .field("gc_grace", &self.gc_grace)
             .field("signer", &self.signer.is_some())
             .finish_non_exhaustive()
     }
@@ -47,16 +45,8 @@ impl EmbeddedClient {
         EmbeddedClient {
             store,
             actor: actor.into(),
-            gc_grace: None,
             signer: None,
         }
-    }
-
-    /// GC's grace when a call names none (`[gc] grace` of the store's configuration; without
-    /// this, [`artifact_core::config::DEFAULT_GC_GRACE`]).
-    pub fn with_gc_grace(mut self, grace: Period) -> Self {
-        self.gc_grace = Some(grace);
-        self
     }
 
     /// The log's signing key: [`Client::receipt`] signs (and publishes) a checkpoint with it
@@ -319,9 +309,6 @@ impl Client for EmbeddedClient {
             dry_run,
             ..GcOptions::default()
         };
-        if let Some(grace) = self.gc_grace {
-            options.grace = grace;
-        }
         if let Some(grace) = grace {
             options.grace = Period::parse_duration(grace)
                 .map_err(|e| ClientError::Invalid(format!("grace: {e}")))?;

@@ -210,8 +210,8 @@ pub trait Client: Send + Sync {
     /// Rebuilds every view from the log; answers how many events were replayed.
     fn rebuild_views(&self) -> impl Future<Output = Result<u64>> + Send;
 
-    /// Garbage collection: purges eligible packages after `grace` (`7d`, `12h`; `None` = the
-    /// store's configured default) and deletes unreferenced blobs.
+    /// Garbage collection: purges eligible packages after `grace` (`7d`, `12h`; `None` =
+    /// [`artifact_core::config::DEFAULT_GC_GRACE`]) and deletes unreferenced blobs.
     fn gc(
         &self,
         grace: Option<&str>,

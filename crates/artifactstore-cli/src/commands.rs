@@ -55,7 +55,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         return run_on(&client, None, cli).await;
     }
     let config = local::effective_config(&cli)?;
-    let store = local::open(&cli, false, local::reads_only(&cli.command)).await?;
+    let store = local::open(&cli, config.clone(), false, local::reads_only(&cli.command)).await?;
     let mut client = EmbeddedClient::new(
         store.clone(),
         cli.actor.clone().unwrap_or_else(local::default_actor),
@@ -623,14 +623,17 @@ async fn retention<C: Client>(
             // is made and published first if the latest does not cover the history).
             let history = client.retention_history(&package).await?;
             // The last event first: one checkpoint then covers every receipt.
-            if let Some(last) = history.iter().map(|e| e.seq).max() {
-                client.receipt(last).await?;
+            let mut last = None;
+            if let Some(seq) = history.iter().map(|e| e.seq).max() {
+                last = Some((seq, client.receipt(seq).await?));
             }
             let mut receipts = Vec::with_capacity(history.len());
             for event in &history {
-                receipts.push(artifact_core::results::encode(
-                    &client.receipt(event.seq).await?,
-                )?);
+                let receipt = match &last {
+                    Some((seq, receipt)) if *seq == event.seq => receipt.clone(),
+                    _ => client.receipt(event.seq).await?,
+                };
+                receipts.push(artifact_core::results::encode(&receipt)?);
             }
             print_json(&Value::map([("receipts", Value::Array(receipts))]))?;
         }

@@ -132,12 +132,13 @@ pub(crate) fn effective_config(cli: &Cli) -> anyhow::Result<Config> {
     })
 }
 
+/// Opens the store of `cli`'s data directory with `config` (loaded once by the caller).
 pub(crate) async fn open(
     cli: &Cli,
+    config: Config,
     create: bool,
     read_only: bool,
 ) -> anyhow::Result<ArtifactStore> {
-    let config = effective_config(cli)?;
     let mut options = EmbeddedOptions::new(&cli.data_dir)
         .with_create(create)
         .with_read_only(read_only);
@@ -166,7 +167,7 @@ pub(crate) async fn init(cli: &Cli) -> anyhow::Result<ExitCode> {
     }
     let config_path = Config::default_path(&cli.data_dir);
     let existed = cli.data_dir.join("catalog.db").exists();
-    let store = open(cli, true, false).await?;
+    let store = open(cli, effective_config(cli)?, true, false).await?;
     if !config_path.exists() && cli.config.is_none() {
         std::fs::write(&config_path, DEFAULT_CONFIG_TOML)
             .with_context(|| format!("cannot write {}", config_path.display()))?;
@@ -206,7 +207,7 @@ pub(crate) async fn serve(cli: &Cli, listen: Option<String>) -> anyhow::Result<E
         .with_writer(std::io::stderr)
         .try_init();
     let config = effective_config(cli)?;
-    let store = open(cli, false, false).await?;
+    let store = open(cli, config.clone(), false, false).await?;
     // The whole backend check (for S3 also a write probe): a server must be able to store.
     store.blob_store().check().await?;
     // The verifiable log's key: a store from before issue 12 may have none yet (`init`
