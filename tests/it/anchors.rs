@@ -2,6 +2,7 @@
 //! under Object Lock (SeaweedFS on loopback) catch a consistent rewrite of the whole catalog —
 //! hash chain, Merkle tree and checkpoint table included — that `audit verify` alone passes.
 
+use artifact_core::raw_sql;
 use std::sync::Arc;
 
 use artifact_core::Error;
@@ -143,13 +144,9 @@ async fn a_rewrite_is_caught_by_checkpoints_published_to_a_directory_and_to_a_lo
             Backend::Sqlite => format!("DROP TRIGGER IF EXISTS {trigger}"),
             Backend::Postgres => format!("DROP TRIGGER IF EXISTS {trigger} ON tlog_checkpoints"),
         };
-        sqlx::query(sqlx::AssertSqlSafe(statement))
-            .execute(&pool)
-            .await
-            .expect("drop trigger");
+        raw_sql!(&pool, &statement).await.expect("drop trigger");
     }
-    sqlx::query("DELETE FROM tlog_checkpoints")
-        .execute(&pool)
+    raw_sql!(&pool, "DELETE FROM tlog_checkpoints")
         .await
         .expect("delete checkpoints");
     assert_eq!(store.checkpoints(None, 10).await.expect("list").len(), 0);

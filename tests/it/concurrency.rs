@@ -6,6 +6,8 @@
 //! between, nor while it holds a hold or before its expiry; expiry never moves earlier; the
 //! log has no seq gap and its chain verifies; the views equal a replay.
 
+use crate::support::assert_views_match_replay;
+use artifact_core::raw_sql;
 use std::collections::BTreeSet;
 
 use artifact_core::digest::PackageId;
@@ -185,14 +187,7 @@ async fn concurrent_sweeps_holds_and_extensions_keep_retention_consistent(backen
             .count()
     );
     for store in [&store_a, &store_b] {
-        assert!(
-            store
-                .catalog()
-                .views_match_replay(store.classes())
-                .await
-                .unwrap()
-                .is_empty()
-        );
+        assert_views_match_replay(store).await;
     }
 }
 
@@ -281,10 +276,12 @@ async fn postgres_writers_stay_serialised_under_a_serializable_default() {
         .fetch_one(&raw)
         .await
         .unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "ALTER DATABASE \"{database}\" SET default_transaction_isolation = 'serializable'"
-    )))
-    .execute(&raw)
+    raw_sql!(
+        &raw,
+        &format!(
+            "ALTER DATABASE \"{database}\" SET default_transaction_isolation = 'serializable'"
+        )
+    )
     .await
     .unwrap();
     raw.close().await;

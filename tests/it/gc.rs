@@ -13,6 +13,7 @@
 //!   reads fail instead of returning the wrong bytes, and fsck reports the failed check;
 //!   sampled and rate-limited scrubs check what they say they check.
 
+use crate::support::assert_views_match_replay;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -795,14 +796,7 @@ async fn verify_finds_a_flipped_byte_and_fsck_reports_it(backend: Backend) {
     assert_eq!(fsck.findings[0].subject, info.blake3.to_string());
 
     // Views still equal a replay with the integrity events in them.
-    assert!(
-        store
-            .catalog()
-            .views_match_replay(store.classes())
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert_views_match_replay(store).await;
 }
 
 async fn sampled_and_rate_limited_verify_check_what_they_report(backend: Backend) {

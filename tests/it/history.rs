@@ -11,6 +11,7 @@
 //! - the old token is listed with an id, and the new tree covers the old events (a checkpoint
 //!   of the whole log has inclusion proofs that verify).
 
+use crate::support::assert_views_match_replay;
 use std::path::{Path, PathBuf};
 
 use artifact_core::PackageRef;
@@ -114,14 +115,7 @@ async fn a_store_written_by_the_previous_release_opens_verifies_and_serves_uncha
     assert_eq!(audit.head.unwrap().seq, before.len() as u64);
     let fsck = store.fsck().await.unwrap();
     assert!(fsck.ok(), "{fsck:?}");
-    assert!(
-        store
-            .catalog()
-            .views_match_replay(store.classes())
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert_views_match_replay(&store).await;
 
     // Files, byte-identical.
     let board = PackageRef::NameVersion {

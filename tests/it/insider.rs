@@ -15,6 +15,7 @@
 use artifact_core::digest::{AnyDigest, BlobInfo, PackageId};
 use artifact_core::event::types;
 use artifact_core::maintenance::GcOptions;
+use artifact_core::raw_sql;
 use artifact_core::time::{Clock as _, ManualClock, Period, Timestamp, ymd};
 use artifact_core::{ArtifactStore, PackageRef};
 use sqlx::AnyPool;
@@ -46,9 +47,7 @@ fn no_grace() -> GcOptions {
 }
 
 async fn exec(pool: &AnyPool, sql: &'static str, package: &PackageId) {
-    sqlx::query(sql)
-        .bind(package.to_string())
-        .execute(pool)
+    raw_sql!(pool, sql, package)
         .await
         .unwrap_or_else(|e| panic!("{sql}: {e}"));
 }
@@ -264,11 +263,13 @@ async fn edited_views_never_let_gc_delete_referenced_bytes(backend: Backend) {
 
     // A blob forged as "being deleted" is not deleted when the store opens, nor by GC.
     let blob = BlobInfo::of(b"referenced bytes").blake3;
-    sqlx::query("UPDATE blobs SET deleting_seq = 1 WHERE blake3 = $1")
-        .bind(blob.to_string())
-        .execute(&raw)
-        .await
-        .unwrap();
+    raw_sql!(
+        &raw,
+        "UPDATE blobs SET deleting_seq = 1 WHERE blake3 = $1",
+        blob.to_string()
+    )
+    .await
+    .unwrap();
     fixture.reopen().await;
     let gc = fixture.store.gc("system:gc", no_grace()).await.unwrap();
     assert!(gc.deleted.is_empty(), "{gc:?}");
@@ -326,12 +327,8 @@ async fn extensions_are_checked_against_the_log_not_an_edited_view(backend: Back
     assert!(refused.to_string().contains("2037-01-01"), "{refused}");
     assert_eq!(head_seq(store).await, head);
     // A forged release of a hold that only the view knows is refused too.
-    sqlx::query(
-        "INSERT INTO holds (package_id, hold_id, reason, actor, applied_seq, applied_at, released_seq) \
-         SELECT package_id, 'hold-999', 'forged', 'x', 1, 0, NULL FROM retention_state WHERE package_id = $1",
-    )
-    .bind(id.to_string())
-    .execute(&raw)
+    raw_sql!(&raw, "INSERT INTO holds (package_id, hold_id, reason, actor, applied_seq, applied_at, released_seq) \
+         SELECT package_id, 'hold-999', 'forged', 'x', 1, 0, NULL FROM retention_state WHERE package_id = $1", id.to_string())
     .await
     .expect("the insider forges a hold row");
     let refused = store

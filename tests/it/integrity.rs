@@ -6,6 +6,7 @@
 //! - bad input of every kind is refused with a precise error and changes nothing;
 //! - a corrupt blob on disk fails a full read instead of being served as good.
 
+use artifact_core::raw_sql;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -224,10 +225,7 @@ async fn drop_guard_triggers(backend: Backend, pool: &AnyPool) {
             Backend::Sqlite => format!("DROP TRIGGER {trigger}"),
             Backend::Postgres => format!("DROP TRIGGER {trigger} ON events"),
         };
-        sqlx::query(sqlx::AssertSqlSafe(statement))
-            .execute(pool)
-            .await
-            .unwrap();
+        raw_sql!(&pool, &statement).await.unwrap();
     }
 }
 
@@ -267,9 +265,7 @@ async fn events_table_refuses_update_and_delete(backend: Backend) {
          SELECT seq, type, package_id, actor, at, body, hash FROM events WHERE seq = $1 \
          ON CONFLICT (seq) DO UPDATE SET actor = 'mallory'",
     ] {
-        let error = sqlx::query(statement)
-            .bind(target)
-            .execute(&pool)
+        let error = raw_sql!(&pool, statement, target)
             .await
             .expect_err(statement);
         assert!(
@@ -277,8 +273,7 @@ async fn events_table_refuses_update_and_delete(backend: Backend) {
             "{statement}: {error}"
         );
     }
-    let error = sqlx::query("DELETE FROM events")
-        .execute(&pool)
+    let error = raw_sql!(&pool, "DELETE FROM events")
         .await
         .expect_err("DELETE FROM events");
     assert!(error.to_string().contains("append-only"), "{error}");
@@ -320,11 +315,7 @@ async fn events_table_refuses_insert_or_replace(backend: Backend) {
         ],
     };
     for statement in statements {
-        let result = sqlx::query(sqlx::AssertSqlSafe(statement.clone()))
-            .bind(&body)
-            .bind(target as i64)
-            .execute(&pool)
-            .await;
+        let result = raw_sql!(&pool, &statement, &body, target as i64).await;
         match result {
             Err(error) => assert!(
                 error.to_string().contains("append-only"),
@@ -335,10 +326,7 @@ async fn events_table_refuses_insert_or_replace(backend: Backend) {
     }
     if backend == Backend::Postgres {
         for statement in ["TRUNCATE events", "TRUNCATE events CASCADE"] {
-            let error = sqlx::query(statement)
-                .execute(&pool)
-                .await
-                .expect_err(statement);
+            let error = raw_sql!(&pool, statement).await.expect_err(statement);
             assert!(
                 error.to_string().contains("append-only"),
                 "{statement}: {error}"
@@ -355,27 +343,26 @@ async fn events_table_refuses_insert_or_replace(backend: Backend) {
 async fn postgres_upsert_is_refused_by_the_update_trigger_alone() {
     let (fixture, pool, target) = store_to_tamper(Backend::Postgres).await;
     let head = fixture.store.head().await.unwrap();
-    sqlx::query("DROP TRIGGER events_refuse_replace ON events")
-        .execute(&pool)
+    raw_sql!(&pool, "DROP TRIGGER events_refuse_replace ON events")
         .await
         .unwrap();
-    let error = sqlx::query(
+    let error = raw_sql!(
+        &pool,
         "INSERT INTO events (seq, type, package_id, actor, at, body, hash) \
          SELECT seq, type, package_id, actor, at, body, hash FROM events WHERE seq = $1 \
          ON CONFLICT (seq) DO UPDATE SET actor = 'mallory'",
+        target as i64
     )
-    .bind(target as i64)
-    .execute(&pool)
     .await
     .expect_err("upsert");
     assert!(error.to_string().contains("UPDATE refused"), "{error}");
     // A plain duplicate insert still fails on the primary key.
-    let error = sqlx::query(
+    let error = raw_sql!(
+        &pool,
         "INSERT INTO events (seq, type, package_id, actor, at, body, hash) \
          SELECT seq, type, package_id, actor, at, body, hash FROM events WHERE seq = $1",
+        target as i64
     )
-    .bind(target as i64)
-    .execute(&pool)
     .await
     .expect_err("duplicate insert");
     assert!(
@@ -392,12 +379,14 @@ async fn audit_names_an_altered_event_body(backend: Backend) {
     drop_guard_triggers(backend, &pool).await;
     let mut event = Event::from_canonical_bytes(&raw_body(&pool, target as i64).await).unwrap();
     event.actor = "mallory".to_owned();
-    sqlx::query("UPDATE events SET body = $1 WHERE seq = $2")
-        .bind(event.canonical_bytes().unwrap())
-        .bind(target as i64)
-        .execute(&pool)
-        .await
-        .unwrap();
+    raw_sql!(
+        &pool,
+        "UPDATE events SET body = $1 WHERE seq = $2",
+        event.canonical_bytes().unwrap(),
+        target as i64
+    )
+    .await
+    .unwrap();
     assert_eq!(first_bad_seq(&fixture.store).await, target);
 }
 
@@ -409,13 +398,15 @@ async fn audit_names_the_successor_of_a_rewritten_event_with_its_hash(backend: B
     let mut event = Event::from_canonical_bytes(&raw_body(&pool, target as i64).await).unwrap();
     event.actor = "mallory".to_owned();
     let body = event.canonical_bytes().unwrap();
-    sqlx::query("UPDATE events SET body = $1, actor = 'mallory', hash = $2 WHERE seq = $3")
-        .bind(&body)
-        .bind(Blake3::of(&body).to_string())
-        .bind(target as i64)
-        .execute(&pool)
-        .await
-        .unwrap();
+    raw_sql!(
+        &pool,
+        "UPDATE events SET body = $1, actor = 'mallory', hash = $2 WHERE seq = $3",
+        &body,
+        Blake3::of(&body).to_string(),
+        target as i64
+    )
+    .await
+    .unwrap();
     assert_eq!(first_bad_seq(&fixture.store).await, target + 1);
 }
 
@@ -429,13 +420,15 @@ async fn audit_head_changes_when_the_last_event_is_rewritten(backend: Backend) {
     let mut event = Event::from_canonical_bytes(&raw_body(&pool, last).await).unwrap();
     event.actor = "mallory".to_owned();
     let body = event.canonical_bytes().unwrap();
-    sqlx::query("UPDATE events SET body = $1, actor = 'mallory', hash = $2 WHERE seq = $3")
-        .bind(&body)
-        .bind(Blake3::of(&body).to_string())
-        .bind(last)
-        .execute(&pool)
-        .await
-        .unwrap();
+    raw_sql!(
+        &pool,
+        "UPDATE events SET body = $1, actor = 'mallory', hash = $2 WHERE seq = $3",
+        &body,
+        Blake3::of(&body).to_string(),
+        last
+    )
+    .await
+    .unwrap();
     let verified = fixture.store.audit_verify().await.unwrap();
     assert_eq!(verified.seq, anchored.seq);
     assert_ne!(verified.hash, anchored.hash);
@@ -445,9 +438,7 @@ async fn audit_head_changes_when_the_last_event_is_rewritten(backend: Backend) {
 async fn audit_names_a_deleted_event(backend: Backend) {
     let (fixture, pool, target) = store_to_tamper(backend).await;
     drop_guard_triggers(backend, &pool).await;
-    sqlx::query("DELETE FROM events WHERE seq = $1")
-        .bind(target as i64)
-        .execute(&pool)
+    raw_sql!(&pool, "DELETE FROM events WHERE seq = $1", target as i64)
         .await
         .unwrap();
     assert_eq!(first_bad_seq(&fixture.store).await, target);
@@ -458,10 +449,7 @@ async fn audit_names_swapped_events(backend: Backend) {
     drop_guard_triggers(backend, &pool).await;
     let (a, b) = (target as i64, target as i64 + 3);
     for (from, to) in [(a, 100_000), (b, a), (100_000, b)] {
-        sqlx::query("UPDATE events SET seq = $1 WHERE seq = $2")
-            .bind(to)
-            .bind(from)
-            .execute(&pool)
+        raw_sql!(&pool, "UPDATE events SET seq = $1 WHERE seq = $2", to, from)
             .await
             .unwrap();
     }
@@ -471,23 +459,27 @@ async fn audit_names_swapped_events(backend: Backend) {
 async fn audit_names_an_event_whose_type_column_was_altered(backend: Backend) {
     let (fixture, pool, target) = store_to_tamper(backend).await;
     drop_guard_triggers(backend, &pool).await;
-    sqlx::query("UPDATE events SET type = 'v1.blob.deleted' WHERE seq = $1")
-        .bind(target as i64)
-        .execute(&pool)
-        .await
-        .unwrap();
+    raw_sql!(
+        &pool,
+        "UPDATE events SET type = 'v1.blob.deleted' WHERE seq = $1",
+        target as i64
+    )
+    .await
+    .unwrap();
     assert_eq!(first_bad_seq(&fixture.store).await, target);
 }
 
 async fn audit_names_an_event_whose_package_id_column_was_altered(backend: Backend) {
     let (fixture, pool, target) = store_to_tamper(backend).await;
     drop_guard_triggers(backend, &pool).await;
-    sqlx::query("UPDATE events SET package_id = $1 WHERE seq = $2")
-        .bind(Blake3::of(b"another package").to_string())
-        .bind(target as i64)
-        .execute(&pool)
-        .await
-        .unwrap();
+    raw_sql!(
+        &pool,
+        "UPDATE events SET package_id = $1 WHERE seq = $2",
+        Blake3::of(b"another package").to_string(),
+        target as i64
+    )
+    .await
+    .unwrap();
     assert_eq!(first_bad_seq(&fixture.store).await, target);
 }
 
@@ -498,12 +490,12 @@ async fn audit_names_an_event_whose_actor_or_at_column_was_altered(backend: Back
     for (column, value) in [("actor", "mallory"), ("at", "1999-01-01T00:00:00.000Z")] {
         let (fixture, pool, target) = store_to_tamper(backend).await;
         drop_guard_triggers(backend, &pool).await;
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE events SET {column} = $1 WHERE seq = $2"
-        )))
-        .bind(value)
-        .bind(target as i64)
-        .execute(&pool)
+        raw_sql!(
+            &pool,
+            &format!("UPDATE events SET {column} = $1 WHERE seq = $2"),
+            value,
+            target as i64
+        )
         .await
         .unwrap();
         match fixture.store.audit_verify().await {
@@ -520,13 +512,15 @@ async fn audit_names_an_event_whose_body_is_not_canonical_cbor(backend: Backend)
     drop_guard_triggers(backend, &pool).await;
     let mut body = raw_body(&pool, target as i64).await;
     body.push(0x00); // trailing byte
-    sqlx::query("UPDATE events SET body = $1, hash = $2 WHERE seq = $3")
-        .bind(&body)
-        .bind(Blake3::of(&body).to_string())
-        .bind(target as i64)
-        .execute(&pool)
-        .await
-        .unwrap();
+    raw_sql!(
+        &pool,
+        "UPDATE events SET body = $1, hash = $2 WHERE seq = $3",
+        &body,
+        Blake3::of(&body).to_string(),
+        target as i64
+    )
+    .await
+    .unwrap();
     assert_eq!(first_bad_seq(&fixture.store).await, target);
 }
 

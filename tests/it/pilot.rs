@@ -3,6 +3,7 @@
 //! eligible — all visible through `retention_state` and the event log, with its history in
 //! order as JCS and as canonical CBOR, and `explain` citing the events it relies on.
 
+use crate::support::assert_views_match_replay;
 use std::collections::BTreeMap;
 
 use artifact_core::catalog::PackageFilter;
@@ -357,13 +358,6 @@ async fn pilot_guide_board_release_evidence_lifecycle(backend: Backend) {
     let hold = &folded.holds[&hold_id];
     assert_eq!(hold.applied_seq, hold_applied.seq);
     assert_eq!(hold.released.as_ref().map(|r| r.0), Some(hold_released.seq));
-    assert!(
-        store
-            .catalog()
-            .views_match_replay(store.classes())
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert_views_match_replay(store).await;
     assert_eq!(store.audit_verify().await.unwrap().seq, head);
 }

@@ -13,6 +13,7 @@
 //!
 //! At the end the views equal a replay of the log and the hash chain verifies.
 
+use artifact_core::raw_sql;
 use std::collections::BTreeSet;
 
 use artifact_core::PackageRef;
@@ -572,9 +573,7 @@ async fn run_op(fixture: &mut Fixture, model: &mut Model, op: &Op) -> Result<(),
             let index = pkg % model.packages.len();
             let raw = fixture.raw_catalog().await;
             for sql in edit.statements() {
-                sqlx::query(*sql)
-                    .bind(model.packages[index].package_id.to_string())
-                    .execute(&raw)
+                raw_sql!(&raw, *sql, model.packages[index].package_id.to_string())
                     .await
                     .map_err(|e| TestCaseError::fail(format!("{sql}: {e}")))?;
             }

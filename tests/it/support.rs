@@ -9,7 +9,6 @@ use artifact_core::catalog::EventQuery;
 use artifact_core::config::Config;
 use artifact_core::digest::PackageId;
 use artifact_core::event::Event;
-use artifact_core::manifest::{FileEntry, Manifest};
 use artifact_core::time::{ManualClock, Period, Timestamp};
 use artifact_core::{ArtifactStore, CreatedPackage, Error, PackageRef};
 use artifact_store_fs::EmbeddedOptions;
@@ -132,26 +131,7 @@ pub async fn open_store(data_dir: &Path, config: &Config, clock: &ManualClock) -
         .expect("open the store")
 }
 
-/// A manifest file entry for `content` at `path`.
-pub fn file_entry(path: &str, content: &[u8], media_type: &str) -> FileEntry {
-    FileEntry::of(path, content, Some(media_type))
-}
-
-/// A manifest of `files` (sorted here), without labels.
-pub fn manifest(name: &str, version: &str, class: &str, files: &[(&str, &[u8])]) -> Manifest {
-    let mut manifest = Manifest {
-        name: name.to_owned(),
-        version: version.to_owned(),
-        retention_class: class.to_owned(),
-        files: files
-            .iter()
-            .map(|(path, content)| file_entry(path, content, "application/octet-stream"))
-            .collect(),
-        labels: Default::default(),
-    };
-    manifest.sort_files();
-    manifest
-}
+pub use artifact_core::testing::{assert_views_match_replay, manifest_of as manifest, test_bytes};
 
 /// Ingests every file's bytes, then creates the package.
 pub async fn push(
@@ -220,18 +200,9 @@ pub fn by_id(package_id: PackageId) -> PackageRef {
     PackageRef::Id(package_id)
 }
 
-/// Deterministic pseudo-random bytes (xorshift64*), different per `seed`.
+/// Deterministic pseudo-random bytes, different per `seed`.
 pub fn pseudo_random_bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        state ^= state >> 12;
-        state ^= state << 25;
-        state ^= state >> 27;
-        out.extend_from_slice(&state.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
-    }
-    out.truncate(len);
-    out
+    test_bytes(len as u64, seed)
 }
 
 /// A short name of an error's variant, for comparing decisions.

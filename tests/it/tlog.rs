@@ -2,6 +2,8 @@
 //! append, signed checkpoints, proofs and receipts, and what they catch that the hash chain
 //! alone does not (a chain rewritten consistently, triggers dropped).
 
+use crate::support::assert_views_match_replay;
+use artifact_core::raw_sql;
 use std::collections::BTreeSet;
 
 use artifact_core::Error;
@@ -214,14 +216,7 @@ async fn a_checkpoint_changes_no_event_and_is_made_only_when_the_log_grew(backen
     assert!(grown.tree_size > first.tree_size);
     assert_eq!(store.latest_checkpoint().await.unwrap(), Some(grown));
     // The tree tables are not views and do not disturb them.
-    assert!(
-        store
-            .catalog()
-            .views_match_replay(store.classes())
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert_views_match_replay(store).await;
 }
 
 async fn checkpoints_table_refuses_update_and_delete(backend: Backend) {
@@ -232,7 +227,7 @@ async fn checkpoints_table_refuses_update_and_delete(backend: Backend) {
         "UPDATE tlog_checkpoints SET note = 'forged'",
         "DELETE FROM tlog_checkpoints",
     ] {
-        let error = sqlx::query(statement).execute(&pool).await.unwrap_err();
+        let error = raw_sql!(&pool, statement).await.unwrap_err();
         assert!(
             error.to_string().contains("checkpoints are append-only"),
             "{statement}: {error}"
@@ -245,12 +240,7 @@ async fn checkpoints_table_refuses_update_and_delete(backend: Backend) {
         .unwrap()
         .unwrap()
         .tree_size;
-    let error = sqlx::query(
-        "INSERT INTO tlog_checkpoints (tree_size, root_hash, note, created_at) VALUES ($1, $2, 'forged', 0)",
-    )
-    .bind(size as i64)
-    .bind(vec![0u8; 32])
-    .execute(&pool)
+    let error = raw_sql!(&pool, "INSERT INTO tlog_checkpoints (tree_size, root_hash, note, created_at) VALUES ($1, $2, 'forged', 0)", size as i64, vec![0u8; 32])
     .await
     .unwrap_err();
     assert!(
@@ -270,10 +260,7 @@ pub(crate) async fn rewrite_history_consistently(backend: Backend, pool: &AnyPoo
             Backend::Sqlite => format!("DROP TRIGGER {trigger}"),
             Backend::Postgres => format!("DROP TRIGGER {trigger} ON events"),
         };
-        sqlx::query(sqlx::AssertSqlSafe(statement))
-            .execute(pool)
-            .await
-            .unwrap();
+        raw_sql!(&pool, &statement).await.unwrap();
     }
     let bodies = raw_bodies(pool).await;
     let mut prev = None;
@@ -286,14 +273,16 @@ pub(crate) async fn rewrite_history_consistently(backend: Backend, pool: &AnyPoo
         if seq >= target {
             event.prev = prev;
             let body = event.canonical_bytes().unwrap();
-            sqlx::query("UPDATE events SET body = $1, actor = $2, hash = $3 WHERE seq = $4")
-                .bind(&body)
-                .bind(event.actor.as_str())
-                .bind(Blake3::of(&body).to_string())
-                .bind(seq as i64)
-                .execute(pool)
-                .await
-                .unwrap();
+            raw_sql!(
+                &pool,
+                "UPDATE events SET body = $1, actor = $2, hash = $3 WHERE seq = $4",
+                &body,
+                event.actor.as_str(),
+                Blake3::of(&body).to_string(),
+                seq as i64
+            )
+            .await
+            .unwrap();
             prev = Some(Blake3::of(&body));
         } else {
             prev = Some(Blake3::of(body));
@@ -425,19 +414,13 @@ async fn the_tree_catches_up_over_events_appended_before_it_existed(backend: Bac
     let (mut fixture, signer) = store_with_history(backend, 3).await;
     let pool = fixture.raw_catalog().await;
     // A catalog from before migration 0008: events, no tree.
-    sqlx::query("DELETE FROM tlog_nodes")
-        .execute(&pool)
-        .await
-        .unwrap();
+    raw_sql!(&pool, "DELETE FROM tlog_nodes").await.unwrap();
     assert_eq!(fixture.store.catalog().tree_size().await.unwrap(), 0);
     // An append on the old tree catches it up first, in the same transaction.
     push(&fixture.store, "app", "9.0", "ephemeral", &[("z", b"z")]).await;
     fixture.store.verify_tree().await.unwrap();
     // Opening the store catches up too.
-    sqlx::query("DELETE FROM tlog_nodes")
-        .execute(&pool)
-        .await
-        .unwrap();
+    raw_sql!(&pool, "DELETE FROM tlog_nodes").await.unwrap();
     fixture.reopen().await;
     let head = head_seq(&fixture.store).await;
     assert_eq!(fixture.store.catalog().tree_size().await.unwrap(), head);
@@ -453,11 +436,13 @@ async fn verify_tree_names_a_damaged_node_and_rebuild_repairs_it(backend: Backen
     let (fixture, _signer) = store_with_history(backend, 3).await;
     let pool = fixture.raw_catalog().await;
     // Leaves 4..8 form the subtree at level 2, index 1; the last of them is seq 8.
-    sqlx::query("UPDATE tlog_nodes SET hash = $1 WHERE level = 2 AND idx = 1")
-        .bind(vec![7u8; 32])
-        .execute(&pool)
-        .await
-        .unwrap();
+    raw_sql!(
+        &pool,
+        "UPDATE tlog_nodes SET hash = $1 WHERE level = 2 AND idx = 1",
+        vec![7u8; 32]
+    )
+    .await
+    .unwrap();
     match fixture.store.verify_tree().await {
         Err(Error::Integrity { seq, reason }) => {
             assert_eq!(seq, 8, "{reason}");
@@ -474,8 +459,7 @@ async fn verify_tree_names_a_damaged_node_and_rebuild_repairs_it(backend: Backen
     assert_eq!(tree.len(), 1, "{:?}", report.findings);
     assert_eq!(tree[0].subject, "seq 8");
     assert!(tree[0].detail.contains("level 2 index 1"), "{tree:?}");
-    sqlx::query("DELETE FROM tlog_nodes WHERE level = 0 AND idx = 2")
-        .execute(&pool)
+    raw_sql!(&pool, "DELETE FROM tlog_nodes WHERE level = 0 AND idx = 2")
         .await
         .unwrap();
     match fixture.store.verify_tree().await {

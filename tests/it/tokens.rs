@@ -2,6 +2,7 @@
 //! revoking (reason mandatory, specific errors, nothing changed when refused), expiry judged by
 //! the store's clock, reserved principals, and the views staying a replay of the log.
 
+use crate::support::assert_views_match_replay;
 use artifact_core::auth::Role;
 use artifact_core::event::types;
 use artifact_core::time::ymd;
@@ -111,14 +112,7 @@ async fn tokens_are_minted_listed_revoked_and_expire_by_the_store_clock(backend:
     );
 
     // The views are a replay of the log, expiry and revocation included.
-    assert!(
-        store
-            .catalog()
-            .views_match_replay(store.classes())
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert_views_match_replay(store).await;
     let before = store.list_tokens().await.unwrap();
     store.rebuild_views().await.unwrap();
     assert_eq!(store.list_tokens().await.unwrap(), before);

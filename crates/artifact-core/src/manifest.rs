@@ -53,7 +53,12 @@ impl FileEntry {
     /// The entry of a file at `path` whose content is `content` (both digests and the size
     /// computed here), with an optional media type.
     pub fn of(path: impl Into<String>, content: &[u8], media_type: Option<&str>) -> Self {
-        let info = BlobInfo::of(content);
+        Self::of_blob(path, &BlobInfo::of(content), media_type)
+    }
+
+    /// The entry of a file at `path` whose content is the blob `info`, with an optional media
+    /// type.
+    pub fn of_blob(path: impl Into<String>, info: &BlobInfo, media_type: Option<&str>) -> Self {
         FileEntry {
             path: path.into(),
             size: info.size,

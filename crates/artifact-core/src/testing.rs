@@ -661,13 +661,52 @@ pub fn check_package_history(
 
 /// A benchmark's numeric option: the value after `name` on the command line (`--rounds 3`),
 /// else `default`.
-pub fn bench_arg(name: &str, default: usize) -> usize {
+pub fn bench_arg<T: std::str::FromStr>(name: &str, default: T) -> T {
     let args: Vec<String> = std::env::args().collect();
     args.iter()
         .position(|a| a == name)
         .and_then(|i| args.get(i + 1))
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
+}
+
+/// The median of a benchmark's per-round figures (the upper one of an even count).
+pub fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(|a, b| a.total_cmp(b));
+    values[values.len() / 2]
+}
+
+/// Throughput in GB/s (10^9 bytes a second).
+pub fn gbps(bytes: usize, elapsed: std::time::Duration) -> f64 {
+    bytes as f64 / elapsed.as_secs_f64() / 1e9
+}
+
+/// The small packages of the ingest, catalog and HTTP benchmarks: one file `f.bin` whose
+/// content is the blob `info`, in the `ephemeral` class.
+pub fn one_file_manifest(
+    name: impl Into<String>,
+    version: impl Into<String>,
+    info: &crate::digest::BlobInfo,
+) -> crate::manifest::Manifest {
+    crate::manifest::Manifest {
+        name: name.into(),
+        version: version.into(),
+        retention_class: "ephemeral".into(),
+        files: vec![crate::manifest::FileEntry::of_blob("f.bin", info, None)],
+        labels: Default::default(),
+    }
+}
+
+/// A package of no files (`bulk` / `1.<i>`, `ephemeral`): the fill of the sweep and catalog
+/// benchmarks.
+pub fn empty_manifest(i: usize) -> crate::manifest::Manifest {
+    crate::manifest::Manifest {
+        name: "bulk".into(),
+        version: format!("1.{i}"),
+        retention_class: "ephemeral".into(),
+        files: vec![],
+        labels: Default::default(),
+    }
 }
 
 /// A bare database for benchmark peers: one connection to `url`, for SQLite in WAL mode with
@@ -760,4 +799,132 @@ mod tests {
         assert_eq!(test_bytes(100, 1), test_bytes(100, 1));
         assert_ne!(test_bytes(100, 1), test_bytes(100, 2));
     }
+}
+
+/// A manifest of `files` (each `application/octet-stream`, sorted here), without labels: the
+/// package builder every test suite uses.
+pub fn manifest_of(
+    name: &str,
+    version: &str,
+    class: &str,
+    files: &[(&str, &[u8])],
+) -> crate::manifest::Manifest {
+    let mut manifest = crate::manifest::Manifest {
+        name: name.to_owned(),
+        version: version.to_owned(),
+        retention_class: class.to_owned(),
+        files: files
+            .iter()
+            .map(|(path, content)| {
+                crate::manifest::FileEntry::of(*path, content, Some("application/octet-stream"))
+            })
+            .collect(),
+        labels: Default::default(),
+    };
+    manifest.sort_files();
+    manifest
+}
+
+/// Asserts that the store's views equal a replay of its log (nothing edited, nothing missed).
+pub async fn assert_views_match_replay(store: &crate::ArtifactStore) {
+    let differences = store
+        .catalog()
+        .views_match_replay(store.classes())
+        .await
+        .expect("replay the log into scratch views");
+    assert!(
+        differences.is_empty(),
+        "views differ from a replay: {differences:?}"
+    );
+}
+
+/// One value bound to a statement of [`raw_exec`] (`raw_sql!`).
+#[derive(Clone, Debug)]
+pub enum RawArg {
+    /// An integer column.
+    Int(i64),
+    /// A text column.
+    Text(String),
+    /// A blob (`BLOB` / `BYTEA`) column.
+    Bytes(Vec<u8>),
+}
+
+impl From<i64> for RawArg {
+    fn from(value: i64) -> Self {
+        Self::Int(value)
+    }
+}
+
+impl From<u64> for RawArg {
+    fn from(value: u64) -> Self {
+        Self::Int(i64::try_from(value).expect("a test seq fits in i64"))
+    }
+}
+
+impl From<&str> for RawArg {
+    fn from(value: &str) -> Self {
+        Self::Text(value.to_owned())
+    }
+}
+
+impl From<String> for RawArg {
+    fn from(value: String) -> Self {
+        Self::Text(value)
+    }
+}
+
+impl From<Vec<u8>> for RawArg {
+    fn from(value: Vec<u8>) -> Self {
+        Self::Bytes(value)
+    }
+}
+
+impl From<&Vec<u8>> for RawArg {
+    fn from(value: &Vec<u8>) -> Self {
+        Self::Bytes(value.clone())
+    }
+}
+
+impl From<&crate::digest::Blake3> for RawArg {
+    fn from(value: &crate::digest::Blake3) -> Self {
+        Self::Text(value.to_string())
+    }
+}
+
+impl From<crate::digest::Blake3> for RawArg {
+    fn from(value: crate::digest::Blake3) -> Self {
+        Self::Text(value.to_string())
+    }
+}
+
+/// Runs one statement with `args` bound on a raw connection to the catalog (what an insider
+/// with database access can do); `$N` placeholders read the same in both dialects. Returns
+/// the rows affected.
+pub async fn raw_exec(
+    pool: &sqlx::AnyPool,
+    statement: &str,
+    args: Vec<RawArg>,
+) -> Result<u64, sqlx::Error> {
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(statement.to_owned()));
+    for arg in args {
+        query = match arg {
+            RawArg::Int(value) => query.bind(value),
+            RawArg::Text(value) => query.bind(value),
+            RawArg::Bytes(value) => query.bind(value),
+        };
+    }
+    Ok(query.execute(pool).await?.rows_affected())
+}
+
+/// `raw_sql!(pool, "UPDATE … WHERE seq = $1", seq)`: [`raw_exec`] with each argument
+/// converted by `RawArg::from`.
+#[macro_export]
+macro_rules! raw_sql {
+    ($pool:expr, $statement:expr $(, $arg:expr)* $(,)?) => {
+        $crate::testing::raw_exec(
+            $pool,
+            $statement,
+            vec![$($crate::testing::RawArg::from($arg)),*],
+        )
+    };
 }

@@ -26,46 +26,16 @@
 #[path = "support/fill.rs"]
 mod support;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
 use artifact_core::ArtifactStore;
 use artifact_core::config::Config;
-use artifact_core::manifest::{FileEntry, Manifest};
+use artifact_core::testing::{bench_arg, empty_manifest, one_file_manifest};
 use artifact_core::testing_postgres::{self, Cluster, ClusterOptions};
 use artifact_core::time::{ManualClock, Period, ymd};
 use artifact_store_fs::EmbeddedOptions;
-
-struct Args {
-    packages: usize,
-    writers: usize,
-    fill: usize,
-    due: usize,
-}
-
-fn parse_args() -> Args {
-    let mut args = Args {
-        packages: 1000,
-        writers: 4,
-        fill: 100_000,
-        due: 2_000,
-    };
-    let mut iter = std::env::args().skip(1);
-    while let Some(arg) = iter.next() {
-        let mut value = || iter.next().and_then(|v| v.parse().ok());
-        match arg.as_str() {
-            "--packages" => args.packages = value().unwrap_or(args.packages).max(1),
-            "--writers" => args.writers = value().unwrap_or(args.writers).max(1),
-            "--fill" => args.fill = value().unwrap_or(args.fill).max(1),
-            "--due" => args.due = value().unwrap_or(args.due).max(1),
-            _ => {} // cargo bench passes --bench
-        }
-    }
-    args.due = args.due.min(args.fill);
-    args
-}
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Backend {
@@ -120,22 +90,6 @@ async fn open(url: &str, data_dir: &Path, clock: &ManualClock, pool: u32) -> Art
         .expect("open the store")
 }
 
-fn small_manifest(writer: usize, i: usize, info: &artifact_core::digest::BlobInfo) -> Manifest {
-    Manifest {
-        name: format!("small-{writer}"),
-        version: format!("1.0.{i}"),
-        retention_class: "ephemeral".into(),
-        files: vec![FileEntry {
-            path: "f.bin".into(),
-            size: info.size,
-            blake3: info.blake3,
-            sha256: info.sha256,
-            media_type: None,
-        }],
-        labels: BTreeMap::new(),
-    }
-}
-
 async fn create_small_packages(store: ArtifactStore, writer: usize, n: usize) {
     for i in 0..n {
         let mut content = vec![0x5au8; 1024];
@@ -143,7 +97,11 @@ async fn create_small_packages(store: ArtifactStore, writer: usize, n: usize) {
         content[8..16].copy_from_slice(&(writer as u64).to_le_bytes());
         let info = store.write_blob(&content[..], &[]).await.expect("blob");
         store
-            .create_package_with_blobs("bench", &small_manifest(writer, i, &info), &[info])
+            .create_package_with_blobs(
+                "bench",
+                &one_file_manifest(format!("small-{writer}"), format!("1.0.{i}"), &info),
+                &[info],
+            )
             .await
             .expect("package");
     }
@@ -213,13 +171,7 @@ async fn sweep_times(
     while created < total {
         let mut tx = store.catalog().write().await.expect("write");
         for i in created..(created + batch).min(total) {
-            let manifest = Manifest {
-                name: "bulk".into(),
-                version: format!("1.{i}"),
-                retention_class: "ephemeral".into(),
-                files: vec![],
-                labels: BTreeMap::new(),
-            };
+            let manifest = empty_manifest(i);
             let expires_at = if i % stride == 0 && i / stride < due {
                 yesterday
             } else {
@@ -249,7 +201,10 @@ async fn sweep_times(
 }
 
 fn main() {
-    let args = parse_args();
+    let packages = bench_arg("--packages", 1000).max(1);
+    let writers = bench_arg("--writers", 4).max(1);
+    let fill_packages = bench_arg("--fill", 100_000).max(1);
+    let due = bench_arg("--due", 2_000).max(1).min(fill_packages);
     let base = std::env::var_os("BENCH_DIR").map_or_else(std::env::temp_dir, PathBuf::from);
     let dir = tempfile::tempdir_in(&base).expect("bench dir");
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -304,36 +259,36 @@ fn main() {
         let mut rows = Vec::new();
         for backend in [Backend::Sqlite, Backend::Postgres] {
             let raw_url = databases.url(backend, "raw").await;
-            let raw = artifact_core::testing::raw_commit_rate(&raw_url, args.packages).await;
+            let raw = artifact_core::testing::raw_commit_rate(&raw_url, packages).await;
             let (sequential, concurrent) =
-                small_package_rates(&mut databases, backend, args.packages, args.writers).await;
+                small_package_rates(&mut databases, backend, packages, writers).await;
             let (fill, sweep, repeat, marked) =
-                sweep_times(&mut databases, backend, args.fill, args.due).await;
-            assert_eq!(marked, args.due);
+                sweep_times(&mut databases, backend, fill_packages, due).await;
+            assert_eq!(marked, due);
             rows.push((backend, raw, sequential, concurrent, fill, sweep, repeat));
         }
         println!(
             "small packages (1 file of 1 KiB each), {} packages; {} writers = {} store handles (separate pools) at once:",
-            args.packages, args.writers, args.writers
+            packages, writers, writers
         );
         for (backend, raw, sequential, concurrent, ..) in &rows {
             println!(
                 "  {:<10} raw txn {raw:7.0} txn/s | 1 writer {sequential:7.0} pkg/s = {:.2} x raw | {} writers {concurrent:7.0} pkg/s = {:.2} x raw",
                 backend.name(),
                 sequential / raw,
-                args.writers,
+                writers,
                 concurrent / raw
             );
         }
         println!(
             "sweep: {} newly due among {} packages:",
-            args.due, args.fill
+            due, fill_packages
         );
         for (backend, _, _, _, fill, sweep, repeat) in &rows {
             println!(
                 "  {:<10} sweep {sweep:7.3} s ({:6.0} marked/s) | repeat (nothing due) {repeat:7.4} s | fill {fill:6.1} s",
                 backend.name(),
-                args.due as f64 / sweep
+                due as f64 / sweep
             );
         }
     });

@@ -31,17 +31,16 @@
 #[path = "support/fill.rs"]
 mod support;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use artifact_core::blob::Tier;
 use artifact_core::digest::BlobInfo;
-use artifact_core::event::types::{BlobStored, Extra};
+use artifact_core::event::types::BlobStored;
 use artifact_core::maintenance::GcOptions;
-use artifact_core::manifest::{FileEntry, Manifest};
 use artifact_core::testing::bench_arg;
+use artifact_core::testing::one_file_manifest;
 use artifact_core::time::{Clock as _, ManualClock, Period, Timestamp, ymd};
 use artifact_store_fs::EmbeddedOptions;
 
@@ -92,29 +91,11 @@ async fn fill(dir: &Path, total: usize, stored_at: Timestamp, clock: &ManualCloc
             let path = blob_path(&blob_root, &info);
             std::fs::create_dir_all(path.parent().expect("shard")).expect("shard dir");
             std::fs::write(&path, &bytes).expect("blob file");
-            let data = BlobStored {
-                blake3: info.blake3,
-                sha256: info.sha256,
-                size: info.size,
-                tier: Tier::Hot,
-                extra: Extra::new(),
-            };
+            let data = BlobStored::new(&info, Tier::Hot);
             tx.append(None, "bench", stored_at, data)
                 .await
                 .expect("append");
-            let manifest = Manifest {
-                name: "bulk".into(),
-                version: format!("1.{i}"),
-                retention_class: "ephemeral".into(),
-                files: vec![FileEntry {
-                    path: "f.bin".into(),
-                    size: info.size,
-                    blake3: info.blake3,
-                    sha256: info.sha256,
-                    media_type: None,
-                }],
-                labels: BTreeMap::new(),
-            };
+            let manifest = one_file_manifest("bulk", format!("1.{i}"), &info);
             support::append_ephemeral_package(&mut tx, &manifest, stored_at, expires_at).await;
         }
         tx.commit().await.expect("commit");

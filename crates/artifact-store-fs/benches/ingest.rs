@@ -25,56 +25,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use artifact_core::digest::DualHasher;
-use artifact_core::manifest::{FileEntry, Manifest};
+use artifact_core::testing::{bench_arg, gbps, median, one_file_manifest, test_bytes};
 use artifact_store_fs::EmbeddedOptions;
-
-struct Args {
-    size_mib: usize,
-    rounds: usize,
-    packages: usize,
-}
-
-fn parse_args() -> Args {
-    let mut args = Args {
-        size_mib: 1024,
-        rounds: 3,
-        packages: 2000,
-    };
-    let mut iter = std::env::args().skip(1);
-    while let Some(arg) = iter.next() {
-        let mut value = || iter.next().and_then(|v| v.parse().ok());
-        match arg.as_str() {
-            "--size-mib" => args.size_mib = value().unwrap_or(args.size_mib),
-            "--rounds" => args.rounds = value().unwrap_or(args.rounds).max(1),
-            "--packages" => args.packages = value().unwrap_or(args.packages).max(1),
-            _ => {} // cargo bench passes --bench
-        }
-    }
-    args
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(|a, b| a.total_cmp(b));
-    values[values.len() / 2]
-}
-
-fn gbps(bytes: usize, elapsed: Duration) -> f64 {
-    bytes as f64 / elapsed.as_secs_f64() / 1e9
-}
-
-/// Deterministic incompressible-looking bytes (xorshift).
-fn make_data(len: usize) -> Vec<u8> {
-    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
-    let mut data = Vec::with_capacity(len);
-    while data.len() < len {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        data.extend_from_slice(&state.to_le_bytes());
-    }
-    data.truncate(len);
-    data
-}
 
 fn hash_only(data: &[u8]) -> Duration {
     let start = Instant::now();
@@ -121,7 +73,9 @@ fn write_only(data: &[u8], path: &Path) -> Duration {
 }
 
 fn main() {
-    let args = parse_args();
+    let size_mib = bench_arg("--size-mib", 1024);
+    let rounds = bench_arg("--rounds", 3).max(1);
+    let packages = bench_arg("--packages", 2000).max(1);
     let base = std::env::var_os("BENCH_DIR").map_or_else(std::env::temp_dir, PathBuf::from);
     let dir = tempfile::tempdir_in(base).expect("bench dir");
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -131,20 +85,20 @@ fn main() {
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!(
         "# artifactstore ingest benchmark ({} MiB, {} round(s), {cpus} CPUs, dir {})",
-        args.size_mib,
-        args.rounds,
+        size_mib,
+        rounds,
         dir.path().display()
     );
 
-    let size = args.size_mib << 20;
-    let data = make_data(size);
+    let size = size_mib << 20;
+    let data = test_bytes(size as u64, 1);
     let source = dir.path().join("source.bin");
     std::fs::write(&source, &data).expect("write source");
 
     let mut hash = Vec::new();
     let mut write = Vec::new();
     let mut ingest = Vec::new();
-    for round in 0..args.rounds {
+    for round in 0..rounds {
         hash.push(gbps(size, hash_only(&data)));
         write.push(gbps(
             size,
@@ -168,7 +122,7 @@ fn main() {
     let ceiling = hash.min(write);
     println!(
         "large file ({} MiB), medians of {} round(s):",
-        args.size_mib, args.rounds
+        size_mib, rounds
     );
     println!("  hash-only (BLAKE3 | SHA-256 threads)  {hash:6.3} GB/s");
     println!("  write-only (writeback, fdatasync)     {write:6.3} GB/s");
@@ -183,27 +137,15 @@ fn main() {
 
     // ----- small packages -----------------------------------------------------------------
     let store_dir = dir.path().join("small");
-    let n = args.packages;
+    let n = packages;
     let package_rate = runtime.block_on(async {
         let store = EmbeddedOptions::new(&store_dir).open().await.expect("open");
         let start = Instant::now();
         for i in 0..n {
-            let mut content = make_data(1024);
+            let mut content = test_bytes(1024, 1);
             content[..8].copy_from_slice(&(i as u64).to_le_bytes());
             let info = store.write_blob(&content[..], &[]).await.expect("blob");
-            let manifest = Manifest {
-                name: "small".into(),
-                version: format!("1.0.{i}"),
-                retention_class: "ephemeral".into(),
-                files: vec![FileEntry {
-                    path: "f.bin".into(),
-                    size: info.size,
-                    blake3: info.blake3,
-                    sha256: info.sha256,
-                    media_type: None,
-                }],
-                labels: Default::default(),
-            };
+            let manifest = one_file_manifest("small", format!("1.0.{i}"), &info);
             // The blob is recorded in the package's transaction, as `push` does.
             store
                 .create_package_with_blobs("bench", &manifest, &[info])

@@ -26,39 +26,8 @@ use std::time::{Duration, Instant};
 
 use artifact_core::digest::DualHasher;
 use artifact_core::maintenance::VerifyOptions;
+use artifact_core::testing::bench_arg;
 use artifact_store_fs::EmbeddedOptions;
-
-struct Args {
-    size_gib: f64,
-    blob_mib: usize,
-}
-
-fn parse_args() -> Args {
-    let mut args = Args {
-        size_gib: 10.0,
-        blob_mib: 64,
-    };
-    let mut iter = std::env::args().skip(1);
-    while let Some(arg) = iter.next() {
-        match arg.as_str() {
-            "--size-gib" => {
-                args.size_gib = iter
-                    .next()
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(args.size_gib)
-            }
-            "--blob-mib" => {
-                args.blob_mib = iter
-                    .next()
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(args.blob_mib)
-                    .max(1)
-            }
-            _ => {} // cargo bench passes --bench
-        }
-    }
-    args
-}
 
 fn gbps(bytes: u64, elapsed: Duration) -> f64 {
     bytes as f64 / elapsed.as_secs_f64() / 1e9
@@ -158,20 +127,21 @@ fn resident_fraction(files: &[PathBuf]) -> f64 {
 }
 
 fn main() {
-    let args = parse_args();
+    let size_gib = bench_arg("--size-gib", 10.0);
+    let blob_mib = bench_arg("--blob-mib", 64).max(1);
     let base = std::env::var_os("BENCH_DIR").map_or_else(std::env::temp_dir, PathBuf::from);
     let dir = tempfile::tempdir_in(base).expect("bench dir");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("runtime");
-    let blob_bytes = args.blob_mib << 20;
-    let total_bytes = (args.size_gib * (1u64 << 30) as f64) as u64;
+    let blob_bytes = blob_mib << 20;
+    let total_bytes = (size_gib * (1u64 << 30) as f64) as u64;
     let blobs = (total_bytes as usize).div_ceil(blob_bytes).max(1);
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!(
         "# artifactstore scrub benchmark: {blobs} blobs of {} MiB ({:.2} GiB), {cpus} CPUs, dir {}",
-        args.blob_mib,
+        blob_mib,
         (blobs * blob_bytes) as f64 / (1u64 << 30) as f64,
         dir.path().display()
     );

@@ -15,13 +15,12 @@
 #[path = "support/fill.rs"]
 mod support;
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use artifact_core::manifest::Manifest;
 use artifact_core::testing::bench_arg;
+use artifact_core::testing::empty_manifest;
 use artifact_core::time::{ManualClock, Period, Timestamp, ymd};
 use artifact_store_fs::EmbeddedOptions;
 
@@ -47,13 +46,7 @@ async fn fill(
     while created < total {
         let mut tx = store.catalog().write().await.expect("write");
         for i in created..(created + batch).min(total) {
-            let manifest = Manifest {
-                name: "bulk".into(),
-                version: format!("1.{i}"),
-                retention_class: "ephemeral".into(),
-                files: vec![],
-                labels: BTreeMap::new(),
-            };
+            let manifest = empty_manifest(i);
             // Spread the due packages evenly through the store.
             let expires_at =
                 if i % (total / due.max(1)).max(1) == 0 && i / (total / due.max(1)).max(1) < due {

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use artifact_core::blob::Tier;
 use artifact_core::digest::BlobInfo;
-use artifact_core::event::types::{BlobStored, Extra};
+use artifact_core::event::types::BlobStored;
 use artifact_core::testing::bench_arg;
 use artifact_core::time::ymd;
 use artifact_core::tlog::LogSigner;
@@ -67,13 +67,7 @@ async fn fill(store: &ArtifactStore, total: usize) -> f64 {
         let mut tx = store.catalog().write().await.expect("write");
         for i in done..(done + BATCH).min(total) {
             let info = BlobInfo::of(format!("tlog bench blob {i}").as_bytes());
-            let data = BlobStored {
-                blake3: info.blake3,
-                sha256: info.sha256,
-                size: info.size,
-                tier: Tier::Hot,
-                extra: Extra::new(),
-            };
+            let data = BlobStored::new(&info, Tier::Hot);
             tx.append(None, "bench", at, data).await.expect("append");
         }
         tx.commit().await.expect("commit");

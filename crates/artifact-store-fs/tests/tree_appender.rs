@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use artifact_core::blob::Tier;
 use artifact_core::digest::BlobInfo;
-use artifact_core::event::types::{BlobStored, Extra};
+use artifact_core::event::types::BlobStored;
 use artifact_core::time::ymd;
 use artifact_core::tlog::LogSigner;
 use artifact_core::{ArtifactStore, StoreOptions};
@@ -27,13 +27,7 @@ async fn fill(store: &ArtifactStore, n: usize, tag: &str, commit: bool) {
     let mut tx = store.catalog().write().await.expect("write");
     for i in 0..n {
         let info = BlobInfo::of(format!("{tag} {i}").as_bytes());
-        let data = BlobStored {
-            blake3: info.blake3,
-            sha256: info.sha256,
-            size: info.size,
-            tier: Tier::Hot,
-            extra: Extra::new(),
-        };
+        let data = BlobStored::new(&info, Tier::Hot);
         tx.append(None, "tree-test", ymd(2026, 1, 1), data)
             .await
             .expect("append");

@@ -30,46 +30,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use artifact_core::digest::DualHasher;
+use artifact_core::testing::{bench_arg, gbps, median};
 use artifact_core::{ArtifactStore, StoreOptions};
 use artifact_store_fs::EmbeddedOptions;
 use object_store::path::Path;
 use object_store::{ObjectStoreExt as _, WriteMultipart};
-
-struct Args {
-    size_mib: usize,
-    rounds: usize,
-    part_size_mib: usize,
-}
-
-fn parse_args() -> Args {
-    let mut args = Args {
-        size_mib: 1024,
-        rounds: 1,
-        part_size_mib: 16,
-    };
-    let mut iter = std::env::args().skip(1);
-    while let Some(arg) = iter.next() {
-        let mut value = || iter.next().and_then(|v| v.parse().ok());
-        match arg.as_str() {
-            "--size-mib" => args.size_mib = value().unwrap_or(args.size_mib).max(1),
-            "--rounds" => args.rounds = value().unwrap_or(args.rounds).max(1),
-            "--part-size-mib" => {
-                args.part_size_mib = value().unwrap_or(args.part_size_mib).max(5);
-            }
-            _ => {} // cargo bench passes --bench
-        }
-    }
-    args
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(|a, b| a.total_cmp(b));
-    values[values.len() / 2]
-}
-
-fn gbps(bytes: usize, elapsed: Duration) -> f64 {
-    bytes as f64 / elapsed.as_secs_f64() / 1e9
-}
 
 fn hash_only(data: &[u8]) -> Duration {
     let start = Instant::now();
@@ -83,7 +48,9 @@ fn hash_only(data: &[u8]) -> Duration {
 }
 
 fn main() {
-    let args = parse_args();
+    let size_mib = bench_arg("--size-mib", 1024).max(1);
+    let rounds = bench_arg("--rounds", 1).max(1);
+    let part_size_mib = bench_arg("--part-size-mib", 16).max(5);
     let base = std::env::var_os("BENCH_DIR").map_or_else(std::env::temp_dir, PathBuf::from);
     let dir = tempfile::tempdir_in(&base).expect("bench dir");
     // SeaweedFS keeps its data in its own temp dir; point TMPDIR at BENCH_DIR's filesystem.
@@ -96,13 +63,13 @@ fn main() {
         .build()
         .expect("runtime");
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let size = args.size_mib << 20;
-    let part_size = args.part_size_mib << 20;
+    let size = size_mib << 20;
+    let part_size = part_size_mib << 20;
     println!(
         "# artifactstore S3 ingest benchmark ({} MiB, {} round(s), part {} MiB, {cpus} CPUs, dir {})",
-        args.size_mib,
-        args.rounds,
-        args.part_size_mib,
+        size_mib,
+        rounds,
+        part_size_mib,
         dir.path().display()
     );
 
@@ -118,7 +85,7 @@ fn main() {
         let mut upload = Vec::new();
         let mut fs_ingest = Vec::new();
         let mut s3_ingest = Vec::new();
-        for round in 0..args.rounds {
+        for round in 0..rounds {
             hash.push(gbps(size, hash_only(&data)));
 
             // s3 upload-only: raw multipart upload of the same bytes, same part size and
@@ -183,7 +150,7 @@ fn main() {
         );
         println!(
             "large blob ({} MiB), medians of {} round(s):",
-            args.size_mib, args.rounds
+            size_mib, rounds
         );
         println!("  hash-only (BLAKE3 | SHA-256 threads)   {hash:6.3} GB/s");
         println!("  s3 upload-only (multipart, no hash)    {upload:6.3} GB/s");

@@ -23,8 +23,8 @@ use std::time::{Duration, Instant};
 use artifact_client::{Client as _, HttpClient, NoProgress};
 use artifact_core::auth::Role;
 use artifact_core::digest::BlobInfo;
-use artifact_core::manifest::{FileEntry, Manifest};
 use artifact_core::testing::bench_arg;
+use artifact_core::testing::one_file_manifest;
 use artifact_store_fs::EmbeddedOptions;
 use reqwest::Method;
 
@@ -192,19 +192,8 @@ fn main() {
                         )
                         .await
                         .expect("put");
-                    let manifest = Manifest {
-                        name: format!("small-{client_index}"),
-                        version: format!("1.{i}"),
-                        retention_class: "ephemeral".into(),
-                        files: vec![FileEntry {
-                            path: "f.bin".into(),
-                            size: blob.size,
-                            blake3: blob.blake3,
-                            sha256: blob.sha256,
-                            media_type: None,
-                        }],
-                        labels: Default::default(),
-                    };
+                    let manifest =
+                        one_file_manifest(format!("small-{client_index}"), format!("1.{i}"), &blob);
                     let created = client
                         .create_package(&manifest, &[blob])
                         .await

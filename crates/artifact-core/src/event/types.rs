@@ -214,6 +214,19 @@ pub struct BlobStored {
     pub extra: Extra,
 }
 
+impl BlobStored {
+    /// The event for `info`'s bytes, durable on `tier`.
+    pub fn new(info: &crate::digest::BlobInfo, tier: Tier) -> Self {
+        Self {
+            blake3: info.blake3,
+            sha256: info.sha256,
+            size: info.size,
+            tier,
+            extra: Extra::new(),
+        }
+    }
+}
+
 /// `v1.package.created`: a package was created from a manifest.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PackageCreated {

@@ -104,13 +104,7 @@ impl ArtifactStore {
         // and the commit.
         self.check_durable(info).await?;
         let tier = self.blobs.tier();
-        let data = BlobStored {
-            blake3: info.blake3,
-            sha256: info.sha256,
-            size: info.size,
-            tier,
-            extra: Extra::new(),
-        };
+        let data = BlobStored::new(info, tier);
         let event = tx.append(None, actor, self.clock.now(), data).await?;
         Ok(BlobRecord {
             info: *info,
