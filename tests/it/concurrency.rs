@@ -85,36 +85,38 @@ async fn extender(store: ArtifactStore, packages: Vec<PackageId>) -> usize {
     extended
 }
 
-async fn concurrent_sweeps_holds_and_extensions_keep_retention_consistent(backend: Backend) {
-    let fixture = Fixture::new(backend, ymd(2026, 1, 1)).await;
-    let store_a = fixture.store.clone();
-    let store_b = fixture.second_handle().await;
+/// `count` one-file `ephemeral` packages `<prefix>-<n>` version 1; their ids in order.
+async fn push_ephemeral(store: &ArtifactStore, prefix: &str, count: usize) -> Vec<PackageId> {
     let mut packages = Vec::new();
-    for n in 0..PACKAGES {
-        let content = format!("package {n}").into_bytes();
-        let created = push(
-            &store_a,
-            &format!("race-{n}"),
-            "1",
-            "ephemeral",
-            &[("data.txt", &content)],
-        )
-        .await;
+    for n in 0..count {
+        let content = format!("{prefix} {n}").into_bytes();
+        let name = format!("{prefix}-{n}");
+        let created = push(store, &name, "1", "ephemeral", &[("data.txt", &content)]).await;
         packages.push(created.package_id);
     }
-    // Every package expired long ago: each sweep may mark whatever is not held.
-    fixture.clock.advance(days(60));
+    packages
+}
 
-    let mut tasks = tokio::task::JoinSet::new();
-    for (n, store) in [&store_a, &store_b, &store_a, &store_b]
-        .into_iter()
-        .enumerate()
-    {
+/// Four sweepers, two on each handle.
+fn spawn_sweepers(tasks: &mut tokio::task::JoinSet<()>, a: &ArtifactStore, b: &ArtifactStore) {
+    for (n, store) in [a, b, a, b].into_iter().enumerate() {
         let store = store.clone();
         tasks.spawn(async move {
             sweeper(store, format!("sweeper-{n}")).await;
         });
     }
+}
+
+async fn concurrent_sweeps_holds_and_extensions_keep_retention_consistent(backend: Backend) {
+    let fixture = Fixture::new(backend, ymd(2026, 1, 1)).await;
+    let store_a = fixture.store.clone();
+    let store_b = fixture.second_handle().await;
+    let packages = push_ephemeral(&store_a, "race", PACKAGES).await;
+    // Every package expired long ago: each sweep may mark whatever is not held.
+    fixture.clock.advance(days(60));
+
+    let mut tasks = tokio::task::JoinSet::new();
+    spawn_sweepers(&mut tasks, &store_a, &store_b);
     let (first_half, second_half) = packages.split_at(PACKAGES / 2);
     tasks.spawn(holder(
         store_a.clone(),
@@ -158,12 +160,7 @@ async fn concurrent_sweeps_holds_and_extensions_keep_retention_consistent(backen
 
     let mut total_marks = 0;
     for package in &packages {
-        let package_events: Vec<Event> = events
-            .iter()
-            .filter(|e| e.package_id == Some(*package))
-            .cloned()
-            .collect();
-        let marks = artifact_core::testing::check_package_history(*package, &package_events);
+        let marks = artifact_core::testing::check_package_history(*package, &events);
         assert!(marks >= 1, "{package} was never marked eligible");
         total_marks += marks;
 
@@ -175,6 +172,11 @@ async fn concurrent_sweeps_holds_and_extensions_keep_retention_consistent(backen
             status_a.eligible_for_deletion,
             "{package} is expired, unheld, unmarked"
         );
+        let package_events: Vec<Event> = events
+            .iter()
+            .filter(|e| e.package_id == Some(*package))
+            .cloned()
+            .collect();
         let folded = RetentionState::fold(&package_events).unwrap();
         assert_eq!(folded.eligible_seq, status_a.eligible_seq);
         assert_eq!(folded.current_expires_at, status_a.current_expires_at);
@@ -296,30 +298,10 @@ async fn postgres_writers_stay_serialised_under_a_serializable_default() {
         .unwrap();
     assert_eq!(isolation, "serializable");
 
-    let mut packages = Vec::new();
-    for n in 0..4 {
-        let content = format!("strict {n}").into_bytes();
-        let created = push(
-            &store_a,
-            &format!("strict-{n}"),
-            "1",
-            "ephemeral",
-            &[("data.txt", &content)],
-        )
-        .await;
-        packages.push(created.package_id);
-    }
+    let packages = push_ephemeral(&store_a, "strict", 4).await;
     fixture.clock.advance(days(60));
     let mut tasks = tokio::task::JoinSet::new();
-    for (n, store) in [&store_a, &store_b, &store_a, &store_b]
-        .into_iter()
-        .enumerate()
-    {
-        let store = store.clone();
-        tasks.spawn(async move {
-            sweeper(store, format!("sweeper-{n}")).await;
-        });
-    }
+    spawn_sweepers(&mut tasks, &store_a, &store_b);
     tasks.spawn(holder(store_a.clone(), store_b.clone(), packages.clone()));
     tasks.spawn(holder(store_b.clone(), store_a.clone(), packages.clone()));
     while let Some(joined) = tasks.join_next().await {
@@ -333,11 +315,6 @@ async fn postgres_writers_stay_serialised_under_a_serializable_default() {
     );
     assert_eq!(store_b.audit_verify().await.unwrap(), head);
     for package in &packages {
-        let package_events: Vec<Event> = events
-            .iter()
-            .filter(|e| e.package_id == Some(*package))
-            .cloned()
-            .collect();
-        artifact_core::testing::check_package_history(*package, &package_events);
+        artifact_core::testing::check_package_history(*package, &events);
     }
 }

@@ -46,10 +46,13 @@ fn no_grace() -> GcOptions {
     }
 }
 
-async fn exec(pool: &AnyPool, sql: &'static str, package: &PackageId) {
-    raw_sql!(pool, sql, package)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+/// Runs each of `statements` (`$1` = `package`'s id) on the raw catalog: view edits only.
+async fn edit_views(pool: &AnyPool, package: &PackageId, statements: &[&str]) {
+    for sql in statements {
+        raw_sql!(pool, sql, package)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
 }
 
 async fn bytes_present(store: &ArtifactStore, content: &[u8]) -> bool {
@@ -185,13 +188,7 @@ async fn edited_views_never_let_sweep_or_gc_remove_a_held_package(backend: Backe
     let raw = fixture.raw_catalog().await;
 
     // The insider clears the hold and the expiry in the views only.
-    exec(
-        &raw,
-        "UPDATE retention_state SET active_holds = 0, current_expires_at = 0 WHERE package_id = $1",
-        &id,
-    )
-    .await;
-    exec(&raw, "DELETE FROM holds WHERE package_id = $1", &id).await;
+    edit_views(&raw, &id, &["UPDATE retention_state SET active_holds = 0, current_expires_at = 0 WHERE package_id = $1", "DELETE FROM holds WHERE package_id = $1"]).await;
     let head = head_seq(store).await;
     let sweep = store.sweep("system:sweeper", None).await.unwrap();
     assert!(sweep.newly_eligible.is_empty(), "{sweep:?}");
@@ -204,12 +201,7 @@ async fn edited_views_never_let_sweep_or_gc_remove_a_held_package(backend: Backe
     assert_eq!(head_seq(store).await, head, "nothing marked");
 
     // Then forges the eligibility itself.
-    exec(
-        &raw,
-        "UPDATE retention_state SET eligible_for_deletion = 1, eligible_seq = 2 WHERE package_id = $1",
-        &id,
-    )
-    .await;
+    edit_views(&raw, &id, &["UPDATE retention_state SET eligible_for_deletion = 1, eligible_seq = 2 WHERE package_id = $1"]).await;
     let gc = store.gc("system:gc", no_grace()).await.unwrap();
     assert!(gc.purged.is_empty(), "{gc:?}");
     assert!(gc.deleted.is_empty(), "{gc:?}");
@@ -247,13 +239,15 @@ async fn edited_views_never_let_gc_delete_referenced_bytes(backend: Backend) {
     let raw = fixture.raw_catalog().await;
     // The package looks purged, its file rows are gone and its manifest row too: every blob
     // looks unreferenced to the views.
-    exec(
+    edit_views(
         &raw,
-        "UPDATE packages SET purged_seq = 1 WHERE package_id = $1",
         &id,
+        &[
+            "UPDATE packages SET purged_seq = 1 WHERE package_id = $1",
+            "DELETE FROM package_files WHERE package_id = $1",
+        ],
     )
     .await;
-    exec(&raw, "DELETE FROM package_files WHERE package_id = $1", &id).await;
     fixture.clock.advance(days(2));
     let head = head_seq(&fixture.store).await;
     let gc = fixture.store.gc("system:gc", no_grace()).await.unwrap();
@@ -311,10 +305,10 @@ async fn extensions_are_checked_against_the_log_not_an_edited_view(backend: Back
     let package = push(store, "evidence", "1", "compliance-record", &[("a", b"x")]).await;
     let id = package.package_id;
     let raw = fixture.raw_catalog().await;
-    exec(
+    edit_views(
         &raw,
-        "UPDATE retention_state SET current_expires_at = 0 WHERE package_id = $1",
         &id,
+        &["UPDATE retention_state SET current_expires_at = 0 WHERE package_id = $1"],
     )
     .await;
     let head = head_seq(store).await;

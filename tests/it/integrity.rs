@@ -247,6 +247,26 @@ async fn store_to_tamper(backend: Backend) -> (Fixture, AnyPool, u64) {
     (fixture, pool, 7)
 }
 
+/// [`store_to_tamper`] with the guard triggers already dropped: the attacker's starting point.
+async fn attack(backend: Backend) -> (Fixture, AnyPool, u64) {
+    let (fixture, pool, target) = store_to_tamper(backend).await;
+    drop_guard_triggers(backend, &pool).await;
+    (fixture, pool, target)
+}
+
+/// Rewrites event `seq` consistently, as an attacker who knows the format would: the body
+/// names `mallory` as its actor, and the `actor` and `hash` columns agree with it. Returns the
+/// new body.
+async fn forge_actor(pool: &AnyPool, seq: i64) -> Vec<u8> {
+    let mut event = Event::from_canonical_bytes(&raw_body(pool, seq).await).unwrap();
+    event.actor = "mallory".to_owned();
+    let body = event.canonical_bytes().unwrap();
+    let hash = Blake3::of(&body).to_string();
+    let statement = "UPDATE events SET body = $1, actor = 'mallory', hash = $2 WHERE seq = $3";
+    raw_sql!(pool, statement, &body, hash, seq).await.unwrap();
+    body
+}
+
 async fn events_table_refuses_update_and_delete(backend: Backend) {
     let (fixture, pool, target) = store_to_tamper(backend).await;
     let head = fixture.store.head().await.unwrap();
@@ -375,8 +395,7 @@ async fn postgres_upsert_is_refused_by_the_update_trigger_alone() {
 }
 
 async fn audit_names_an_altered_event_body(backend: Backend) {
-    let (fixture, pool, target) = store_to_tamper(backend).await;
-    drop_guard_triggers(backend, &pool).await;
+    let (fixture, pool, target) = attack(backend).await;
     let mut event = Event::from_canonical_bytes(&raw_body(&pool, target as i64).await).unwrap();
     event.actor = "mallory".to_owned();
     raw_sql!(
@@ -393,20 +412,8 @@ async fn audit_names_an_altered_event_body(backend: Backend) {
 async fn audit_names_the_successor_of_a_rewritten_event_with_its_hash(backend: Backend) {
     // The attacker recomputes the hash column too: the altered event is self-consistent, but
     // the next event's `prev` no longer matches.
-    let (fixture, pool, target) = store_to_tamper(backend).await;
-    drop_guard_triggers(backend, &pool).await;
-    let mut event = Event::from_canonical_bytes(&raw_body(&pool, target as i64).await).unwrap();
-    event.actor = "mallory".to_owned();
-    let body = event.canonical_bytes().unwrap();
-    raw_sql!(
-        &pool,
-        "UPDATE events SET body = $1, actor = 'mallory', hash = $2 WHERE seq = $3",
-        &body,
-        Blake3::of(&body).to_string(),
-        target as i64
-    )
-    .await
-    .unwrap();
+    let (fixture, pool, target) = attack(backend).await;
+    forge_actor(&pool, target as i64).await;
     assert_eq!(first_bad_seq(&fixture.store).await, target + 1);
 }
 
@@ -416,19 +423,7 @@ async fn audit_head_changes_when_the_last_event_is_rewritten(backend: Backend) {
     let (fixture, pool, _) = store_to_tamper(backend).await;
     let anchored: Head = fixture.store.audit_verify().await.unwrap();
     drop_guard_triggers(backend, &pool).await;
-    let last = anchored.seq as i64;
-    let mut event = Event::from_canonical_bytes(&raw_body(&pool, last).await).unwrap();
-    event.actor = "mallory".to_owned();
-    let body = event.canonical_bytes().unwrap();
-    raw_sql!(
-        &pool,
-        "UPDATE events SET body = $1, actor = 'mallory', hash = $2 WHERE seq = $3",
-        &body,
-        Blake3::of(&body).to_string(),
-        last
-    )
-    .await
-    .unwrap();
+    let body = forge_actor(&pool, anchored.seq as i64).await;
     let verified = fixture.store.audit_verify().await.unwrap();
     assert_eq!(verified.seq, anchored.seq);
     assert_ne!(verified.hash, anchored.hash);
@@ -436,8 +431,7 @@ async fn audit_head_changes_when_the_last_event_is_rewritten(backend: Backend) {
 }
 
 async fn audit_names_a_deleted_event(backend: Backend) {
-    let (fixture, pool, target) = store_to_tamper(backend).await;
-    drop_guard_triggers(backend, &pool).await;
+    let (fixture, pool, target) = attack(backend).await;
     raw_sql!(&pool, "DELETE FROM events WHERE seq = $1", target as i64)
         .await
         .unwrap();
@@ -445,8 +439,7 @@ async fn audit_names_a_deleted_event(backend: Backend) {
 }
 
 async fn audit_names_swapped_events(backend: Backend) {
-    let (fixture, pool, target) = store_to_tamper(backend).await;
-    drop_guard_triggers(backend, &pool).await;
+    let (fixture, pool, target) = attack(backend).await;
     let (a, b) = (target as i64, target as i64 + 3);
     for (from, to) in [(a, 100_000), (b, a), (100_000, b)] {
         raw_sql!(&pool, "UPDATE events SET seq = $1 WHERE seq = $2", to, from)
@@ -457,8 +450,7 @@ async fn audit_names_swapped_events(backend: Backend) {
 }
 
 async fn audit_names_an_event_whose_type_column_was_altered(backend: Backend) {
-    let (fixture, pool, target) = store_to_tamper(backend).await;
-    drop_guard_triggers(backend, &pool).await;
+    let (fixture, pool, target) = attack(backend).await;
     raw_sql!(
         &pool,
         "UPDATE events SET type = 'v1.blob.deleted' WHERE seq = $1",
@@ -470,8 +462,7 @@ async fn audit_names_an_event_whose_type_column_was_altered(backend: Backend) {
 }
 
 async fn audit_names_an_event_whose_package_id_column_was_altered(backend: Backend) {
-    let (fixture, pool, target) = store_to_tamper(backend).await;
-    drop_guard_triggers(backend, &pool).await;
+    let (fixture, pool, target) = attack(backend).await;
     raw_sql!(
         &pool,
         "UPDATE events SET package_id = $1 WHERE seq = $2",
@@ -488,8 +479,7 @@ async fn audit_names_an_event_whose_package_id_column_was_altered(backend: Backe
 /// a disagreement with the log that the audit should report like the other columns.
 async fn audit_names_an_event_whose_actor_or_at_column_was_altered(backend: Backend) {
     for (column, value) in [("actor", "mallory"), ("at", "1999-01-01T00:00:00.000Z")] {
-        let (fixture, pool, target) = store_to_tamper(backend).await;
-        drop_guard_triggers(backend, &pool).await;
+        let (fixture, pool, target) = attack(backend).await;
         raw_sql!(
             &pool,
             &format!("UPDATE events SET {column} = $1 WHERE seq = $2"),
@@ -508,8 +498,7 @@ async fn audit_names_an_event_whose_actor_or_at_column_was_altered(backend: Back
 }
 
 async fn audit_names_an_event_whose_body_is_not_canonical_cbor(backend: Backend) {
-    let (fixture, pool, target) = store_to_tamper(backend).await;
-    drop_guard_triggers(backend, &pool).await;
+    let (fixture, pool, target) = attack(backend).await;
     let mut body = raw_body(&pool, target as i64).await;
     body.push(0x00); // trailing byte
     raw_sql!(

@@ -131,7 +131,9 @@ pub async fn open_store(data_dir: &Path, config: &Config, clock: &ManualClock) -
         .expect("open the store")
 }
 
-pub use artifact_core::testing::{assert_views_match_replay, manifest_of as manifest, test_bytes};
+pub use artifact_core::testing::{
+    assert_views_match_replay, events_after, manifest_of as manifest, test_bytes,
+};
 
 /// Ingests every file's bytes, then creates the package.
 pub async fn push(
@@ -151,26 +153,6 @@ pub async fn push(
         .create_package("ci", &manifest(name, version, class, files))
         .await
         .expect("create the package")
-}
-
-/// Every event of the log, in seq order.
-pub async fn all_events(store: &ArtifactStore) -> Vec<Event> {
-    let mut events = Vec::new();
-    loop {
-        let page = store
-            .events(&EventQuery {
-                after: events.last().map_or(0, |e: &Event| e.seq),
-                limit: Some(1000),
-                event_type: None,
-                package_id: None,
-            })
-            .await
-            .expect("read events");
-        if page.is_empty() {
-            return events;
-        }
-        events.extend(page);
-    }
 }
 
 /// The events of one type for one package, in seq order.
@@ -198,6 +180,11 @@ pub async fn head_seq(store: &ArtifactStore) -> u64 {
 /// `PackageRef::Id`.
 pub fn by_id(package_id: PackageId) -> PackageRef {
     PackageRef::Id(package_id)
+}
+
+/// Every event of the log, in seq order.
+pub async fn all_events(store: &ArtifactStore) -> Vec<Event> {
+    events_after(store, 0).await
 }
 
 /// Deterministic pseudo-random bytes, different per `seed`.

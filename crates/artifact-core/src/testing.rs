@@ -604,7 +604,7 @@ fn event_ts(event: &crate::event::Event, key: &str) -> Option<crate::time::Times
     event.data_text(key).and_then(|t| t.parse().ok())
 }
 
-/// Walks one package's events in order and asserts that every retention transition was
+/// Walks one package's events (those of `events`, the log or a part of it, that name it) in order and asserts that every retention transition was
 /// legal in the state the log had just before it (no eligibility while held or twice, no
 /// extension from a stale or to an earlier expiry); returns how many times it was marked
 /// eligible. For concurrency tests that drive many writers at one store.
@@ -614,7 +614,7 @@ pub fn check_package_history(
 ) -> usize {
     let mut state: Option<crate::retention::RetentionState> = None;
     let mut eligible_marks = 0;
-    for event in events {
+    for event in events.iter().filter(|e| e.package_id == Some(package)) {
         if let Some(current) = &state {
             match event.event_type.as_str() {
                 crate::event::types::RETENTION_DELETION_ELIGIBLE => {
@@ -927,4 +927,126 @@ macro_rules! raw_sql {
             vec![$($crate::testing::RawArg::from($arg)),*],
         )
     };
+}
+
+/// Every event after `after`, in seq order.
+pub async fn events_after(store: &crate::ArtifactStore, after: u64) -> Vec<crate::event::Event> {
+    let mut events: Vec<crate::event::Event> = Vec::new();
+    loop {
+        let page = store
+            .events(&crate::catalog::EventQuery {
+                after: events.last().map_or(after, |e| e.seq),
+                limit: Some(1000),
+                event_type: None,
+                package_id: None,
+            })
+            .await
+            .expect("read events");
+        if page.is_empty() {
+            return events;
+        }
+        events.extend(page);
+    }
+}
+
+/// A small tmpfs mounted for one test (a real full disk without filling the machine's).
+/// Needs root, as CI has: a failed mount fails the test loudly, it never skips. Unmounted
+/// (lazily, so open files cannot block it) on drop.
+pub struct Tmpfs {
+    base: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    /// Mounts a tmpfs of `size` bytes.
+    pub fn mount(size: u64) -> Self {
+        let base = tempfile::tempdir().expect("tempdir");
+        let point = base.path().join("mnt");
+        std::fs::create_dir(&point).expect("mount point");
+        let output = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&point)
+            .output()
+            .expect("run mount");
+        assert!(
+            output.status.success(),
+            "this test needs a small tmpfs for a real full disk (run as root, as CI does): \
+             `mount -t tmpfs` failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        Self { base }
+    }
+
+    /// The mount point.
+    pub fn path(&self) -> std::path::PathBuf {
+        self.base.path().join("mnt")
+    }
+
+    /// Fills the filesystem: writes a file until `ENOSPC`; returns its path.
+    pub fn fill(&self) -> std::path::PathBuf {
+        use std::io::Write as _;
+        let path = self.path().join("filler");
+        let mut file = std::fs::File::create(&path).expect("filler");
+        let block = vec![0x5a_u8; 64 << 10];
+        loop {
+            match file.write(&block) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::StorageFull => break,
+                Err(e) => panic!("filling the tmpfs: {e}"),
+            }
+        }
+        // Smaller writes take the last partial block.
+        for size in [4096, 512, 1] {
+            while file.write(&block[..size]).is_ok_and(|n| n > 0) {}
+        }
+        path
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.path())
+            .status();
+    }
+}
+
+/// The names of the entries of `dir` (none if it does not exist), in no particular order.
+pub fn names_in(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A benchmark's scratch directory: a fresh temp dir on `BENCH_DIR`'s filesystem (default the
+/// system temp dir), removed on drop.
+pub fn bench_dir() -> tempfile::TempDir {
+    let base = std::env::var_os("BENCH_DIR").map_or_else(std::env::temp_dir, Into::into);
+    tempfile::tempdir_in(base).expect("bench dir")
+}
+
+/// A benchmark's multi-threaded tokio runtime.
+pub fn bench_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// The hash-only peer of the ingest benchmarks: both digests of `data` the way ingest computes
+/// them (1 MiB chunks, one thread per digest); the time it took.
+pub fn hash_only(data: &[u8]) -> std::time::Duration {
+    let start = std::time::Instant::now();
+    let mut hasher = DualHasher::new();
+    for chunk in data.chunks(1 << 20) {
+        hasher.update_parallel(chunk);
+    }
+    std::hint::black_box(hasher.finalize());
+    start.elapsed()
 }

@@ -32,7 +32,7 @@ use std::time::Instant;
 
 use artifact_core::ArtifactStore;
 use artifact_core::config::Config;
-use artifact_core::testing::{bench_arg, empty_manifest, one_file_manifest};
+use artifact_core::testing::{bench_arg, bench_dir, bench_runtime, one_file_manifest};
 use artifact_core::testing_postgres::{self, Cluster, ClusterOptions};
 use artifact_core::time::{ManualClock, Period, ymd};
 use artifact_store_fs::EmbeddedOptions;
@@ -167,21 +167,14 @@ async fn sweep_times(
     let stride = (total / due).max(1);
     let fill_start = Instant::now();
     let batch = 10_000;
-    let mut created = 0;
-    while created < total {
-        let mut tx = store.catalog().write().await.expect("write");
-        for i in created..(created + batch).min(total) {
-            let manifest = empty_manifest(i);
-            let expires_at = if i % stride == 0 && i / stride < due {
-                yesterday
-            } else {
-                later
-            };
-            support::append_ephemeral_package(&mut tx, &manifest, start, expires_at).await;
+    support::fill_packages(&store, total, batch, start, |i| {
+        if i % stride == 0 && i / stride < due {
+            yesterday
+        } else {
+            later
         }
-        tx.commit().await.expect("commit");
-        created = (created + batch).min(total);
-    }
+    })
+    .await;
     let fill = fill_start.elapsed().as_secs_f64();
     let _ = store.head().await.expect("head");
     let sweep_start = Instant::now();
@@ -205,12 +198,8 @@ fn main() {
     let writers = bench_arg("--writers", 4).max(1);
     let fill_packages = bench_arg("--fill", 100_000).max(1);
     let due = bench_arg("--due", 2_000).max(1).min(fill_packages);
-    let base = std::env::var_os("BENCH_DIR").map_or_else(std::env::temp_dir, PathBuf::from);
-    let dir = tempfile::tempdir_in(&base).expect("bench dir");
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let dir = bench_dir();
+    let runtime = bench_runtime();
     sqlx::any::install_default_drivers();
 
     let external = std::env::var(testing_postgres::URL_ENV)
@@ -222,7 +211,7 @@ fn main() {
             Cluster::start(
                 &ClusterOptions::default()
                     .with_fsync(true)
-                    .with_parent_dir(&base),
+                    .with_parent_dir(dir.path().parent().expect("BENCH_DIR")),
             )
             .expect("start a throwaway PostgreSQL cluster"),
         ),

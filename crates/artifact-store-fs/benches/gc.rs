@@ -39,8 +39,8 @@ use artifact_core::blob::Tier;
 use artifact_core::digest::BlobInfo;
 use artifact_core::event::types::BlobStored;
 use artifact_core::maintenance::GcOptions;
-use artifact_core::testing::bench_arg;
 use artifact_core::testing::one_file_manifest;
+use artifact_core::testing::{bench_arg, bench_dir, bench_runtime};
 use artifact_core::time::{Clock as _, ManualClock, Period, Timestamp, ymd};
 use artifact_store_fs::EmbeddedOptions;
 
@@ -186,12 +186,8 @@ fn fs_delete_rate(root: &Path, n: usize) -> f64 {
 
 fn main() {
     let n = bench_arg("--packages", 100_000);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let base = std::env::var_os("BENCH_DIR").map_or_else(std::env::temp_dir, PathBuf::from);
-    let dir = tempfile::tempdir_in(base).expect("dir");
+    let runtime = bench_runtime();
+    let dir = bench_dir();
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!(
         "# artifactstore gc benchmark: {n} eligible packages, {cpus} CPUs, dir {}",

@@ -21,23 +21,13 @@
 //! upsert per transaction, WAL, synchronous=FULL — the catalog's settings).
 
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use artifact_core::digest::DualHasher;
-use artifact_core::testing::{bench_arg, gbps, median, one_file_manifest, test_bytes};
+use artifact_core::testing::{
+    bench_arg, bench_dir, bench_runtime, gbps, hash_only, median, one_file_manifest, test_bytes,
+};
 use artifact_store_fs::EmbeddedOptions;
-
-fn hash_only(data: &[u8]) -> Duration {
-    let start = Instant::now();
-    let mut hasher = DualHasher::new();
-    for chunk in data.chunks(1 << 20) {
-        // What ingest does: one thread per digest.
-        hasher.update_parallel(chunk);
-    }
-    std::hint::black_box(hasher.finalize());
-    start.elapsed()
-}
 
 /// Writes `data` durably the best way this machine allows, as the fs backend does: 1 MiB
 /// writes, writeback started every 8 MiB (`sync_file_range`), then `fdatasync`. (A plain
@@ -76,12 +66,8 @@ fn main() {
     let size_mib = bench_arg("--size-mib", 1024);
     let rounds = bench_arg("--rounds", 3).max(1);
     let packages = bench_arg("--packages", 2000).max(1);
-    let base = std::env::var_os("BENCH_DIR").map_or_else(std::env::temp_dir, PathBuf::from);
-    let dir = tempfile::tempdir_in(base).expect("bench dir");
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let dir = bench_dir();
+    let runtime = bench_runtime();
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!(
         "# artifactstore ingest benchmark ({} MiB, {} round(s), {cpus} CPUs, dir {})",

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use artifact_core::digest::DualHasher;
 use artifact_core::maintenance::VerifyOptions;
-use artifact_core::testing::bench_arg;
+use artifact_core::testing::{bench_arg, bench_dir, bench_runtime};
 use artifact_store_fs::EmbeddedOptions;
 
 fn gbps(bytes: u64, elapsed: Duration) -> f64 {
@@ -129,12 +129,8 @@ fn resident_fraction(files: &[PathBuf]) -> f64 {
 fn main() {
     let size_gib = bench_arg("--size-gib", 10.0);
     let blob_mib = bench_arg("--blob-mib", 64).max(1);
-    let base = std::env::var_os("BENCH_DIR").map_or_else(std::env::temp_dir, PathBuf::from);
-    let dir = tempfile::tempdir_in(base).expect("bench dir");
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let dir = bench_dir();
+    let runtime = bench_runtime();
     let blob_bytes = blob_mib << 20;
     let total_bytes = (size_gib * (1u64 << 30) as f64) as u64;
     let blobs = (total_bytes as usize).div_ceil(blob_bytes).max(1);

@@ -19,8 +19,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use artifact_core::testing::bench_arg;
-use artifact_core::testing::empty_manifest;
+use artifact_core::testing::{bench_arg, bench_dir, bench_runtime};
 use artifact_core::time::{ManualClock, Period, Timestamp, ymd};
 use artifact_store_fs::EmbeddedOptions;
 
@@ -42,23 +41,16 @@ async fn fill(
     let later = start.checked_add(Period::Years(10)).expect("time");
     let fill_start = Instant::now();
     let batch = 20_000;
-    let mut created = 0;
-    while created < total {
-        let mut tx = store.catalog().write().await.expect("write");
-        for i in created..(created + batch).min(total) {
-            let manifest = empty_manifest(i);
-            // Spread the due packages evenly through the store.
-            let expires_at =
-                if i % (total / due.max(1)).max(1) == 0 && i / (total / due.max(1)).max(1) < due {
-                    yesterday
-                } else {
-                    later
-                };
-            support::append_ephemeral_package(&mut tx, &manifest, start, expires_at).await;
+    support::fill_packages(&store, total, batch, start, |i| {
+        // Spread the due packages evenly through the store.
+        let stride = (total / due.max(1)).max(1);
+        if i % stride == 0 && i / stride < due {
+            yesterday
+        } else {
+            later
         }
-        tx.commit().await.expect("commit");
-        created = (created + batch).min(total);
-    }
+    })
+    .await;
     println!(
         "  filled {total} packages in {:.1} s",
         fill_start.elapsed().as_secs_f64()
@@ -76,13 +68,8 @@ fn main() {
     let large = bench_arg("--large", 1_000_000);
     let small = bench_arg("--small", 100_000);
     let due = bench_arg("--due", 10_000);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let base =
-        std::env::var_os("BENCH_DIR").map_or_else(std::env::temp_dir, std::path::PathBuf::from);
-    let dir = tempfile::tempdir_in(base).expect("dir");
+    let runtime = bench_runtime();
+    let dir = bench_dir();
     let start = ymd(2026, 11, 23);
     println!("# artifactstore sweep benchmark: {due} newly due in {large} vs {small} packages");
     runtime.block_on(async {

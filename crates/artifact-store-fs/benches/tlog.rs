@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use artifact_core::blob::Tier;
 use artifact_core::digest::BlobInfo;
 use artifact_core::event::types::BlobStored;
-use artifact_core::testing::bench_arg;
+use artifact_core::testing::{bench_arg, bench_dir};
 use artifact_core::time::ymd;
 use artifact_core::tlog::LogSigner;
 use artifact_core::{ArtifactStore, StoreOptions};
@@ -89,10 +89,7 @@ fn micros(d: Duration) -> String {
 async fn main() {
     let events = bench_arg("--events", 1_000_000);
     let proofs = bench_arg("--proofs", 1_000);
-    let base = std::env::var_os("BENCH_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(std::env::temp_dir);
-    let dir = tempfile::tempdir_in(&base).expect("bench dir");
+    let dir = bench_dir();
     println!(
         "tlog bench: {events} events, {BATCH} per transaction, SQLite in {}",
         dir.path().display()

@@ -27,25 +27,13 @@ mod seaweed;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use artifact_core::digest::DualHasher;
-use artifact_core::testing::{bench_arg, gbps, median};
+use artifact_core::testing::{bench_arg, gbps, hash_only, median};
 use artifact_core::{ArtifactStore, StoreOptions};
 use artifact_store_fs::EmbeddedOptions;
 use object_store::path::Path;
 use object_store::{ObjectStoreExt as _, WriteMultipart};
-
-fn hash_only(data: &[u8]) -> Duration {
-    let start = Instant::now();
-    let mut hasher = DualHasher::new();
-    for chunk in data.chunks(1 << 20) {
-        // What ingest does: one thread per digest.
-        hasher.update_parallel(chunk);
-    }
-    std::hint::black_box(hasher.finalize());
-    start.elapsed()
-}
 
 fn main() {
     let size_mib = bench_arg("--size-mib", 1024).max(1);

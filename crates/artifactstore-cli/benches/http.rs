@@ -23,8 +23,8 @@ use std::time::{Duration, Instant};
 use artifact_client::{Client as _, HttpClient, NoProgress};
 use artifact_core::auth::Role;
 use artifact_core::digest::BlobInfo;
-use artifact_core::testing::bench_arg;
 use artifact_core::testing::one_file_manifest;
+use artifact_core::testing::{bench_arg, bench_dir, bench_runtime};
 use artifact_store_fs::EmbeddedOptions;
 use reqwest::Method;
 
@@ -73,13 +73,8 @@ fn main() {
     let clients = bench_arg("--clients", 16);
     let per_client = bench_arg("--packages", 50);
     let rounds = bench_arg("--rounds", 3).max(1);
-    let base_dir =
-        std::env::var_os("BENCH_DIR").map_or_else(std::env::temp_dir, std::path::PathBuf::from);
-    let dir = tempfile::tempdir_in(base_dir).expect("dir");
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let dir = bench_dir();
+    let runtime = bench_runtime();
     println!(
         "# artifactstore HTTP benchmark ({size_mib} MiB; {clients} clients x {per_client} packages)"
     );

@@ -133,17 +133,6 @@ async fn wait_for_session_bytes(harness: &Harness, session: &str, len: u64) {
     .expect("the server writes the bytes it received");
 }
 
-fn files_in(dir: &std::path::Path) -> Vec<String> {
-    std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// A full disk (item 10): a monolithic PUT and an upload PATCH that do not fit answer 507
 /// naming the cause, leave no staging bytes behind and change nothing; reads, audits,
 /// readiness and fsck keep working, and writes work again once space is freed.
@@ -176,7 +165,7 @@ async fn a_full_disk_answers_507_and_leaves_nothing_behind() {
     );
     assert!(!detail.contains('/'), "no paths in the answer: {detail}");
     assert_eq!(problem["title"], "insufficient storage");
-    assert_eq!(files_in(&tmp_dir), Vec::<String>::new(), "no staging file");
+    assert_eq!(names_in(&tmp_dir), Vec::<String>::new(), "no staging file");
     assert_eq!(harness.head_seq().await, head, "nothing recorded");
 
     // An upload session: a chunk that fits, then one that does not.
@@ -265,12 +254,12 @@ async fn a_full_disk_answers_507_and_leaves_nothing_behind() {
         )
         .await
         .problem(507);
-    assert_eq!(files_in(&tmp_dir), Vec::<String>::new(), "no staging file");
+    assert_eq!(names_in(&tmp_dir), Vec::<String>::new(), "no staging file");
     assert_eq!(harness.head_seq().await, head, "nothing recorded");
 
     std::fs::remove_file(filler).unwrap();
     harness.put_blob(WRITER, &other).await;
-    assert_eq!(files_in(&tmp_dir), Vec::<String>::new());
+    assert_eq!(names_in(&tmp_dir), Vec::<String>::new());
 }
 
 /// Item 11: a connection that sends nothing, or half a request head, is closed once
@@ -530,7 +519,7 @@ async fn readyz_is_race_free_under_concurrent_probes_and_leaks_nothing() {
     assert_eq!(statuses, std::collections::BTreeMap::from([(200, 2000)]));
     let tmp = harness.data_dir().join("blobs").join("tmp");
     assert_eq!(
-        files_in(&tmp),
+        names_in(&tmp),
         Vec::<String>::new(),
         "no probe file is left"
     );

@@ -2,6 +2,7 @@
 //! either through `app(state).oneshot(request)` (no socket) or on a real loopback socket;
 //! bearer tokens for every role; problem+json checks; an SSE reader; deterministic content.
 
+pub use artifact_core::testing::{Tmpfs, events_after, manifest_of as manifest, names_in};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -9,9 +10,7 @@ use std::time::Duration;
 
 use artifact_core::ArtifactStore;
 use artifact_core::auth::{Principal, Role, token_hash};
-use artifact_core::catalog::EventQuery;
 use artifact_core::digest::BlobInfo;
-use artifact_core::event::Event;
 use artifact_core::manifest::{FileEntry, Manifest};
 use artifact_core::time::ManualClock;
 use artifact_server::{AppState, ServerOptions, app};
@@ -522,45 +521,9 @@ pub fn file_entry(path: &str, content: &[u8], media_type: &str) -> FileEntry {
     FileEntry::of(path, content, Some(media_type))
 }
 
-/// A manifest of `files` (sorted here), no labels.
-pub fn manifest(name: &str, version: &str, class: &str, files: &[(&str, &[u8])]) -> Manifest {
-    let mut manifest = Manifest {
-        name: name.to_owned(),
-        version: version.to_owned(),
-        retention_class: class.to_owned(),
-        files: files
-            .iter()
-            .map(|(path, content)| file_entry(path, content, "application/octet-stream"))
-            .collect(),
-        labels: Default::default(),
-    };
-    manifest.sort_files();
-    manifest
-}
-
 /// The JSON (JCS) text of a manifest.
 pub fn manifest_json(manifest: &Manifest) -> String {
     artifact_core::jcs::to_jcs(&manifest.to_value())
-}
-
-/// Every event after `after`, in seq order.
-pub async fn events_after(store: &ArtifactStore, after: u64) -> Vec<Event> {
-    let mut events: Vec<Event> = Vec::new();
-    loop {
-        let page = store
-            .events(&EventQuery {
-                after: events.last().map_or(after, |e| e.seq),
-                limit: Some(1000),
-                event_type: None,
-                package_id: None,
-            })
-            .await
-            .expect("read events");
-        if page.is_empty() {
-            return events;
-        }
-        events.extend(page);
-    }
 }
 
 /// Deterministic pseudo-random bytes (xorshift64*), different per `seed`.
@@ -591,7 +554,8 @@ pub struct SseEvent {
 /// Reads Server-Sent Events from a streaming response.
 pub struct SseReader {
     stream: std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<Bytes>> + Send>>,
-    pending: String,
+    /// Bytes after the last complete line (a chunk may end inside a UTF-8 character).
+    pending: Vec<u8>,
 }
 
 impl SseReader {
@@ -610,7 +574,7 @@ impl SseReader {
         );
         Self {
             stream: Box::pin(response.bytes_stream()),
-            pending: String::new(),
+            pending: Vec::new(),
         }
     }
 
@@ -631,9 +595,12 @@ impl SseReader {
         };
         let mut has_data = false;
         loop {
-            while let Some(newline) = self.pending.find('\n') {
-                let line = self.pending[..newline].trim_end_matches('\r').to_owned();
-                self.pending.drain(..=newline);
+            while let Some(newline) = self.pending.iter().position(|&b| b == b'\n') {
+                let bytes: Vec<u8> = self.pending.drain(..=newline).collect();
+                let line = std::str::from_utf8(&bytes[..newline])
+                    .expect("an SSE line is UTF-8")
+                    .trim_end_matches('\r')
+                    .to_owned();
                 if line.is_empty() {
                     if has_data {
                         return Some(event);
@@ -659,70 +626,7 @@ impl SseReader {
                 }
             }
             let chunk = self.stream.next().await?.ok()?;
-            self.pending.push_str(&String::from_utf8_lossy(&chunk));
+            self.pending.extend_from_slice(&chunk);
         }
-    }
-}
-
-/// A small tmpfs mounted for one test (a real full disk without filling the machine's).
-/// Needs root, as CI has: a failed mount fails the test loudly, it never skips. Unmounted
-/// (lazily, so open files cannot block it) on drop.
-pub struct Tmpfs {
-    base: tempfile::TempDir,
-}
-
-impl Tmpfs {
-    /// Mounts a tmpfs of `size` bytes.
-    pub fn mount(size: u64) -> Self {
-        let base = tempfile::tempdir().expect("tempdir");
-        let point = base.path().join("mnt");
-        std::fs::create_dir(&point).expect("mount point");
-        let output = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(&point)
-            .output()
-            .expect("run mount");
-        assert!(
-            output.status.success(),
-            "this test needs a small tmpfs for a real full disk (run as root, as CI does): \
-             `mount -t tmpfs` failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        Self { base }
-    }
-
-    /// The mount point.
-    pub fn path(&self) -> PathBuf {
-        self.base.path().join("mnt")
-    }
-
-    /// Fills the filesystem: writes a file until `ENOSPC`; returns its path.
-    pub fn fill(&self) -> PathBuf {
-        use std::io::Write as _;
-        let path = self.path().join("filler");
-        let mut file = std::fs::File::create(&path).expect("filler");
-        let block = vec![0x5a_u8; 64 << 10];
-        loop {
-            match file.write(&block) {
-                Ok(0) => break,
-                Ok(_) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::StorageFull => break,
-                Err(e) => panic!("filling the tmpfs: {e}"),
-            }
-        }
-        // Smaller writes take the last partial block.
-        for size in [4096, 512, 1] {
-            while file.write(&block[..size]).is_ok_and(|n| n > 0) {}
-        }
-        path
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg("-l")
-            .arg(self.path())
-            .status();
     }
 }

@@ -33,3 +33,25 @@ pub async fn append_ephemeral_package(
         .await
         .expect("append");
 }
+
+#[allow(dead_code)] // `gc` fills its own way
+/// Fills `store` with `total` empty `ephemeral` packages created at `at`, `batch` to a
+/// transaction; package `i` expires at `expires_at(i)`.
+pub async fn fill_packages(
+    store: &artifact_core::ArtifactStore,
+    total: usize,
+    batch: usize,
+    at: Timestamp,
+    expires_at: impl Fn(usize) -> Timestamp,
+) {
+    let mut created = 0;
+    while created < total {
+        let mut tx = store.catalog().write().await.expect("write");
+        for i in created..(created + batch).min(total) {
+            let manifest = artifact_core::testing::empty_manifest(i);
+            append_ephemeral_package(&mut tx, &manifest, at, expires_at(i)).await;
+        }
+        tx.commit().await.expect("commit");
+        created = (created + batch).min(total);
+    }
+}

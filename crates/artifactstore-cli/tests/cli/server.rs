@@ -3,6 +3,7 @@
 //! what the local store would, and SIGTERM shuts down gracefully with upload sessions
 //! resumable after a restart.
 
+use artifact_core::testing::{Tmpfs, names_in};
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -967,52 +968,6 @@ fn cat_and_pull_over_the_server_refuse_a_purged_package() {
     server.remote_json(&store, &["manifest", pkg]);
     let shown = server.remote_json(&store, &["show", pkg]);
     assert!(shown["purged_seq"].is_u64(), "{shown}");
-}
-
-/// A small tmpfs mounted for one test: a real full disk. Needs root, as CI has; a failed mount
-/// fails the test (never skips). Unmounted lazily on drop.
-struct Tmpfs {
-    base: tempfile::TempDir,
-}
-
-impl Tmpfs {
-    fn mount(size: u64) -> Self {
-        let base = tempfile::tempdir().unwrap();
-        std::fs::create_dir(base.path().join("mnt")).unwrap();
-        let output = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(base.path().join("mnt"))
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "this test needs a small tmpfs for a real full disk (run as root, as CI does): \
-             `mount -t tmpfs` failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        Self { base }
-    }
-
-    fn path(&self) -> PathBuf {
-        self.base.path().join("mnt")
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(self.path()).status();
-    }
-}
-
-fn names_in(dir: &Path) -> Vec<String> {
-    std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// Issue 11, item 10: `push --server` onto a server whose disk is full fails with the cause
