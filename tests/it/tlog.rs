@@ -104,14 +104,7 @@ async fn checkpoints_agree_with_an_independent_root_of_the_stored_event_bytes(ba
     let store = &fixture.store;
     let verifier = signer.verifier();
     for i in 0..6 {
-        push(
-            store,
-            "lib",
-            &format!("{i}"),
-            "ephemeral",
-            &[("x", format!("{i}").as_bytes())],
-        )
-        .await;
+        push_version(store, i).await;
         store.checkpoint(&signer).await.unwrap();
     }
     let pool = fixture.raw_catalog().await;
@@ -144,14 +137,7 @@ async fn every_event_has_a_verifying_receipt_and_checkpoints_are_consistent(back
     let verifier = signer.verifier();
     let mut sizes = Vec::new();
     for i in 0..5 {
-        push(
-            store,
-            "lib",
-            &format!("{i}"),
-            "ephemeral",
-            &[("x", format!("{i}").as_bytes())],
-        )
-        .await;
+        push_version(store, i).await;
         sizes.push(store.checkpoint(&signer).await.unwrap().tree_size);
     }
     let head = head_seq(store).await;
@@ -569,4 +555,17 @@ async fn the_signing_key_is_a_private_file_beside_the_catalog() {
     let signer = artifact_store_fs::log_signer(other.path(), &config, true).unwrap();
     assert_eq!(signer.name(), "example.com/artifacts");
     assert!(other.path().join("keys/log.key").exists());
+}
+
+/// Package `lib` version `i`, one file of content `i`.
+async fn push_version(store: &artifact_core::ArtifactStore, i: usize) {
+    let version = i.to_string();
+    push(
+        store,
+        "lib",
+        &version,
+        "ephemeral",
+        &[("x", version.as_bytes())],
+    )
+    .await;
 }

@@ -176,27 +176,14 @@ impl FromStr for Period {
         if number <= 0 {
             return Err(bad());
         }
-        let unit_ms: i64 = match unit {
-            "y" => {
-                return u32::try_from(number)
-                    .ok()
-                    .filter(|years| *years <= 10_000)
-                    .map(Period::Years)
-                    .ok_or_else(bad);
-            }
-            "ms" => 1,
-            "s" => 1_000,
-            "m" => 60_000,
-            "h" => 3_600_000,
-            "d" => 86_400_000,
-            "w" => 7 * 86_400_000,
-            _ => return Err(bad()),
-        };
-        number
-            .checked_mul(unit_ms)
-            .filter(|ms| *ms <= MAX_MS - MIN_MS)
-            .map(Period::Millis)
-            .ok_or_else(bad)
+        if unit == "y" {
+            return u32::try_from(number)
+                .ok()
+                .filter(|years| *years <= 10_000)
+                .map(Period::Years)
+                .ok_or_else(bad);
+        }
+        Period::fixed(number, unit).ok_or_else(bad)
     }
 }
 
@@ -221,6 +208,12 @@ impl Period {
         if number == 0 && unit.is_empty() {
             return Ok(Period::Millis(0));
         }
+        Period::fixed(number, unit).ok_or_else(bad)
+    }
+
+    /// `number` of the fixed `unit` (`ms`, `s`, `m`, `h`, `d`, `w`) as [`Period::Millis`];
+    /// `None` for another unit or a span no timestamp range holds.
+    fn fixed(number: i64, unit: &str) -> Option<Self> {
         let unit_ms: i64 = match unit {
             "ms" => 1,
             "s" => 1_000,
@@ -228,13 +221,12 @@ impl Period {
             "h" => 3_600_000,
             "d" => 86_400_000,
             "w" => 7 * 86_400_000,
-            _ => return Err(bad()),
+            _ => return None,
         };
         number
             .checked_mul(unit_ms)
             .filter(|ms| *ms <= MAX_MS - MIN_MS)
             .map(Period::Millis)
-            .ok_or_else(bad)
     }
 
     /// A fixed period as a [`std::time::Duration`] (for intervals); `None` for permanent or calendar years.

@@ -14,16 +14,9 @@ impl ArtifactStore {
         let mut staged = self.blobs.stage().await?;
         match pump(reader, staged.as_mut()).await {
             Ok(info) => {
-                if let Some(wrong) = expected.iter().find(|d| !info.matches(d)) {
+                if let Err(mismatch) = check_expected(&info, expected) {
                     staged.abort().await?;
-                    let actual = match wrong {
-                        AnyDigest::Blake3(_) => info.blake3.to_string(),
-                        AnyDigest::Sha256(_) => info.sha256.to_string(),
-                    };
-                    return Err(Error::DigestMismatch {
-                        expected: wrong.to_string(),
-                        actual,
-                    });
+                    return Err(mismatch);
                 }
                 staged.commit(&info.blake3).await?;
                 Ok(info)
@@ -147,16 +140,7 @@ impl ArtifactStore {
             Some(info) => info,
             None => hash_file(path).await?,
         };
-        if let Some(wrong) = expected.iter().find(|d| !info.matches(d)) {
-            let actual = match wrong {
-                AnyDigest::Blake3(_) => info.blake3.to_string(),
-                AnyDigest::Sha256(_) => info.sha256.to_string(),
-            };
-            return Err(Error::DigestMismatch {
-                expected: wrong.to_string(),
-                actual,
-            });
-        }
+        check_expected(&info, expected)?;
         if self.blobs.head(&info.blake3).await?.is_some() {
             // Deduplicated: record the bytes already there, and only then drop this copy. If
             // garbage collection deleted them in between, fall through and adopt this copy.
@@ -327,5 +311,20 @@ impl AsyncRead for VerifyingReader {
             }
             other => other,
         }
+    }
+}
+
+/// `DigestMismatch` naming the first of `expected` that `info` does not match (and the
+/// actual digest of the same algorithm).
+fn check_expected(info: &BlobInfo, expected: &[AnyDigest]) -> Result<()> {
+    match expected.iter().find(|d| !info.matches(d)) {
+        None => Ok(()),
+        Some(wrong) => Err(Error::DigestMismatch {
+            expected: wrong.to_string(),
+            actual: match wrong {
+                AnyDigest::Blake3(_) => info.blake3.to_string(),
+                AnyDigest::Sha256(_) => info.sha256.to_string(),
+            },
+        }),
     }
 }
