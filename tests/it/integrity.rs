@@ -225,7 +225,7 @@ async fn drop_guard_triggers(backend: Backend, pool: &AnyPool) {
             Backend::Sqlite => format!("DROP TRIGGER {trigger}"),
             Backend::Postgres => format!("DROP TRIGGER {trigger} ON events"),
         };
-        raw_sql!(&pool, &statement).await.unwrap();
+        raw_sql!(pool, &statement).await.unwrap();
     }
 }
 

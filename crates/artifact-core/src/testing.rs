@@ -604,10 +604,11 @@ fn event_ts(event: &crate::event::Event, key: &str) -> Option<crate::time::Times
     event.data_text(key).and_then(|t| t.parse().ok())
 }
 
-/// Walks one package's events (those of `events`, the log or a part of it, that name it) in order and asserts that every retention transition was
-/// legal in the state the log had just before it (no eligibility while held or twice, no
-/// extension from a stale or to an earlier expiry); returns how many times it was marked
-/// eligible. For concurrency tests that drive many writers at one store.
+/// Walks one package's events in order (those of `events`, the whole log or a part of it,
+/// that name it) and asserts that every retention transition was legal in the state the log
+/// had just before it (no eligibility while held or twice, no extension from a stale or to an
+/// earlier expiry); returns how many times it was marked eligible. For concurrency tests that
+/// drive many writers at one store.
 pub fn check_package_history(
     package: crate::digest::PackageId,
     events: &[crate::event::Event],
