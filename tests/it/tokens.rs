@@ -131,6 +131,12 @@ async fn refused_token_operations_change_nothing(backend: Backend) {
         .unwrap();
     let head = store.head().await.unwrap();
     let id = minted.record.token_id.as_str();
+    let mint = |principal: &'static str, role: Role, expires| async move {
+        store
+            .mint_token("ops", principal, &[role], expires, &[2; 32])
+            .await
+            .err()
+    };
     let refusals = [
         store.revoke_token("ops", id, "second").await.err(),
         store
@@ -140,34 +146,10 @@ async fn refused_token_operations_change_nothing(backend: Backend) {
         store.revoke_token("ops", id, "").await.err(),
         store.revoke_token("ops", "ci", "not an id").await.err(),
         store.revoke_token("ops", "tok-", "not an id").await.err(),
-        store
-            .mint_token("ops", "system:gc", &[Role::Admin], None, &[2; 32])
-            .await
-            .err(),
-        store
-            .mint_token("ops", "System:Recovery", &[Role::Admin], None, &[2; 32])
-            .await
-            .err(),
-        store
-            .mint_token(
-                "ops",
-                "late",
-                &[Role::Reader],
-                Some(ymd(2026, 1, 1)),
-                &[3; 32],
-            )
-            .await
-            .err(),
-        store
-            .mint_token(
-                "ops",
-                "late",
-                &[Role::Reader],
-                Some(ymd(2025, 1, 1)),
-                &[3; 32],
-            )
-            .await
-            .err(),
+        mint("system:gc", Role::Admin, None).await,
+        mint("System:Recovery", Role::Admin, None).await,
+        mint("late", Role::Reader, Some(ymd(2026, 1, 1))).await,
+        mint("late", Role::Reader, Some(ymd(2025, 1, 1))).await,
     ];
     let refusals: Vec<Error> = refusals.into_iter().map(|e| e.expect("refused")).collect();
     assert!(

@@ -455,6 +455,64 @@ mod tests {
                 vec![("eligible_seq", Value::Int(eligible_seq))],
             );
         }
+        /// `actor` moves `id`'s expiry from `previous` to `new` at `at`.
+        fn extended(&mut self, id: PackageId, at: &str, previous: &str, new: &str, reason: &str) {
+            self.push(
+                types::RETENTION_EXTENDED,
+                Some(id),
+                "ops",
+                at,
+                vec![
+                    ("previous_expires_at", text(previous)),
+                    ("new_expires_at", text(new)),
+                    ("reason", text(reason)),
+                ],
+            );
+        }
+        /// `legal` releases hold `hold_id` on `id` at `at`.
+        fn released(&mut self, id: PackageId, at: &str, hold_id: &str, reason: &str) {
+            self.push(
+                types::RETENTION_HOLD_RELEASED,
+                Some(id),
+                "legal",
+                at,
+                vec![("hold_id", text(hold_id)), ("reason", text(reason))],
+            );
+        }
+        /// `actor` marks `id` eligible at `at`, for a sweep as of `as_of`.
+        fn eligible(&mut self, id: PackageId, actor: &str, at: &str, as_of: &str, expires: &str) {
+            self.push(
+                types::RETENTION_DELETION_ELIGIBLE,
+                Some(id),
+                actor,
+                at,
+                vec![("as_of", text(as_of)), ("expires_at", text(expires))],
+            );
+        }
+        /// `actor` deletes the bytes `x` (blob `blob`) at `at`.
+        fn blob_deleted(&mut self, blob: Blake3, actor: &str, at: &str) {
+            self.push(
+                types::BLOB_DELETED,
+                None,
+                actor,
+                at,
+                vec![
+                    ("blake3", text(&blob.to_string())),
+                    ("sha256", text(&Sha256::of(b"x").to_string())),
+                    ("size", Value::Int(1)),
+                ],
+            );
+        }
+        /// GC starts deleting `blob` at `at`.
+        fn deletion_started(&mut self, blob: Blake3, at: &str) {
+            self.push(
+                types::BLOB_DELETION_STARTED,
+                None,
+                "system:gc",
+                at,
+                vec![("blobs", Value::Array(vec![text(&blob.to_string())]))],
+            );
+        }
         fn violations(&self) -> Vec<(u64, &'static str)> {
             let mut rules = LogRules::new();
             for event in &self.events {
@@ -515,54 +573,25 @@ mod tests {
         let mut log = Log::new();
         let blob = Blake3::of(b"x");
         let id = created(&mut log, blob);
-        log.push(
-            types::RETENTION_EXTENDED,
-            Some(id),
-            "ops",
+        log.extended(
+            id,
             "2026-01-05T00:00:00Z",
-            vec![
-                ("previous_expires_at", text("2026-01-11T00:00:00.000Z")),
-                ("new_expires_at", text("2026-01-20T00:00:00.000Z")),
-                ("reason", text("audit")),
-            ],
+            "2026-01-11T00:00:00.000Z",
+            "2026-01-20T00:00:00.000Z",
+            "audit",
         );
         log.hold(id, "legal", "2026-01-06T00:00:00Z", "hold-4", "case");
-        log.push(
-            types::RETENTION_HOLD_RELEASED,
-            Some(id),
-            "legal",
-            "2026-01-25T00:00:00Z",
-            vec![("hold_id", text("hold-4")), ("reason", text("closed"))],
-        );
-        log.push(
-            types::RETENTION_DELETION_ELIGIBLE,
-            Some(id),
+        log.released(id, "2026-01-25T00:00:00Z", "hold-4", "closed");
+        log.eligible(
+            id,
             "system:sweeper",
             "2026-01-26T00:00:00Z",
-            vec![
-                ("as_of", text("2026-01-26T00:00:00.000Z")),
-                ("expires_at", text("2026-01-20T00:00:00.000Z")),
-            ],
+            "2026-01-26T00:00:00.000Z",
+            "2026-01-20T00:00:00.000Z",
         );
         log.purged(id, "2026-01-27T00:00:00Z", 6);
-        log.push(
-            types::BLOB_DELETION_STARTED,
-            None,
-            "system:gc",
-            "2026-01-27T00:00:00Z",
-            vec![("blobs", Value::Array(vec![text(&blob.to_string())]))],
-        );
-        log.push(
-            types::BLOB_DELETED,
-            None,
-            "system:gc",
-            "2026-01-27T00:00:00Z",
-            vec![
-                ("blake3", text(&blob.to_string())),
-                ("sha256", text(&Sha256::of(b"x").to_string())),
-                ("size", Value::Int(1)),
-            ],
-        );
+        log.deletion_started(blob, "2026-01-27T00:00:00Z");
+        log.blob_deleted(blob, "system:gc", "2026-01-27T00:00:00Z");
         assert_eq!(log.violations(), vec![]);
     }
 
@@ -572,27 +601,21 @@ mod tests {
         let blob = Blake3::of(b"x");
         let id = created(&mut log, blob);
         // A sweep "as of" the far future, recorded at 2026-01-02 (store clock).
-        log.push(
-            types::RETENTION_DELETION_ELIGIBLE,
-            Some(id),
+        log.eligible(
+            id,
             "ops",
             "2026-01-02T00:00:00Z",
-            vec![
-                ("as_of", text("9999-12-31T23:59:59.000Z")),
-                ("expires_at", text("2026-01-11T00:00:00.000Z")),
-            ],
+            "9999-12-31T23:59:59.000Z",
+            "2026-01-11T00:00:00.000Z",
         );
         log.hold(id, "legal", "2026-01-03T00:00:00Z", "hold-4", "case");
         // Eligible while held (an edited view fooled the sweeper), then purged while held.
-        log.push(
-            types::RETENTION_DELETION_ELIGIBLE,
-            Some(id),
+        log.eligible(
+            id,
             "system:sweeper",
             "2026-02-01T00:00:00Z",
-            vec![
-                ("as_of", text("2026-02-01T00:00:00.000Z")),
-                ("expires_at", text("2026-01-11T00:00:00.000Z")),
-            ],
+            "2026-02-01T00:00:00.000Z",
+            "2026-01-11T00:00:00.000Z",
         );
         log.purged(id, "2026-02-01T00:00:00Z", 5);
         assert_eq!(
@@ -611,42 +634,17 @@ mod tests {
         let mut log = Log::new();
         let blob = Blake3::of(b"x");
         let id = created(&mut log, blob);
-        log.push(
-            types::RETENTION_EXTENDED,
-            Some(id),
-            "ops",
+        log.extended(
+            id,
             "2026-01-05T00:00:00Z",
-            vec![
-                ("previous_expires_at", text("2026-01-11T00:00:00.000Z")),
-                ("new_expires_at", text("2026-01-08T00:00:00.000Z")),
-                ("reason", text("oops")),
-            ],
+            "2026-01-11T00:00:00.000Z",
+            "2026-01-08T00:00:00.000Z",
+            "oops",
         );
-        log.push(
-            types::BLOB_DELETED,
-            None,
-            "system:janitor",
-            "2026-01-06T00:00:00Z",
-            vec![
-                ("blake3", text(&blob.to_string())),
-                ("sha256", text(&Sha256::of(b"x").to_string())),
-                ("size", Value::Int(1)),
-            ],
-        );
-        log.push(
-            types::BLOB_DELETION_STARTED,
-            None,
-            "system:gc",
-            "2026-01-06T00:00:00Z",
-            vec![("blobs", Value::Array(vec![text(&id.to_string())]))],
-        );
-        log.push(
-            types::RETENTION_HOLD_RELEASED,
-            Some(id),
-            "legal",
-            "2026-01-07T00:00:00Z",
-            vec![("hold_id", text("hold-99")), ("reason", text("never held"))],
-        );
+        log.blob_deleted(blob, "system:janitor", "2026-01-06T00:00:00Z");
+        // The manifest blob (the package id) is in a deletion.
+        log.deletion_started(id, "2026-01-06T00:00:00Z");
+        log.released(id, "2026-01-07T00:00:00Z", "hold-99", "never held");
         log.hold(id, "legal", "2026-01-07T00:00:00Z", "hold-7", "  ");
         assert_eq!(
             log.violations(),

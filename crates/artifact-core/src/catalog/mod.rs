@@ -14,11 +14,12 @@ mod project;
 mod read;
 mod rows;
 mod tlog;
+mod view_row;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyConnection, AnyPool, Executor as _, Row as _};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
@@ -611,26 +612,16 @@ async fn rebuild_in(conn: &mut AnyConnection, classes: &RetentionClasses) -> Res
             .await?;
     }
     seed_classes(conn, classes).await?;
-    let mut after: i64 = 0;
+    let mut after = 0;
     let mut replayed = 0u64;
     loop {
-        let rows =
-            sqlx::query("SELECT seq, body FROM events WHERE seq > $1 ORDER BY seq LIMIT 5000")
-                .bind(after)
-                .fetch_all(&mut *conn)
-                .await?;
-        if rows.is_empty() {
+        let page = read::bodies_page(conn, after, u64::MAX, 5000).await?;
+        if page.is_empty() {
             break;
         }
-        for row in &rows {
-            let seq: i64 = row.try_get("seq")?;
-            let body: Vec<u8> = row.try_get("body")?;
-            let event = Event::from_canonical_bytes(&body).map_err(|e| Error::Integrity {
-                seq: seq as u64,
-                reason: format!("body does not decode: {e}"),
-            })?;
-            apply_event(conn, &event).await?;
-            after = seq;
+        for (seq, body) in &page {
+            apply_event(conn, &read::event_of_body(*seq, body)?).await?;
+            after = *seq;
             replayed += 1;
         }
     }
@@ -781,36 +772,4 @@ impl WriteTx {
         self.tx.rollback().await?;
         Ok(())
     }
-}
-
-/// A nullable timestamp column (milliseconds since the epoch). A value outside the range of
-/// [`Timestamp`] is corrupt: an integrity error naming the row (`name`, e.g. `blobs row …`)
-/// and the column, with `seq` the event the row derives from (0 if none).
-pub(crate) fn row_ts_of(
-    row: &AnyRow,
-    column: &str,
-    seq: u64,
-    name: &dyn std::fmt::Display,
-) -> Result<Option<Timestamp>> {
-    let ms: Option<i64> = row.try_get(column)?;
-    ms.map(|ms| {
-        Timestamp::from_unix_millis(ms).ok_or_else(|| Error::Integrity {
-            seq,
-            reason: format!("{name}: `{column}` is {ms}, not a timestamp in years 0000-9999"),
-        })
-    })
-    .transpose()
-}
-
-/// A NOT NULL timestamp column: NULL is corrupt too (never read as the epoch).
-pub(crate) fn required_ts(
-    row: &AnyRow,
-    column: &str,
-    seq: u64,
-    name: &dyn std::fmt::Display,
-) -> Result<Timestamp> {
-    row_ts_of(row, column, seq, name)?.ok_or_else(|| Error::Integrity {
-        seq,
-        reason: format!("{name}: `{column}` is NULL"),
-    })
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row as _};
 
-use super::{required_ts, row_ts_of};
+use super::view_row::ViewRow;
 use crate::blob::Tier;
 use crate::cbor::Value;
 use crate::digest::{AnyDigest, BlobInfo, PackageId};
@@ -65,37 +65,36 @@ pub(crate) async fn list_tokens(conn: &mut AnyConnection) -> Result<Vec<TokenRec
 
 impl TokenRecord {
     fn from_row(row: &AnyRow) -> Result<Self> {
-        let created_seq = row.try_get::<i64, _>("created_seq")? as u64;
-        let name = format!("auth_tokens row {}", Self::id_of(created_seq));
-        let corrupt = |what: String| integrity(created_seq, format!("{name}: {what}"));
-        let roles_text: String = row.try_get("roles")?;
-        let roles = match crate::jcs::from_json(roles_text.as_bytes())
-            .map_err(|e| corrupt(format!("`roles` is not JSON: {e}")))?
-        {
+        let mut view = ViewRow::named(row, 0, "auth_tokens row".to_owned());
+        let created_seq = view.count("created_seq")?;
+        view = ViewRow::named(
+            row,
+            created_seq,
+            format!("auth_tokens row {}", Self::id_of(created_seq)),
+        );
+        let roles = match view.json("roles")? {
             Value::Array(items) => items
                 .iter()
                 .map(|item| {
                     item.as_str()
                         .and_then(|r| r.parse().ok())
-                        .ok_or_else(|| corrupt(format!("`roles` holds {item:?}, not a role")))
+                        .ok_or_else(|| view.corrupt(format!("`roles` holds {item:?}, not a role")))
                 })
                 .collect::<Result<_>>()?,
-            other => return Err(corrupt(format!("`roles` is {other:?}, not an array"))),
+            other => return Err(view.corrupt(format!("`roles` is {other:?}, not an array"))),
         };
-        let at: String = row.try_get("at")?;
+        let at: String = view.text("at")?;
         Ok(TokenRecord {
             token_id: Self::id_of(created_seq),
-            token_sha256: row.try_get("token_sha256")?,
-            principal: row.try_get("principal")?,
+            token_sha256: view.text("token_sha256")?,
+            principal: view.text("principal")?,
             roles,
             created_seq,
             created_at: at
                 .parse()
-                .map_err(|e| corrupt(format!("its event's `at`: {e}")))?,
-            expires_at: row_ts_of(row, "expires_at", created_seq, &name)?,
-            revoked_seq: row
-                .try_get::<Option<i64>, _>("revoked_seq")?
-                .map(|s| s as u64),
+                .map_err(|e| view.corrupt(format!("its event's `at`: {e}")))?,
+            expires_at: view.opt_ts("expires_at")?,
+            revoked_seq: view.opt_count("revoked_seq")?,
         })
     }
 }
@@ -109,31 +108,15 @@ pub(super) fn integrity(seq: u64, what: impl std::fmt::Display) -> Error {
 
 impl BlobRecord {
     fn from_row(row: &AnyRow) -> Result<Self> {
-        let stored_seq = row.try_get::<i64, _>("stored_seq")? as u64;
-        let blake3: String = row.try_get("blake3")?;
-        let sha256: String = row.try_get("sha256")?;
-        let tier: String = row.try_get("tier")?;
-        let name = format!("blobs row {blake3}");
-        let corrupt = |what: String| integrity(stored_seq, format!("{name}: {what}"));
-        let size: i64 = row.try_get("size")?;
+        let view = ViewRow::keyed(row, "blobs", "blake3", "stored_seq")?;
+        let tier = view.text("tier")?;
         Ok(BlobRecord {
-            info: BlobInfo {
-                blake3: blake3
-                    .parse()
-                    .map_err(|e| corrupt(format!("`blake3`: {e}")))?,
-                sha256: sha256
-                    .parse()
-                    .map_err(|e| corrupt(format!("`sha256`: {e}")))?,
-                size: u64::try_from(size)
-                    .map_err(|_| corrupt(format!("`size` is {size}, not a size")))?,
-            },
+            info: view.blob_info()?,
             tier: Tier::parse(&tier)
-                .ok_or_else(|| corrupt(format!("`tier` is `{tier}`, not a known tier")))?,
-            stored_seq,
-            stored_at: required_ts(row, "stored_at", stored_seq, &name)?,
-            deleting_seq: row
-                .try_get::<Option<i64>, _>("deleting_seq")?
-                .map(|seq| seq as u64),
+                .ok_or_else(|| view.corrupt(format!("`tier` is `{tier}`, not a known tier")))?,
+            stored_seq: view.seq,
+            stored_at: view.ts("stored_at")?,
+            deleting_seq: view.opt_count("deleting_seq")?,
         })
     }
 }
@@ -178,77 +161,60 @@ pub(crate) async fn retention_status(
     .bind(package_id.to_string())
     .fetch_all(&mut *conn)
     .await?;
-    let updated_seq = row.try_get::<i64, _>("updated_seq")? as u64;
-    let name = format!("retention_state row {package_id}");
     let active_holds = holds
         .iter()
         .map(|h| {
-            let hold_id: String = h.try_get("hold_id")?;
-            let applied_seq = h.try_get::<i64, _>("applied_seq")? as u64;
-            let name = format!("holds row {hold_id} of package {package_id}");
+            let hold = ViewRow::keyed(h, "holds", "hold_id", "applied_seq")?;
             Ok(HoldRecord {
-                applied_at: required_ts(h, "applied_at", applied_seq, &name)?,
-                hold_id,
-                reason: h.try_get("reason")?,
-                actor: h.try_get("actor")?,
-                applied_seq,
-                released_seq: h
-                    .try_get::<Option<i64>, _>("released_seq")?
-                    .map(|s| s as u64),
+                applied_at: hold.ts("applied_at")?,
+                hold_id: hold.text("hold_id")?,
+                reason: hold.text("reason")?,
+                actor: hold.text("actor")?,
+                applied_seq: hold.seq,
+                released_seq: hold.opt_count("released_seq")?,
             })
         })
         .collect::<Result<Vec<_>>>()?;
+    let view = ViewRow::keyed(&row, "retention_state", "package_id", "updated_seq")?;
     Ok(Some(RetentionStatus {
         package_id: *package_id,
-        retention_class: row.try_get("retention_class")?,
-        default_period: row.try_get("default_period")?,
-        default_expires_at: row_ts_of(&row, "default_expires_at", updated_seq, &name)?,
-        current_expires_at: row_ts_of(&row, "current_expires_at", updated_seq, &name)?,
+        retention_class: view.text("retention_class")?,
+        default_period: view.text("default_period")?,
+        default_expires_at: view.opt_ts("default_expires_at")?,
+        current_expires_at: view.opt_ts("current_expires_at")?,
         active_holds,
-        eligible_for_deletion: row.try_get::<i64, _>("eligible_for_deletion")? != 0,
-        eligible_seq: row
-            .try_get::<Option<i64>, _>("eligible_seq")?
-            .map(|s| s as u64),
-        updated_seq,
+        eligible_for_deletion: view.flag("eligible_for_deletion")?,
+        eligible_seq: view.opt_count("eligible_seq")?,
+        updated_seq: view.seq,
     }))
 }
 
 impl PackageRecord {
     fn from_row(row: &AnyRow) -> Result<Self> {
-        let created_seq = row.try_get::<i64, _>("created_seq")? as u64;
-        let package_id: String = row.try_get("package_id")?;
-        let name = format!("packages row {package_id}");
-        let corrupt = |what: String| integrity(created_seq, format!("{name}: {what}"));
-        let labels_text: String = row.try_get("labels")?;
-        let labels = match crate::jcs::from_json(labels_text.as_bytes())
-            .map_err(|e| corrupt(format!("`labels` is not JSON: {e}")))?
-        {
+        let view = ViewRow::keyed(row, "packages", "package_id", "created_seq")?;
+        let labels = match view.json("labels")? {
             Value::Map(map) => map
                 .into_iter()
                 .map(|(k, v)| match v {
                     Value::Text(text) => Ok((k, text)),
-                    other => Err(corrupt(format!("label `{k}` is {other:?}, not text"))),
+                    other => Err(view.corrupt(format!("label `{k}` is {other:?}, not text"))),
                 })
                 .collect::<Result<_>>()?,
-            other => return Err(corrupt(format!("`labels` is {other:?}, not a map"))),
+            other => return Err(view.corrupt(format!("`labels` is {other:?}, not a map"))),
         };
         Ok(PackageRecord {
-            package_id: package_id
-                .parse()
-                .map_err(|e| corrupt(format!("`package_id`: {e}")))?,
-            name: row.try_get("name")?,
-            version: row.try_get("version")?,
-            retention_class: row.try_get("retention_class")?,
-            created_at: required_ts(row, "created_at", created_seq, &name)?,
-            created_seq,
-            actor: row.try_get("actor")?,
-            file_count: row.try_get::<i64, _>("file_count")? as u64,
-            total_size: row.try_get::<i64, _>("total_size")? as u64,
-            manifest_size: row.try_get::<i64, _>("manifest_size")? as u64,
+            package_id: view.parse("package_id")?,
+            name: view.text("name")?,
+            version: view.text("version")?,
+            retention_class: view.text("retention_class")?,
+            created_at: view.ts("created_at")?,
+            created_seq: view.seq,
+            actor: view.text("actor")?,
+            file_count: view.count("file_count")?,
+            total_size: view.count("total_size")?,
+            manifest_size: view.count("manifest_size")?,
             labels,
-            purged_seq: row
-                .try_get::<Option<i64>, _>("purged_seq")?
-                .map(|s| s as u64),
+            purged_seq: view.opt_count("purged_seq")?,
         })
     }
 }
@@ -279,8 +245,7 @@ pub(crate) async fn package_id_by_name(
         .fetch_optional(&mut *conn)
         .await?;
     row.map(|row| {
-        let text: String = row.try_get("package_id")?;
-        text.parse().map_err(|e| integrity(0, e))
+        ViewRow::named(&row, 0, format!("packages row {name}@{version}")).parse("package_id")
     })
     .transpose()
 }
@@ -371,11 +336,31 @@ pub(crate) async fn events(conn: &mut AnyConnection, query: &EventQuery) -> Resu
         ))
         .fetch_all(&mut *conn)
         .await?;
+    rows.iter().map(event_of_row).collect()
+}
+
+/// The stored canonical bytes of the events after `after` up to `upto`, in seq order, at most
+/// `limit` of them: what replays the log (view rebuilds, Merkle leaves) read page by page.
+pub(crate) async fn bodies_page(
+    conn: &mut AnyConnection,
+    after: u64,
+    upto: u64,
+    limit: i64,
+) -> Result<Vec<(u64, Vec<u8>)>> {
+    let rows = sqlx::query(
+        "SELECT seq, body FROM events WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3",
+    )
+    .bind(after as i64)
+    .bind(i64::try_from(upto).unwrap_or(i64::MAX))
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
     rows.iter()
         .map(|row| {
             let seq: i64 = row.try_get("seq")?;
-            let body: Vec<u8> = row.try_get("body")?;
-            Event::from_canonical_bytes(&body).map_err(|e| integrity(seq as u64, e))
+            let seq = u64::try_from(seq)
+                .map_err(|_| integrity(0, format!("events row with seq {seq}")))?;
+            Ok((seq, row.try_get("body")?))
         })
         .collect()
 }
@@ -459,18 +444,8 @@ pub(crate) async fn due_for_sweep(
     .await?;
     rows.iter()
         .map(|row| {
-            let package_id: String = row.try_get("package_id")?;
-            Ok((
-                package_id
-                    .parse()
-                    .map_err(|e| integrity(0, format!("retention_state row {package_id}: {e}")))?,
-                required_ts(
-                    row,
-                    "current_expires_at",
-                    0,
-                    &format_args!("retention_state row {package_id}"),
-                )?,
-            ))
+            let view = ViewRow::keyed_unsequenced(row, "retention_state", "package_id")?;
+            Ok((view.parse("package_id")?, view.ts("current_expires_at")?))
         })
         .collect()
 }
@@ -494,9 +469,8 @@ pub(crate) async fn eligible_unpurged(
     .await?;
     rows.iter()
         .map(|row| {
-            let id: String = row.try_get("package_id")?;
-            let seq: i64 = row.try_get("eligible_seq")?;
-            Ok((id.parse().map_err(|e| integrity(0, e))?, seq as u64))
+            let view = ViewRow::keyed(row, "retention_state", "package_id", "eligible_seq")?;
+            Ok((view.parse("package_id")?, view.seq))
         })
         .collect()
 }
@@ -589,17 +563,11 @@ pub(crate) async fn live_files_page(
     .await?;
     rows.iter()
         .map(|row| {
-            let blake3: String = row.try_get("blake3")?;
-            let sha256: String = row.try_get("sha256")?;
-            Ok((
-                row.try_get("package_id")?,
-                row.try_get("path")?,
-                BlobInfo {
-                    blake3: blake3.parse().map_err(|e| integrity(0, e))?,
-                    sha256: sha256.parse().map_err(|e| integrity(0, e))?,
-                    size: row.try_get::<i64, _>("size")? as u64,
-                },
-            ))
+            let package_id: String = row.try_get("package_id")?;
+            let path: String = row.try_get("path")?;
+            let name = format!("package_files row {package_id} {path}");
+            let info = ViewRow::named(row, 0, name).blob_info()?;
+            Ok((package_id, path, info))
         })
         .collect()
 }
@@ -620,11 +588,8 @@ pub(crate) async fn live_packages_page(
     .await?;
     rows.iter()
         .map(|row| {
-            let id: String = row.try_get("package_id")?;
-            Ok((
-                id.parse().map_err(|e| integrity(0, e))?,
-                row.try_get::<i64, _>("manifest_size")? as u64,
-            ))
+            let view = ViewRow::keyed_unsequenced(row, "packages", "package_id")?;
+            Ok((view.parse("package_id")?, view.count("manifest_size")?))
         })
         .collect()
 }
@@ -693,7 +658,13 @@ pub(crate) async fn events_at(conn: &mut AnyConnection, seqs: &[u64]) -> Result<
 fn event_of_row(row: &AnyRow) -> Result<Event> {
     let seq: i64 = row.try_get("seq")?;
     let body: Vec<u8> = row.try_get("body")?;
-    Event::from_canonical_bytes(&body).map_err(|e| integrity(seq as u64, e))
+    event_of_body(seq as u64, &body)
+}
+
+/// The event stored at `seq` as `body`: bytes that do not decode are an integrity error.
+pub(crate) fn event_of_body(seq: u64, body: &[u8]) -> Result<Event> {
+    Event::from_canonical_bytes(body)
+        .map_err(|e| integrity(seq, format!("body does not decode: {e}")))
 }
 
 #[cfg(test)]
@@ -782,6 +753,16 @@ mod tests {
         assert_eq!(
             reason,
             format!("blobs row {blake3}: `tier` is `lukewarm`, not a known tier")
+        );
+        // A negative size was cast to a huge one.
+        sqlx::query("UPDATE blobs SET tier = 'hot', size = -1")
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        let (seq, reason) = integrity_reason(blob(&mut conn, &AnyDigest::Blake3(blake3)).await);
+        assert_eq!(
+            (seq, reason),
+            (1, format!("blobs row {blake3}: `size` is -1, not a count"))
         );
         // An unknown role was dropped.
         sqlx::query("UPDATE auth_tokens SET roles = '[\"reader\",\"superuser\"]'")

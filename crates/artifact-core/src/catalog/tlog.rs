@@ -184,33 +184,24 @@ async fn catch_up_in(conn: &mut AnyConnection, upto: u64) -> Result<u64> {
     }
     let stack = fetch_nodes(conn, &Frontier::nodes_of(size)).await?;
     let mut frontier = Frontier::resume(&stack, size)?;
-    let mut after = size as i64;
+    let mut after = size;
     let mut added = 0;
-    while (after as u64) < upto {
-        let rows = sqlx::query(
-            "SELECT seq, body FROM events WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3",
-        )
-        .bind(after)
-        .bind(upto as i64)
-        .bind(BATCH)
-        .fetch_all(&mut *conn)
-        .await?;
+    while after < upto {
+        let rows = super::read::bodies_page(conn, after, upto, BATCH).await?;
         if rows.is_empty() {
             return Err(Error::Integrity {
-                seq: after as u64 + 1,
+                seq: after + 1,
                 reason: "the event is missing: the tree cannot be extended past it".to_owned(),
             });
         }
         let mut nodes = Vec::new();
-        for row in &rows {
-            let seq: i64 = row.try_get("seq")?;
+        for (seq, body) in rows {
             if seq != after + 1 {
                 return Err(Error::Integrity {
-                    seq: after as u64 + 1,
+                    seq: after + 1,
                     reason: format!("expected seq {}, found seq {seq}", after + 1),
                 });
             }
-            let body: Vec<u8> = row.try_get("body")?;
             nodes.extend(frontier.push(tlog::leaf_hash(&body)));
             after = seq;
             added += 1;
@@ -221,17 +212,14 @@ async fn catch_up_in(conn: &mut AnyConnection, upto: u64) -> Result<u64> {
 }
 
 fn checkpoint_row(row: &sqlx::any::AnyRow) -> Result<StoredCheckpoint> {
-    let tree_size = row.try_get::<i64, _>("tree_size")? as u64;
+    let tree_size = super::view_row::ViewRow::named(row, 0, "tlog_checkpoints row".to_owned())
+        .count("tree_size")?;
+    let view = super::view_row::ViewRow::named(row, 0, format!("tlog_checkpoints row {tree_size}"));
     Ok(StoredCheckpoint {
         tree_size,
         root_hash: stored_hash(row.try_get("root_hash")?, tree_size, "checkpoint root")?,
-        note: row.try_get("note")?,
-        created_at: super::row_ts_of(
-            row,
-            "created_at",
-            0,
-            &format_args!("tlog_checkpoints row {tree_size}"),
-        )?,
+        note: view.text("note")?,
+        created_at: view.opt_ts("created_at")?,
     })
 }
 
@@ -375,35 +363,26 @@ impl Catalog {
             return Ok(report);
         };
         let mut conn = self.pool.acquire().await?;
-        let mut after: i64 = 0;
-        while (after as u64) < last {
-            let rows = sqlx::query(
-                "SELECT seq, body FROM events WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3",
-            )
-            .bind(after)
-            .bind(last as i64)
-            .bind(BATCH)
-            .fetch_all(&mut *conn)
-            .await?;
+        let mut after = 0;
+        while after < last {
+            let rows = super::read::bodies_page(&mut conn, after, last, BATCH).await?;
             if rows.is_empty() {
                 break;
             }
-            let first_index = after as u64;
+            let first_index = after;
             let mut leaves = Vec::with_capacity(rows.len());
-            for row in &rows {
-                let seq: i64 = row.try_get("seq")?;
+            for (seq, body) in rows {
                 if seq != after + 1 {
                     // A removed event: the replayed prefix ends before it.
-                    report.replayed = after as u64;
+                    report.replayed = after;
                     return Ok(report);
                 }
-                let body: Vec<u8> = row.try_get("body")?;
                 let leaf = tlog::leaf_hash(&body);
                 leaves.push(leaf);
                 frontier.push(leaf);
                 after = seq;
-                while pending.peek() == Some(&(after as u64)) {
-                    report.roots.push((after as u64, frontier.root()));
+                while pending.peek() == Some(&after) {
+                    report.roots.push((after, frontier.root()));
                     pending.next();
                 }
             }
@@ -419,7 +398,7 @@ impl Catalog {
                     .map(|(id, _)| id.index + 1);
             }
         }
-        report.replayed = after as u64;
+        report.replayed = after;
         Ok(report)
     }
 

@@ -78,15 +78,8 @@ async fn tokens_are_listed_without_secrets_and_a_revoked_token_gets_401() {
         .find(|t| t["token_id"] == token_id.as_str())
         .expect("the minted token is listed")
         .clone();
-    let mut keys: Vec<&str> = entry
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect();
-    keys.sort_unstable();
     assert_eq!(
-        keys,
+        crate::support::sorted_keys(&entry),
         [
             "created_at",
             "expires_at",

@@ -71,15 +71,8 @@ async fn proofs_fetched_over_http_verify_against_the_signed_note() {
         assert_eq!(receipt.checkpoint, note);
         receipt.verify(&verifier()).expect("the receipt verifies");
         let json = reply.json();
-        let mut keys: Vec<&str> = json
-            .as_object()
-            .expect("object")
-            .keys()
-            .map(String::as_str)
-            .collect();
-        keys.sort_unstable();
         assert_eq!(
-            keys,
+            crate::support::sorted_keys(&json),
             [
                 "checkpoint",
                 "leaf",

@@ -409,16 +409,13 @@ async fn openapi_documents_exactly_the_routes_the_router_serves() {
             .replace("{path}", "dir/file.txt")
             .replace("{hold_id}", &hold)
     };
+    // An admin's empty-bodied request of a documented template.
+    let call = |method: &str, path: &str| {
+        let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+        harness.send(method, &concrete(path), ADMIN, &[], Body::empty())
+    };
     for (method, path) in documented_routes.difference(&listed) {
-        let reply = harness
-            .send(
-                Method::from_bytes(method.to_uppercase().as_bytes()).unwrap(),
-                &concrete(path),
-                ADMIN,
-                &[],
-                Body::empty(),
-            )
-            .await;
+        let reply = call(method, path).await;
         let fallback = reply.status == 404
             && reply.try_problem(404).is_ok_and(|p| {
                 p["detail"]
@@ -455,15 +452,7 @@ async fn openapi_documents_exactly_the_routes_the_router_serves() {
             if documented_routes.contains(&(method.to_owned(), path.to_owned())) {
                 continue;
             }
-            let reply = harness
-                .send(
-                    Method::from_bytes(method.to_uppercase().as_bytes()).unwrap(),
-                    &concrete(path),
-                    ADMIN,
-                    &[],
-                    Body::empty(),
-                )
-                .await;
+            let reply = call(method, path).await;
             assert_eq!(
                 reply.status,
                 405,

@@ -516,6 +516,16 @@ pub fn assert_jcs(body: &[u8]) {
     );
 }
 
+/// The member names of a JSON object, sorted: to assert a response's exact shape.
+pub fn sorted_keys(value: &serde_json::Value) -> Vec<&str> {
+    let object = value
+        .as_object()
+        .unwrap_or_else(|| panic!("not a JSON object: {value}"));
+    let mut keys: Vec<&str> = object.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    keys
+}
+
 /// A manifest file entry.
 pub fn file_entry(path: &str, content: &[u8], media_type: &str) -> FileEntry {
     FileEntry::of(path, content, Some(media_type))
