@@ -26,7 +26,13 @@ impl Store {
 
     /// An `init`ed store whose commands run as `actor`.
     pub fn with_actor(actor: &'static str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
+        Self::with_actor_in(actor, &std::env::temp_dir())
+    }
+
+    /// An `init`ed store whose commands run as `actor`, its directories under `parent` (e.g.
+    /// a [`artifact_core::testing::Tmpfs`]).
+    pub fn with_actor_in(actor: &'static str, parent: &Path) -> Self {
+        let dir = tempfile::tempdir_in(parent).unwrap();
         let store = Store {
             data_dir: dir.path().join("data"),
             dir,
@@ -65,6 +71,7 @@ impl Store {
             .env_remove("ARTIFACTSTORE_SERVER")
             .env_remove("ARTIFACTSTORE_TOKEN")
             .env_remove("ARTIFACTSTORE_DATABASE_URL")
+            .env_remove("ARTIFACTSTORE_LOG")
             .env("ARTIFACTSTORE_ACTOR", self.actor);
         command
     }
@@ -375,7 +382,8 @@ impl Drop for Server {
 }
 
 impl Store {
-    /// Starts `serve --listen 127.0.0.1:0`, with `config` (TOML) as its configuration if given.
+    /// Starts `serve --listen 127.0.0.1:0`, with `config` (TOML) as its configuration if given;
+    /// its stderr is appended to [`Store::server_log`].
     pub fn serve(&self, config: Option<&str>) -> Server {
         let mut args = Vec::new();
         let path = self.work().join("server.toml");
@@ -384,7 +392,12 @@ impl Store {
             args.extend(["--config", path.to_str().unwrap()]);
         }
         args.extend(["serve", "--listen", "127.0.0.1:0"]);
-        Server::start(self.command(&args), None)
+        Server::start(self.command(&args), Some(&self.work().join("server.log")))
+    }
+
+    /// What the servers this store started wrote to stderr.
+    pub fn server_log(&self) -> String {
+        std::fs::read_to_string(self.work().join("server.log")).unwrap_or_default()
     }
 }
 
@@ -772,3 +785,88 @@ pub const SHOW_KEYS: [&str; 7] = [
     "active_holds",
     "eligible_for_deletion",
 ];
+
+/// SPEC §8 on the pilot package `package`: extended by a second, held (sweeps after expiry,
+/// on the store's clock and as of after it, leave it alone), released, swept → eligible exactly
+/// once; history as JCS and canonical CBOR agrees with the event log. `run` executes one
+/// `--json` command (local or remote) and `raw` one without. Returns the retention history.
+pub fn pilot_retention(
+    package: &str,
+    run: &dyn Fn(&[&str]) -> Json,
+    raw: &dyn Fn(&[&str]) -> Vec<u8>,
+) -> Vec<Json> {
+    use artifact_core::time::{Period, Timestamp};
+    let status = run(&["retention", "status", package]);
+    let expires: Timestamp = status["current_expires_at"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let until = expires.checked_add(Period::Millis(1_000)).unwrap();
+    let extended = run(&[
+        "retention",
+        "extend",
+        package,
+        "--until",
+        &until.to_string(),
+        "--reason",
+        "audit asked for 90 more days",
+    ]);
+    assert_eq!(extended["current_expires_at"], until.to_string().as_str());
+    let hold = run(&["retention", "hold", package, "--reason", "Q1 legal review"]);
+    let hold_id = hold["hold_id"].as_str().unwrap().to_owned();
+    // Expired by the store's clock, but held.
+    let after_expiry = until.checked_add(Period::Millis(1)).unwrap();
+    sleep_until_past(after_expiry);
+    let after_expiry = after_expiry.to_string();
+    for sweep in [
+        &["retention", "sweep"][..],
+        &["retention", "sweep", "--as-of", &after_expiry],
+    ] {
+        let swept = run(sweep);
+        assert_eq!(swept["newly_eligible"], 0, "a held package must not go");
+    }
+    let status = run(&["retention", "status", package]);
+    assert_eq!(status["eligible_for_deletion"], Json::Bool(false));
+    assert_eq!(status["active_holds"], 1);
+    run(&[
+        "retention",
+        "release",
+        package,
+        &hold_id,
+        "--reason",
+        "review closed",
+    ]);
+    let swept = run(&["retention", "sweep", "--as-of", &after_expiry]);
+    assert_eq!(swept["newly_eligible"], 1);
+    let swept = run(&["retention", "sweep"]);
+    assert_eq!(swept["newly_eligible"], 0, "a second sweep emits nothing");
+    let status = run(&["retention", "status", package]);
+    assert_eq!(status["eligible_for_deletion"], Json::Bool(true));
+    assert_eq!(status["active_holds"], 0);
+
+    let history = run(&["retention", "history", package]);
+    assert_eq!(event_types(&history), PILOT_HISTORY);
+    let history = history.as_array().unwrap().clone();
+    let events = run(&["events", "--package", package]);
+    let from_log: Vec<&Json> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"].as_str().unwrap().starts_with("v1.retention."))
+        .collect();
+    assert_eq!(from_log, history.iter().collect::<Vec<_>>());
+    let seqs: Vec<i64> = history.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+    let cbor = raw(&["retention", "history", package, "--cbor"]);
+    let decoded = artifact_core::cbor::decode(&cbor).unwrap();
+    assert_eq!(
+        artifact_core::jcs::to_jcs(&decoded),
+        String::from_utf8(raw(&["--json", "retention", "history", package]))
+            .unwrap()
+            .trim_end()
+    );
+    assert_eq!(history[1]["data"]["reason"], "audit asked for 90 more days");
+    assert_eq!(history[2]["data"]["reason"], "Q1 legal review");
+    history
+}

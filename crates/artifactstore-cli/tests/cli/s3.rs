@@ -12,13 +12,11 @@ use std::process::Command;
 
 use artifact_core::blob::BlobStore as _;
 use artifact_core::digest::Blake3;
-use artifact_core::time::{Period, Timestamp};
 use artifact_store_s3::S3BlobStore;
 use serde_json::Value as Json;
 
 use crate::kit::{
-    PILOT_HISTORY, Server, event_types, ok, parse_json, push_args, sample_tree_seeded,
-    sleep_until_past, token_args, token_of,
+    Server, ok, parse_json, pilot_retention, push_args, sample_tree_seeded, token_args, token_of,
 };
 use crate::seaweed::{self, S3Target, TestS3};
 
@@ -226,72 +224,6 @@ fn manifest_blobs(manifest: &Json) -> BTreeSet<Blake3> {
         .collect()
 }
 
-/// SPEC §8 on the pilot package: extended once, held (sweeps after expiry leave it alone),
-/// released, swept → eligible exactly once; history as JCS and canonical CBOR agree with the
-/// event log. `run` executes one `--json` command (local or remote) and `raw` one without.
-fn pilot(package: &str, run: &dyn Fn(&[&str]) -> Json, raw: &dyn Fn(&[&str]) -> Vec<u8>) {
-    let status = run(&["retention", "status", package]);
-    let expires: Timestamp = status["current_expires_at"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    let until = expires.checked_add(Period::Millis(1_000)).unwrap();
-    let extended = run(&[
-        "retention",
-        "extend",
-        package,
-        "--until",
-        &until.to_string(),
-        "--reason",
-        "audit asked for 90 more days",
-    ]);
-    assert_eq!(extended["current_expires_at"], until.to_string().as_str());
-    let hold = run(&["retention", "hold", package, "--reason", "Q1 legal review"]);
-    let hold_id = hold["hold_id"].as_str().unwrap().to_owned();
-    // Expired by the store's clock, but held.
-    let after_expiry = until.checked_add(Period::Millis(1)).unwrap();
-    sleep_until_past(after_expiry);
-    let after_expiry = after_expiry.to_string();
-    let swept = run(&["retention", "sweep"]);
-    assert_eq!(swept["newly_eligible"], 0, "a held package must not go");
-    run(&[
-        "retention",
-        "release",
-        package,
-        &hold_id,
-        "--reason",
-        "review closed",
-    ]);
-    let swept = run(&["retention", "sweep", "--as-of", &after_expiry]);
-    assert_eq!(swept["newly_eligible"], 1);
-    let swept = run(&["retention", "sweep"]);
-    assert_eq!(swept["newly_eligible"], 0, "a second sweep emits nothing");
-    let status = run(&["retention", "status", package]);
-    assert_eq!(status["eligible_for_deletion"], Json::Bool(true));
-    assert_eq!(status["active_holds"], 0);
-
-    let history = run(&["retention", "history", package]);
-    assert_eq!(event_types(&history), PILOT_HISTORY);
-    let history = history.as_array().unwrap();
-    let events = run(&["events", "--package", package]);
-    let from_log: Vec<&Json> = events
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["type"].as_str().unwrap().starts_with("v1.retention."))
-        .collect();
-    assert_eq!(from_log, history.iter().collect::<Vec<_>>());
-    let cbor = raw(&["retention", "history", package, "--cbor"]);
-    let decoded = artifact_core::cbor::decode(&cbor).unwrap();
-    assert_eq!(
-        artifact_core::jcs::to_jcs(&decoded),
-        String::from_utf8(raw(&["--json", "retention", "history", package]))
-            .unwrap()
-            .trim_end()
-    );
-}
-
 #[test]
 fn pilot_round_trip_gc_verify_and_fsck_on_the_s3_backend_locally_and_over_http() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
@@ -348,7 +280,7 @@ fn pilot_round_trip_gc_verify_and_fsck_on_the_s3_backend_locally_and_over_http()
     ));
     let other_blobs = manifest_blobs(&cli.json(&["manifest", "other@1"]));
 
-    pilot(package, &|args| cli.json(args), &|args| cli.ok(args));
+    pilot_retention(package, &|args| cli.json(args), &|args| cli.ok(args));
 
     // gc purges the eligible pilot and deletes from the bucket exactly the file blobs no live
     // package shares; manifests are kept forever.
@@ -434,7 +366,7 @@ fn pilot_round_trip_gc_verify_and_fsck_on_the_s3_backend_locally_and_over_http()
         &["pull", http_package, pulled_http.to_str().unwrap()],
     );
     assert_same_tree(&http_src, &pulled_http);
-    pilot(
+    pilot_retention(
         http_package,
         &|args| cli.remote_json(&server, args),
         &|args| cli.remote_ok(&server, args),

@@ -5,7 +5,7 @@
 
 use artifact_core::testing::{Tmpfs, names_in};
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
@@ -15,8 +15,8 @@ use bytes::Bytes;
 use serde_json::Value as Json;
 
 use crate::kit::{
-    PILOT_HISTORY, SHOW_KEYS, Server, event_types, ok, parse_json, push_args, sample_tree,
-    sleep_until_past, token_args, token_of,
+    self, PILOT_HISTORY, SHOW_KEYS, Server, event_types, ok, parse_json, push_args, sample_tree,
+    sleep_until_past,
 };
 
 /// Size of each large body (the brief: well above anything the server may hold in memory).
@@ -29,13 +29,21 @@ const PIECE: usize = 1 << 20;
 /// Upper bound on waiting for a process (a hang detector, not a performance threshold).
 const HANG: Duration = Duration::from_secs(120);
 
-/// An initialised data directory and its tokens.
+/// A [`kit::Store`] (commands run as `local-operator`) and the tokens its remote commands use.
 struct Store {
-    dir: tempfile::TempDir,
+    kit: kit::Store,
     /// writer + retention-admin, principal `release-bot`.
     token: String,
     /// admin, principal `ops`.
     admin_token: String,
+}
+
+impl std::ops::Deref for Store {
+    type Target = kit::Store;
+
+    fn deref(&self) -> &kit::Store {
+        &self.kit
+    }
 }
 
 impl Store {
@@ -45,79 +53,12 @@ impl Store {
 
     /// A store whose directories live under `parent` (e.g. a [`Tmpfs`]).
     fn new_in(parent: &Path) -> Self {
-        let dir = tempfile::tempdir_in(parent).unwrap();
-        let store = Store {
-            dir,
-            token: String::new(),
-            admin_token: String::new(),
-        };
-        store.local_ok(&["init"]);
-        let token =
-            token_of(&store.local_json(&token_args("release-bot", &["writer", "retention-admin"])));
-        let admin_token = token_of(&store.local_json(&token_args("ops", &["admin"])));
+        let kit = kit::Store::with_actor_in("local-operator", parent);
         Store {
-            token,
-            admin_token,
-            ..store
+            token: kit.mint("release-bot", &["writer", "retention-admin"]),
+            admin_token: kit.mint("ops", &["admin"]),
+            kit,
         }
-    }
-
-    fn data_dir(&self) -> PathBuf {
-        self.dir.path().join("data")
-    }
-
-    /// Appends `toml` to the data dir's `config.toml` (which `init` wrote): the server and
-    /// every local command read it.
-    fn configure(&self, toml: &str) {
-        let mut file = std::fs::OpenOptions::new()
-            .append(true)
-            .open(self.data_dir().join("config.toml"))
-            .unwrap();
-        write!(file, "\n{toml}").unwrap();
-    }
-
-    fn work(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn command(&self) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_artifactstore"));
-        command
-            .arg("--data-dir")
-            .arg(self.data_dir())
-            .env_remove("ARTIFACTSTORE_CONFIG")
-            .env_remove("ARTIFACTSTORE_SERVER")
-            .env_remove("ARTIFACTSTORE_TOKEN")
-            .env_remove("ARTIFACTSTORE_DATABASE_URL")
-            .env_remove("ARTIFACTSTORE_LOG")
-            .env("ARTIFACTSTORE_ACTOR", "local-operator");
-        command
-    }
-
-    /// Runs on the embedded store.
-    fn local(&self, args: &[&str]) -> Output {
-        self.command().args(args).output().unwrap()
-    }
-
-    fn local_ok(&self, args: &[&str]) -> Vec<u8> {
-        ok(args, self.local(args))
-    }
-
-    fn local_json(&self, args: &[&str]) -> Json {
-        let mut with_json = vec!["--json"];
-        with_json.extend_from_slice(args);
-        parse_json(args, &self.local_ok(&with_json))
-    }
-
-    /// Starts `artifactstore serve --listen 127.0.0.1:0` over this store.
-    fn serve(&self) -> Server {
-        let mut command = self.command();
-        command.args(["serve", "--listen", "127.0.0.1:0"]);
-        Server::start(command, Some(&self.work().join("server.log")))
-    }
-
-    fn server_log(&self) -> String {
-        std::fs::read_to_string(self.work().join("server.log")).unwrap_or_default()
     }
 }
 
@@ -126,7 +67,7 @@ impl Server {
     /// Runs a CLI command with `--server` and `ARTIFACTSTORE_TOKEN`.
     fn remote(&self, store: &Store, token: &str, args: &[&str]) -> Output {
         store
-            .command()
+            .command(&[])
             .arg("--server")
             .arg(&self.base)
             .env("ARTIFACTSTORE_TOKEN", token)
@@ -242,7 +183,7 @@ fn read_full(file: &mut std::fs::File, buffer: &mut [u8]) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn half_gigabyte_bodies_stream_through_the_server_without_buffering() {
     let store = Store::new();
-    let server = store.serve();
+    let server = store.serve(None);
     let client = reqwest::Client::new();
     let baseline = server.peak_rss();
 
@@ -324,7 +265,7 @@ fn remote_commands_print_what_the_local_store_would() {
     // config.toml), so the package really expires during the test: sweeps run on the store's
     // clock and refuse an `as_of` later than it.
     store.configure("[retention.classes.release-evidence]\ndefault = \"2s\"\n");
-    let server = store.serve();
+    let server = store.serve(None);
     let src = sample_tree(store.work());
     let pkg = "guide-board@2026.11.23-1";
 
@@ -360,13 +301,13 @@ fn remote_commands_print_what_the_local_store_would() {
     // Each read command: the server's answer equals the embedded store's.
     let same_json = |args: &[&str]| {
         let remote = server.remote_json(&store, args);
-        let local = store.local_json(args);
+        let local = store.json(args);
         assert_eq!(remote, local, "{args:?}: --server and local differ");
         remote
     };
     let same_bytes = |args: &[&str]| {
         let remote = server.remote_ok(&store, args);
-        let local = store.local_ok(args);
+        let local = store.ok(args);
         assert!(remote == local, "{args:?}: --server and local bytes differ");
         remote
     };
@@ -497,7 +438,7 @@ fn remote_commands_print_what_the_local_store_would() {
             > 0
     );
     let anonymous = store
-        .command()
+        .command(&[])
         .args(["--server", &server.base, "ls"])
         .output()
         .unwrap();
@@ -605,7 +546,7 @@ async fn sigterm_with_an_open_upload_session_exits_0_and_the_session_resumes() {
     let info = BlobInfo::of(&bytes);
     let first = (1 << 20) + 5;
 
-    let server = store.serve();
+    let server = store.serve(None);
     let client = reqwest::Client::new();
     let location = open_session(&client, &server, &store.token).await;
     let response = patch(
@@ -623,7 +564,7 @@ async fn sigterm_with_an_open_upload_session_exits_0_and_the_session_resumes() {
     assert_exits_0_after_sigterm(server, &store, "stopped");
 
     // A new server over the same data directory: the session is still there.
-    let server = store.serve();
+    let server = store.serve(None);
     let client = reqwest::Client::new();
     assert_eq!(
         upload_offset(&client, &server, &store.token, &location).await,
@@ -654,16 +595,16 @@ async fn sigterm_with_an_open_upload_session_exits_0_and_the_session_resumes() {
         "the resumed upload stored the right bytes"
     );
     // And the local store agrees.
-    let local = store.local_ok(&["blob", "get", &info.blake3.to_string()]);
+    let local = store.ok(&["blob", "get", &info.blake3.to_string()]);
     assert!(local == bytes);
 }
 
 #[test]
 fn sigterm_exits_although_an_event_follower_is_connected() {
     let store = Store::new();
-    let server = store.serve();
+    let server = store.serve(None);
     let mut follower = store
-        .command()
+        .command(&[])
         .args(["--server", &server.base, "--json", "events", "--follow"])
         .env("ARTIFACTSTORE_TOKEN", &store.token)
         .stdout(Stdio::piped())
@@ -698,7 +639,7 @@ fn fails_with(args: &[&str], output: Output, needles: &[&str]) {
 #[test]
 fn token_lifecycle_through_the_cli_locally_and_over_the_server() {
     let store = Store::new();
-    let server = store.serve();
+    let server = store.serve(None);
     let admin = |args: &[&str]| server.remote(&store, &store.admin_token, args);
 
     // create --expires, over the server and locally.
@@ -719,14 +660,14 @@ fn token_lifecycle_through_the_cli_locally_and_over_the_server() {
     assert_eq!(remote["principal"], "nightly");
     let nightly = remote["token"].as_str().unwrap().to_owned();
     let nightly_id = remote["token_id"].as_str().unwrap().to_owned();
-    let local = store.local_json(&args[1..]);
+    let local = store.json(&args[1..]);
     assert!(local["token"].as_str().unwrap().starts_with("ast_"));
     assert_eq!(local["expires_at"], "2099-01-01T00:00:00.000Z");
     let local_id = local["token_id"].as_str().unwrap().to_owned();
     // Human output: the token on stdout, its id on stderr.
     let human = ok(
         &[],
-        store.local(&[
+        store.run(&[
             "admin",
             "token",
             "create",
@@ -768,13 +709,13 @@ fn token_lifecycle_through_the_cli_locally_and_over_the_server() {
         ),
     ] {
         fails_with(&args, admin(&args), &[needle]);
-        fails_with(&args, store.local(&args), &[needle]);
+        fails_with(&args, store.run(&args), &[needle]);
     }
 
     // list: the same from both sides, never a secret.
     let list_args = ["--json", "admin", "token", "list"];
     let listed_remote = parse_json(&list_args, &ok(&list_args, admin(&list_args)));
-    let listed_local = store.local_json(&list_args[1..]);
+    let listed_local = store.json(&list_args[1..]);
     assert_eq!(listed_remote, listed_local);
     let text = listed_remote.to_string();
     assert!(!text.contains(&nightly) && !text.contains(&store.token));
@@ -786,7 +727,7 @@ fn token_lifecycle_through_the_cli_locally_and_over_the_server() {
         .collect();
     assert_eq!(ids.len(), 5, "{listed_remote}");
     assert!(ids.contains(&nightly_id.as_str()) && ids.contains(&local_id.as_str()));
-    let human = String::from_utf8(store.local_ok(&["admin", "token", "list"])).unwrap();
+    let human = String::from_utf8(store.ok(&["admin", "token", "list"])).unwrap();
     assert!(
         human.contains(&nightly_id)
             && human.contains("release-bot")
@@ -824,7 +765,7 @@ fn token_lifecycle_through_the_cli_locally_and_over_the_server() {
         .unwrap()
         .to_owned();
     ok(&["ls"], server.remote(&store, &store.token, &["ls"]));
-    let out = store.local_ok(&[
+    let out = store.ok(&[
         "admin",
         "token",
         "revoke",
@@ -844,7 +785,7 @@ fn token_lifecycle_through_the_cli_locally_and_over_the_server() {
     );
 
     // Refused revocations: again (409), unknown (404), no reason; nothing appended.
-    let head = store.local_json(&["audit", "verify"])["head_seq"].clone();
+    let head = store.json(&["audit", "verify"])["head_seq"].clone();
     for (args, needle) in [
         (
             vec![
@@ -906,9 +847,9 @@ fn token_lifecycle_through_the_cli_locally_and_over_the_server() {
             "not found",
         ),
     ] {
-        fails_with(&args, store.local(&args), &[needle]);
+        fails_with(&args, store.run(&args), &[needle]);
     }
-    assert_eq!(store.local_json(&["audit", "verify"])["head_seq"], head);
+    assert_eq!(store.json(&["audit", "verify"])["head_seq"], head);
 }
 
 #[test]
@@ -916,7 +857,7 @@ fn cat_and_pull_over_the_server_refuse_a_purged_package() {
     let store = Store::new();
     // A 1-second class, so the package really expires (sweeps run on the store's clock).
     store.configure("[retention.classes.ephemeral]\ndefault = \"1s\"\n");
-    let server = store.serve();
+    let server = store.serve(None);
     let src = sample_tree(store.work());
     let pkg = "scratch@1";
     server.remote_json(
@@ -952,7 +893,7 @@ fn cat_and_pull_over_the_server_refuse_a_purged_package() {
     let cat = server.remote(&store, &store.token, &args);
     assert!(cat.stdout.is_empty(), "cat wrote nothing");
     fails_with(&args, cat, &["410", "purged"]);
-    fails_with(&args, store.local(&args), &["purged"]);
+    fails_with(&args, store.run(&args), &["purged"]);
     let dest = store.work().join("pulled-purged");
     let args = ["pull", pkg, dest.to_str().unwrap()];
     fails_with(
@@ -977,8 +918,8 @@ fn cat_and_pull_over_the_server_refuse_a_purged_package() {
 fn a_push_onto_a_full_disk_fails_naming_the_cause_and_leaves_no_session() {
     let tmpfs = Tmpfs::mount(8 << 20);
     let store = Store::new_in(&tmpfs.path());
-    let head = store.local_json(&["audit", "verify"]);
-    let server = store.serve();
+    let head = store.json(&["audit", "verify"]);
+    let server = store.serve(None);
     let source = tempfile::tempdir().unwrap();
     Generator::new(12 << 20, 31).write_to(&source.path().join("big.bin"));
     let output = server.remote(
@@ -998,20 +939,16 @@ fn a_push_onto_a_full_disk_fails_naming_the_cause_and_leaves_no_session() {
         "the cause is named: {stderr}"
     );
     assert_eq!(
-        names_in(&store.data_dir().join("uploads")),
+        names_in(&store.data_dir.join("uploads")),
         Vec::<String>::new(),
         "the failed push deleted its session; the push said: {stderr}"
     );
     assert_eq!(
-        names_in(&store.data_dir().join("blobs").join("tmp")),
+        names_in(&store.data_dir.join("blobs").join("tmp")),
         Vec::<String>::new()
     );
     drop(server);
-    assert_eq!(
-        store.local_json(&["audit", "verify"]),
-        head,
-        "nothing recorded"
-    );
+    assert_eq!(store.json(&["audit", "verify"]), head, "nothing recorded");
 }
 
 /// Issue 11, item 13: SIGTERM finishes although a client trickles an upload body: after
@@ -1022,7 +959,7 @@ async fn sigterm_cuts_a_trickling_upload_after_the_grace_and_the_session_resumes
     use tokio::io::AsyncWriteExt as _;
     let store = Store::new();
     std::fs::write(
-        store.data_dir().join("config.toml"),
+        store.data_dir.join("config.toml"),
         "[server]\nshutdown_grace = \"1s\"\nbody_idle_timeout = \"1h\"\n",
     )
     .unwrap();
@@ -1032,11 +969,11 @@ async fn sigterm_cuts_a_trickling_upload_after_the_grace_and_the_session_resumes
         .collect();
     let info = BlobInfo::of(&bytes);
 
-    let server = store.serve();
+    let server = store.serve(None);
     let client = reqwest::Client::new();
     let location = open_session(&client, &server, &store.token).await;
     let id = location.trim_start_matches("/uploads/").to_owned();
-    let part = store.data_dir().join("uploads").join(format!("{id}.part"));
+    let part = store.data_dir.join("uploads").join(format!("{id}.part"));
 
     // A PATCH that sends a little over 1 MiB of its 3 MiB, then trickles nothing more.
     let mut trickle = tokio::net::TcpStream::connect(server.base.trim_start_matches("http://"))
@@ -1060,7 +997,7 @@ async fn sigterm_cuts_a_trickling_upload_after_the_grace_and_the_session_resumes
     drop(trickle);
 
     // Restarted: the session is at what was written, and resumes.
-    let server = store.serve();
+    let server = store.serve(None);
     let offset = upload_offset(&client, &server, &store.token, &location).await;
     assert!(
         (1 << 20..=(1 << 20) + 5).contains(&offset),
@@ -1078,7 +1015,7 @@ async fn sigterm_cuts_a_trickling_upload_after_the_grace_and_the_session_resumes
     .await;
     assert_eq!(response.status(), 202);
     finish_session(&client, &server, &store.token, &location, &info).await;
-    let local = store.local_ok(&["blob", "get", &info.blake3.to_string()]);
+    let local = store.ok(&["blob", "get", &info.blake3.to_string()]);
     assert!(local == bytes, "the resumed upload stored the right bytes");
 }
 
