@@ -20,40 +20,33 @@ fn audit_verify_names_the_first_bad_seq_after_tampering() {
             .starts_with("blake3:")
     );
 
-    let db = cli.data_dir.join("catalog.db");
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    runtime.block_on(async {
-        sqlx::any::install_default_drivers();
-        let pool = sqlx::AnyPool::connect(&format!("sqlite://{}", db.display()))
-            .await
-            .unwrap();
+    cli.insider(async |pool| {
         // The database itself refuses to change history...
         let refused = sqlx::query("UPDATE events SET actor = 'mallory' WHERE seq = 2")
-            .execute(&pool)
+            .execute(pool)
             .await;
         assert!(refused.unwrap_err().to_string().contains("append-only"));
         let refused = sqlx::query("DELETE FROM events WHERE seq = 2")
-            .execute(&pool)
+            .execute(pool)
             .await;
         assert!(refused.unwrap_err().to_string().contains("append-only"));
         // ...so an attacker with database access drops the trigger first and rewrites seq 2's
         // body (a different actor), leaving the stored hash column as it was.
         sqlx::query("DROP TRIGGER events_refuse_update")
-            .execute(&pool)
+            .execute(pool)
             .await
             .unwrap();
         let body: Vec<u8> = sqlx::query_scalar("SELECT body FROM events WHERE seq = 2")
-            .fetch_one(&pool)
+            .fetch_one(pool)
             .await
             .unwrap();
         let mut event = artifact_core::event::Event::from_canonical_bytes(&body).unwrap();
         event.actor = "mallory".into();
         sqlx::query("UPDATE events SET body = $1 WHERE seq = 2")
             .bind(event.canonical_bytes().unwrap())
-            .execute(&pool)
+            .execute(pool)
             .await
             .unwrap();
-        pool.close().await;
     });
     let output = cli.run(&["audit", "verify"]);
     assert!(!output.status.success());

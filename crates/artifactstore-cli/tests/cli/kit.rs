@@ -257,20 +257,33 @@ impl Store {
     /// Events per type, read straight from `catalog.db` without opening the store (so nothing
     /// is recovered or reclaimed first): what a killed process left behind.
     pub fn raw_event_counts(&self) -> BTreeMap<String, i64> {
+        self.open_catalog("?mode=ro", async |pool| {
+            let rows: Vec<(String, i64)> =
+                sqlx::query_as("SELECT type, COUNT(*) FROM events GROUP BY type")
+                    .fetch_all(pool)
+                    .await
+                    .unwrap();
+            rows.into_iter().collect()
+        })
+    }
+
+    /// Runs `f` on the store's `catalog.db` opened directly, as an insider with the file (or
+    /// the database's credentials) would, no artifactstore code in between; then closes it.
+    pub fn insider<T>(&self, f: impl AsyncFnOnce(&sqlx::AnyPool) -> T) -> T {
+        self.open_catalog("", f)
+    }
+
+    fn open_catalog<T>(&self, query: &str, f: impl AsyncFnOnce(&sqlx::AnyPool) -> T) -> T {
         let db = self.data_dir.join("catalog.db");
         let runtime = tokio::runtime::Runtime::new().unwrap();
         runtime.block_on(async {
             sqlx::any::install_default_drivers();
-            let pool = sqlx::AnyPool::connect(&format!("sqlite://{}?mode=ro", db.display()))
+            let pool = sqlx::AnyPool::connect(&format!("sqlite://{}{query}", db.display()))
                 .await
                 .unwrap();
-            let rows: Vec<(String, i64)> =
-                sqlx::query_as("SELECT type, COUNT(*) FROM events GROUP BY type")
-                    .fetch_all(&pool)
-                    .await
-                    .unwrap();
+            let out = f(&pool).await;
             pool.close().await;
-            rows.into_iter().collect()
+            out
         })
     }
 }

@@ -2,7 +2,6 @@
 //! prove|consistency|verify --checkpoint|verify-receipt`, end to end on an embedded store,
 //! including a consistently rewritten chain and a receipt checked after the store is gone.
 
-use std::path::Path;
 use std::process::{Command, Output};
 
 use serde_json::Value as Json;
@@ -15,26 +14,34 @@ fn push(cli: &Store, name: &str, version: &str) {
     cli.push_files(name, version, &[("f.txt", content.as_bytes())]);
 }
 
+/// A store with package `a@1` whose `[log]` publishes checkpoints to the returned directory,
+/// plus the `[log]` settings `more`.
+fn publishing(more: &str) -> (Store, std::path::PathBuf) {
+    let cli = Store::with_actor("ci-bot");
+    let published = cli.work().join("published");
+    cli.configure(&format!(
+        "[log]\n{more}publish_dir = {:?}\n",
+        published.to_str().unwrap()
+    ));
+    push(&cli, "a", "1");
+    (cli, published)
+}
+
 /// Drops the guard triggers, changes the actor of `target` and recomputes every later
 /// `prev` and `hash`, then rebuilds the Merkle tree rows to match: a rewrite `audit verify`
 /// cannot see.
-fn rewrite_history(db: &Path, target: i64) {
+fn rewrite_history(cli: &Store, target: i64) {
     use artifact_core::digest::Blake3;
     use artifact_core::event::Event;
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    runtime.block_on(async {
-        sqlx::any::install_default_drivers();
-        let pool = sqlx::AnyPool::connect(&format!("sqlite://{}", db.display()))
-            .await
-            .unwrap();
+    cli.insider(async |pool| {
         for trigger in ["events_refuse_update", "events_refuse_delete"] {
             sqlx::query(sqlx::AssertSqlSafe(format!("DROP TRIGGER {trigger}")))
-                .execute(&pool)
+                .execute(pool)
                 .await
                 .unwrap();
         }
         let bodies: Vec<Vec<u8>> = sqlx::query_scalar("SELECT body FROM events ORDER BY seq")
-            .fetch_all(&pool)
+            .fetch_all(pool)
             .await
             .unwrap();
         let mut prev = None;
@@ -55,43 +62,36 @@ fn rewrite_history(db: &Path, target: i64) {
                 .bind(event.actor.as_str())
                 .bind(Blake3::of(&body).to_string())
                 .bind(seq)
-                .execute(&pool)
+                .execute(pool)
                 .await
                 .unwrap();
             prev = Some(Blake3::of(&body));
         }
         sqlx::query("DELETE FROM tlog_nodes")
-            .execute(&pool)
+            .execute(pool)
             .await
             .unwrap();
-        pool.close().await;
     });
 }
 
 /// The rest of a thorough rewrite: drops the checkpoint table's guards and deletes every
 /// stored checkpoint, so that plain `audit verify` (which recomputes the latest stored
 /// checkpoint's root from the event bytes) has nothing left to compare with.
-fn wipe_checkpoints(db: &Path) {
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    runtime.block_on(async {
-        sqlx::any::install_default_drivers();
-        let pool = sqlx::AnyPool::connect(&format!("sqlite://{}", db.display()))
-            .await
-            .unwrap();
+fn wipe_checkpoints(cli: &Store) {
+    cli.insider(async |pool| {
         for trigger in [
             "tlog_checkpoints_refuse_update",
             "tlog_checkpoints_refuse_delete",
         ] {
             sqlx::query(sqlx::AssertSqlSafe(format!("DROP TRIGGER {trigger}")))
-                .execute(&pool)
+                .execute(pool)
                 .await
                 .unwrap();
         }
         sqlx::query("DELETE FROM tlog_checkpoints")
-            .execute(&pool)
+            .execute(pool)
             .await
             .unwrap();
-        pool.close().await;
     });
 }
 
@@ -188,8 +188,8 @@ fn checkpoints_proofs_and_receipts_end_to_end() {
     let vkey_file = cli.write("log.vkey", &vkey);
 
     // Rewrite the chain from seq first_size + 1 on: only the signed checkpoints notice.
-    rewrite_history(&cli.data_dir.join("catalog.db"), first_size + 1);
-    wipe_checkpoints(&cli.data_dir.join("catalog.db"));
+    rewrite_history(&cli, first_size + 1);
+    wipe_checkpoints(&cli);
     cli.ok_text(&["admin", "rebuild-views"]);
     assert_eq!(cli.json(&["audit", "verify"])["ok"], Json::Bool(true));
     // The tree rows were deleted; opening the store rebuilt them from the rewritten events.
@@ -252,21 +252,14 @@ fn fsck_finds_a_damaged_tree_and_admin_rebuild_tree_repairs_it() {
     push(&cli, "b", "1");
     assert_eq!(cli.json(&["fsck"])["findings"], Json::Array(vec![]));
     let head = cli.json(&["audit", "verify"])["head_seq"].as_i64().unwrap();
-    let db = cli.data_dir.join("catalog.db");
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    runtime.block_on(async {
-        sqlx::any::install_default_drivers();
-        let pool = sqlx::AnyPool::connect(&format!("sqlite://{}", db.display()))
-            .await
-            .unwrap();
+    cli.insider(async |pool| {
         let changed = sqlx::query("UPDATE tlog_nodes SET hash = $1 WHERE level = 0 AND idx = 1")
             .bind(vec![7u8; 32])
-            .execute(&pool)
+            .execute(pool)
             .await
             .unwrap()
             .rows_affected();
         assert_eq!(changed, 1);
-        pool.close().await;
     });
     let output = cli.run(&["--json", "fsck"]);
     assert_eq!(
@@ -298,13 +291,7 @@ fn fsck_finds_a_damaged_tree_and_admin_rebuild_tree_repairs_it() {
 /// consistent rewrite of the chain, verifying against the published file fails.
 #[test]
 fn a_checkpoint_published_to_a_directory_detects_a_rewrite() {
-    let cli = Store::with_actor("ci-bot");
-    let published = cli.work().join("published");
-    cli.configure(&format!(
-        "[log]\npublish_dir = {:?}\n",
-        published.to_str().unwrap()
-    ));
-    push(&cli, "a", "1");
+    let (cli, published) = publishing("");
     let first = cli.json(&["audit", "checkpoint"]);
     let size = first["tree_size"].as_i64().unwrap();
     let file = published.join(format!("{size}.checkpoint"));
@@ -317,7 +304,7 @@ fn a_checkpoint_published_to_a_directory_detects_a_rewrite() {
     cli.ok_text(&["audit", "checkpoint"]);
     assert_eq!(std::fs::read_dir(&published).unwrap().count(), 1);
 
-    rewrite_history(&cli.data_dir.join("catalog.db"), 2);
+    rewrite_history(&cli, 2);
     cli.ok_text(&["admin", "rebuild-views"]);
     // A rewrite that leaves the stored checkpoints alone fails plain `audit verify`: their
     // roots are recomputed from today's event bytes.
@@ -327,7 +314,7 @@ fn a_checkpoint_published_to_a_directory_detects_a_rewrite() {
         "{stderr}"
     );
     // Deleting them too makes it pass; the published file still catches it.
-    wipe_checkpoints(&cli.data_dir.join("catalog.db"));
+    wipe_checkpoints(&cli);
     assert_eq!(cli.json(&["audit", "verify"])["ok"], Json::Bool(true));
     let stderr = cli.exits(
         1,
@@ -376,13 +363,7 @@ fn a_checkpoint_published_to_a_directory_detects_a_rewrite() {
 #[test]
 fn the_server_checkpoints_on_schedule_and_publishes() {
     use std::io::{Read as _, Write as _};
-    let cli = Store::with_actor("ci-bot");
-    let published = cli.work().join("published");
-    cli.configure(&format!(
-        "[log]\ncheckpoint_interval = \"1s\"\npublish_dir = {:?}\n",
-        published.to_str().unwrap()
-    ));
-    push(&cli, "a", "1");
+    let (cli, published) = publishing("checkpoint_interval = \"1s\"\n");
     let token = cli.mint("auditor", &["reader"]);
     let head = cli.json(&["audit", "verify"])["head_seq"].as_i64().unwrap();
     let server = cli.serve(None);
@@ -578,8 +559,8 @@ fn checkpoints_published_to_a_locked_bucket_detect_a_rewrite() {
         "{ok}"
     );
 
-    rewrite_history(&cli.data_dir.join("catalog.db"), 2);
-    wipe_checkpoints(&cli.data_dir.join("catalog.db"));
+    rewrite_history(&cli, 2);
+    wipe_checkpoints(&cli);
     cli.ok_text(&["admin", "rebuild-views"]);
     assert_eq!(cli.json(&["audit", "verify"])["ok"], Json::Bool(true));
     let output = run(&["--json", "audit", "verify", "--published"]);
