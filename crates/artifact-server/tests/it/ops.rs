@@ -410,9 +410,10 @@ async fn openapi_documents_exactly_the_routes_the_router_serves() {
             .replace("{hold_id}", &hold)
     };
     // An admin's empty-bodied request of a documented template.
-    let call = |method: &str, path: &str| {
+    let call = async |method: &str, path: &str| {
         let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
-        harness.send(method, &concrete(path), ADMIN, &[], Body::empty())
+        let uri = concrete(path);
+        harness.send(method, &uri, ADMIN, &[], Body::empty()).await
     };
     for (method, path) in documented_routes.difference(&listed) {
         let reply = call(method, path).await;

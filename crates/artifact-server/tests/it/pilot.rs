@@ -9,8 +9,8 @@ use artifact_core::time::Period;
 use axum::http::Method;
 
 use crate::support::{
-    Harness, READER, RETENTION_ADMIN, Running, WRITER, file_entry, json_of, manifest,
-    manifest_json, problem_of, pseudo_random_bytes,
+    Harness, READER, RETENTION_ADMIN, Running, WRITER, guide_board_run, json_of, manifest_json,
+    problem_of, pseudo_random_bytes,
 };
 
 async fn get_json(server: &Running, path: &str) -> serde_json::Value {
@@ -64,20 +64,13 @@ async fn pilot_scenario_over_http() {
     for content in [&index, &results, &trace] {
         harness.put_blob(WRITER, content).await;
     }
-    let mut run = manifest(
-        "guide-board",
-        "2026.11.23-1",
-        "release-evidence",
-        &[("traces/run.bin", &trace)],
+    let run = guide_board_run(
+        &trace,
+        &[
+            ("report/index.html", &index, "text/html"),
+            ("report/results.json", &results, "application/json"),
+        ],
     );
-    run.files
-        .push(file_entry("report/index.html", &index, "text/html"));
-    run.files.push(file_entry(
-        "report/results.json",
-        &results,
-        "application/json",
-    ));
-    run.sort_files();
     let package_id = run.package_id().unwrap();
     let created = server
         .request(Method::POST, "/packages", WRITER)

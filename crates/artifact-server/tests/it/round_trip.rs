@@ -9,8 +9,7 @@ use artifact_core::manifest::Manifest;
 use axum::http::Method;
 
 use crate::support::{
-    Harness, READER, WRITER, file_entry, json_of, manifest, manifest_json, problem_of,
-    pseudo_random_bytes,
+    Harness, READER, WRITER, guide_board_run, json_of, manifest, problem_of, pseudo_random_bytes,
 };
 
 /// Size of the file sent through an upload session: three PATCH chunks plus a final chunk
@@ -145,27 +144,17 @@ async fn push_and_pull_round_trip_over_a_real_socket() {
     }
 
     // --- POST /packages as JSON: 201 with package_id and expires_at; a repeat is 200.
-    let mut run = manifest(
-        "guide-board",
-        "2026.11.23-1",
-        "release-evidence",
-        &[("traces/run.bin", &trace)],
+    let mut run = guide_board_run(
+        &trace,
+        &[
+            ("report/index.html", &index, "text/html"),
+            ("summary.txt", &summary, "text/plain"),
+        ],
     );
-    run.files
-        .push(file_entry("report/index.html", &index, "text/html"));
-    run.files
-        .push(file_entry("summary.txt", &summary, "text/plain"));
-    run.sort_files();
     run.labels
         .insert("git.commit".to_owned(), "4e1f0c2".to_owned());
     let package_id = run.package_id().unwrap();
-    let created = server
-        .request(Method::POST, "/packages", WRITER)
-        .header("content-type", "application/json")
-        .body(manifest_json(&run))
-        .send()
-        .await
-        .unwrap();
+    let created = server.post_package(&run).await;
     assert_eq!(
         created.headers()["location"],
         format!("/packages/{package_id}").as_str()
@@ -176,13 +165,7 @@ async fn push_and_pull_round_trip_over_a_real_socket() {
     assert_eq!(created["expires_at"], "2028-11-23T10:00:00.000Z");
     assert_eq!(created["current_expires_at"], created["expires_at"]);
     assert_eq!(created["created_by"], WRITER.principal);
-    let repeat = server
-        .request(Method::POST, "/packages", WRITER)
-        .header("content-type", "application/json")
-        .body(manifest_json(&run))
-        .send()
-        .await
-        .unwrap();
+    let repeat = server.post_package(&run).await;
     let repeat = json_of(repeat, 200).await;
     assert_eq!(repeat["package_id"], package_id.to_string());
 
@@ -392,13 +375,7 @@ async fn list_filters_and_pages_with_a_cursor() {
             ("nightly", "build-cache")
         };
         let manifest = manifest(name, &format!("1.{n}"), class, &[("out.txt", &content)]);
-        let response = server
-            .request(Method::POST, "/packages", WRITER)
-            .header("content-type", "application/json")
-            .body(manifest_json(&manifest))
-            .send()
-            .await
-            .unwrap();
+        let response = server.post_package(&manifest).await;
         json_of(response, 201).await;
         expected_order.push((name, format!("1.{n}"), manifest.package_id().unwrap()));
     }

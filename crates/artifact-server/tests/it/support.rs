@@ -456,6 +456,16 @@ impl Running {
         }
     }
 
+    /// `POST /packages` of `manifest` as JSON by the writer.
+    pub async fn post_package(&self, manifest: &Manifest) -> reqwest::Response {
+        self.request(Method::POST, "/packages", WRITER)
+            .header("content-type", "application/json")
+            .body(manifest_json(manifest))
+            .send()
+            .await
+            .expect("POST /packages is answered")
+    }
+
     /// Graceful shutdown; waits until `serve` has returned (in-flight requests finished).
     pub async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
@@ -529,6 +539,22 @@ pub fn sorted_keys(value: &serde_json::Value) -> Vec<&str> {
 /// A manifest file entry.
 pub fn file_entry(path: &str, content: &[u8], media_type: &str) -> FileEntry {
     FileEntry::of(path, content, Some(media_type))
+}
+
+/// The pilot run `guide-board@2026.11.23-1` (release-evidence): `traces/run.bin` holds
+/// `trace`, plus the `typed` files (path, bytes, media type); files sorted.
+pub fn guide_board_run(trace: &[u8], typed: &[(&str, &[u8], &str)]) -> Manifest {
+    let mut run = manifest(
+        "guide-board",
+        "2026.11.23-1",
+        "release-evidence",
+        &[("traces/run.bin", trace)],
+    );
+    for (path, content, media_type) in typed {
+        run.files.push(file_entry(path, content, media_type));
+    }
+    run.sort_files();
+    run
 }
 
 /// The JSON (JCS) text of a manifest.
