@@ -12,7 +12,7 @@
 //! - `audit` (and fsck) replay the log through the rules and name the events that break them,
 //!   even when every event is correctly chained.
 
-use artifact_core::digest::{AnyDigest, BlobInfo, PackageId};
+use artifact_core::digest::{AnyDigest, Blake3, BlobInfo, PackageId};
 use artifact_core::event::types;
 use artifact_core::maintenance::GcOptions;
 use artifact_core::raw_sql;
@@ -55,6 +55,16 @@ async fn edit_views(pool: &AnyPool, package: &PackageId, statements: &[&str]) {
     }
 }
 
+/// Whether the catalog still records `blob` (no `v1.blob.deleted`).
+async fn blob_recorded(store: &ArtifactStore, blob: Blake3) -> bool {
+    store
+        .blob(&AnyDigest::Blake3(blob))
+        .await
+        .unwrap()
+        .is_some()
+}
+
+/// Whether the blob store still holds `content`'s bytes.
 async fn bytes_present(store: &ArtifactStore, content: &[u8]) -> bool {
     store
         .blob_store()
@@ -289,14 +299,7 @@ async fn edited_views_never_let_gc_delete_referenced_bytes(backend: Backend) {
         .unwrap();
     assert_eq!(bytes, b"referenced bytes");
     assert!(fixture.store.fsck().await.unwrap().ok());
-    assert!(
-        fixture
-            .store
-            .blob(&AnyDigest::Blake3(blob))
-            .await
-            .unwrap()
-            .is_some()
-    );
+    assert!(blob_recorded(&fixture.store, blob).await);
 }
 
 async fn extensions_are_checked_against_the_log_not_an_edited_view(backend: Backend) {

@@ -278,9 +278,7 @@ async fn create_token(
         .store()
         .mint_token(&actor, &principal, &roles, expires_at, &secret)
         .await?;
-    let mut response = result_response(&TokenMintedResult::from(&minted))?;
-    *response.status_mut() = StatusCode::CREATED;
-    Ok(response)
+    crate::packages::created_response(&TokenMintedResult::from(&minted))
 }
 
 /// `GET /admin/tokens` (admin) → `[{token_id, principal, roles, created_at, expires_at,

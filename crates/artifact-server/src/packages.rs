@@ -49,6 +49,13 @@ pub(crate) fn result_response<T: artifact_core::results::Dto>(dto: &T) -> ApiRes
     Ok(json_response(&artifact_core::results::encode(dto)?))
 }
 
+/// A 201 JSON response of a result type: what an accepted change answers.
+pub(crate) fn created_response<T: artifact_core::results::Dto>(dto: &T) -> ApiResult<Response> {
+    let mut response = result_response(dto)?;
+    *response.status_mut() = StatusCode::CREATED;
+    Ok(response)
+}
+
 /// A canonical CBOR response body.
 pub(crate) fn cbor_response(bytes: Vec<u8>) -> Response {
     (

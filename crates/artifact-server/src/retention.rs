@@ -8,7 +8,7 @@ use artifact_core::event::Event;
 use artifact_core::time::Timestamp;
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::{get, post};
 use serde::Deserialize;
@@ -17,7 +17,9 @@ use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, NoQuery, Path, Query};
-use crate::packages::{cbor_response, json_response, package_ref, result_response, wants_cbor};
+use crate::packages::{
+    cbor_response, created_response, json_response, package_ref, result_response, wants_cbor,
+};
 use artifact_core::results::{ExplainResult, RetentionStatusResult};
 
 pub(crate) fn router() -> Router<AppState> {
@@ -60,6 +62,11 @@ pub(crate) fn text_member(
         Some(_) => Err(ApiError::bad_request(format!("`{key}` must be a string"))),
         None => Err(ApiError::bad_request(format!("`{key}` is required"))),
     }
+}
+
+/// The `reason` of a `{reason}` body (non-blank is the store's check).
+fn reason_only(body: &[u8]) -> ApiResult<String> {
+    text_member(&body_map(body)?, "reason", &["reason"])
 }
 
 fn parse_time(text: &str, what: &str) -> ApiResult<Timestamp> {
@@ -123,12 +130,6 @@ async fn explain(
     result_response(&ExplainResult::from(&explanation))
 }
 
-fn created(value: &Value) -> Response {
-    let mut response = json_response(value);
-    *response.status_mut() = StatusCode::CREATED;
-    response
-}
-
 /// `POST /packages/{pkg}/retention/extensions` `{new_expires_at, reason}` → 201 new state.
 async fn extend(
     State(state): State<AppState>,
@@ -150,9 +151,7 @@ async fn extend(
         .store()
         .extend(&actor, &package, until, &reason)
         .await?;
-    let mut response = result_response(&RetentionStatusResult::from(&status))?;
-    *response.status_mut() = StatusCode::CREATED;
-    Ok(response)
+    created_response(&RetentionStatusResult::from(&status))
 }
 
 /// `POST /packages/{pkg}/retention/holds` `{reason}` → 201 `{hold_id}`.
@@ -165,12 +164,9 @@ async fn hold(
 ) -> ApiResult<Response> {
     let actor = caller.require(Role::RetentionAdmin)?.to_owned();
     let package = package_ref(&pkg)?;
-    let map = body_map(&body)?;
-    let reason = text_member(&map, "reason", &["reason"])?;
+    let reason = reason_only(&body)?;
     let hold_id = state.store().hold(&actor, &package, &reason).await?;
-    Ok(created(&artifact_core::results::encode(
-        &artifact_core::results::HoldAppliedResult { hold_id },
-    )?))
+    created_response(&artifact_core::results::HoldAppliedResult { hold_id })
 }
 
 /// `POST /packages/{pkg}/retention/holds/{hold_id}/release` `{reason}` → 201 new state.
@@ -183,15 +179,12 @@ async fn release(
 ) -> ApiResult<Response> {
     let actor = caller.require(Role::RetentionAdmin)?.to_owned();
     let package = package_ref(&pkg)?;
-    let map = body_map(&body)?;
-    let reason = text_member(&map, "reason", &["reason"])?;
+    let reason = reason_only(&body)?;
     let status = state
         .store()
         .release(&actor, &package, &hold_id, &reason)
         .await?;
-    let mut response = result_response(&RetentionStatusResult::from(&status))?;
-    *response.status_mut() = StatusCode::CREATED;
-    Ok(response)
+    created_response(&RetentionStatusResult::from(&status))
 }
 
 /// `POST /retention/sweep?as_of=` (retention-admin) → `{as_of, newly_eligible, package_ids,
