@@ -62,40 +62,37 @@ impl ArtifactStore {
         until: Timestamp,
         reason: &str,
     ) -> Result<RetentionStatus> {
-        validate_reason(reason)?;
-        let mut tx = self.catalog.write().await?;
-        let state = self.locked_state(&mut tx, package).await?;
-        state.check_extend(until, reason)?;
-        let current = state
-            .current_expires_at
-            .ok_or_else(|| Error::invalid("a permanent package cannot be extended"))?;
-        let data = RetentionExtended {
-            previous_expires_at: current,
-            new_expires_at: until,
-            reason: reason.to_owned(),
-            extra: Extra::new(),
-        };
-        tx.append(Some(state.package_id), actor, self.clock.now(), data)
+        let (status, ()) = self
+            .change_retention(actor, package, reason, |state, _| {
+                state.check_extend(until, reason)?;
+                let current = state
+                    .current_expires_at
+                    .ok_or_else(|| Error::invalid("a permanent package cannot be extended"))?;
+                let data = RetentionExtended {
+                    previous_expires_at: current,
+                    new_expires_at: until,
+                    reason: reason.to_owned(),
+                    extra: Extra::new(),
+                };
+                Ok((data.into(), ()))
+            })
             .await?;
-        let updated = Self::status_in(&mut tx, &state.package_id).await?;
-        tx.commit().await?;
-        Ok(updated)
+        Ok(status)
     }
 
     /// Applies a hold; returns its id.
     pub async fn hold(&self, actor: &str, package: &PackageRef, reason: &str) -> Result<String> {
-        validate_reason(reason)?;
-        let mut tx = self.catalog.write().await?;
-        let state = self.locked_state(&mut tx, package).await?;
-        let hold_id = format!("hold-{}", tx.head().seq + 1);
-        let data = RetentionHoldApplied {
-            hold_id: hold_id.clone(),
-            reason: reason.to_owned(),
-            extra: Extra::new(),
-        };
-        tx.append(Some(state.package_id), actor, self.clock.now(), data)
+        let (_, hold_id) = self
+            .change_retention(actor, package, reason, |_, seq| {
+                let hold_id = format!("hold-{seq}");
+                let data = RetentionHoldApplied {
+                    hold_id: hold_id.clone(),
+                    reason: reason.to_owned(),
+                    extra: Extra::new(),
+                };
+                Ok((data.into(), hold_id))
+            })
             .await?;
-        tx.commit().await?;
         Ok(hold_id)
     }
 
@@ -107,20 +104,40 @@ impl ArtifactStore {
         hold_id: &str,
         reason: &str,
     ) -> Result<RetentionStatus> {
+        let (status, ()) = self
+            .change_retention(actor, package, reason, |state, _| {
+                state.check_release(hold_id, reason)?;
+                let data = RetentionHoldReleased {
+                    hold_id: hold_id.to_owned(),
+                    reason: reason.to_owned(),
+                    extra: Extra::new(),
+                };
+                Ok((data.into(), ()))
+            })
+            .await?;
+        Ok(status)
+    }
+
+    /// One retention change of `package` by `actor`, in one write transaction: `reason` is
+    /// checked, the package's state is folded from the log and locked, and `change` (given that
+    /// state and the seq the event will get) checks the request against it and builds the
+    /// event. Returns the retention state after the event, and what `change` kept.
+    async fn change_retention<T>(
+        &self,
+        actor: &str,
+        package: &PackageRef,
+        reason: &str,
+        change: impl FnOnce(&RetentionState, u64) -> Result<(crate::event::EventData, T)>,
+    ) -> Result<(RetentionStatus, T)> {
         validate_reason(reason)?;
         let mut tx = self.catalog.write().await?;
         let state = self.locked_state(&mut tx, package).await?;
-        state.check_release(hold_id, reason)?;
-        let data = RetentionHoldReleased {
-            hold_id: hold_id.to_owned(),
-            reason: reason.to_owned(),
-            extra: Extra::new(),
-        };
+        let (data, kept) = change(&state, tx.head().seq + 1)?;
         tx.append(Some(state.package_id), actor, self.clock.now(), data)
             .await?;
         let updated = Self::status_in(&mut tx, &state.package_id).await?;
         tx.commit().await?;
-        Ok(updated)
+        Ok((updated, kept))
     }
 
     /// Every event of a package, in seq order (its full history, retention included).
