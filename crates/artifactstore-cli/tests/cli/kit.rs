@@ -17,6 +17,8 @@ pub struct Store {
     events_after: u64,
     /// `ARTIFACTSTORE_ACTOR` of every command.
     actor: &'static str,
+    /// More environment of every command (e.g. S3 credentials).
+    env: Vec<(String, String)>,
 }
 
 impl Store {
@@ -39,6 +41,7 @@ impl Store {
             recorded: BTreeMap::new(),
             events_after: 0,
             actor,
+            env: Vec::new(),
         };
         store.ok(&["init"]);
         store
@@ -53,6 +56,12 @@ impl Store {
             .open(self.data_dir.join("config.toml"))
             .unwrap();
         write!(file, "\n{toml}").unwrap();
+    }
+
+    /// Sets `key` to `value` in the environment of every later command.
+    pub fn with_env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_owned(), value.to_owned()));
+        self
     }
 
     /// A scratch directory next to the store.
@@ -72,7 +81,12 @@ impl Store {
             .env_remove("ARTIFACTSTORE_TOKEN")
             .env_remove("ARTIFACTSTORE_DATABASE_URL")
             .env_remove("ARTIFACTSTORE_LOG")
-            .env("ARTIFACTSTORE_ACTOR", self.actor);
+            .env_remove("AWS_PROFILE")
+            .env_remove("AWS_SESSION_TOKEN")
+            .env_remove("AWS_ENDPOINT")
+            .env_remove("AWS_ENDPOINT_URL")
+            .env("ARTIFACTSTORE_ACTOR", self.actor)
+            .envs(self.env.iter().map(|(k, v)| (k, v)));
         command
     }
 

@@ -2,8 +2,6 @@
 //! prove|consistency|verify --checkpoint|verify-receipt`, end to end on an embedded store,
 //! including a consistently rewritten chain and a receipt checked after the store is gone.
 
-use std::process::{Command, Output};
-
 use serde_json::Value as Json;
 
 use crate::kit::Store;
@@ -25,6 +23,17 @@ fn publishing(more: &str) -> (Store, std::path::PathBuf) {
     ));
     push(&cli, "a", "1");
     (cli, published)
+}
+
+/// Signing the rewritten log is refused: it no longer extends the checkpoint of `size`.
+fn assert_fork_refused(cli: &Store, size: impl std::fmt::Display) {
+    let stderr = cli.refused(&["audit", "checkpoint"]);
+    assert!(
+        stderr.contains(&format!(
+            "no longer extends the checkpoint of tree size {size}"
+        )),
+        "{stderr}"
+    );
 }
 
 /// Drops the guard triggers, changes the actor of `target` and recomputes every later
@@ -328,15 +337,7 @@ fn a_checkpoint_published_to_a_directory_detects_a_rewrite() {
     // Traffic goes on: signing the rewritten log is refused, because it no longer extends the
     // published checkpoint (a new checkpoint would otherwise launder the rewrite).
     push(&cli, "b", "1");
-    let output = cli.run(&["audit", "checkpoint"]);
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stderr.contains(&format!(
-            "no longer extends the checkpoint of tree size {size}"
-        )),
-        "{stderr}"
-    );
+    assert_fork_refused(&cli, size);
     assert_eq!(
         std::fs::read_dir(&published).unwrap().count(),
         1,
@@ -493,37 +494,13 @@ fn checkpoints_published_to_a_locked_bucket_detect_a_rewrite() {
     let signed = anchors.signed_client().unwrap();
     runtime.block_on(signed.create_bucket(true)).unwrap();
 
-    let cli = Store::with_actor("ci-bot");
-    let config = cli.data_dir.join("config.toml");
-    let mut text = std::fs::read_to_string(&config).unwrap();
-    text.push_str(&format!(
-        "\n[log.publish_s3]\nbucket = \"anchors\"\nprefix = \"cli\"\nendpoint = {:?}\nregion = {:?}\nallow_http = true\n",
+    let cli = Store::with_actor("ci-bot")
+        .with_env("AWS_ACCESS_KEY_ID", &target.access_key_id)
+        .with_env("AWS_SECRET_ACCESS_KEY", &target.secret_access_key);
+    cli.configure(&format!(
+        "[log.publish_s3]\nbucket = \"anchors\"\nprefix = \"cli\"\nendpoint = {:?}\nregion = {:?}\nallow_http = true\n",
         target.endpoint, target.region
     ));
-    std::fs::write(&config, text).unwrap();
-    let run = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_artifactstore"))
-            .arg("--data-dir")
-            .arg(&cli.data_dir)
-            .args(args)
-            .env_remove("ARTIFACTSTORE_CONFIG")
-            .env_remove("AWS_PROFILE")
-            .env_remove("AWS_SESSION_TOKEN")
-            .env_remove("AWS_ENDPOINT")
-            .env("AWS_ACCESS_KEY_ID", &target.access_key_id)
-            .env("AWS_SECRET_ACCESS_KEY", &target.secret_access_key)
-            .env("ARTIFACTSTORE_ACTOR", "ci-bot")
-            .output()
-            .unwrap()
-    };
-    let stdout = |output: Output, args: &[&str]| {
-        assert!(
-            output.status.success(),
-            "artifactstore {args:?} failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8(output.stdout).unwrap()
-    };
     let src = cli.write("f.txt", "anchored");
     let args = [
         "push",
@@ -533,12 +510,8 @@ fn checkpoints_published_to_a_locked_bucket_detect_a_rewrite() {
         "--version",
         "1",
     ];
-    stdout(run(&args), &args);
-    let checkpoint: Json = serde_json::from_str(&stdout(
-        run(&["--json", "audit", "checkpoint"]),
-        &["checkpoint"],
-    ))
-    .unwrap();
+    cli.ok(&args);
+    let checkpoint = cli.json(&["audit", "checkpoint"]);
     let size = checkpoint["tree_size"].as_u64().unwrap();
     let key = format!("cli/checkpoints/{size}.checkpoint");
     let published = runtime
@@ -551,7 +524,7 @@ fn checkpoints_published_to_a_locked_bucket_detect_a_rewrite() {
         .unwrap()
         .expect("locked");
     assert_eq!(mode, artifact_store_s3::signed::LockMode::Compliance);
-    let ok = stdout(run(&["audit", "verify", "--published"]), &["verify"]);
+    let ok = cli.ok_text(&["audit", "verify", "--published"]);
     assert!(
         ok.contains(&format!(
             "tree size {size} published to s3://anchors/cli/checkpoints"
@@ -563,7 +536,7 @@ fn checkpoints_published_to_a_locked_bucket_detect_a_rewrite() {
     wipe_checkpoints(&cli);
     cli.ok_text(&["admin", "rebuild-views"]);
     assert_eq!(cli.json(&["audit", "verify"])["ok"], Json::Bool(true));
-    let output = run(&["--json", "audit", "verify", "--published"]);
+    let output = cli.run(&["--json", "audit", "verify", "--published"]);
     assert_eq!(output.status.code(), Some(1));
     let report: Json = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(report["ok"], Json::Bool(false), "{report}");
@@ -573,15 +546,7 @@ fn checkpoints_published_to_a_locked_bucket_detect_a_rewrite() {
         "{report}"
     );
     // Re-signing the rewritten log is refused: it no longer extends the published checkpoint.
-    let output = run(&["audit", "checkpoint"]);
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stderr.contains(&format!(
-            "no longer extends the checkpoint of tree size {size}"
-        )),
-        "{stderr}"
-    );
+    assert_fork_refused(&cli, size);
     assert_eq!(
         runtime.block_on(signed.get(&key)).unwrap().expect("kept"),
         published
