@@ -245,6 +245,14 @@ impl Model {
         }
     }
 
+    /// The packages a sweep now must mark.
+    fn due_packages(&self) -> BTreeSet<PackageId> {
+        (0..self.packages.len())
+            .filter(|&i| self.due(i))
+            .map(|i| self.packages[i].package_id)
+            .collect()
+    }
+
     fn due(&self, package: usize) -> bool {
         let model = &self.packages[package];
         !model.eligible
@@ -252,6 +260,15 @@ impl Model {
             && self.active_holds(package).is_empty()
             && model.expires_at.is_some_and(|t| t <= self.now)
     }
+}
+
+/// A sweep on the store's clock by `sweeper`; an error fails the case.
+async fn sweep(fixture: &Fixture) -> Result<artifact_core::SweepReport, TestCaseError> {
+    fixture
+        .store
+        .sweep("sweeper", None)
+        .await
+        .map_err(|e| TestCaseError::fail(format!("sweep: {e}")))
 }
 
 fn is_blank(reason: &str) -> bool {
@@ -504,15 +521,8 @@ async fn run_op(fixture: &mut Fixture, model: &mut Model, op: &Op) -> Result<(),
             }
         }
         Op::Sweep => {
-            let due: BTreeSet<PackageId> = (0..model.packages.len())
-                .filter(|&i| model.due(i))
-                .map(|i| model.packages[i].package_id)
-                .collect();
-            let report = fixture
-                .store
-                .sweep("sweeper", None)
-                .await
-                .map_err(|e| TestCaseError::fail(format!("sweep: {e}")))?;
+            let due = model.due_packages();
+            let report = sweep(fixture).await?;
             let head_after = head_seq(&fixture.store).await;
             prop_assert_eq!(report.as_of, model.now);
             let marked: BTreeSet<PackageId> = report.newly_eligible.iter().copied().collect();
@@ -578,15 +588,8 @@ async fn run_op(fixture: &mut Fixture, model: &mut Model, op: &Op) -> Result<(),
                     .map_err(|e| TestCaseError::fail(format!("{sql}: {e}")))?;
             }
             raw.close().await;
-            let due: BTreeSet<PackageId> = (0..model.packages.len())
-                .filter(|&i| model.due(i))
-                .map(|i| model.packages[i].package_id)
-                .collect();
-            let report = fixture
-                .store
-                .sweep("sweeper", None)
-                .await
-                .map_err(|e| TestCaseError::fail(format!("sweep: {e}")))?;
+            let due = model.due_packages();
+            let report = sweep(fixture).await?;
             for marked in &report.newly_eligible {
                 prop_assert!(
                     due.contains(marked),
