@@ -292,11 +292,7 @@ async fn silent_and_slow_header_connections_are_closed() {
     assert_eq!(read_until_closed(&mut idle).await, b"");
 
     // The server itself is fine.
-    let health = server
-        .request(Method::GET, "/healthz", ANONYMOUS)
-        .send()
-        .await
-        .unwrap();
+    let health = server.get("/healthz", ANONYMOUS).await;
     assert_eq!(health.status(), 200);
     server.stop().await;
 }
@@ -482,10 +478,8 @@ async fn a_new_request_takes_over_a_session_from_a_stalled_patch() {
         .unwrap();
     assert_eq!(json_of(finished, 201).await["size"], content.len() as u64);
     let fetched = server
-        .request(Method::GET, &format!("/blobs/{}", info.blake3), READER)
-        .send()
+        .get(&format!("/blobs/{}", info.blake3), READER)
         .await
-        .unwrap()
         .bytes()
         .await
         .unwrap();

@@ -14,15 +14,7 @@ use crate::support::{
 };
 
 async fn get_json(server: &Running, path: &str) -> serde_json::Value {
-    json_of(
-        server
-            .request(Method::GET, path, READER)
-            .send()
-            .await
-            .unwrap(),
-        200,
-    )
-    .await
+    json_of(server.get(path, READER).await, 200).await
 }
 
 async fn post_json(server: &Running, path: &str, body: serde_json::Value) -> reqwest::Response {
@@ -171,10 +163,8 @@ async fn pilot_scenario_over_http() {
 
     // --- the history, in order, as JCS and as canonical CBOR (the same values).
     let history = server
-        .request(Method::GET, &format!("{pkg}/retention/history"), READER)
-        .send()
-        .await
-        .unwrap();
+        .get(&format!("{pkg}/retention/history"), READER)
+        .await;
     let history_text = history.text().await.unwrap();
     let history: serde_json::Value = serde_json::from_str(&history_text).unwrap();
     let history = history.as_array().unwrap().clone();
@@ -275,14 +265,8 @@ async fn pilot_scenario_over_http() {
     assert_eq!(events_head["hash"], audit["head_hash"]);
     // Bytes are never deleted by retention.
     let trace_back = server
-        .request(
-            Method::GET,
-            &format!("/blobs/{}", BlobInfo::of(&trace).blake3),
-            READER,
-        )
-        .send()
-        .await
-        .unwrap();
+        .get(&format!("/blobs/{}", BlobInfo::of(&trace).blake3), READER)
+        .await;
     assert_eq!(trace_back.bytes().await.unwrap(), trace.as_slice());
     server.stop().await;
 }

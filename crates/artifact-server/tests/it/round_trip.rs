@@ -116,11 +116,7 @@ async fn push_and_pull_round_trip_over_a_real_socket() {
 
     // Blobs download by either digest; HEAD reports both digests and the size.
     for digest in [trace_info.blake3.to_string(), trace_info.sha256.to_string()] {
-        let response = server
-            .request(Method::GET, &format!("/blobs/{digest}"), READER)
-            .send()
-            .await
-            .unwrap();
+        let response = server.get(&format!("/blobs/{digest}"), READER).await;
         assert_eq!(response.status(), 200);
         assert_eq!(response.bytes().await.unwrap(), trace.as_slice());
         let head = server
@@ -190,23 +186,16 @@ async fn push_and_pull_round_trip_over_a_real_socket() {
 
     // --- files: full, ranged (206 + Content-Range), suffix, open-ended, unsatisfiable (416).
     let file_url = format!("/packages/{package_id}/files/traces/run.bin");
-    let full = server
-        .request(Method::GET, &file_url, READER)
-        .send()
-        .await
-        .unwrap();
+    let full = server.get(&file_url, READER).await;
     assert_eq!(full.status(), 200);
     assert_eq!(full.headers()["accept-ranges"], "bytes");
     assert_eq!(full.bytes().await.unwrap(), trace.as_slice());
     let html = server
-        .request(
-            Method::GET,
+        .get(
             &format!("/packages/{package_id}/files/report/index.html"),
             READER,
         )
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(html.headers()["content-type"], "text/html");
     assert_eq!(html.bytes().await.unwrap(), index.as_slice());
     let ranges: [(&str, usize, usize); 4] = [
@@ -274,14 +263,8 @@ async fn push_and_pull_round_trip_over_a_real_socket() {
     // --- manifest as JCS (equal to the manifest's projection) and as canonical CBOR whose
     // BLAKE3 is the package id.
     let jcs = server
-        .request(
-            Method::GET,
-            &format!("/packages/{package_id}/manifest"),
-            READER,
-        )
-        .send()
-        .await
-        .unwrap();
+        .get(&format!("/packages/{package_id}/manifest"), READER)
+        .await;
     assert!(
         jcs.headers()["content-type"]
             .to_str()
@@ -309,21 +292,15 @@ async fn push_and_pull_round_trip_over_a_real_socket() {
 
     // --- lookup by NAME@VERSION: package, manifest, files.
     let by_name = server
-        .request(Method::GET, "/packages/guide-board@2026.11.23-1", READER)
-        .send()
-        .await
-        .unwrap();
+        .get("/packages/guide-board@2026.11.23-1", READER)
+        .await;
     let by_name = json_of(by_name, 200).await;
     assert_eq!(by_name["package_id"], package_id.to_string());
     assert_eq!(by_name["name"], "guide-board");
     assert_eq!(by_name["version"], "2026.11.23-1");
     assert_eq!(by_name["labels"]["git.commit"], "4e1f0c2");
     assert_eq!(by_name["file_count"], 3);
-    let by_id = server
-        .request(Method::GET, &format!("/packages/{package_id}"), READER)
-        .send()
-        .await
-        .unwrap();
+    let by_id = server.get(&format!("/packages/{package_id}"), READER).await;
     assert_eq!(json_of(by_id, 200).await, by_name);
     let cbor_by_name = server
         .request(
@@ -337,24 +314,15 @@ async fn push_and_pull_round_trip_over_a_real_socket() {
         .unwrap();
     assert_eq!(cbor_by_name.bytes().await.unwrap(), cbor);
     let summary_by_name = server
-        .request(
-            Method::GET,
+        .get(
             "/packages/guide-board@2026.11.23-1/files/summary.txt",
             READER,
         )
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(summary_by_name.bytes().await.unwrap(), summary.as_slice());
     let missing_file = server
-        .request(
-            Method::GET,
-            "/packages/guide-board@2026.11.23-1/files/nope.txt",
-            READER,
-        )
-        .send()
-        .await
-        .unwrap();
+        .get("/packages/guide-board@2026.11.23-1/files/nope.txt", READER)
+        .await;
     problem_of(missing_file, 404).await;
 
     server.stop().await;
@@ -389,15 +357,7 @@ async fn list_filters_and_pages_with_a_cursor() {
             Some(c) => format!("/packages?limit=3&cursor={c}"),
             None => "/packages?limit=3".to_owned(),
         };
-        let page = json_of(
-            server
-                .request(Method::GET, &path, READER)
-                .send()
-                .await
-                .unwrap(),
-            200,
-        )
-        .await;
+        let page = json_of(server.get(&path, READER).await, 200).await;
         pages += 1;
         let items = page["packages"].as_array().unwrap();
         assert!(items.len() <= 3);

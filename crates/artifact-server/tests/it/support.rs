@@ -456,6 +456,14 @@ impl Running {
         }
     }
 
+    /// `GET path` as `caller`, answered.
+    pub async fn get(&self, path: &str, caller: Caller) -> reqwest::Response {
+        self.request(Method::GET, path, caller)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path} is answered: {e}"))
+    }
+
     /// `POST /packages` of `manifest` as JSON by the writer.
     pub async fn post_package(&self, manifest: &Manifest) -> reqwest::Response {
         self.request(Method::POST, "/packages", WRITER)

@@ -167,11 +167,7 @@ async fn an_interrupted_patch_resumes_from_the_offset_the_server_reports() {
     assert_eq!(finished["blake3"], info.blake3.to_string());
     assert_eq!(finished["sha256"], info.sha256.to_string());
     assert_eq!(finished["size"], TOTAL as u64);
-    let stored = server
-        .request(Method::GET, &format!("/blobs/{}", info.sha256), READER)
-        .send()
-        .await
-        .unwrap();
+    let stored = server.get(&format!("/blobs/{}", info.sha256), READER).await;
     assert_eq!(stored.bytes().await.unwrap(), content.as_slice());
     assert!(!part.exists(), "the session file is gone once finished");
     server.stop().await;
@@ -308,11 +304,7 @@ async fn digest_mismatch_is_400_and_stores_nothing() {
 
     // Nothing stored: not under the real digest (either form), not on disk, no event.
     for digest in [real.blake3.to_string(), real.sha256.to_string()] {
-        let response = server
-            .request(Method::GET, &format!("/blobs/{digest}"), READER)
-            .send()
-            .await
-            .unwrap();
+        let response = server.get(&format!("/blobs/{digest}"), READER).await;
         problem_of(response, 404).await;
     }
     assert!(
