@@ -71,21 +71,10 @@ impl Store {
 
     /// The binary on this store's data dir with `args`, the environment cleared of settings.
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_artifactstore"));
+        let mut command = clean_command(&self.data_dir, self.actor);
         command
-            .arg("--data-dir")
-            .arg(&self.data_dir)
             .args(args)
             .env_remove("ARTIFACTSTORE_CONFIG")
-            .env_remove("ARTIFACTSTORE_SERVER")
-            .env_remove("ARTIFACTSTORE_TOKEN")
-            .env_remove("ARTIFACTSTORE_DATABASE_URL")
-            .env_remove("ARTIFACTSTORE_LOG")
-            .env_remove("AWS_PROFILE")
-            .env_remove("AWS_SESSION_TOKEN")
-            .env_remove("AWS_ENDPOINT")
-            .env_remove("AWS_ENDPOINT_URL")
-            .env("ARTIFACTSTORE_ACTOR", self.actor)
             .envs(self.env.iter().map(|(k, v)| (k, v)));
         command
     }
@@ -426,6 +415,25 @@ impl Store {
     pub fn server_log(&self) -> String {
         std::fs::read_to_string(self.work().join("server.log")).unwrap_or_default()
     }
+}
+
+/// The binary on `data_dir` as `actor`, its environment cleared of every setting a developer's
+/// shell may carry (server, token, database, log filter, AWS profile and endpoint).
+pub fn clean_command(data_dir: &Path, actor: &str) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_artifactstore"));
+    command
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env_remove("ARTIFACTSTORE_SERVER")
+        .env_remove("ARTIFACTSTORE_TOKEN")
+        .env_remove("ARTIFACTSTORE_DATABASE_URL")
+        .env_remove("ARTIFACTSTORE_LOG")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_SESSION_TOKEN")
+        .env_remove("AWS_ENDPOINT")
+        .env_remove("AWS_ENDPOINT_URL")
+        .env("ARTIFACTSTORE_ACTOR", actor);
+    command
 }
 
 /// The stdout of a command that must have succeeded.

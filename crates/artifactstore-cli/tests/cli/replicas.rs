@@ -61,19 +61,13 @@ fn mint_admin_token(database_url: &str, config: &Path, data_dir: &Path) -> Strin
 }
 
 fn command(database_url: &str, config: &Path, data_dir: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_artifactstore"));
+    let mut command = crate::kit::clean_command(data_dir, "replica-operator");
     command
-        .arg("--data-dir")
-        .arg(data_dir)
         .arg("--config")
         .arg(config)
         .arg("--database-url")
         .arg(database_url)
-        .env_remove("ARTIFACTSTORE_CONFIG")
-        .env_remove("ARTIFACTSTORE_SERVER")
-        .env_remove("ARTIFACTSTORE_TOKEN")
-        .env_remove("ARTIFACTSTORE_DATABASE_URL")
-        .env_remove("ARTIFACTSTORE_LOG");
+        .env_remove("ARTIFACTSTORE_CONFIG");
     command
 }
 

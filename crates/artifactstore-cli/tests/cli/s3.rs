@@ -16,7 +16,8 @@ use artifact_store_s3::S3BlobStore;
 use serde_json::Value as Json;
 
 use crate::kit::{
-    Server, ok, parse_json, pilot_retention, push_args, sample_tree_seeded, token_args, token_of,
+    Server, clean_command, ok, parse_json, pilot_retention, push_args, sample_tree_seeded,
+    token_args, token_of,
 };
 use crate::seaweed::{self, S3Target, TestS3};
 
@@ -77,23 +78,12 @@ impl S3Cli {
     /// The binary on this store: config from the temp dir, S3 credentials from the
     /// environment (the usual AWS chain), 5 MiB parts so the 5 MiB + 17 file is multipart.
     fn command(&self) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_artifactstore"));
+        let mut command = clean_command(&self.data_dir(), "ci-bot");
         command
-            .arg("--data-dir")
-            .arg(self.data_dir())
             .env("ARTIFACTSTORE_CONFIG", self.work().join("config.toml"))
-            .env_remove("ARTIFACTSTORE_SERVER")
-            .env_remove("ARTIFACTSTORE_TOKEN")
-            .env_remove("ARTIFACTSTORE_DATABASE_URL")
-            .env_remove("ARTIFACTSTORE_LOG")
-            .env_remove("AWS_PROFILE")
-            .env_remove("AWS_SESSION_TOKEN")
-            .env_remove("AWS_ENDPOINT")
-            .env_remove("AWS_ENDPOINT_URL")
             .env("AWS_ACCESS_KEY_ID", &self.target.access_key_id)
             .env("AWS_SECRET_ACCESS_KEY", &self.target.secret_access_key)
-            .env("ARTIFACTSTORE_S3_PART_SIZE_MIB", "5")
-            .env("ARTIFACTSTORE_ACTOR", "ci-bot");
+            .env("ARTIFACTSTORE_S3_PART_SIZE_MIB", "5");
         command
     }
 
