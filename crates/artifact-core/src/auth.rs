@@ -86,6 +86,10 @@ impl Principal {
     }
 }
 
+/// What [`validate_principal`] accepts, as an ECMA-262 regular expression: 1-128 of
+/// `A-Z a-z 0-9 . _ - @ :` (minting also refuses the reserved `system:` prefix).
+pub const PRINCIPAL_PATTERN: &str = "^[A-Za-z0-9._@:-]{1,128}$";
+
 /// Checks a principal name: 1–128 characters of `A-Z a-z 0-9 . _ - @ :`.
 pub fn validate_principal(name: &str) -> Result<()> {
     let ok = !name.is_empty()

@@ -166,6 +166,12 @@ impl fmt::Display for AnyDigest {
     }
 }
 
+/// What an [`AnyDigest`] parses from, as an ECMA-262 regular expression: the algorithm and 64
+/// lowercase hex digits.
+pub const DIGEST_PATTERN: &str = "^(blake3|sha256):[0-9a-f]{64}$";
+/// What a [`Blake3`] digest (a package id) parses from.
+pub const BLAKE3_PATTERN: &str = "^blake3:[0-9a-f]{64}$";
+
 impl FromStr for AnyDigest {
     type Err = DigestParseError;
 

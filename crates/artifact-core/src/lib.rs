@@ -72,6 +72,6 @@ pub mod tlog;
 
 pub use error::{Error, Result};
 pub use store::{
-    ArtifactStore, AuditReport, CreatedPackage, LiveFile, MintedToken, PackageRef, StoreOptions,
-    SweepReport, TokenCheck,
+    ArtifactStore, AuditReport, CreatedPackage, LiveFile, MintedToken, PACKAGE_REF_PATTERN,
+    PackageRef, StoreOptions, SweepReport, TokenCheck,
 };

@@ -78,6 +78,35 @@ impl FileEntry {
     }
 }
 
+/// The text of [`NAME_PATTERN`] without anchors (shared with package references).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __name_re {
+    () => {
+        "[A-Za-z0-9][A-Za-z0-9._-]{0,127}"
+    };
+}
+
+/// The text of [`VERSION_PATTERN`] without anchors (shared with package references).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __version_re {
+    () => {
+        "[A-Za-z0-9][A-Za-z0-9._+-]{0,127}"
+    };
+}
+
+/// What [`validate_name`] accepts, as an ECMA-262 regular expression (the OpenAPI document's
+/// `pattern`): 1-128 of `A-Z a-z 0-9 . _ -`, starting with a letter or digit.
+pub const NAME_PATTERN: &str = concat!("^", crate::__name_re!(), "$");
+/// What [`validate_version`] accepts: 1-128 of `A-Z a-z 0-9 . _ - +`, starting with a letter
+/// or digit.
+pub const VERSION_PATTERN: &str = concat!("^", crate::__version_re!(), "$");
+/// What [`validate_class_name`] accepts: 1-64 of `a-z 0-9 -`, starting with a letter.
+pub const CLASS_PATTERN: &str = "^[a-z][a-z0-9-]{0,63}$";
+/// The longest file path [`validate_path`] accepts, in bytes.
+pub const MAX_PATH_BYTES: usize = 4096;
+
 fn charset_ok(text: &str, max: usize, extra: &[u8], first_alpha_only: bool) -> bool {
     let bytes = text.as_bytes();
     let Some(first) = bytes.first() else {
@@ -143,7 +172,7 @@ pub fn validate_path(path: &str) -> Result<()> {
     if path.is_empty() {
         return fail("is empty");
     }
-    if path.len() > 4096 {
+    if path.len() > MAX_PATH_BYTES {
         return fail("is longer than 4096 bytes");
     }
     if path.starts_with('/') {

@@ -79,6 +79,7 @@ pub fn decode<T: Dto>(value: &Value, route: &str) -> Result<T, DecodeError> {
 
 /// A candidate left alone because the log does not support what a view claimed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct RefusalResult {
     /// The package or blob concerned.
     pub subject: String,
@@ -101,6 +102,7 @@ fn refusals(items: &[Refusal]) -> Vec<RefusalResult> {
 
 /// `POST /retention/sweep`: what a sweep marked eligible.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct SweepResult {
     /// The instant swept for (RFC 3339).
     pub as_of: String,
@@ -129,6 +131,7 @@ impl From<&SweepReport> for SweepResult {
 
 /// `POST /admin/gc`: what a GC run did (or would do).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct GcResult {
     /// Whether this was a dry run.
     pub dry_run: bool,
@@ -163,6 +166,7 @@ impl From<&GcReport> for GcResult {
 
 /// One blob that failed its check.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct FailedBlobResult {
     /// The blob (BLAKE3 hex).
     pub blake3: String,
@@ -172,6 +176,7 @@ pub struct FailedBlobResult {
 
 /// `POST /admin/verify`: what a scrub found.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct VerifyResult {
     /// Blobs checked.
     pub checked: u64,
@@ -203,6 +208,7 @@ impl From<&VerifyReport> for VerifyResult {
 
 /// One fsck finding.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct FindingResult {
     /// A short kind (`missing-blob`, `chain`, …).
     pub kind: String,
@@ -214,6 +220,7 @@ pub struct FindingResult {
 
 /// `GET /admin/fsck`: what fsck found.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct FsckResult {
     /// Whether nothing is wrong.
     pub ok: bool,
@@ -252,6 +259,7 @@ impl From<&FsckReport> for FsckResult {
 
 /// One event that breaks a store rule.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ViolationResult {
     /// The event's seq.
     pub seq: u64,
@@ -263,6 +271,7 @@ pub struct ViolationResult {
 
 /// The verified head of an intact chain (present together, or not at all).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct AuditHeadResult {
     /// Last sequence number (0 for an empty log).
     pub head_seq: u64,
@@ -272,6 +281,7 @@ pub struct AuditHeadResult {
 
 /// Where and why the chain is broken.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ChainBreakResult {
     /// The first bad seq.
     pub first_bad_seq: u64,
@@ -282,6 +292,7 @@ pub struct ChainBreakResult {
 /// `GET /audit/verify`: `{ok, violations}`, plus `head_seq`/`head_hash` when the chain is
 /// intact and `first_bad_seq`/`reason` when it is not.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct AuditResult {
     /// Whether the chain is intact and no event breaks a rule.
     pub ok: bool,
@@ -326,6 +337,7 @@ impl From<&AuditReport> for AuditResult {
 /// `POST /admin/tokens` (201): the token just minted, as recorded, plus the token text
 /// (shown this once).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct TokenMintedResult {
     /// The bearer token (`ast_…`).
     pub token: String,
@@ -346,6 +358,7 @@ impl From<&MintedToken> for TokenMintedResult {
 
 /// One active hold of a package.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct HoldResult {
     /// Hold id.
     pub hold_id: String,
@@ -362,6 +375,7 @@ pub struct HoldResult {
 /// `GET /packages/{pkg}/retention` and the answers of extensions and releases: a package's
 /// retention state.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct RetentionStatusResult {
     /// The package.
     pub package_id: String,
@@ -414,6 +428,7 @@ impl From<&RetentionStatus> for RetentionStatusResult {
 
 /// One fact of an explanation.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ExplainLineResult {
     /// The event it comes from.
     pub seq: u64,
@@ -423,6 +438,7 @@ pub struct ExplainLineResult {
 
 /// `GET /packages/{pkg}/retention/explain`: why a package is retained, or eligible.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ExplainResult {
     /// The package.
     pub package_id: String,
@@ -463,6 +479,7 @@ impl From<&Explanation> for ExplainResult {
 
 /// `GET /packages/{pkg}`, `show`, `retention status`: a package with its retention state.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct PackageViewResult {
     /// Its retention state (the members of [`RetentionStatusResult`], at the top level).
     #[serde(flatten)]
@@ -512,6 +529,7 @@ impl PackageViewResult {
 
 /// `GET /packages`: one page of packages.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct PackagePageResult {
     /// The packages, in creation order.
     pub packages: Vec<PackageViewResult>,
@@ -521,6 +539,7 @@ pub struct PackagePageResult {
 
 /// `POST /packages`: the package created (or the identical one already stored).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct PackageCreatedResult {
     /// The package with its retention state.
     #[serde(flatten)]
@@ -534,6 +553,7 @@ pub struct PackageCreatedResult {
 /// `GET /admin/tokens` (an array of these) and the answer of a revocation: a token's record,
 /// never the token itself.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct TokenResult {
     /// Token id (`tok-<seq>`).
     pub token_id: String,
@@ -564,6 +584,7 @@ impl From<&TokenRecord> for TokenResult {
 
 /// The answer of a finished upload and of `blob put`: a recorded blob.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct BlobResult {
     /// `blake3:<hex>`.
     pub blake3: String,
@@ -594,6 +615,7 @@ impl From<&BlobRecord> for BlobResult {
 
 /// `POST /packages/{pkg}/retention/holds`: the hold applied.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct HoldAppliedResult {
     /// The new hold's id.
     pub hold_id: String,
@@ -601,6 +623,7 @@ pub struct HoldAppliedResult {
 
 /// `POST /admin/rebuild-views`: how many events the views were rebuilt from.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct RebuildViewsResult {
     /// Events replayed.
     pub events_replayed: u64,

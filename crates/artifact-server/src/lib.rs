@@ -26,6 +26,7 @@ mod extract;
 mod limits;
 mod log;
 mod metrics;
+pub mod openapi;
 mod ops;
 mod packages;
 mod retention;

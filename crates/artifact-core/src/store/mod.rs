@@ -112,6 +112,16 @@ pub enum PackageRef {
     },
 }
 
+/// What a [`PackageRef`] parses from, as an ECMA-262 regular expression: a package id
+/// (`blake3:` + 64 lowercase hex) or `NAME@VERSION`.
+pub const PACKAGE_REF_PATTERN: &str = concat!(
+    "^(blake3:[0-9a-f]{64}|",
+    crate::__name_re!(),
+    "@",
+    crate::__version_re!(),
+    ")$"
+);
+
 impl FromStr for PackageRef {
     type Err = Error;
 

@@ -11,6 +11,7 @@ use crate::event::Event;
 
 /// A self-contained inclusion receipt (the JSON of `artifactstore audit prove --json`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Receipt {
     /// The event's seq.

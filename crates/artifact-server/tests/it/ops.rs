@@ -487,14 +487,21 @@ async fn openapi_documents_exactly_the_routes_the_router_serves() {
             .is_some_and(|t| t.starts_with("application/json"))
     );
     assert_eq!(served.json(), openapi);
-    // Operations endpoints are documented without security; every other one with bearer.
+    // Operations endpoints are documented with no security requirement (an empty list); every
+    // other one with the bearer token and the role it needs.
     for (method, path) in documented.keys() {
         let operation = &openapi["paths"][path][method];
         let ops = ["/healthz", "/readyz", "/metrics", "/openapi.json"].contains(&path.as_str());
+        let expected = if ops {
+            serde_json::json!([])
+        } else {
+            serde_json::json!([{"bearer": []}])
+        };
+        assert_eq!(operation["security"], expected, "{method} {path}: security");
         assert_eq!(
-            operation.get("security").is_none(),
+            operation.get("x-required-role").is_none(),
             ops,
-            "{method} {path}: security"
+            "{method} {path}: role"
         );
     }
 }
