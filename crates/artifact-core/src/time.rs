@@ -118,6 +118,9 @@ impl FromStr for Timestamp {
     }
 }
 
+/// What [`Period::parse_duration_param`] accepts, as an ECMA-262 regular expression.
+pub const DURATION_PATTERN: &str = "^(0|[0-9]{1,5}(ms|s|m|h|d|w))$";
+
 /// How long a retention class keeps a package by default.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Period {
@@ -188,6 +191,24 @@ impl FromStr for Period {
 }
 
 impl Period {
+    /// A duration as a request parameter gives it: exactly `0`, or 1-5 digits and a fixed unit
+    /// (`ms`, `s`, `m`, `h`, `d`, `w`), nothing around it ([`DURATION_PATTERN`]); then as
+    /// [`Period::parse_duration`].
+    pub fn parse_duration_param(text: &str) -> Result<Self, TimeParseError> {
+        let digits = text.bytes().take_while(u8::is_ascii_digit).count();
+        let unit = &text[digits..];
+        let shaped = (text == "0")
+            || ((1..=5).contains(&digits) && ["ms", "s", "m", "h", "d", "w"].contains(&unit));
+        if !shaped {
+            return Err(TimeParseError(format!(
+                "`{}` is not a duration: use `0` or 1-5 digits with a unit (ms, s, m, h, d, w), \
+                 e.g. `90s` or `24h`",
+                text.escape_debug()
+            )));
+        }
+        Self::parse_duration(text)
+    }
+
     /// Parses a fixed duration given as an option (a GC grace, a busy timeout): `0`, or a whole
     /// number with a unit `ms`, `s`, `m`, `h`, `d`, `w` (`0s` included). Unlike a retention
     /// period, zero is valid, and `permanent` and calendar years (`y`) are not durations.

@@ -14,6 +14,7 @@
 use artifact_core::PACKAGE_REF_PATTERN;
 use artifact_core::auth::{PRINCIPAL_PATTERN, Role};
 use artifact_core::digest::{BLAKE3_PATTERN, DIGEST_PATTERN};
+use artifact_core::event::EVENT_TYPE_PATTERN;
 use artifact_core::manifest::{
     CLASS_PATTERN, MANIFEST_SCHEMA_V1, MAX_PATH_BYTES, NAME_PATTERN, VERSION_PATTERN,
 };
@@ -26,6 +27,7 @@ use artifact_core::results::{
     RetentionStatusResult, SweepResult, TokenMintedResult, TokenResult, VerifyResult,
 };
 use artifact_core::retention::MAX_REASON_BYTES;
+use artifact_core::time::DURATION_PATTERN;
 use artifact_core::tlog::Receipt;
 use schemars::{JsonSchema, SchemaGenerator};
 use serde_json::{Map, Value, json};
@@ -46,10 +48,6 @@ pub const FILE_PATH_PATTERN: &str =
 pub const RANGE_PATTERN: &str = "^bytes=([0-9]{1,19}-[0-9]{0,19}|-[0-9]{1,19})$";
 /// A mandatory reason: at least one character that is not whitespace.
 pub const REASON_PATTERN: &str = "\\S";
-/// A fixed duration as `Period::parse_duration` reads it (GC grace).
-pub const DURATION_PATTERN: &str = "^[0-9]{1,9}(ms|s|m|h|d)$";
-/// An event type: `v1.` and a dotted lowercase name.
-pub const EVENT_TYPE_PATTERN: &str = "^v[0-9]+\\.[a-z_]+\\.[a-z_]+$";
 
 const DESCRIPTION: &str = "Event-sourced, content-addressed artifact store. Errors are \
 application/problem+json (RFC 9457): every error status, including 404 for an unknown path, 405 \
@@ -299,9 +297,15 @@ fn int_range(minimum: u64, maximum: u64, default: Option<u64>) -> Value {
     schema
 }
 
-/// A sequence number or tree size: a non-negative integer the data model can carry.
+/// A sequence number, size or tree size in a body: a non-negative integer the data model can
+/// carry (±(2^53−1)).
 fn seq() -> Value {
     int_range(0, (1 << 53) - 1, None)
+}
+
+/// A sequence number or tree size in a query: any unsigned 64-bit integer parses.
+fn query_seq() -> Value {
+    int_range(0, u64::MAX, None)
 }
 
 fn date_time() -> Value {
@@ -472,7 +476,13 @@ fn operations(g: &mut SchemaGenerator) -> Vec<Op> {
             .role(Role::Writer)
             .describe("422: a file's blob is not stored; 409: NAME@VERSION exists with other content.")
             .body(true, json!({
-                "application/json": {"schema": {"$ref": "#/components/schemas/Manifest"}},
+                "application/json": {
+                    "schema": {"$ref": "#/components/schemas/Manifest"},
+                    "example": {
+                        "schema": MANIFEST_SCHEMA_V1, "name": "guide-board", "version": "2026.11.23-1",
+                        "retention_class": "ephemeral", "files": [], "labels": {"git.commit": "3f2a9c1"},
+                    },
+                },
                 "application/cbor": {"schema": binary()},
             }))
             .answer(201, "created", Some(json!({"application/json": {"schema": dto::<PackageCreatedResult>(g)}})), &[("Location", location.clone())])
@@ -488,7 +498,7 @@ fn operations(g: &mut SchemaGenerator) -> Vec<Op> {
             .query("version", "exact version", pattern(VERSION_PATTERN))
             .query("class", "retention class", pattern(CLASS_PATTERN))
             .query("eligible", "only packages eligible (or not) for deletion", json!({"type": "boolean"}))
-            .query("cursor", "the next_cursor of the previous page", seq())
+            .query("cursor", "the next_cursor of the previous page", query_seq())
             .query("limit", "page size", int_range(1, u64::from(MAX_LIST_LIMIT), Some(u64::from(DEFAULT_PAGE_LIMIT))))
             .json(200, "one page", dto::<PackagePageResult>(g))
             .problems(&[400]),
@@ -561,7 +571,7 @@ fn operations(g: &mut SchemaGenerator) -> Vec<Op> {
         // --- the log
         op("get", "/events", "listEvents", "Events in seq order, one page")
             .role(Role::Reader)
-            .query("after", "only events with a seq above this", seq())
+            .query("after", "only events with a seq above this", query_seq())
             .query("limit", "page size", int_range(1, u64::from(MAX_EVENT_LIMIT), Some(u64::from(DEFAULT_EVENT_LIMIT))))
             .query("type", "only events of this type", pattern(EVENT_TYPE_PATTERN))
             .query("package_id", "only events of this package", pattern(BLAKE3_PATTERN))
@@ -575,9 +585,17 @@ fn operations(g: &mut SchemaGenerator) -> Vec<Op> {
             .problems(&[400]),
         op("get", "/events/stream", "streamEvents", "Server-Sent Events: every event after a seq, then new ones as they commit")
             .role(Role::Reader)
-            .query("after", "resume after this seq", seq())
-            .param("header", "Last-Event-ID", false, "resume after this seq (reconnects)", seq())
-            .answer(200, "event stream", Some(json!({"text/event-stream": {"schema": {"type": "string"}}})), &[])
+            .query("after", "resume after this seq", query_seq())
+            .param("header", "Last-Event-ID", false, "resume after this seq (reconnects)", query_seq())
+            .answer(200, "event stream", Some(json!({"text/event-stream": {"schema": {
+                "description": "one Server-Sent Event per log event: `id` its seq, `event` its type, `data` its JCS envelope",
+                "type": "object", "required": ["id", "event", "data"],
+                "properties": {
+                    "id": {"type": "string", "pattern": "^[1-9][0-9]*$"},
+                    "event": pattern(EVENT_TYPE_PATTERN),
+                    "data": {"type": "string", "contentMediaType": "application/json"},
+                },
+            }}})), &[])
             .problems(&[400]),
         op("get", "/audit/verify", "auditVerify", "Verify the hash chain (and the latest checkpoint's root)")
             .role(Role::Reader)
@@ -590,7 +608,7 @@ fn operations(g: &mut SchemaGenerator) -> Vec<Op> {
             .problems(&[400, 404]),
         op("get", "/log/checkpoints", "listCheckpoints", "Stored checkpoints, smallest tree size first")
             .role(Role::Reader)
-            .query("after", "only checkpoints with a tree size above this", seq())
+            .query("after", "only checkpoints with a tree size above this", query_seq())
             .query("limit", "page size", int_range(1, u64::from(MAX_LIST_LIMIT), Some(u64::from(DEFAULT_PAGE_LIMIT))))
             .json(200, "checkpoints", json!({"type": "object", "required": ["checkpoints"], "properties": {
                 "checkpoints": {"type": "array", "items": {"type": "object",
@@ -601,14 +619,14 @@ fn operations(g: &mut SchemaGenerator) -> Vec<Op> {
             .problems(&[400]),
         op("get", "/log/proof/inclusion", "inclusionProof", "A receipt: the event, its inclusion proof and the signed checkpoint")
             .role(Role::Reader)
-            .param("query", "seq", true, "the event's seq", int_range(1, (1 << 53) - 1, None))
-            .query("tree_size", "the size of a stored checkpoint; default the latest", seq())
+            .param("query", "seq", true, "the event's seq", int_range(1, u64::MAX, None))
+            .query("tree_size", "the size of a stored checkpoint; default the latest", query_seq())
             .json(200, "receipt", dto::<Receipt>(g))
             .problems(&[400, 404]),
         op("get", "/log/proof/consistency", "consistencyProof", "Proves that the tree of size `to` extends the tree of size `from`")
             .role(Role::Reader)
-            .param("query", "from", true, "the older tree size", seq())
-            .query("to", "the newer tree size; default the latest checkpoint's", seq())
+            .param("query", "from", true, "the older tree size", query_seq())
+            .query("to", "the newer tree size; default the latest checkpoint's", query_seq())
             .json(200, "proof", json!({"type": "object", "required": ["from_size", "to_size", "proof"], "properties": {
                 "from_size": seq(), "to_size": seq(), "proof": {"type": "array", "items": {"type": "string"}},
             }}))
@@ -663,7 +681,7 @@ fn operations(g: &mut SchemaGenerator) -> Vec<Op> {
         op("post", "/admin/verify", "verify", "Re-hash stored blobs (scrub)")
             .role(Role::Admin)
             .query("sample", "fraction of blobs in (0, 1]; default 1", json!({"type": "number", "exclusiveMinimum": 0, "maximum": 1}))
-            .query("max_bytes_per_sec", "read rate limit", int_range(1, (1 << 53) - 1, None))
+            .query("max_bytes_per_sec", "read rate limit; 0 or absent: unlimited", int_range(0, u64::MAX, None))
             .json(200, "what was checked", dto::<VerifyResult>(g))
             .problems(&[400]),
         op("get", "/admin/fsck", "fsck", "Consistency check of views, log, tree and blobs")

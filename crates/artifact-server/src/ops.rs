@@ -48,7 +48,7 @@ async fn gc(
     let actor = caller.require(Role::Admin)?.to_owned();
     let mut options = artifact_core::maintenance::GcOptions::default();
     if let Some(grace) = &query.grace {
-        options.grace = artifact_core::time::Period::parse_duration(grace)
+        options.grace = artifact_core::time::Period::parse_duration_param(grace)
             .map_err(|e| ApiError::bad_request(format!("grace: {e}")))?;
     }
     options.dry_run = query.dry_run.unwrap_or(false);

@@ -16,6 +16,38 @@ pub mod types;
 
 pub use types::EventData;
 
+/// The shape of an event type name, as an ECMA-262 regular expression: `v<major>.<area>.<what>`
+/// in lowercase with underscores (`v1.package.created`), what [`validate_event_type`] accepts.
+pub const EVENT_TYPE_PATTERN: &str = "^v[0-9]{1,9}\\.[a-z_]{1,64}\\.[a-z_]{1,64}$";
+
+/// Checks that `name` has the shape of an event type (it need not be one this release knows: a
+/// filter may name a type a later release writes).
+pub fn validate_event_type(name: &str) -> Result<()> {
+    let segment = |s: &str| {
+        !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+    };
+    let mut parts = name.split('.');
+    let ok = match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(major), Some(area), Some(what), None) => {
+            major.len() > 1
+                && major.len() <= 10
+                && major.starts_with('v')
+                && major[1..].bytes().all(|b| b.is_ascii_digit())
+                && segment(area)
+                && segment(what)
+        }
+        _ => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(format!(
+            "event type `{}` must look like v1.package.created",
+            name.escape_debug()
+        )))
+    }
+}
+
 /// One entry of the event log.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Event {
@@ -242,6 +274,31 @@ impl ChainVerifier {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn event_type_names_have_one_shape() {
+        for name in [
+            types::PACKAGE_CREATED,
+            types::BLOB_DELETION_STARTED,
+            "v12.future.thing_done",
+        ] {
+            validate_event_type(name).unwrap();
+        }
+        for name in [
+            "",
+            "null",
+            "v1",
+            "v1.package",
+            "V1.package.created",
+            "v.package.created",
+            "v1.Package.created",
+            "v1.package.created.x",
+            "v1..created",
+            "vx.a.b",
+        ] {
+            assert!(validate_event_type(name).is_err(), "{name:?}");
+        }
+    }
 
     fn chain(n: u64) -> Vec<StoredEvent> {
         let mut prev = None;

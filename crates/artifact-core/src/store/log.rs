@@ -3,8 +3,12 @@
 use super::*;
 
 impl ArtifactStore {
-    /// Events in seq order, filtered.
+    /// Events in seq order, filtered. A type filter that is not shaped like an event type is
+    /// an error (never an empty answer that looks like "no such events").
     pub async fn events(&self, query: &EventQuery) -> Result<Vec<Event>> {
+        if let Some(event_type) = &query.event_type {
+            crate::event::validate_event_type(event_type)?;
+        }
         self.catalog.events(query).await
     }
 

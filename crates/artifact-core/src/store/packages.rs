@@ -185,6 +185,16 @@ impl ArtifactStore {
 
     /// Lists packages in creation order.
     pub async fn list_packages(&self, filter: &PackageFilter) -> Result<Vec<PackageRecord>> {
+        // A filter no package can match (e.g. an empty name) is an error, not an empty page.
+        if let Some(name) = &filter.name {
+            crate::manifest::validate_name(name)?;
+        }
+        if let Some(version) = &filter.version {
+            crate::manifest::validate_version(version)?;
+        }
+        if let Some(class) = &filter.retention_class {
+            crate::manifest::validate_class_name(class)?;
+        }
         let mut conn = self.catalog.read().await?;
         catalog::views_list_packages(&mut conn, filter).await
     }
