@@ -398,7 +398,7 @@ fn operations(g: &mut SchemaGenerator) -> Vec<Op> {
     let location = json!({"type": "string"});
     let range = pattern(RANGE_PATTERN);
     let session = json!({"id": "$response.body#/upload_id"});
-    let roles = json!({"type": "array", "minItems": 1, "uniqueItems": true, "items": {
+    let roles = json!({"type": "array", "minItems": 1, "items": {
         "type": "string", "enum": Role::ALL.iter().map(|r| r.as_str()).collect::<Vec<_>>(),
     }});
     vec![
@@ -423,7 +423,7 @@ fn operations(g: &mut SchemaGenerator) -> Vec<Op> {
             .role(Role::Writer)
             .describe("A session belongs to the principal that opened it (404 to others). Upload-Offset, when sent, must equal the session's offset (409 otherwise).")
             .path("id", "the session id from POST /uploads", upload_id())
-            .param("header", "Upload-Offset", false, "the offset this chunk starts at", offset.clone())
+            .param("header", "Upload-Offset", true, "the offset this chunk starts at (the session's offset)", offset.clone())
             .body(true, json!({"application/octet-stream": {"schema": binary()}}))
             .answer(202, "appended", None, &[("Upload-Offset", offset.clone()), ("Location", location.clone()), ("Range", location.clone())])
             .problems(&[404, 409, 507]),
@@ -436,8 +436,8 @@ fn operations(g: &mut SchemaGenerator) -> Vec<Op> {
             .role(Role::Writer)
             .describe("Each `digest` given must match the bytes (409 and nothing stored otherwise).")
             .path("id", "the session id from POST /uploads", upload_id())
-            .param("query", "digest", false, "expected digests, repeatable; blake3:… or sha256:…", json!({
-                "type": "array", "maxItems": 2, "items": pattern(DIGEST_PATTERN),
+            .param("query", "digest", true, "expected digests, repeatable (at least one); blake3:… or sha256:…", json!({
+                "type": "array", "minItems": 1, "maxItems": 2, "items": pattern(DIGEST_PATTERN),
             }))
             .body(false, json!({"application/octet-stream": {"schema": binary()}}))
             .answer(201, "stored", Some(json!({"application/json": {"schema": dto::<BlobResult>(g)}})), &[("Location", location.clone())])
@@ -656,7 +656,10 @@ fn operations(g: &mut SchemaGenerator) -> Vec<Op> {
                 "properties": {
                     "principal": pattern(PRINCIPAL_PATTERN),
                     "roles": roles,
-                    "expires_at": {"type": ["string", "null"], "format": "date-time", "description": "RFC 3339, later than the store's clock; refused from then on"},
+                    "expires_at": {
+                        "anyOf": [{"type": "string", "format": "date-time"}, {"type": "null"}],
+                        "description": "RFC 3339, later than the store's clock; refused from then on",
+                    },
                 },
             }}}))
             .json(201, "the token, shown once", dto::<TokenMintedResult>(g))
@@ -681,7 +684,7 @@ fn operations(g: &mut SchemaGenerator) -> Vec<Op> {
         op("post", "/admin/verify", "verify", "Re-hash stored blobs (scrub)")
             .role(Role::Admin)
             .query("sample", "fraction of blobs in (0, 1]; default 1", json!({"type": "number", "exclusiveMinimum": 0, "maximum": 1}))
-            .query("max_bytes_per_sec", "read rate limit; 0 or absent: unlimited", int_range(0, u64::MAX, None))
+            .query("max_bytes_per_sec", "read rate limit, at least 1 MiB/s over HTTP (slower scrubs belong to the CLI); absent: unlimited", int_range(crate::ops::MIN_HTTP_SCRUB_RATE, u64::MAX, None))
             .json(200, "what was checked", dto::<VerifyResult>(g))
             .problems(&[400]),
         op("get", "/admin/fsck", "fsck", "Consistency check of views, log, tree and blobs")

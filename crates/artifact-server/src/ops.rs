@@ -56,6 +56,9 @@ async fn gc(
     result_response(&GcResult::from(&report))
 }
 
+/// The slowest scrub rate `POST /admin/verify` takes (1 MiB/s).
+pub(crate) const MIN_HTTP_SCRUB_RATE: u64 = 1 << 20;
+
 #[derive(Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct VerifyQuery {
@@ -70,9 +73,17 @@ async fn verify(
     Query(query): Query<VerifyQuery>,
 ) -> ApiResult<Response> {
     let actor = caller.require(Role::Admin)?.to_owned();
+    if let Some(rate) = query.max_bytes_per_sec
+        && rate < MIN_HTTP_SCRUB_RATE
+    {
+        return Err(ApiError::bad_request(format!(
+            "max_bytes_per_sec {rate} is below {MIN_HTTP_SCRUB_RATE} (1 MiB/s): a scrub over \
+             HTTP holds its request open; run slower scrubs with `artifactstore verify`"
+        )));
+    }
     let options = artifact_core::maintenance::VerifyOptions {
         sample: query.sample.unwrap_or(1.0),
-        max_bytes_per_sec: query.max_bytes_per_sec.filter(|r| *r > 0),
+        max_bytes_per_sec: query.max_bytes_per_sec,
     };
     let report = state.store().verify_blobs(&actor, options, |_| {}).await?;
     result_response(&VerifyResult::from(&report))
