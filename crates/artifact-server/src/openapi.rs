@@ -394,7 +394,7 @@ fn event_schema() -> Value {
 /// Every operation the server serves, in router order.
 fn operations(g: &mut SchemaGenerator) -> Vec<Op> {
     let upload_id = || pattern(UPLOAD_ID_PATTERN);
-    let offset = json!({"type": "integer", "minimum": 0});
+    let offset = int_range(0, u64::MAX, None);
     let location = json!({"type": "string"});
     let range = pattern(RANGE_PATTERN);
     let session = json!({"id": "$response.body#/upload_id"});
@@ -441,7 +441,9 @@ fn operations(g: &mut SchemaGenerator) -> Vec<Op> {
             }))
             .body(false, json!({"application/octet-stream": {"schema": binary()}}))
             .answer(201, "stored", Some(json!({"application/json": {"schema": dto::<BlobResult>(g)}})), &[("Location", location.clone())])
-            .problems(&[404, 409, 507]),
+            .problems(&[404, 409, 507])
+            .link(201, "download", "getBlob", json!({"digest": "$response.body#/blake3"}))
+            .link(201, "head", "headBlob", json!({"digest": "$response.body#/sha256"})),
         op("delete", "/uploads/{id}", "cancelUpload", "Cancel an upload session")
             .role(Role::Writer)
             .path("id", "the session id from POST /uploads", upload_id())
@@ -470,7 +472,9 @@ fn operations(g: &mut SchemaGenerator) -> Vec<Op> {
             .body(true, json!({"application/octet-stream": {"schema": binary()}}))
             .answer(201, "stored", Some(json!({"application/json": {"schema": dto::<BlobResult>(g)}})), &[("Location", location.clone())])
             .json(200, "already stored", dto::<BlobResult>(g))
-            .problems(&[409, 507]),
+            .problems(&[409, 507])
+            .link(201, "download", "getBlob", json!({"digest": "$response.body#/blake3"}))
+            .link(201, "head", "headBlob", json!({"digest": "$response.body#/sha256"})),
         // --- packages
         op("post", "/packages", "createPackage", "Create a package from a manifest whose blobs are stored")
             .role(Role::Writer)

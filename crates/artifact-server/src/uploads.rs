@@ -724,12 +724,9 @@ async fn finish(
             )
                 .into_response())
         }
-        Err(error @ artifact_core::Error::DigestMismatch { .. }) => {
-            // Nothing is stored; the session is discarded (its bytes are not the blob claimed).
-            let _ = tokio::fs::remove_file(&session.path).await;
-            state.uploads().forget(&id);
-            Err(error.into())
-        }
+        // A digest mismatch stores nothing and changes nothing else: the session stays as it
+        // is (with this request's bytes appended), so the client can finish it again with the
+        // digest it meant, or DELETE it. `ingest_file` leaves the file in place for that.
         Err(error) => Err(error.into()),
     }
 }

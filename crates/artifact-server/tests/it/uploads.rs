@@ -262,7 +262,8 @@ async fn digest_mismatch_is_400_and_stores_nothing() {
     let other = BlobInfo::of(b"something else entirely");
     let head_before = harness.head_seq().await;
 
-    // Session: one claimed digest (either form) is wrong → 400, session discarded.
+    // Session: one claimed digest (either form) is wrong → 400; the session is kept as it was
+    // (bad input changes nothing), so it can be finished with the right digest or deleted.
     for claims in [
         format!("digest={}", other.blake3),
         format!("digest={}", other.sha256),
@@ -281,12 +282,28 @@ async fn digest_mismatch_is_400_and_stores_nothing() {
             .unwrap();
         let problem = problem_of(response, 400).await;
         assert_eq!(problem["title"], "digest mismatch", "{claims}");
+        let status = server
+            .request(Method::HEAD, &location, WRITER)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(status.status(), 204, "{claims}: the session is kept");
+        assert_eq!(
+            status.headers()["upload-offset"],
+            content.len().to_string().as_str()
+        );
+        let deleted = server
+            .request(Method::DELETE, &location, WRITER)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(deleted.status(), 204);
         assert!(
             !harness
                 .upload_dir()
                 .join(format!("{upload_id}.part"))
                 .exists(),
-            "the mismatching session is discarded"
+            "a deleted session leaves nothing"
         );
     }
 
@@ -312,6 +329,33 @@ async fn digest_mismatch_is_400_and_stores_nothing() {
         "no bytes in the backend"
     );
     assert_eq!(harness.head_seq().await, head_before, "no event appended");
+
+    // A session whose finish named the wrong digest is finished again with the right one.
+    let (_, location) = create_session(&server).await;
+    assert_eq!(
+        patch(&server, &location, 0, content.clone()).await.status(),
+        202
+    );
+    let wrong = server
+        .request(
+            Method::PUT,
+            &format!("{location}?digest={}", other.sha256),
+            WRITER,
+        )
+        .send()
+        .await
+        .unwrap();
+    problem_of(wrong, 400).await;
+    let right = server
+        .request(
+            Method::PUT,
+            &format!("{location}?digest={}", real.sha256),
+            WRITER,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json_of(right, 201).await["blake3"], real.blake3.to_string());
     server.stop().await;
 }
 
