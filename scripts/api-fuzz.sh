@@ -12,6 +12,14 @@
 # target directory on first use (PyPI).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if ! command -v curl >/dev/null; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get install -y -q curl >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q curl >/dev/null; }
+  else
+    echo "api-fuzz: please install curl" >&2
+    exit 1
+  fi
+fi
 root=$PWD
 target=${CARGO_TARGET_DIR:-$root/target}
 venv=$target/tools/venv
