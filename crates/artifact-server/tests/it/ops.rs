@@ -7,7 +7,7 @@ use artifact_core::digest::BlobInfo;
 use axum::body::Body;
 use axum::http::Method;
 
-use crate::support::{ADMIN, ANONYMOUS, Harness, WRITER, manifest, manifest_json};
+use crate::support::{ADMIN, ANONYMOUS, Harness, READER, WRITER, manifest, manifest_json};
 
 /// The routes these tests drive with a successful request, as (method, path template as in
 /// openapi.json).
@@ -374,6 +374,30 @@ async fn openapi_documents_exactly_the_routes_the_router_serves() {
     let mut driven = BTreeSet::new();
     for (method, template, uri, headers, body) in calls {
         let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        // The role the document names is enforced: without it the same request is refused
+        // (401 without a token for reader routes, 403 for a reader on the others).
+        if let Some(role) = openapi["paths"][template][method]["x-required-role"].as_str() {
+            let (lacking, expected) = if role == "reader" {
+                (ANONYMOUS, 401)
+            } else {
+                (READER, 403)
+            };
+            let refused = harness
+                .send(
+                    Method::from_bytes(method.to_uppercase().as_bytes()).unwrap(),
+                    &uri,
+                    lacking,
+                    &headers,
+                    body.clone(),
+                )
+                .await;
+            assert_eq!(
+                refused.status.as_u16(),
+                expected,
+                "{method} {uri} is documented for {role}: {}",
+                refused.describe()
+            );
+        }
         let reply = harness
             .send(
                 Method::from_bytes(method.to_uppercase().as_bytes()).unwrap(),
