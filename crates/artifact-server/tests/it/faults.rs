@@ -80,15 +80,7 @@ async fn connect(server: &Running) -> TcpStream {
 /// The head of a PATCH of `session` at `offset` declaring a `length`-byte body.
 /// Opens an upload session as the writer over the network; its location.
 async fn open_session(server: &Running) -> String {
-    json_of(
-        server
-            .request(Method::POST, "/uploads", WRITER)
-            .send()
-            .await
-            .unwrap(),
-        201,
-    )
-    .await["location"]
+    json_of(server.call(Method::POST, "/uploads", WRITER).await, 201).await["location"]
         .as_str()
         .unwrap()
         .to_owned()
@@ -406,11 +398,7 @@ async fn a_stalled_body_times_out_and_the_session_keeps_its_bytes() {
         "{}",
         String::from_utf8_lossy(&body)
     );
-    let head = server
-        .request(Method::HEAD, &session, WRITER)
-        .send()
-        .await
-        .unwrap();
+    let head = server.call(Method::HEAD, &session, WRITER).await;
     assert_eq!(head.status(), 204);
     assert_eq!(head.headers()["upload-offset"], sent.to_string().as_str());
     let resumed = server
@@ -468,14 +456,12 @@ async fn a_new_request_takes_over_a_session_from_a_stalled_patch() {
         .unwrap();
     assert_eq!(patched.status(), 202);
     let finished = server
-        .request(
+        .call(
             Method::PUT,
             &format!("{session}?digest={}&digest={}", info.blake3, info.sha256),
             WRITER,
         )
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(json_of(finished, 201).await["size"], content.len() as u64);
     let fetched = server
         .get(&format!("/blobs/{}", info.blake3), READER)

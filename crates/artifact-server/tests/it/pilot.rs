@@ -32,15 +32,7 @@ async fn sweep(server: &Running, as_of: Option<&str>) -> serde_json::Value {
         Some(t) => format!("/retention/sweep?as_of={t}"),
         None => "/retention/sweep".to_owned(),
     };
-    json_of(
-        server
-            .request(Method::POST, &path, RETENTION_ADMIN)
-            .send()
-            .await
-            .unwrap(),
-        200,
-    )
-    .await
+    json_of(server.call(Method::POST, &path, RETENTION_ADMIN).await, 200).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -24,11 +24,7 @@ async fn push_and_pull_round_trip_over_a_real_socket() {
     // --- an upload session: POST, three PATCHes at the right offsets, PUT with a final chunk.
     let trace = pseudo_random_bytes(TRACE_SIZE, 11);
     let trace_info = BlobInfo::of(&trace);
-    let created = server
-        .request(Method::POST, "/uploads", WRITER)
-        .send()
-        .await
-        .unwrap();
+    let created = server.call(Method::POST, "/uploads", WRITER).await;
     let location = created.headers()["location"].to_str().unwrap().to_owned();
     assert_eq!(created.headers()["upload-offset"], "0");
     let created = json_of(created, 201).await;
@@ -48,11 +44,7 @@ async fn push_and_pull_round_trip_over_a_real_socket() {
         assert_eq!(response.status(), 202);
         assert_eq!(response.headers()["upload-offset"], to.to_string().as_str());
     }
-    let head = server
-        .request(Method::HEAD, &location, WRITER)
-        .send()
-        .await
-        .unwrap();
+    let head = server.call(Method::HEAD, &location, WRITER).await;
     assert_eq!(
         head.headers()["upload-offset"],
         cuts[3].to_string().as_str()
@@ -80,11 +72,7 @@ async fn push_and_pull_round_trip_over_a_real_socket() {
     assert_eq!(finished["sha256"], trace_info.sha256.to_string());
     assert_eq!(finished["size"], TRACE_SIZE as u64);
     // The session is gone once finished.
-    let gone = server
-        .request(Method::HEAD, &location, WRITER)
-        .send()
-        .await
-        .unwrap();
+    let gone = server.call(Method::HEAD, &location, WRITER).await;
     assert_eq!(gone.status(), 404);
 
     // --- monolithic PUT, by the SHA-256 form; a repeat is 200 (deduplicated).
@@ -120,10 +108,8 @@ async fn push_and_pull_round_trip_over_a_real_socket() {
         assert_eq!(response.status(), 200);
         assert_eq!(response.bytes().await.unwrap(), trace.as_slice());
         let head = server
-            .request(Method::HEAD, &format!("/blobs/{digest}"), READER)
-            .send()
-            .await
-            .unwrap();
+            .call(Method::HEAD, &format!("/blobs/{digest}"), READER)
+            .await;
         assert_eq!(head.status(), 200);
         assert_eq!(
             head.headers()["content-length"],

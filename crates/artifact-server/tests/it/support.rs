@@ -458,10 +458,15 @@ impl Running {
 
     /// `GET path` as `caller`, answered.
     pub async fn get(&self, path: &str, caller: Caller) -> reqwest::Response {
-        self.request(Method::GET, path, caller)
+        self.call(Method::GET, path, caller).await
+    }
+
+    /// `method path` as `caller` without a body, answered.
+    pub async fn call(&self, method: Method, path: &str, caller: Caller) -> reqwest::Response {
+        self.request(method.clone(), path, caller)
             .send()
             .await
-            .unwrap_or_else(|e| panic!("GET {path} is answered: {e}"))
+            .unwrap_or_else(|e| panic!("{method} {path} is answered: {e}"))
     }
 
     /// `POST /packages` of `manifest` as JSON by the writer.

@@ -35,22 +35,14 @@ async fn wait_for_file_len(path: &std::path::Path, len: u64) {
 }
 
 async fn create_session(server: &Running) -> (String, String) {
-    let response = server
-        .request(Method::POST, "/uploads", WRITER)
-        .send()
-        .await
-        .unwrap();
+    let response = server.call(Method::POST, "/uploads", WRITER).await;
     let location = response.headers()["location"].to_str().unwrap().to_owned();
     let body = json_of(response, 201).await;
     (body["upload_id"].as_str().unwrap().to_owned(), location)
 }
 
 async fn head_offset(server: &Running, location: &str) -> u64 {
-    let response = server
-        .request(Method::HEAD, location, WRITER)
-        .send()
-        .await
-        .unwrap();
+    let response = server.call(Method::HEAD, location, WRITER).await;
     assert_eq!(response.status(), 204, "HEAD {location}");
     response.headers()["upload-offset"]
         .to_str()
@@ -71,14 +63,12 @@ async fn patch(server: &Running, location: &str, offset: u64, body: Vec<u8>) -> 
 
 async fn finish(server: &Running, location: &str, info: &BlobInfo) -> reqwest::Response {
     server
-        .request(
+        .call(
             Method::PUT,
             &format!("{location}?digest={}&digest={}", info.blake3, info.sha256),
             WRITER,
         )
-        .send()
         .await
-        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -232,11 +222,7 @@ async fn sessions_resume_across_a_graceful_restart() {
     assert!(stored == content);
 
     // DELETE aborts a session from before the restart: the file goes, HEAD is 404.
-    let deleted = server
-        .request(Method::DELETE, &abandoned, WRITER)
-        .send()
-        .await
-        .unwrap();
+    let deleted = server.call(Method::DELETE, &abandoned, WRITER).await;
     assert_eq!(deleted.status(), 204);
     assert!(
         !harness
@@ -244,11 +230,7 @@ async fn sessions_resume_across_a_graceful_restart() {
             .join(format!("{abandoned_id}.part"))
             .exists()
     );
-    let gone = server
-        .request(Method::HEAD, &abandoned, WRITER)
-        .send()
-        .await
-        .unwrap();
+    let gone = server.call(Method::HEAD, &abandoned, WRITER).await;
     assert_eq!(gone.status(), 404);
     server.stop().await;
 }
@@ -276,27 +258,17 @@ async fn digest_mismatch_is_400_and_stores_nothing() {
             202
         );
         let response = server
-            .request(Method::PUT, &format!("{location}?{claims}"), WRITER)
-            .send()
-            .await
-            .unwrap();
+            .call(Method::PUT, &format!("{location}?{claims}"), WRITER)
+            .await;
         let problem = problem_of(response, 400).await;
         assert_eq!(problem["title"], "digest mismatch", "{claims}");
-        let status = server
-            .request(Method::HEAD, &location, WRITER)
-            .send()
-            .await
-            .unwrap();
+        let status = server.call(Method::HEAD, &location, WRITER).await;
         assert_eq!(status.status(), 204, "{claims}: the session is kept");
         assert_eq!(
             status.headers()["upload-offset"],
             content.len().to_string().as_str()
         );
-        let deleted = server
-            .request(Method::DELETE, &location, WRITER)
-            .send()
-            .await
-            .unwrap();
+        let deleted = server.call(Method::DELETE, &location, WRITER).await;
         assert_eq!(deleted.status(), 204);
         assert!(
             !harness
@@ -337,24 +309,20 @@ async fn digest_mismatch_is_400_and_stores_nothing() {
         202
     );
     let wrong = server
-        .request(
+        .call(
             Method::PUT,
             &format!("{location}?digest={}", other.sha256),
             WRITER,
         )
-        .send()
-        .await
-        .unwrap();
+        .await;
     problem_of(wrong, 400).await;
     let right = server
-        .request(
+        .call(
             Method::PUT,
             &format!("{location}?digest={}", real.sha256),
             WRITER,
         )
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(json_of(right, 201).await["blake3"], real.blake3.to_string());
     server.stop().await;
 }
@@ -378,11 +346,7 @@ async fn abandoned_sessions_expire_and_are_deleted_by_the_reaper() {
     })
     .await
     .expect("the reaper deletes the expired session");
-    let head = server
-        .request(Method::HEAD, &location, WRITER)
-        .send()
-        .await
-        .unwrap();
+    let head = server.call(Method::HEAD, &location, WRITER).await;
     assert_eq!(head.status(), 404);
     let resumed = patch(&server, &location, 1000, vec![7; 10]).await;
     problem_of(resumed, 404).await;
