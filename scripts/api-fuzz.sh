@@ -23,11 +23,15 @@ fi
 root=$PWD
 target=${CARGO_TARGET_DIR:-$root/target}
 venv=$target/tools/venv
-if [ ! -x "$venv/bin/schemathesis" ] || [ ! -x "$venv/bin/openapi-python-client" ]; then
-  echo "api-fuzz: installing schemathesis, openapi-spec-validator, openapi-python-client into $venv" >&2
+pins="schemathesis==4.32.5 openapi-spec-validator==0.9.0 openapi-python-client==0.29.1"
+# Reinstalled when the pins change or an earlier install did not finish (no stamp).
+if [ "$(cat "$venv/pins" 2>/dev/null)" != "$pins" ]; then
+  echo "api-fuzz: installing $pins into $venv" >&2
+  rm -rf "$venv"
   python3 -m venv "$venv"
-  "$venv/bin/pip" install -q schemathesis==4.32.5 openapi-spec-validator==0.9.0 \
-    openapi-python-client==0.29.1
+  # shellcheck disable=SC2086 # one word per pin
+  "$venv/bin/pip" install -q $pins
+  echo "$pins" >"$venv/pins"
 fi
 cargo build -p artifactstore-cli --locked
 cli=$target/debug/artifactstore
@@ -67,7 +71,10 @@ default = "1s"
 EOF
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 base=http://127.0.0.1:$port
-as serve --listen "127.0.0.1:$port" >"$work/server.log" 2>&1 &
+# Not through `as`: a backgrounded function would make $! a subshell, and the cleanup would
+# leave the server running.
+env -u ARTIFACTSTORE_SERVER -u ARTIFACTSTORE_TOKEN -u ARTIFACTSTORE_CONFIG \
+  "$cli" --data-dir "$store" serve --listen "127.0.0.1:$port" >"$work/server.log" 2>&1 &
 server_pid=$!
 for _ in $(seq 1 100); do
   curl -fsS "$base/readyz" >/dev/null 2>&1 && break
@@ -89,9 +96,9 @@ echo "== openapi-spec-validator"
 curl -fsS "$base/openapi.json" | cmp - crates/artifact-server/openapi.json
 
 fuzz() {
-  "$venv/bin/schemathesis" --config-file scripts/schemathesis.toml run "$base/openapi.json" \
+  (cd "$work" && "$venv/bin/schemathesis" --config-file "$root/scripts/schemathesis.toml" run "$base/openapi.json" \
     --url "$base" --checks all \
-    --workers 1 --seed 17 --no-color --suppress-health-check all "$@"
+    --workers 1 --seed 17 --no-color --suppress-health-check all "$@")
 }
 before=$(head_seq)
 echo "== schemathesis, every role (event log head $before)"

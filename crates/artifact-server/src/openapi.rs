@@ -78,7 +78,7 @@ pub fn document() -> Value {
     schemas.insert("Problem".to_owned(), problem_schema());
     schemas.insert("Manifest".to_owned(), manifest_schema());
     schemas.insert("Event".to_owned(), event_schema());
-    json!({
+    let mut doc = json!({
         "openapi": "3.1.0",
         "info": {"title": "artifactstore", "version": env!("CARGO_PKG_VERSION"), "description": DESCRIPTION},
         "paths": paths,
@@ -90,7 +90,29 @@ pub fn document() -> Value {
             }},
             "schemas": schemas,
         }
-    })
+    });
+    anchor_ends(&mut doc);
+    doc
+}
+
+/// Ends every anchored `pattern` with `$(?!\n)`: the same in ECMA-262, and in the Python
+/// `re` that schemathesis and many validators use, where a bare `$` also matches before a
+/// final newline (so `24h\n` would pass a pattern the server's parser refuses).
+fn anchor_ends(value: &mut Value) {
+    match value {
+        Value::Object(object) => {
+            for (key, member) in object.iter_mut() {
+                match member {
+                    Value::String(text) if key == "pattern" && text.ends_with('$') => {
+                        text.push_str("(?!\\n)");
+                    }
+                    other => anchor_ends(other),
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(anchor_ends),
+        _ => {}
+    }
 }
 
 /// The generated document as the served and checked-in text (pretty JSON, trailing newline).
@@ -129,7 +151,12 @@ impl Op {
         self.value
             .insert("x-required-role".into(), json!(role.as_str()));
         self.describe(&format!("Role: {}.", role.as_str()))
-            .problems(&[401, 403])
+            .problem_with(
+                401,
+                "no or an unknown token",
+                &[("WWW-Authenticate", json!({"type": "string"}))],
+            )
+            .problems(&[403])
     }
 
     /// Appends `text` to the description.
@@ -236,6 +263,12 @@ impl Op {
             Some(json!({"application/json": {"schema": schema}})),
             &[],
         )
+    }
+
+    /// A problem+json answer with `status` that also sends `headers`.
+    fn problem_with(self, status: u16, description: &str, headers: &[(&str, Value)]) -> Self {
+        let content = json!({"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}});
+        self.answer(status, description, Some(content), headers)
     }
 
     /// Problem+json answers with these statuses.
@@ -426,7 +459,8 @@ fn operations(g: &mut SchemaGenerator) -> Vec<Op> {
             .param("header", "Upload-Offset", true, "the offset this chunk starts at (the session's offset)", offset.clone())
             .body(true, json!({"application/octet-stream": {"schema": binary()}}))
             .answer(202, "appended", None, &[("Upload-Offset", offset.clone()), ("Location", location.clone()), ("Range", location.clone())])
-            .problems(&[404, 409, 507]),
+            .problem_with(409, "the offset differs from the session's", &[("Upload-Offset", offset.clone())])
+            .problems(&[404, 507]),
         op("head", "/uploads/{id}", "uploadStatus", "The offset of an upload session")
             .role(Role::Writer)
             .path("id", "the session id from POST /uploads", upload_id())
@@ -434,11 +468,12 @@ fn operations(g: &mut SchemaGenerator) -> Vec<Op> {
             .problems(&[400, 404]),
         op("put", "/uploads/{id}", "finishUpload", "Finish an upload session: verify and store the blob")
             .role(Role::Writer)
-            .describe("Each `digest` given must match the bytes (409 and nothing stored otherwise).")
+            .describe("Each `digest` given must match the bytes (400 and nothing stored otherwise; the session stays as it was before this request). Upload-Offset, when sent, must equal the session's offset (409 otherwise).")
             .path("id", "the session id from POST /uploads", upload_id())
             .param("query", "digest", true, "expected digests, repeatable (at least one); blake3:… or sha256:…", json!({
-                "type": "array", "minItems": 1, "maxItems": 2, "items": pattern(DIGEST_PATTERN),
+                "type": "array", "minItems": 1, "items": pattern(DIGEST_PATTERN),
             }))
+            .param("header", "Upload-Offset", false, "the offset a final chunk in the body starts at", offset.clone())
             .body(false, json!({"application/octet-stream": {"schema": binary()}}))
             .answer(201, "stored", Some(json!({"application/json": {"schema": dto::<BlobResult>(g)}})), &[("Location", location.clone())])
             .problems(&[404, 409, 507])
@@ -455,23 +490,24 @@ fn operations(g: &mut SchemaGenerator) -> Vec<Op> {
             .path("digest", "blake3:… or sha256:…", pattern(DIGEST_PATTERN))
             .param("header", "Range", false, "one bytes= range (RFC 9110): 206; unsatisfiable: 416", range.clone())
             .answer(200, "bytes", Some(bytes_answer()), &[("ETag", location.clone()), ("Accept-Ranges", location.clone())])
-            .answer(206, "partial bytes", Some(bytes_answer()), &[("Content-Range", location.clone())])
-            .problems(&[400, 404, 416]),
+            .answer(206, "partial bytes", Some(bytes_answer()), &[("Content-Range", location.clone()), ("ETag", location.clone()), ("Accept-Ranges", location.clone())])
+            .problem_with(416, "unsatisfiable or malformed range", &[("Content-Range", location.clone())])
+            .problems(&[400, 404]),
         op("head", "/blobs/{digest}", "headBlob", "Whether a blob is stored, its size and digests")
             .role(Role::Reader)
             .path("digest", "blake3:… or sha256:…", pattern(DIGEST_PATTERN))
             .answer(200, "exists", None, &[
-                ("Content-Length", offset.clone()), ("ETag", location.clone()),
+                ("Content-Length", offset.clone()), ("ETag", location.clone()), ("Accept-Ranges", location.clone()),
                 ("artifactstore-blake3", pattern(BLAKE3_PATTERN)), ("artifactstore-sha256", location.clone()),
             ])
             .problems(&[400, 404]),
         op("put", "/blobs/{digest}", "putBlob", "Upload a whole blob under its digest")
             .role(Role::Writer)
-            .describe("The bytes must hash to `digest` (409 and nothing stored otherwise).")
+            .describe("The bytes must hash to `digest` (400 and nothing stored otherwise).")
             .path("digest", "blake3:… or sha256:…", pattern(DIGEST_PATTERN))
             .body(true, json!({"application/octet-stream": {"schema": binary()}}))
             .answer(201, "stored", Some(json!({"application/json": {"schema": dto::<BlobResult>(g)}})), &[("Location", location.clone())])
-            .json(200, "already stored", dto::<BlobResult>(g))
+            .answer(200, "already stored", Some(json!({"application/json": {"schema": dto::<BlobResult>(g)}})), &[("Location", location.clone())])
             .problems(&[409, 507])
             .link(201, "download", "getBlob", json!({"digest": "$response.body#/blake3"}))
             .link(201, "head", "headBlob", json!({"digest": "$response.body#/sha256"})),
@@ -528,8 +564,9 @@ fn operations(g: &mut SchemaGenerator) -> Vec<Op> {
             }))
             .param("header", "Range", false, "one bytes= range (RFC 9110): 206; unsatisfiable: 416", range)
             .answer(200, "bytes", Some(bytes_answer()), &[("ETag", location.clone())])
-            .answer(206, "partial bytes", Some(bytes_answer()), &[("Content-Range", location.clone())])
-            .problems(&[400, 410, 416]),
+            .answer(206, "partial bytes", Some(bytes_answer()), &[("Content-Range", location.clone()), ("ETag", location.clone())])
+            .problem_with(416, "unsatisfiable or malformed range", &[("Content-Range", location.clone())])
+            .problems(&[400, 410]),
         // --- retention
         op("get", "/packages/{pkg}/retention", "getRetention", "A package's retention state")
             .role(Role::Reader)
@@ -688,7 +725,10 @@ fn operations(g: &mut SchemaGenerator) -> Vec<Op> {
         op("post", "/admin/verify", "verify", "Re-hash stored blobs (scrub)")
             .role(Role::Admin)
             .query("sample", "fraction of blobs in (0, 1]; default 1", json!({"type": "number", "exclusiveMinimum": 0, "maximum": 1}))
-            .query("max_bytes_per_sec", "read rate limit, at least 1 MiB/s over HTTP (slower scrubs belong to the CLI); absent: unlimited", int_range(crate::ops::MIN_HTTP_SCRUB_RATE, u64::MAX, None))
+            .query("max_bytes_per_sec", "read rate limit: 0 (or absent) for none, else at least 1 MiB/s (a scrub over HTTP holds its request open; throttle slower on the data directory itself)", json!({"anyOf": [
+                {"type": "integer", "const": 0},
+                int_range(crate::ops::MIN_HTTP_SCRUB_RATE, u64::MAX, None),
+            ]}))
             .json(200, "what was checked", dto::<VerifyResult>(g))
             .problems(&[400]),
         op("get", "/admin/fsck", "fsck", "Consistency check of views, log, tree and blobs")
@@ -697,8 +737,13 @@ fn operations(g: &mut SchemaGenerator) -> Vec<Op> {
             .problems(&[400]),
     ]
     .into_iter()
-    // Every operation refuses undeclared query parameters with 400.
-    .map(|op| op.problems(&[400]))
+    .map(|op| {
+        // Every operation refuses undeclared query parameters (400) and may time out (408);
+        // every one that writes may find the disk full (507).
+        let writes = op.method != "get" && op.method != "head";
+        let op = op.problems(&[400, 408]);
+        if writes { op.problems(&[507]) } else { op }
+    })
     .collect()
 }
 

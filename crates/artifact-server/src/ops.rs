@@ -74,16 +74,19 @@ async fn verify(
 ) -> ApiResult<Response> {
     let actor = caller.require(Role::Admin)?.to_owned();
     if let Some(rate) = query.max_bytes_per_sec
+        && rate > 0
         && rate < MIN_HTTP_SCRUB_RATE
     {
         return Err(ApiError::bad_request(format!(
             "max_bytes_per_sec {rate} is below {MIN_HTTP_SCRUB_RATE} (1 MiB/s): a scrub over \
-             HTTP holds its request open; run slower scrubs with `artifactstore verify`"
+             HTTP holds its request open; throttle slower scrubs on the data directory itself \
+             (`artifactstore --data-dir DIR verify --max-bytes-per-sec N`, without --server)"
         )));
     }
     let options = artifact_core::maintenance::VerifyOptions {
         sample: query.sample.unwrap_or(1.0),
-        max_bytes_per_sec: query.max_bytes_per_sec,
+        // 0 means no limit, as in the configuration.
+        max_bytes_per_sec: query.max_bytes_per_sec.filter(|r| *r > 0),
     };
     let report = state.store().verify_blobs(&actor, options, |_| {}).await?;
     result_response(&VerifyResult::from(&report))

@@ -463,7 +463,7 @@ fn start_chunk(session: &mut Session, file: &mut Option<File>, chunk: Bytes) -> 
             std::io::Error::other("session file closed"),
         )));
     };
-    let flush_from = session.offset - session.unflushed;
+    let flush_from = session.offset.saturating_sub(session.unflushed);
     let unflushed = session.unflushed + chunk.len() as u64;
     let for_hash = chunk.clone();
     let writer = tokio::task::spawn_blocking(move || -> std::io::Result<(File, bool)> {
@@ -700,6 +700,8 @@ async fn finish(
     {
         return Err(offset_conflict(&id, session.offset, claimed));
     }
+    ensure_hasher(&mut session).await?;
+    let before = (session.offset, session.hasher.clone());
     append_body(&state, &mut session, &mut claim, body).await?;
     ensure_hasher(&mut session).await?;
     let info: BlobInfo = session.hasher.clone().unwrap_or_default().finalize();
@@ -724,9 +726,24 @@ async fn finish(
             )
                 .into_response())
         }
-        // A digest mismatch stores nothing and changes nothing else: the session stays as it
-        // is (with this request's bytes appended), so the client can finish it again with the
-        // digest it meant, or DELETE it. `ingest_file` leaves the file in place for that.
+        // A digest mismatch stores nothing and changes nothing else: the session is cut back
+        // to where it was before this request (its body is not appended), so the client can
+        // finish it again with the digest it meant, or DELETE it. `ingest_file` leaves the
+        // file in place for that.
+        Err(error @ artifact_core::Error::DigestMismatch { .. }) => {
+            let (offset, hasher) = before;
+            if session.offset != offset {
+                let (files, sid) = (session.files.clone(), session.id.clone());
+                blocking(move || files.truncate(&sid, offset))
+                    .await
+                    .map_err(write_error)?;
+                session.offset = offset;
+                session.hasher = hasher;
+                // The writeback window restarts at the cut (nothing after it is unflushed).
+                session.unflushed = 0;
+            }
+            Err(error.into())
+        }
         Err(error) => Err(error.into()),
     }
 }

@@ -302,10 +302,30 @@ async fn digest_mismatch_is_400_and_stores_nothing() {
     );
     assert_eq!(harness.head_seq().await, head_before, "no event appended");
 
-    // A session whose finish named the wrong digest is finished again with the right one.
+    // A session whose finish named the wrong digest is finished again with the right one; the
+    // refused finish's body is not kept (the session is back at its offset before it).
     let (_, location) = create_session(&server).await;
+    let (head, tail) = content.split_at(100_000);
     assert_eq!(
-        patch(&server, &location, 0, content.clone()).await.status(),
+        patch(&server, &location, 0, head.to_vec()).await.status(),
+        202
+    );
+    let wrong = server
+        .request(
+            Method::PUT,
+            &format!("{location}?digest={}", other.sha256),
+            WRITER,
+        )
+        .body(tail.to_vec())
+        .send()
+        .await
+        .unwrap();
+    problem_of(wrong, 400).await;
+    assert_eq!(head_offset(&server, &location).await, head.len() as u64);
+    assert_eq!(
+        patch(&server, &location, head.len() as u64, tail.to_vec())
+            .await
+            .status(),
         202
     );
     let wrong = server
