@@ -457,7 +457,7 @@ fn operations(g: &mut SchemaGenerator) -> Vec<Op> {
             .describe("A session belongs to the principal that opened it (404 to others). Upload-Offset, when sent, must equal the session's offset (409 otherwise).")
             .path("id", "the session id from POST /uploads", upload_id())
             .param("header", "Upload-Offset", true, "the offset this chunk starts at (the session's offset)", offset.clone())
-            .body(true, json!({"application/octet-stream": {"schema": binary()}}))
+            .body(false, json!({"application/octet-stream": {"schema": binary()}}))
             .answer(202, "appended", None, &[("Upload-Offset", offset.clone()), ("Location", location.clone()), ("Range", location.clone())])
             .problem_with(409, "the offset differs from the session's", &[("Upload-Offset", offset.clone())])
             .problems(&[404, 507]),
