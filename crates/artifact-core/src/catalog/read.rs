@@ -350,7 +350,7 @@ pub(crate) async fn bodies_page(
     let rows = sqlx::query(
         "SELECT seq, body FROM events WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3",
     )
-    .bind(after as i64)
+    .bind(i64::try_from(after).unwrap_or(i64::MAX))
     .bind(i64::try_from(upto).unwrap_or(i64::MAX))
     .bind(limit)
     .fetch_all(&mut *conn)
@@ -657,8 +657,9 @@ pub(crate) async fn events_at(conn: &mut AnyConnection, seqs: &[u64]) -> Result<
 
 fn event_of_row(row: &AnyRow) -> Result<Event> {
     let seq: i64 = row.try_get("seq")?;
+    let seq = u64::try_from(seq).map_err(|_| integrity(0, format!("events row with seq {seq}")))?;
     let body: Vec<u8> = row.try_get("body")?;
-    event_of_body(seq as u64, &body)
+    event_of_body(seq, &body)
 }
 
 /// The event stored at `seq` as `body`: bytes that do not decode are an integrity error.
