@@ -104,6 +104,12 @@ pub const NAME_PATTERN: &str = concat!("^", crate::__name_re!(), "$");
 pub const VERSION_PATTERN: &str = concat!("^", crate::__version_re!(), "$");
 /// What [`validate_class_name`] accepts: 1-64 of `a-z 0-9 -`, starting with a letter.
 pub const CLASS_PATTERN: &str = "^[a-z][a-z0-9-]{0,63}$";
+/// What [`Manifest::validate`] accepts as a label key: 1-128 of `A-Z a-z 0-9 . _ - /`,
+/// starting with a letter or digit.
+pub const LABEL_KEY_PATTERN: &str = "^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$";
+/// The longest label value [`Manifest::validate`] accepts, in bytes.
+pub const MAX_LABEL_VALUE_BYTES: usize = 4096;
+
 /// The longest file path [`validate_path`] accepts, in bytes.
 pub const MAX_PATH_BYTES: usize = 4096;
 
@@ -223,7 +229,7 @@ impl Manifest {
                     key.escape_debug()
                 )));
             }
-            if value.len() > 4096 {
+            if value.len() > MAX_LABEL_VALUE_BYTES {
                 return Err(Error::invalid(format!(
                     "label `{key}` has a value longer than 4096 bytes"
                 )));

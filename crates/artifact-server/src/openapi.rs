@@ -16,7 +16,8 @@ use artifact_core::auth::{PRINCIPAL_PATTERN, Role};
 use artifact_core::digest::{BLAKE3_PATTERN, DIGEST_PATTERN};
 use artifact_core::event::EVENT_TYPE_PATTERN;
 use artifact_core::manifest::{
-    CLASS_PATTERN, MANIFEST_SCHEMA_V1, MAX_PATH_BYTES, NAME_PATTERN, VERSION_PATTERN,
+    CLASS_PATTERN, LABEL_KEY_PATTERN, MANIFEST_SCHEMA_V1, MAX_LABEL_VALUE_BYTES, MAX_PATH_BYTES,
+    NAME_PATTERN, VERSION_PATTERN,
 };
 use artifact_core::paging::{
     DEFAULT_EVENT_LIMIT, DEFAULT_PAGE_LIMIT, MAX_EVENT_LIMIT, MAX_LIST_LIMIT,
@@ -399,10 +400,14 @@ fn manifest_schema() -> Value {
                     "size": seq(),
                     "blake3": pattern(BLAKE3_PATTERN),
                     "sha256": pattern("^sha256:[0-9a-f]{64}$"),
-                    "media_type": {"type": "string"},
+                    "media_type": {"type": "string", "maxLength": 255, "pattern": "^[^/]+/.+$"},
                 },
             }},
-            "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+            "labels": {
+                "type": "object",
+                "propertyNames": {"pattern": LABEL_KEY_PATTERN},
+                "additionalProperties": {"type": "string", "maxLength": MAX_LABEL_VALUE_BYTES},
+            },
         },
     })
 }
