@@ -193,6 +193,21 @@ impl Op {
         self.param("query", name, false, about, schema)
     }
 
+    /// The `{id}` path parameter of an upload session (404 when unknown or not the caller's).
+    fn session(self) -> Self {
+        self.path(
+            "id",
+            "the session id from POST /uploads",
+            pattern(UPLOAD_ID_PATTERN),
+        )
+        .problems(&[404])
+    }
+
+    /// The `{digest}` path parameter of a blob.
+    fn digest(self) -> Self {
+        self.path("digest", "blake3:… or sha256:…", pattern(DIGEST_PATTERN))
+    }
+
     /// The `{pkg}` path parameter.
     fn pkg(self) -> Self {
         self.path(
@@ -431,10 +446,15 @@ fn event_schema() -> Value {
 
 /// Every operation the server serves, in router order.
 fn operations(g: &mut SchemaGenerator) -> Vec<Op> {
-    let upload_id = || pattern(UPLOAD_ID_PATTERN);
     let offset = int_range(0, u64::MAX, None);
     let location = json!({"type": "string"});
     let range = pattern(RANGE_PATTERN);
+    // What every answer about a session's progress carries.
+    let session_headers = [
+        ("Upload-Offset", offset.clone()),
+        ("Location", location.clone()),
+        ("Range", location.clone()),
+    ];
     let session = json!({"id": "$response.body#/upload_id"});
     let roles = json!({"type": "array", "minItems": 1, "items": {
         "type": "string", "enum": Role::ALL.iter().map(|r| r.as_str()).collect::<Vec<_>>(),
@@ -460,21 +480,21 @@ fn operations(g: &mut SchemaGenerator) -> Vec<Op> {
         op("patch", "/uploads/{id}", "appendUpload", "Append a chunk to an upload session")
             .role(Role::Writer)
             .describe("A session belongs to the principal that opened it (404 to others). Upload-Offset, when sent, must equal the session's offset (409 otherwise).")
-            .path("id", "the session id from POST /uploads", upload_id())
+            .session()
             .param("header", "Upload-Offset", true, "the offset this chunk starts at (the session's offset)", offset.clone())
             .body(false, json!({"application/octet-stream": {"schema": binary()}}))
-            .answer(202, "appended", None, &[("Upload-Offset", offset.clone()), ("Location", location.clone()), ("Range", location.clone())])
+            .answer(202, "appended", None, &session_headers)
             .problem_with(409, "the offset differs from the session's", &[("Upload-Offset", offset.clone())])
             .problems(&[404, 507]),
         op("head", "/uploads/{id}", "uploadStatus", "The offset of an upload session")
             .role(Role::Writer)
-            .path("id", "the session id from POST /uploads", upload_id())
-            .answer(204, "offset", None, &[("Upload-Offset", offset.clone()), ("Location", location.clone()), ("Range", location.clone())])
+            .session()
+            .answer(204, "offset", None, &session_headers)
             .problems(&[400, 404]),
         op("put", "/uploads/{id}", "finishUpload", "Finish an upload session: verify and store the blob")
             .role(Role::Writer)
             .describe("Each `digest` given must match the bytes (400 and nothing stored otherwise; the session stays as it was before this request). Upload-Offset, when sent, must equal the session's offset (409 otherwise).")
-            .path("id", "the session id from POST /uploads", upload_id())
+            .session()
             .param("query", "digest", true, "expected digests, repeatable (at least one); blake3:… or sha256:…", json!({
                 "type": "array", "minItems": 1, "items": pattern(DIGEST_PATTERN),
             }))
@@ -486,13 +506,13 @@ fn operations(g: &mut SchemaGenerator) -> Vec<Op> {
             .link(201, "head", "headBlob", json!({"digest": "$response.body#/sha256"})),
         op("delete", "/uploads/{id}", "cancelUpload", "Cancel an upload session")
             .role(Role::Writer)
-            .path("id", "the session id from POST /uploads", upload_id())
+            .session()
             .answer(204, "cancelled", None, &[])
             .problems(&[400, 404]),
         // --- blobs
         op("get", "/blobs/{digest}", "getBlob", "Download a blob by either digest")
             .role(Role::Reader)
-            .path("digest", "blake3:… or sha256:…", pattern(DIGEST_PATTERN))
+            .digest()
             .param("header", "Range", false, "one bytes= range (RFC 9110): 206; unsatisfiable: 416", range.clone())
             .answer(200, "bytes", Some(bytes_answer()), &[("ETag", location.clone()), ("Accept-Ranges", location.clone())])
             .answer(206, "partial bytes", Some(bytes_answer()), &[("Content-Range", location.clone()), ("ETag", location.clone()), ("Accept-Ranges", location.clone())])
@@ -500,7 +520,7 @@ fn operations(g: &mut SchemaGenerator) -> Vec<Op> {
             .problems(&[400, 404]),
         op("head", "/blobs/{digest}", "headBlob", "Whether a blob is stored, its size and digests")
             .role(Role::Reader)
-            .path("digest", "blake3:… or sha256:…", pattern(DIGEST_PATTERN))
+            .digest()
             .answer(200, "exists", None, &[
                 ("Content-Length", offset.clone()), ("ETag", location.clone()), ("Accept-Ranges", location.clone()),
                 ("artifactstore-blake3", pattern(BLAKE3_PATTERN)), ("artifactstore-sha256", location.clone()),
@@ -509,7 +529,7 @@ fn operations(g: &mut SchemaGenerator) -> Vec<Op> {
         op("put", "/blobs/{digest}", "putBlob", "Upload a whole blob under its digest")
             .role(Role::Writer)
             .describe("The bytes must hash to `digest` (400 and nothing stored otherwise).")
-            .path("digest", "blake3:… or sha256:…", pattern(DIGEST_PATTERN))
+            .digest()
             .body(true, json!({"application/octet-stream": {"schema": binary()}}))
             .answer(201, "stored", Some(json!({"application/json": {"schema": dto::<BlobResult>(g)}})), &[("Location", location.clone())])
             .answer(200, "already stored", Some(json!({"application/json": {"schema": dto::<BlobResult>(g)}})), &[("Location", location.clone())])
