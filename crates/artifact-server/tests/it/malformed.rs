@@ -681,6 +681,51 @@ async fn malformed_requests_get_problem_json_and_change_nothing() {
                 400,
             ),
             case("events limit 0", Method::GET, "/events?limit=0", 400),
+            // Filters that no event or package can match are refused, not an empty page.
+            case(
+                "events type not a type",
+                Method::GET,
+                "/events?type=null",
+                400,
+            ),
+            case(
+                "packages empty version",
+                Method::GET,
+                "/packages?version=",
+                400,
+            ),
+            case(
+                "packages bad class",
+                Method::GET,
+                "/packages?class=Big",
+                400,
+            ),
+            // Request durations: `0` or 1-5 digits with a unit, nothing around it.
+            case(
+                "gc grace without unit",
+                Method::POST,
+                "/admin/gc?grace=5",
+                400,
+            ),
+            case(
+                "gc grace with a newline",
+                Method::POST,
+                "/admin/gc?grace=24h%0A",
+                400,
+            ),
+            case(
+                "gc grace of 6 digits",
+                Method::POST,
+                "/admin/gc?grace=172800s",
+                400,
+            ),
+            // A scrub over HTTP slower than 1 MiB/s would hold its request open for hours.
+            case(
+                "verify at 1 byte per second",
+                Method::POST,
+                "/admin/verify?max_bytes_per_sec=1",
+                400,
+            ),
             case(
                 "events negative after",
                 Method::GET,
