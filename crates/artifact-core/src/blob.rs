@@ -154,6 +154,12 @@ pub trait BlobStore: Debug + Send + Sync + 'static {
         Ok(Vec::new())
     }
 
+    /// The storage's own retention and legal holds (S3 Object Lock), when the backend enforces
+    /// them (`[blobs] object_lock`); `None` (the default) when it does not.
+    fn object_locks(&self) -> Option<&dyn ObjectLocks> {
+        None
+    }
+
     /// Takes a complete local file whose content is the blob `key` and publishes it under
     /// `key` with the same guarantees as [`StagedBlob::commit`]; the file is consumed (gone
     /// afterwards, whatever the outcome). The default streams it through [`BlobStore::stage`];
@@ -207,4 +213,107 @@ pub trait StagedBlob: Send {
 
     /// Discards the staged bytes.
     async fn abort(self: Box<Self>) -> Result<()>;
+}
+
+/// Object Lock retention modes (S3's `x-amz-object-lock-mode`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LockMode {
+    /// Nobody, not even the account's root user, can shorten or remove the retention.
+    Compliance,
+    /// Principals with `s3:BypassGovernanceRetention` can.
+    Governance,
+}
+
+impl LockMode {
+    /// The wire value (`COMPLIANCE` / `GOVERNANCE`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LockMode::Compliance => "COMPLIANCE",
+            LockMode::Governance => "GOVERNANCE",
+        }
+    }
+
+    /// Parses the wire value.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "COMPLIANCE" => Some(LockMode::Compliance),
+            "GOVERNANCE" => Some(LockMode::Governance),
+            _ => None,
+        }
+    }
+}
+
+/// What the storage enforces on one stored version of a blob.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VersionLock {
+    /// The retention mode and retain-until date, if the version has a retention.
+    pub retention: Option<(LockMode, crate::time::Timestamp)>,
+    /// Whether its legal hold is on.
+    pub legal_hold: bool,
+}
+
+/// What deleting every version of a blob did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum VersionsDeleted {
+    /// Every version and delete marker of the key is gone.
+    Deleted,
+    /// The storage refused: a version is still retained or under a legal hold. Nothing the
+    /// storage locks was removed (unlocked versions may have been).
+    Locked {
+        /// The version that is still locked.
+        version_id: String,
+        /// Its retain-until date, if it has a retention.
+        retain_until: Option<crate::time::Timestamp>,
+        /// Whether its legal hold is on.
+        legal_hold: bool,
+    },
+}
+
+/// A backend's Object Lock calls (S3 `PutObjectRetention`, `PutObjectLegalHold`, versioned
+/// reads and deletes). The library decides what each blob needs from the log; the storage then
+/// refuses early deletes even to whoever holds the bucket's credentials.
+#[async_trait]
+pub trait ObjectLocks: Send + Sync {
+    /// The mode every retention is applied in.
+    fn mode(&self) -> LockMode;
+
+    /// How far ahead a permanent package's blobs are retained (pushed forward by the sweep).
+    fn permanent_horizon(&self) -> crate::time::Period;
+
+    /// The version id of the current version of a blob; `None` when there is none.
+    async fn current_version(&self, key: &Blake3) -> Result<Option<String>>;
+
+    /// What the storage enforces on one version; `None` when that version does not exist.
+    async fn version_lock(&self, key: &Blake3, version_id: &str) -> Result<Option<VersionLock>>;
+
+    /// Sets the retention of a version to `until` in `mode` (the storage refuses to shorten
+    /// one, or to weaken COMPLIANCE; callers only extend).
+    async fn retain_until(
+        &self,
+        key: &Blake3,
+        version_id: &str,
+        mode: LockMode,
+        until: crate::time::Timestamp,
+    ) -> Result<()>;
+
+    /// Sets or clears the legal hold of a version.
+    async fn set_legal_hold(&self, key: &Blake3, version_id: &str, on: bool) -> Result<()>;
+
+    /// Opens one version of a blob (what scrub and fsck read: the version the log recorded).
+    async fn get_version(
+        &self,
+        key: &Blake3,
+        version_id: &str,
+        range: Option<ByteRange>,
+    ) -> Result<BlobRead>;
+
+    /// Deletes every version and delete marker of a blob, or reports the one still locked.
+    async fn delete_versions(&self, key: &Blake3) -> Result<VersionsDeleted>;
+
+    /// Delete markers stacked on a blob's key (an operator's unversioned DELETE hides the
+    /// current version from plain reads); reconcile removes them.
+    async fn delete_markers(&self, key: &Blake3) -> Result<Vec<String>>;
+
+    /// Removes one delete marker (the version under it becomes current again).
+    async fn remove_delete_marker(&self, key: &Blake3, marker_version_id: &str) -> Result<()>;
 }

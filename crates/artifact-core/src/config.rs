@@ -220,6 +220,12 @@ pub struct BlobsConfig {
     pub region: Option<String>,
     /// s3: allow plain-HTTP endpoints.
     pub allow_http: Option<bool>,
+    /// s3: storage-enforced retention (S3 Object Lock, ADR 0015): `off` (default),
+    /// `governance` or `compliance`. The bucket must have been created with Object Lock.
+    pub object_lock: String,
+    /// s3: how far ahead a permanent package's blobs are locked (default `100y`; the sweep
+    /// pushes it forward once half of it has passed).
+    pub object_lock_horizon: String,
 }
 
 impl Default for BlobsConfig {
@@ -232,6 +238,8 @@ impl Default for BlobsConfig {
             endpoint: None,
             region: None,
             allow_http: None,
+            object_lock: "off".to_owned(),
+            object_lock_horizon: "100y".to_owned(),
         }
     }
 }

@@ -145,6 +145,9 @@ pub struct GcResult {
     pub bytes_reclaimed: u64,
     /// Candidates left alone.
     pub refused: Vec<RefusalResult>,
+    /// Unreferenced blobs the storage still locks (Object Lock): kept, retried by a later run.
+    #[serde(default)]
+    pub kept: Vec<RefusalResult>,
 }
 
 impl From<&GcReport> for GcResult {
@@ -160,6 +163,7 @@ impl From<&GcReport> for GcResult {
             orphans_deleted: report.orphans.iter().map(ToString::to_string).collect(),
             bytes_reclaimed: report.bytes_reclaimed,
             refused: refusals(&report.refused),
+            kept: refusals(&report.kept),
         }
     }
 }
@@ -692,6 +696,7 @@ mod tests {
             orphans: vec![Blake3::of(b"o")],
             bytes_reclaimed: 4,
             refused: vec![refusal()],
+            kept: vec![refusal()],
         };
         check(&GcResult::from(&full), &full.to_value());
     }

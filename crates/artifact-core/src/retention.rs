@@ -324,6 +324,24 @@ pub fn explain(package_id: PackageId, events: &[Event], as_of: Timestamp) -> Res
             EventData::PackagePurged(_) => {
                 format!("purged by garbage collection at {}", event.at)
             }
+            EventData::BlobLockExtended(p) => format!(
+                "the storage retains blob {} (version {}) until {} in {} mode (Object Lock: not \
+                 deletable before then, even with the bucket's credentials)",
+                p.blake3,
+                p.version_id,
+                p.retain_until,
+                p.mode.as_str()
+            ),
+            EventData::BlobLegalHoldSet(p) => format!(
+                "the storage's legal hold on blob {} (version {}) {}",
+                p.blake3,
+                p.version_id,
+                if p.on {
+                    "was set: not deletable until it is cleared"
+                } else {
+                    "was cleared: no package referencing it is held"
+                }
+            ),
             _ => continue,
         };
         lines.push(ExplainLine {

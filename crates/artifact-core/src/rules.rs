@@ -69,6 +69,8 @@ pub struct LogRules {
     manifests: HashSet<Blake3>,
     /// The latest `at` so far, and its seq.
     latest: Option<(Timestamp, u64)>,
+    /// Blob → (version, retain-until, seq) of its latest recorded storage lock.
+    locks: HashMap<Blake3, (String, Timestamp, u64)>,
     violations: Vec<RuleViolation>,
 }
 
@@ -125,6 +127,23 @@ impl LogRules {
                 }
             }
             EventData::BlobDeleted(deleted) => self.check_deletable(event, &deleted.blake3),
+            EventData::BlobLockExtended(lock) => {
+                // Object Lock retention only ever grows on one version (ADR 0015).
+                if let Some((version, until, seq)) = self.locks.get(&lock.blake3)
+                    && *version == lock.version_id
+                    && lock.retain_until < *until
+                {
+                    let detail = format!(
+                        "blob {} version {}: retain-until {} is earlier than {until} recorded at seq {seq}",
+                        lock.blake3, lock.version_id, lock.retain_until
+                    );
+                    self.flag(event, "lock-shortened", detail);
+                }
+                self.locks.insert(
+                    lock.blake3,
+                    (lock.version_id.clone(), lock.retain_until, event.seq),
+                );
+            }
             EventData::RetentionDefaultApplied(_)
             | EventData::RetentionExtended(_)
             | EventData::RetentionHoldApplied(_)

@@ -84,6 +84,7 @@
 #![warn(missing_docs, unreachable_pub)]
 
 mod error;
+mod locks;
 mod options;
 pub mod publish;
 pub mod signed;
@@ -103,6 +104,8 @@ use object_store::{
     GetOptions, GetRange, ObjectStore, ObjectStoreExt as _, PutPayload, WriteMultipart,
 };
 
+use artifact_core::blob::{LockMode, ObjectLocks};
+use artifact_core::time::Period;
 use error::{S3Error, is_unreachable};
 pub use object_store::{BackoffConfig, ClientOptions, RetryConfig};
 pub use options::{
@@ -110,6 +113,7 @@ pub use options::{
     MIN_PART_SIZE, PART_SIZE_ENV, S3Options,
 };
 pub use publish::{S3CheckpointSink, SinkLock};
+use signed::SignedClient;
 
 /// Blobs in an S3-compatible bucket. Cheap to clone (one shared HTTP client).
 #[derive(Debug, Clone)]
@@ -130,6 +134,10 @@ struct Inner {
     part_size: usize,
     upload_concurrency: usize,
     copy_limit: u64,
+    /// Object Lock mode and permanent horizon (`None` = off).
+    object_lock: Option<(LockMode, Period)>,
+    /// Signed requests for what object_store cannot send (present with Object Lock).
+    signed: Option<SignedClient>,
 }
 
 /// What [`S3Options::build`] hands over.
@@ -142,6 +150,8 @@ pub(crate) struct Parts {
     pub(crate) part_size: usize,
     pub(crate) upload_concurrency: usize,
     pub(crate) copy_limit: u64,
+    pub(crate) object_lock: Option<(LockMode, Period)>,
+    pub(crate) signed: Option<SignedClient>,
 }
 
 impl S3BlobStore {
@@ -168,6 +178,8 @@ impl S3BlobStore {
                 part_size: parts.part_size,
                 upload_concurrency: parts.upload_concurrency,
                 copy_limit: parts.copy_limit,
+                object_lock: parts.object_lock,
+                signed: parts.signed,
             }),
         }
     }
@@ -313,6 +325,14 @@ impl Inner {
     }
 }
 
+/// A blob key, with the version when one is named.
+fn describe(key: &Blake3, version: Option<&str>) -> String {
+    match version {
+        Some(version) => format!("{key} (version {version})"),
+        None => key.to_string(),
+    }
+}
+
 /// A fresh staging key: 128 random bits in hex, unique across processes and hosts.
 fn staging_name() -> String {
     let mut bytes = [0u8; 16];
@@ -413,7 +433,7 @@ impl S3StagedBlob {
             return Err(self.part_error(source));
         }
         // `finish` uploads the last part and completes; on failure it aborts the upload.
-        writer
+        let completed = writer
             .finish()
             .await
             .map_err(|source| S3Error::CompleteUpload {
@@ -426,7 +446,16 @@ impl S3StagedBlob {
             .await;
         // The blob is published (or the copy failed); either way the staging object goes.
         // A failed delete leaves garbage for `reclaim_staging`, never a visible partial blob.
-        let _ = self.store.delete_location(&self.staging).await;
+        // On a versioned (Object Lock) bucket the exact version goes: a plain DELETE would only
+        // stack a delete marker on it.
+        match (&self.store.signed, completed.version) {
+            (Some(signed), Some(version)) => {
+                let _ = signed.delete(self.staging.as_ref(), Some(&version)).await;
+            }
+            _ => {
+                let _ = self.store.delete_location(&self.staging).await;
+            }
+        }
         published
     }
 }
@@ -514,59 +543,7 @@ impl BlobStore for S3BlobStore {
     }
 
     async fn get(&self, key: &Blake3, range: Option<ByteRange>) -> Result<BlobRead> {
-        let location = self.blob_location(key);
-        let get_range = match range {
-            None => None,
-            Some(ByteRange { start, end: None }) => Some(GetRange::Offset(start)),
-            Some(ByteRange {
-                start,
-                end: Some(end),
-            }) => {
-                if end <= start {
-                    return Err(unsatisfiable(start, None));
-                }
-                Some(GetRange::Bounded(start..end))
-            }
-        };
-        let options = GetOptions {
-            range: get_range,
-            ..GetOptions::default()
-        };
-        let result = match self.inner.client.get_opts(&location, options).await {
-            Ok(result) => result,
-            Err(object_store::Error::NotFound { .. }) => {
-                return Err(Error::not_found("blob", key.to_string()));
-            }
-            Err(source) => {
-                // A ranged read of an existing blob fails when the range is unsatisfiable
-                // (416); servers word that differently, so ask for the size to tell.
-                if let Some(range) = range
-                    && let Ok(Some(size)) = self.inner.head_location(&location).await
-                    && range.resolve(size).is_none()
-                {
-                    return Err(unsatisfiable(range.start, Some(size)));
-                }
-                return Err(S3Error::Get {
-                    key: location.to_string(),
-                    source,
-                }
-                .into());
-            }
-        };
-        let size = result.meta.size;
-        let returned = (result.range.start, result.range.end);
-        let stream_key = location.to_string();
-        let stream = result.into_stream().map_err(move |source| {
-            std::io::Error::other(S3Error::Get {
-                key: stream_key.clone(),
-                source,
-            })
-        });
-        Ok(BlobRead {
-            size,
-            range: returned,
-            reader: Box::pin(tokio_util::io::StreamReader::new(stream)),
-        })
+        self.get_version_of(key, range, None).await
     }
 
     async fn head(&self, key: &Blake3) -> Result<Option<BlobMeta>> {
@@ -576,6 +553,13 @@ impl BlobStore for S3BlobStore {
             .head_location(&location)
             .await?
             .map(|size| BlobMeta { size }))
+    }
+
+    fn object_locks(&self) -> Option<&dyn ObjectLocks> {
+        self.inner
+            .object_lock
+            .is_some()
+            .then_some(self as &dyn ObjectLocks)
     }
 
     async fn delete(&self, key: &Blake3) -> Result<()> {
@@ -639,11 +623,23 @@ impl BlobStore for S3BlobStore {
             key: probe_key.to_string(),
             source,
         };
-        inner
+        let put = inner
             .probe
             .put(&probe_key, PutPayload::from_static(b"ok"))
             .await
             .map_err(|source| inner.classify_check_error(source, not_writable))?;
+        if let (Some(signed), Some(version)) = (&inner.signed, put.version) {
+            // Versioned (Object Lock) bucket: delete the exact version, leaving nothing behind.
+            let status = signed.delete(probe_key.as_ref(), Some(&version)).await?;
+            return if status.is_success() {
+                Ok(())
+            } else {
+                Err(Error::Config(format!(
+                    "the start-up probe `{probe_key}` version {version} could not be deleted                      ({status}): does the bucket `{}` apply a default retention?",
+                    inner.bucket
+                )))
+            };
+        }
         match inner.probe.delete(&probe_key).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(source) => Err(not_writable(source).into()),
@@ -652,6 +648,73 @@ impl BlobStore for S3BlobStore {
 }
 
 impl S3BlobStore {
+    /// A read of the current version of a blob, or of `version`.
+    pub(crate) async fn get_version_of(
+        &self,
+        key: &Blake3,
+        range: Option<ByteRange>,
+        version: Option<String>,
+    ) -> Result<BlobRead> {
+        let version_name = version.clone();
+        let location = self.blob_location(key);
+        let get_range = match range {
+            None => None,
+            Some(ByteRange { start, end: None }) => Some(GetRange::Offset(start)),
+            Some(ByteRange {
+                start,
+                end: Some(end),
+            }) => {
+                if end <= start {
+                    return Err(unsatisfiable(start, None));
+                }
+                Some(GetRange::Bounded(start..end))
+            }
+        };
+        let options = GetOptions {
+            range: get_range,
+            version,
+            ..GetOptions::default()
+        };
+        let result = match self.inner.client.get_opts(&location, options).await {
+            Ok(result) => result,
+            Err(object_store::Error::NotFound { .. }) => {
+                return Err(Error::not_found(
+                    "blob",
+                    describe(key, version_name.as_deref()),
+                ));
+            }
+            Err(source) => {
+                // A ranged read of an existing blob fails when the range is unsatisfiable
+                // (416); servers word that differently, so ask for the size to tell.
+                if let Some(range) = range
+                    && let Ok(Some(size)) = self.inner.head_location(&location).await
+                    && range.resolve(size).is_none()
+                {
+                    return Err(unsatisfiable(range.start, Some(size)));
+                }
+                return Err(S3Error::Get {
+                    key: location.to_string(),
+                    source,
+                }
+                .into());
+            }
+        };
+        let size = result.meta.size;
+        let returned = (result.range.start, result.range.end);
+        let stream_key = location.to_string();
+        let stream = result.into_stream().map_err(move |source| {
+            std::io::Error::other(S3Error::Get {
+                key: stream_key.clone(),
+                source,
+            })
+        });
+        Ok(BlobRead {
+            size,
+            range: returned,
+            reader: Box::pin(tokio_util::io::StreamReader::new(stream)),
+        })
+    }
+
     /// The read half of [`BlobStore::check`]: one signed list of the blob prefix, so the
     /// endpoint answers, the bucket exists and the credentials are accepted (and listing, which
     /// GC and fsck need, is allowed). Writes nothing, so read-only credentials pass; errors
@@ -669,7 +732,7 @@ impl S3BlobStore {
                     source,
                 })
             })?;
-        Ok(())
+        self.check_object_lock().await
     }
 }
 

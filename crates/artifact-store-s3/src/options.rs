@@ -53,6 +53,8 @@ pub struct S3Options {
     copy_limit: u64,
     retry: RetryConfig,
     check_retry: RetryConfig,
+    /// Object Lock mode and permanent horizon; `None` = off.
+    object_lock: Option<(artifact_core::blob::LockMode, artifact_core::time::Period)>,
 }
 
 impl S3Options {
@@ -88,7 +90,48 @@ impl S3Options {
                 retry_timeout: Duration::from_secs(10),
                 ..RetryConfig::default()
             },
+            object_lock: None,
         }
+    }
+
+    /// Storage-enforced retention (ADR 0015): every blob a live package references is
+    /// retained in `mode` until at least its package's expiry, and held while the package is;
+    /// a permanent package's blobs are retained `horizon` ahead. The bucket must have Object
+    /// Lock enabled (checked at start-up). `None` turns it off (the default).
+    pub fn with_object_lock(
+        mut self,
+        lock: Option<(artifact_core::blob::LockMode, artifact_core::time::Period)>,
+    ) -> Self {
+        self.object_lock = lock;
+        self
+    }
+
+    /// Parses `[blobs] object_lock` and `object_lock_horizon`.
+    pub fn parse_object_lock(
+        mode: &str,
+        horizon: &str,
+    ) -> Result<Option<(artifact_core::blob::LockMode, artifact_core::time::Period)>> {
+        use artifact_core::blob::LockMode;
+        let mode = match mode {
+            "off" => return Ok(None),
+            "compliance" => LockMode::Compliance,
+            "governance" => LockMode::Governance,
+            other => {
+                return Err(Error::Config(format!(
+                    "[blobs] object_lock = `{other}`: use off, governance or compliance"
+                )));
+            }
+        };
+        let horizon: artifact_core::time::Period = horizon.parse().map_err(|e| {
+            Error::Config(format!("[blobs] object_lock_horizon = `{horizon}`: {e}"))
+        })?;
+        if horizon == artifact_core::time::Period::Permanent {
+            return Err(Error::Config(
+                "[blobs] object_lock_horizon must be a finite period such as 100y (S3 needs a date)"
+                    .to_owned(),
+            ));
+        }
+        Ok(Some((mode, horizon)))
     }
 
     /// Options from the `[blobs]` section (`backend = "s3"`): `bucket` (required), `prefix`,
@@ -123,6 +166,10 @@ impl S3Options {
             })?;
             options = options.with_part_size(mib.saturating_mul(1 << 20));
         }
+        options = options.with_object_lock(Self::parse_object_lock(
+            &config.object_lock,
+            &config.object_lock_horizon,
+        )?);
         options.validate()?;
         Ok(options)
     }
@@ -381,7 +428,13 @@ impl S3Options {
             .build()
             .map_err(|e| Error::Config(format!("S3 client: {e}")))?;
         let endpoint = self.endpoint_display();
+        let signed = match self.object_lock {
+            Some(_) => Some(self.signed_client()?),
+            None => None,
+        };
         Ok(S3BlobStore::from_parts(crate::Parts {
+            object_lock: self.object_lock,
+            signed,
             client,
             probe,
             bucket: self.bucket,

@@ -19,38 +19,15 @@ use object_store::ClientOptions;
 use object_store::aws::{AmazonS3, AwsAuthorizer};
 use object_store::client::{HttpClient, HttpConnector as _, HttpRequestBody, ReqwestConnector};
 
-/// Object Lock retention modes (S3's `x-amz-object-lock-mode`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LockMode {
-    /// Nobody, not even the account's root user, can shorten or remove the retention.
-    Compliance,
-    /// Principals with `s3:BypassGovernanceRetention` can.
-    Governance,
-}
-
-impl LockMode {
-    /// The wire value (`COMPLIANCE` / `GOVERNANCE`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LockMode::Compliance => "COMPLIANCE",
-            LockMode::Governance => "GOVERNANCE",
-        }
-    }
-
-    fn parse(text: &str) -> Option<Self> {
-        match text {
-            "COMPLIANCE" => Some(LockMode::Compliance),
-            "GOVERNANCE" => Some(LockMode::Governance),
-            _ => None,
-        }
-    }
-}
+pub use artifact_core::blob::LockMode;
 
 /// A bucket's Object Lock configuration (`GET /BUCKET?object-lock`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BucketLock {
     /// `ObjectLockEnabled` is `Enabled`.
     pub enabled: bool,
+    /// The bucket applies a default retention to every new object version (its `Rule`).
+    pub default_retention: bool,
 }
 
 /// What a conditional create found.
@@ -132,11 +109,16 @@ impl SignedClient {
             && (body.contains("ObjectLockConfigurationNotFound")
                 || body.contains("NoSuchObjectLockConfiguration"))
         {
-            return Ok(BucketLock { enabled: false });
+            return Ok(BucketLock {
+                enabled: false,
+                default_retention: false,
+            });
         }
         answer.ok("read the Object Lock configuration of", &self.bucket)?;
         Ok(BucketLock {
             enabled: xml_text(&body, "ObjectLockEnabled") == Some("Enabled"),
+            default_retention: xml_text(&body, "DefaultRetention")
+                .is_some_and(|rule| !rule.trim().is_empty()),
         })
     }
 
@@ -219,7 +201,32 @@ impl SignedClient {
     /// The retention of the current version of `key` (`GET ?retention`): mode and
     /// retain-until; `None` when it has none.
     pub async fn retention(&self, key: &str) -> Result<Option<(LockMode, String)>> {
-        let answer = self.bodiless(Method::GET, Some(key), "retention").await?;
+        self.version_retention(key, None).await
+    }
+
+    /// Whether a version of `key` exists (`HEAD ?versionId=`).
+    pub async fn version_exists(&self, key: &str, version_id: &str) -> Result<bool> {
+        let query = format!("versionId={}", encode_query(version_id)?);
+        let answer = self.bodiless(Method::HEAD, Some(key), &query).await?;
+        // A HEAD answer has no body: any 404 of a version means "no such version" (the bucket
+        // is checked at start-up). A delete marker answers 405: not an object version.
+        if answer.status == StatusCode::NOT_FOUND || answer.status == StatusCode::METHOD_NOT_ALLOWED
+        {
+            return Ok(false);
+        }
+        answer.ok("stat a version of", key)?;
+        Ok(true)
+    }
+
+    /// The retention of a version of `key` (`GET ?retention[&versionId=]`); `None` when it
+    /// has none.
+    pub async fn version_retention(
+        &self,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> Result<Option<(LockMode, String)>> {
+        let query = with_version("retention", version_id)?;
+        let answer = self.bodiless(Method::GET, Some(key), &query).await?;
         let body = String::from_utf8_lossy(&answer.body);
         if answer.status == StatusCode::NOT_FOUND && body.contains("NoSuchObjectLockConfiguration")
         {

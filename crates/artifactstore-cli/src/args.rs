@@ -338,6 +338,10 @@ pub(crate) enum AdminCommand {
     /// Recompute the verifiable log's Merkle tree from the stored event bytes (after fsck
     /// reports a `tree` finding); changes no event and no checkpoint.
     RebuildTree,
+    /// Re-apply on the storage (S3 Object Lock) every retention and legal hold the log
+    /// requires, remove delete markers hiding locked versions, clear legal holds nothing
+    /// requires; records every change (after fsck reports lock drift).
+    ReconcileLocks,
     /// Bearer tokens for the server.
     #[command(subcommand)]
     Token(TokenCommand),

@@ -35,6 +35,8 @@ pub(crate) struct Local<'a> {
     pub(crate) store: &'a ArtifactStore,
     pub(crate) data_dir: &'a Path,
     pub(crate) config: &'a Config,
+    /// Who local changes are recorded as.
+    pub(crate) actor: &'a str,
 }
 
 /// Runs one command.
@@ -56,10 +58,8 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
     let config = local::effective_config(&cli)?;
     let store = local::open(&cli, config.clone(), false, local::reads_only(&cli.command)).await?;
-    let mut client = EmbeddedClient::new(
-        store.clone(),
-        cli.actor.clone().unwrap_or_else(local::default_actor),
-    );
+    let actor = cli.actor.clone().unwrap_or_else(local::default_actor);
+    let mut client = EmbeddedClient::new(store.clone(), actor.clone());
     if matches!(
         cli.command,
         Command::Retention(RetentionCommand::History { proof: true, .. })
@@ -77,6 +77,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         store: &store,
         data_dir: &data_dir,
         config: &config,
+        actor: &actor,
     };
     run_on(&client, Some(local), cli).await
 }
@@ -178,6 +179,49 @@ async fn run_on<C: Client>(
             } else {
                 println!("rebuilt the merkle tree over {leaves} events");
             }
+        }
+        Command::Admin(AdminCommand::ReconcileLocks) => {
+            let Some(local) = local else {
+                bail!("admin reconcile-locks runs on this machine's store; drop --server");
+            };
+            let report = local.store.reconcile_locks(local.actor, false).await?;
+            let failure = if report.missing.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            };
+            for item in &report.missing {
+                eprintln!(
+                    "artifactstore: cannot lock {}: {}",
+                    item.subject, item.detail
+                );
+            }
+            if json {
+                print_json(&report.to_value())?;
+                return Ok(failure);
+            }
+            println!(
+                "checked the storage locks of {} live blob(s)",
+                report.checked
+            );
+            for item in &report.extended {
+                println!("  extended {}: {}", item.subject, item.detail);
+            }
+            for key in &report.holds_set {
+                println!("  legal hold set on {key}");
+            }
+            for key in &report.holds_cleared {
+                println!("  legal hold cleared on {key}");
+            }
+            for marker in &report.markers_removed {
+                println!("  delete marker removed from {marker}");
+            }
+            let changes = report.extended.len()
+                + report.holds_set.len()
+                + report.holds_cleared.len()
+                + report.markers_removed.len();
+            println!("{changes} change(s) recorded");
+            return Ok(failure);
         }
         Command::Gc { grace, dry_run } => {
             // The flag, else [gc] grace of this machine's configuration; a server applies its
@@ -809,6 +853,15 @@ async fn gc<C: Client>(
             if dry_run { "would delete" } else { "deleted" },
             report.orphans_deleted.len()
         );
+    }
+    if !report.kept.is_empty() {
+        println!(
+            "kept {} blob(s) the storage still locks (a later gc deletes them)",
+            report.kept.len()
+        );
+        for item in &report.kept {
+            println!("  blob {}: {}", item.subject, item.detail);
+        }
     }
     Ok(failure)
 }

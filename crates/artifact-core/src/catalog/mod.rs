@@ -31,12 +31,15 @@ use crate::time::Timestamp;
 
 pub use follow::FOLLOW_RECHECK;
 pub(crate) use project::apply_event;
+pub use read::{LockNeed, RecordedLock};
 pub(crate) use read::{
-    blob as views_blob, blobs_page as views_blobs_page, deleting_blobs as views_deleting_blobs,
-    due_for_sweep as views_due_for_sweep, eligible_unpurged as views_eligible_unpurged,
-    events_at as views_events_at, events_of_type as views_events_of_type,
+    blob as views_blob, blob_lock as views_blob_lock, blobs_page as views_blobs_page,
+    deleting_blobs as views_deleting_blobs, due_for_sweep as views_due_for_sweep,
+    eligible_unpurged as views_eligible_unpurged, events_at as views_events_at,
+    events_of_type as views_events_of_type, legal_holds_page as views_legal_holds_page,
     list_packages as views_list_packages, list_tokens as views_list_tokens,
     live_files_page as views_live_files_page, live_packages_page as views_live_packages_page,
+    live_referrers as views_live_referrers, lock_needs_page as views_lock_needs_page,
     package as views_package, package_id_by_name as views_package_id_by_name,
     retention_events_of as views_retention_events_of, retention_status as views_retention_status,
     token_by_hash as views_token_by_hash, token_by_seq as views_token_by_seq,

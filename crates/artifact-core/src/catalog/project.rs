@@ -194,6 +194,25 @@ pub(crate) async fn apply(conn: &mut AnyConnection, event: &Event, data: &EventD
             .execute(&mut *conn)
             .await?;
         }
+        EventData::BlobLockExtended(p) => {
+            sqlx::query(
+                "UPDATE blobs SET lock_version = $1, lock_mode = $2, lock_until = $3 WHERE blake3 = $4",
+            )
+            .bind(p.version_id.as_str())
+            .bind(p.mode.as_str())
+            .bind(p.retain_until.unix_millis())
+            .bind(p.blake3.to_string())
+            .execute(&mut *conn)
+            .await?;
+        }
+        EventData::BlobLegalHoldSet(p) => {
+            sqlx::query("UPDATE blobs SET lock_version = $1, legal_hold = $2 WHERE blake3 = $3")
+                .bind(p.version_id.as_str())
+                .bind(i64::from(p.on))
+                .bind(p.blake3.to_string())
+                .execute(&mut *conn)
+                .await?;
+        }
         EventData::AuthTokenCreated(p) => {
             let roles = Value::Array(p.roles.iter().map(|r| Value::Text(r.clone())).collect());
             sqlx::query(

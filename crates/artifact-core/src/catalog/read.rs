@@ -846,3 +846,159 @@ mod tests {
         assert_eq!(filters.binds.len(), 1);
     }
 }
+
+/// What the log recorded of the storage's Object Lock on a blob's version (the `blobs` lock
+/// columns, from `v1.blob.lock_extended` and `v1.blob.legal_hold_set`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RecordedLock {
+    /// The stored version the lock is on.
+    pub version_id: Option<String>,
+    /// The mode of its retention.
+    pub mode: Option<crate::blob::LockMode>,
+    /// Its retain-until date.
+    pub retain_until: Option<Timestamp>,
+    /// Whether its legal hold is on.
+    pub legal_hold: bool,
+}
+
+impl RecordedLock {
+    fn from_view(view: &ViewRow<'_>) -> Result<Self> {
+        let mode = match view.opt_text("lock_mode")? {
+            None => None,
+            Some(text) => Some(crate::blob::LockMode::parse(&text).ok_or_else(|| {
+                view.corrupt(format_args!("`lock_mode` is `{text}`, not a lock mode"))
+            })?),
+        };
+        Ok(Self {
+            version_id: view.opt_text("lock_version")?,
+            mode,
+            retain_until: view.opt_ts("lock_until")?,
+            legal_hold: view.flag("legal_hold")?,
+        })
+    }
+}
+
+/// The recorded lock of a blob; `None` when the blob is not recorded.
+pub(crate) async fn blob_lock(
+    conn: &mut AnyConnection,
+    blake3: &crate::digest::Blake3,
+) -> Result<Option<RecordedLock>> {
+    let row = sqlx::query(
+        "SELECT blake3, stored_seq, lock_version, lock_mode, lock_until, legal_hold FROM blobs WHERE blake3 = $1",
+    )
+    .bind(blake3.to_string())
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.map(|row| {
+        let view = ViewRow::keyed(&row, "blobs", "blake3", "stored_seq")?;
+        RecordedLock::from_view(&view)
+    })
+    .transpose()
+}
+
+/// One blob that live packages reference (as a file or as their manifest), with what they
+/// need from the storage and what the log recorded of its lock.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LockNeed {
+    /// The blob.
+    pub blake3: crate::digest::Blake3,
+    /// The latest expiry of a live, finite package referencing it.
+    pub expires_at: Option<Timestamp>,
+    /// A live permanent package references it.
+    pub permanent: bool,
+    /// A live package referencing it has an active hold.
+    pub held: bool,
+    /// The lock the log recorded.
+    pub recorded: RecordedLock,
+}
+
+/// Live blobs with their lock needs, one page in digest order after `after` (`""` first).
+pub(crate) async fn lock_needs_page(
+    conn: &mut AnyConnection,
+    after: &str,
+    limit: i64,
+) -> Result<Vec<LockNeed>> {
+    let rows = sqlx::query(
+        "SELECT r.blake3 AS blake3, b.stored_seq AS stored_seq, \
+                CAST(MAX(r.permanent) AS BIGINT) AS permanent, CAST(MAX(r.expires) AS BIGINT) AS expires, \
+                CAST(MAX(r.held) AS BIGINT) AS held, \
+                b.lock_version AS lock_version, b.lock_mode AS lock_mode, b.lock_until AS lock_until, \
+                b.legal_hold AS legal_hold \
+         FROM (SELECT f.blake3 AS blake3, \
+                      CASE WHEN s.current_expires_at IS NULL THEN 1 ELSE 0 END AS permanent, \
+                      s.current_expires_at AS expires, \
+                      CASE WHEN s.active_holds > 0 THEN 1 ELSE 0 END AS held \
+               FROM (SELECT package_id, blake3 FROM package_files \
+                     UNION ALL SELECT package_id, package_id AS blake3 FROM packages) f \
+               JOIN packages p ON p.package_id = f.package_id \
+               JOIN retention_state s ON s.package_id = f.package_id \
+               WHERE p.purged_seq IS NULL AND f.blake3 > $1) r \
+         JOIN blobs b ON b.blake3 = r.blake3 \
+         GROUP BY r.blake3, b.stored_seq, b.lock_version, b.lock_mode, b.lock_until, b.legal_hold \
+         ORDER BY r.blake3 LIMIT $2",
+    )
+    .bind(after)
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            let view = ViewRow::keyed(row, "blobs", "blake3", "stored_seq")?;
+            Ok(LockNeed {
+                blake3: view.parse("blake3")?,
+                expires_at: view.opt_ts("expires")?,
+                permanent: view.flag("permanent")?,
+                held: view.flag("held")?,
+                recorded: RecordedLock::from_view(&view)?,
+            })
+        })
+        .collect()
+}
+
+/// Blobs whose recorded legal hold is on, one page in digest order after `after`.
+pub(crate) async fn legal_holds_page(
+    conn: &mut AnyConnection,
+    after: &str,
+    limit: i64,
+) -> Result<Vec<(crate::digest::Blake3, RecordedLock)>> {
+    let rows = sqlx::query(
+        "SELECT blake3, stored_seq, lock_version, lock_mode, lock_until, legal_hold FROM blobs \
+         WHERE legal_hold = 1 AND blake3 > $1 ORDER BY blake3 LIMIT $2",
+    )
+    .bind(after)
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            let view = ViewRow::keyed(row, "blobs", "blake3", "stored_seq")?;
+            Ok((view.parse("blake3")?, RecordedLock::from_view(&view)?))
+        })
+        .collect()
+}
+
+/// Live packages referencing a blob (as a file or as their manifest).
+pub(crate) async fn live_referrers(
+    conn: &mut AnyConnection,
+    blake3: &crate::digest::Blake3,
+) -> Result<Vec<PackageId>> {
+    let key = blake3.to_string();
+    let rows = sqlx::query(
+        "SELECT DISTINCT f.package_id AS package_id FROM \
+           (SELECT package_id FROM package_files WHERE blake3 = $1 \
+            UNION ALL SELECT package_id FROM packages WHERE package_id = $1) f \
+         JOIN packages p ON p.package_id = f.package_id WHERE p.purged_seq IS NULL",
+    )
+    .bind(key.as_str())
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            let text: String = row.try_get("package_id")?;
+            text.parse().map_err(|e| Error::Integrity {
+                seq: 0,
+                reason: format!("package_files row for {key}: package_id `{text}`: {e}"),
+            })
+        })
+        .collect()
+}

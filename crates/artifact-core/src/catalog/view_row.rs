@@ -88,6 +88,11 @@ impl<'r> ViewRow<'r> {
         })
     }
 
+    /// A nullable text column.
+    pub(crate) fn opt_text(&self, column: &str) -> Result<Option<String>> {
+        Ok(self.row.try_get(column)?)
+    }
+
     /// A NOT NULL count, size or sequence number: negative is corrupt.
     pub(crate) fn count(&self, column: &str) -> Result<u64> {
         let value: i64 = self.row.try_get(column)?;

@@ -43,6 +43,11 @@ pub const BLOB_DELETED: &str = "v1.blob.deleted";
 pub const INTEGRITY_CHECKED: &str = "v1.integrity.checked";
 /// A scrub found a blob missing or corrupt.
 pub const INTEGRITY_FAILED: &str = "v1.integrity.failed";
+/// The storage's retention of a blob's stored version was set to a later retain-until
+/// (S3 Object Lock; the package the change is for is the event's package).
+pub const BLOB_LOCK_EXTENDED: &str = "v1.blob.lock_extended";
+/// The storage's legal hold on a blob's stored version was set or cleared.
+pub const BLOB_LEGAL_HOLD_SET: &str = "v1.blob.legal_hold_set";
 /// A bearer token was minted (data: principal, roles, token_sha256 — never the token).
 pub const AUTH_TOKEN_CREATED: &str = "v1.auth.token_created";
 /// A bearer token was revoked.
@@ -350,6 +355,34 @@ pub struct IntegrityFailed {
     pub extra: Extra,
 }
 
+/// `v1.blob.lock_extended`: the storage retains a blob's version until `retain_until`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlobLockExtended {
+    /// The blob.
+    pub blake3: Blake3,
+    /// The stored version the retention is on.
+    pub version_id: String,
+    /// The retention mode (`COMPLIANCE` / `GOVERNANCE`).
+    pub mode: crate::blob::LockMode,
+    /// The retain-until date now on the storage.
+    pub retain_until: Timestamp,
+    /// Fields this release does not know.
+    pub extra: Extra,
+}
+
+/// `v1.blob.legal_hold_set`: the storage's legal hold on a blob's version was set or cleared.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlobLegalHoldSet {
+    /// The blob.
+    pub blake3: Blake3,
+    /// The stored version.
+    pub version_id: String,
+    /// On or off.
+    pub on: bool,
+    /// Fields this release does not know.
+    pub extra: Extra,
+}
+
 /// `v1.auth.token_created`: a bearer token was minted (its hash, never the token).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuthTokenCreated {
@@ -405,6 +438,10 @@ pub enum EventData {
     IntegrityChecked(IntegrityChecked),
     /// `v1.integrity.failed`.
     IntegrityFailed(IntegrityFailed),
+    /// `v1.blob.lock_extended`.
+    BlobLockExtended(BlobLockExtended),
+    /// `v1.blob.legal_hold_set`.
+    BlobLegalHoldSet(BlobLegalHoldSet),
     /// `v1.auth.token_created`.
     AuthTokenCreated(AuthTokenCreated),
     /// `v1.auth.token_revoked`.
@@ -441,6 +478,8 @@ from_payload!(
     BlobDeleted,
     IntegrityChecked,
     IntegrityFailed,
+    BlobLockExtended,
+    BlobLegalHoldSet,
     AuthTokenCreated,
     AuthTokenRevoked,
 );
@@ -461,6 +500,8 @@ impl EventData {
             EventData::BlobDeleted(_) => BLOB_DELETED,
             EventData::IntegrityChecked(_) => INTEGRITY_CHECKED,
             EventData::IntegrityFailed(_) => INTEGRITY_FAILED,
+            EventData::BlobLockExtended(_) => BLOB_LOCK_EXTENDED,
+            EventData::BlobLegalHoldSet(_) => BLOB_LEGAL_HOLD_SET,
             EventData::AuthTokenCreated(_) => AUTH_TOKEN_CREATED,
             EventData::AuthTokenRevoked(_) => AUTH_TOKEN_REVOKED,
             EventData::Unknown { event_type, .. } => event_type,
@@ -534,6 +575,23 @@ impl EventData {
                     ("blake3", text(p.blake3)),
                     ("size", int(p.size)),
                     ("reason", text(&p.reason)),
+                ],
+            ),
+            EventData::BlobLockExtended(p) => map(
+                &p.extra,
+                [
+                    ("blake3", text(p.blake3)),
+                    ("version_id", text(&p.version_id)),
+                    ("mode", text(p.mode.as_str())),
+                    ("retain_until", text(p.retain_until)),
+                ],
+            ),
+            EventData::BlobLegalHoldSet(p) => map(
+                &p.extra,
+                [
+                    ("blake3", text(p.blake3)),
+                    ("version_id", text(&p.version_id)),
+                    ("on", Value::Bool(p.on)),
                 ],
             ),
             EventData::AuthTokenCreated(p) => {
@@ -700,6 +758,34 @@ impl EventData {
                     blake3: f.parsed("blake3", "a blake3 digest")?,
                     size: f.uint("size")?,
                     reason: f.text("reason")?,
+                    extra: f.extra(),
+                }
+                .into()
+            }
+            BLOB_LOCK_EXTENDED => {
+                let mut f = Fields::new(BLOB_LOCK_EXTENDED, data)?;
+                let mode = f.text("mode")?;
+                let mode = crate::blob::LockMode::parse(&mode)
+                    .ok_or_else(|| f.error("mode", format!("`{mode}` is not a lock mode")))?;
+                BlobLockExtended {
+                    blake3: f.parsed("blake3", "a blake3 digest")?,
+                    version_id: f.text("version_id")?,
+                    mode,
+                    retain_until: f.ts("retain_until")?,
+                    extra: f.extra(),
+                }
+                .into()
+            }
+            BLOB_LEGAL_HOLD_SET => {
+                let mut f = Fields::new(BLOB_LEGAL_HOLD_SET, data)?;
+                let on = match f.take("on")? {
+                    Value::Bool(on) => on,
+                    _ => return Err(f.error("on", "must be a boolean")),
+                };
+                BlobLegalHoldSet {
+                    blake3: f.parsed("blake3", "a blake3 digest")?,
+                    version_id: f.text("version_id")?,
+                    on,
                     extra: f.extra(),
                 }
                 .into()

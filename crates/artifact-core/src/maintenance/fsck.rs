@@ -10,6 +10,7 @@ impl ArtifactStore {
         self.fsck_recorded_blobs(&checked, &mut report).await?;
         self.fsck_log(&mut report).await?;
         self.fsck_backend(&mut report).await?;
+        self.fsck_locks(&mut report).await?;
         Ok(report)
     }
 

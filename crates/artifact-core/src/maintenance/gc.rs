@@ -68,7 +68,15 @@ impl ArtifactStore {
                 catalog::views_unreferenced_blobs(&mut conn, cutoff, true, 0, i64::MAX).await?
             {
                 match refs.deletion_refusal(&blob.info.blake3) {
-                    None => blobs.push(blob),
+                    None => {
+                        if let Some(kept) =
+                            self.lock_keeps(&mut conn, &blob.info.blake3, now).await?
+                        {
+                            report.kept.push(kept);
+                        } else {
+                            blobs.push(blob);
+                        }
+                    }
                     Some(why) => report.refused.push(blob_refused(&blob.info.blake3, why)),
                 }
             }
@@ -143,9 +151,15 @@ impl ArtifactStore {
                 None => refs.insert(LogReferences::load(tx.conn(), &BTreeSet::new()).await?),
             };
             let mut candidates = Vec::with_capacity(nominated.len());
+            let at = self.clock().now();
             for blob in nominated {
                 match log_refs.deletion_refusal(&blob.info.blake3) {
-                    None => candidates.push(blob),
+                    // A blob the storage still locks is not committed to deletion yet: a later
+                    // run takes it once its lock has passed.
+                    None => match self.lock_keeps(tx.conn(), &blob.info.blake3, at).await? {
+                        Some(kept) => report.kept.push(kept),
+                        None => candidates.push(blob),
+                    },
                     Some(why) => report.refused.push(blob_refused(&blob.info.blake3, why)),
                 }
             }
@@ -177,7 +191,34 @@ impl ArtifactStore {
                 .into_iter()
                 .filter(|k| !recorded.contains(k))
                 .collect();
-            self.blob_store().delete_many(&orphans).await?;
+            let orphans = match self.object_locks() {
+                None => {
+                    self.blob_store().delete_many(&orphans).await?;
+                    orphans
+                }
+                // Bytes a killed package creation locked before its commit: every version goes
+                // once the lock has passed; until then they are kept and reported.
+                Some(locks) => {
+                    let mut gone = Vec::with_capacity(orphans.len());
+                    for key in orphans {
+                        match locks.delete_versions(&key).await? {
+                            crate::blob::VersionsDeleted::Deleted => gone.push(key),
+                            crate::blob::VersionsDeleted::Locked { retain_until, .. } => {
+                                report.kept.push(Refusal {
+                                    subject: key.to_string(),
+                                    detail: format!(
+                                        "kept: unrecorded bytes the storage locks{}",
+                                        retain_until
+                                            .map(|u| format!(" until {u}"))
+                                            .unwrap_or_default()
+                                    ),
+                                });
+                            }
+                        }
+                    }
+                    gone
+                }
+            };
             tx.rollback().await?;
             report.orphans = orphans;
         }
@@ -277,9 +318,12 @@ impl ArtifactStore {
                 tx.rollback().await?;
                 continue;
             }
-            let keys: Vec<Blake3> = confirmed.iter().map(|b| b.info.blake3).collect();
             // Bytes first, then the events that say they are gone (SPEC §5).
-            self.blob_store().delete_many(&keys).await?;
+            let confirmed = self.delete_bytes(confirmed, report, &mut refused).await?;
+            if confirmed.is_empty() {
+                tx.rollback().await?;
+                continue;
+            }
             let at = self.clock().now();
             for blob in &confirmed {
                 tx.append(None, actor, at, deleted_data(&blob.info)).await?;
@@ -288,6 +332,68 @@ impl ArtifactStore {
             finished.extend(confirmed.into_iter().map(|b| b.info));
         }
         Ok(finished)
+    }
+
+    /// Why the storage still locks an unreferenced blob, as the log recorded it (`None` when
+    /// the backend has no Object Lock, or nothing recorded locks it now).
+    async fn lock_keeps(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        key: &Blake3,
+        now: Timestamp,
+    ) -> Result<Option<Refusal>> {
+        if self.object_locks().is_none() {
+            return Ok(None);
+        }
+        Ok(catalog::views_blob_lock(conn, key)
+            .await?
+            .and_then(|lock| recorded_lock_keeps(&lock, now))
+            .map(|detail| Refusal {
+                subject: key.to_string(),
+                detail,
+            }))
+    }
+
+    /// Deletes the bytes of `blobs`; returns those now gone. On a backend with Object Lock each
+    /// blob's every version and delete marker goes, and one the storage still locks is kept
+    /// (reported in `report.kept`, added to `skip`, its deletion left pending for a later run).
+    async fn delete_bytes(
+        &self,
+        blobs: Vec<BlobRecord>,
+        report: &mut GcReport,
+        skip: &mut BTreeSet<Blake3>,
+    ) -> Result<Vec<BlobRecord>> {
+        let Some(locks) = self.object_locks() else {
+            let keys: Vec<Blake3> = blobs.iter().map(|b| b.info.blake3).collect();
+            self.blob_store().delete_many(&keys).await?;
+            return Ok(blobs);
+        };
+        let mut gone = Vec::with_capacity(blobs.len());
+        for blob in blobs {
+            let key = blob.info.blake3;
+            match locks.delete_versions(&key).await? {
+                crate::blob::VersionsDeleted::Deleted => gone.push(blob),
+                crate::blob::VersionsDeleted::Locked {
+                    version_id,
+                    retain_until,
+                    legal_hold,
+                } => {
+                    skip.insert(key);
+                    let why = match (legal_hold, retain_until) {
+                        (true, _) => format!("a legal hold on version {version_id}"),
+                        (false, Some(until)) => {
+                            format!("locked until {until} (version {version_id})")
+                        }
+                        (false, None) => format!("version {version_id} is locked"),
+                    };
+                    report.kept.push(Refusal {
+                        subject: key.to_string(),
+                        detail: format!("kept: the storage refuses to delete it: {why}"),
+                    });
+                }
+            }
+        }
+        Ok(gone)
     }
 
     pub(super) async fn recorded_keys(&self) -> Result<BTreeSet<Blake3>> {

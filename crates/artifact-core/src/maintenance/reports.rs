@@ -19,6 +19,9 @@ pub struct GcReport {
     /// as being deleted) that the log does not support: kept, and reported. An integrity
     /// problem of the views, never a licence to delete.
     pub refused: Vec<Refusal>,
+    /// Unreferenced blobs the storage still locks (Object Lock retention not yet passed, or a
+    /// legal hold): kept, not an error, and retried by a later run.
+    pub kept: Vec<Refusal>,
 }
 
 impl GcReport {
@@ -44,6 +47,7 @@ impl GcReport {
                 Value::Int(self.bytes_reclaimed as i64),
             ),
             ("refused".to_owned(), refusals_value(&self.refused)),
+            ("kept".to_owned(), refusals_value(&self.kept)),
         ]))
     }
 }

@@ -4,6 +4,7 @@
 
 mod ingest;
 use ingest::{VerifyingReader, corrupt_or_io};
+mod locks;
 mod log;
 mod packages;
 mod read;
@@ -11,6 +12,7 @@ mod reports;
 mod retention;
 mod tokens;
 
+pub use locks::ReconcileReport;
 pub use reports::{AuditReport, SweepReport};
 
 use std::collections::BTreeMap;

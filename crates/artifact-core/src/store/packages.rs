@@ -69,8 +69,19 @@ impl ArtifactStore {
             expires_at: now.checked_add(period),
             extra: Extra::new(),
         };
+        let expires_at = default_applied.expires_at;
         tx.append(Some(package_id), actor, now, default_applied)
             .await?;
+        // The storage locks come before the commit that promises them (ADR 0015).
+        if let Some(locks) = self.object_locks() {
+            let need = locks::Need {
+                until: Some(locks::retain_target(expires_at, now, locks)?),
+                legal_hold: expires_at.is_none(),
+            };
+            let blobs = locks::manifest_blobs(&package_id, manifest);
+            self.lock_blobs_in(&mut tx, actor, Some(package_id), &blobs, need)
+                .await?;
+        }
         let package = catalog::views_package(tx.conn(), &package_id)
             .await?
             .ok_or_else(|| Error::not_found("package", package_id.to_string()))?;

@@ -133,10 +133,36 @@ impl ArtifactStore {
         let mut tx = self.catalog.write().await?;
         let state = self.locked_state(&mut tx, package).await?;
         let (data, kept) = change(&state, tx.head().seq + 1)?;
+        // More protection goes on the storage before the event that promises it commits; less
+        // comes off only after the event that allows it (ADR 0015).
+        let need = match &data {
+            crate::event::EventData::RetentionExtended(p) => Some(locks::Need {
+                until: Some(locks::whole_second_ceil(p.new_expires_at)),
+                legal_hold: false,
+            }),
+            crate::event::EventData::RetentionHoldApplied(_) => Some(locks::Need {
+                until: None,
+                legal_hold: true,
+            }),
+            _ => None,
+        };
+        if let Some(need) = need
+            && self.object_locks().is_some()
+        {
+            let blobs = self.package_blobs(&state.package_id).await?;
+            self.lock_blobs_in(&mut tx, actor, Some(state.package_id), &blobs, need)
+                .await?;
+        }
+        let released = matches!(data, crate::event::EventData::RetentionHoldReleased(_));
         tx.append(Some(state.package_id), actor, self.clock.now(), data)
             .await?;
         let updated = Self::status_in(&mut tx, &state.package_id).await?;
         tx.commit().await?;
+        if released {
+            // Best effort: the release is committed whatever happens here. A hold left on (the
+            // safe side) is an fsck note, and `admin reconcile-locks` clears it.
+            let _ = self.clear_unneeded_holds(actor, &state.package_id).await;
+        }
         Ok((updated, kept))
     }
 
@@ -238,6 +264,10 @@ impl ArtifactStore {
             }
             tx.commit().await?;
             newly_eligible.extend(marked);
+        }
+        // Permanent packages' storage locks are pushed forward once half the horizon is used.
+        if self.object_locks().is_some() {
+            self.reconcile_locks(actor, true).await?;
         }
         Ok(SweepReport {
             as_of,
