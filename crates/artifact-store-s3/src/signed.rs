@@ -228,7 +228,10 @@ impl SignedClient {
         let query = with_version("retention", version_id)?;
         let answer = self.bodiless(Method::GET, Some(key), &query).await?;
         let body = String::from_utf8_lossy(&answer.body);
-        if answer.status == StatusCode::NOT_FOUND && body.contains("NoSuchObjectLockConfiguration")
+        // AWS says NoSuchObjectLockConfiguration; SeaweedFS ObjectLockConfigurationNotFoundError.
+        if answer.status == StatusCode::NOT_FOUND
+            && (body.contains("NoSuchObjectLockConfiguration")
+                || body.contains("ObjectLockConfigurationNotFound"))
         {
             return Ok(None);
         }
@@ -322,11 +325,45 @@ impl SignedClient {
         mode: LockMode,
         until: Timestamp,
     ) -> Result<()> {
+        self.put_retention_with(key, version_id, mode, until, false)
+            .await
+    }
+
+    /// [`SignedClient::put_retention`] with `x-amz-bypass-governance-retention: true`: what an
+    /// operator holding `s3:BypassGovernanceRetention` can do to a GOVERNANCE retention
+    /// (shorten or remove it). The store never sends it; for tools and tests that show what
+    /// drift detection finds.
+    pub async fn put_retention_bypassing_governance(
+        &self,
+        key: &str,
+        version_id: Option<&str>,
+        mode: LockMode,
+        until: Timestamp,
+    ) -> Result<()> {
+        self.put_retention_with(key, version_id, mode, until, true)
+            .await
+    }
+
+    async fn put_retention_with(
+        &self,
+        key: &str,
+        version_id: Option<&str>,
+        mode: LockMode,
+        until: Timestamp,
+        bypass: bool,
+    ) -> Result<()> {
         let body = format!(
             "<Retention xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Mode>{}</Mode><RetainUntilDate>{until}</RetainUntilDate></Retention>",
             mode.as_str()
         );
-        self.put_subresource(key, version_id, "retention", body)
+        let mut headers = HeaderMap::new();
+        if bypass {
+            headers.insert(
+                HeaderName::from_static("x-amz-bypass-governance-retention"),
+                HeaderValue::from_static("true"),
+            );
+        }
+        self.put_subresource_with(key, version_id, "retention", body, headers)
             .await
     }
 
@@ -353,7 +390,8 @@ impl SignedClient {
         let body = String::from_utf8_lossy(&answer.body);
         if answer.status == StatusCode::NOT_FOUND
             && (body.contains("NoSuchObjectLegalHold")
-                || body.contains("NoSuchObjectLockConfiguration"))
+                || body.contains("NoSuchObjectLockConfiguration")
+                || body.contains("ObjectLockConfigurationNotFound"))
         {
             return Ok(false);
         }
@@ -368,7 +406,18 @@ impl SignedClient {
         subresource: &str,
         body: String,
     ) -> Result<()> {
-        let mut headers = HeaderMap::new();
+        self.put_subresource_with(key, version_id, subresource, body, HeaderMap::new())
+            .await
+    }
+
+    async fn put_subresource_with(
+        &self,
+        key: &str,
+        version_id: Option<&str>,
+        subresource: &str,
+        body: String,
+        mut headers: HeaderMap,
+    ) -> Result<()> {
         let md5 = base64::engine::general_purpose::STANDARD
             .encode(<md5::Md5 as md5::Digest>::digest(body.as_bytes()));
         headers.insert(HeaderName::from_static("content-md5"), header_value(&md5)?);

@@ -13,6 +13,7 @@ mod crash;
 mod follow;
 mod local_safety;
 mod maintenance;
+mod object_lock;
 mod replicas;
 mod s3;
 mod server;

@@ -27,17 +27,27 @@ use crate::seaweed::{self, S3Target, TestS3};
 const RELEASE_EVIDENCE_2S: &str = "[retention.classes.release-evidence]\ndefault = \"2s\"\n";
 
 /// A data directory (SQLite catalog) whose blobs live under a fresh prefix of the bucket.
-struct S3Cli {
+pub(crate) struct S3Cli {
     dir: tempfile::TempDir,
-    target: S3Target,
-    prefix: String,
-    runtime: tokio::runtime::Runtime,
+    pub(crate) target: S3Target,
+    pub(crate) prefix: String,
+    pub(crate) runtime: tokio::runtime::Runtime,
     /// writer + retention-admin token for `--server` runs.
     token: String,
 }
 
 impl S3Cli {
     fn new(target: &S3Target, runtime: tokio::runtime::Runtime, test: &str) -> Self {
+        Self::new_with(target, runtime, test, "")
+    }
+
+    /// A store whose config also has `more` (TOML: `[blobs]` keys first, then sections).
+    pub(crate) fn new_with(
+        target: &S3Target,
+        runtime: tokio::runtime::Runtime,
+        test: &str,
+        more: &str,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let target = target.clone();
         let nanos = std::time::SystemTime::now()
@@ -47,7 +57,7 @@ impl S3Cli {
         std::fs::write(
             dir.path().join("config.toml"),
             format!(
-                "[blobs]\nbackend = \"s3\"\nbucket = \"{}\"\nprefix = \"{prefix}\"\nendpoint = \"{}\"\nregion = \"{}\"\nallow_http = true\n\n{RELEASE_EVIDENCE_2S}",
+                "[blobs]\nbackend = \"s3\"\nbucket = \"{}\"\nprefix = \"{prefix}\"\nendpoint = \"{}\"\nregion = \"{}\"\nallow_http = true\n{more}\n{RELEASE_EVIDENCE_2S}",
                 target.bucket, target.endpoint, target.region
             ),
         )
@@ -67,17 +77,17 @@ impl S3Cli {
         cli
     }
 
-    fn work(&self) -> &Path {
+    pub(crate) fn work(&self) -> &Path {
         self.dir.path()
     }
 
-    fn data_dir(&self) -> PathBuf {
+    pub(crate) fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
     }
 
     /// The binary on this store: config from the temp dir, S3 credentials from the
     /// environment (the usual AWS chain), 5 MiB parts so the 5 MiB + 17 file is multipart.
-    fn command(&self) -> Command {
+    pub(crate) fn command(&self) -> Command {
         let mut command = clean_command(&self.data_dir(), "ci-bot");
         command
             .env("ARTIFACTSTORE_CONFIG", self.work().join("config.toml"))
@@ -87,12 +97,12 @@ impl S3Cli {
         command
     }
 
-    fn ok(&self, args: &[&str]) -> Vec<u8> {
+    pub(crate) fn ok(&self, args: &[&str]) -> Vec<u8> {
         ok(args, self.command().args(args).output().unwrap())
     }
 
     /// Runs a command that must fail; returns its stderr.
-    fn fails(&self, command: &mut Command, args: &[&str]) -> String {
+    pub(crate) fn fails(&self, command: &mut Command, args: &[&str]) -> String {
         let output = command.args(args).output().unwrap();
         assert!(
             !output.status.success(),
@@ -102,7 +112,7 @@ impl S3Cli {
     }
 
     /// Writes a config like the store's own with `key = value` replaced in `[blobs]`.
-    fn config_with(&self, key: &str, value: &str) -> PathBuf {
+    pub(crate) fn config_with(&self, key: &str, value: &str) -> PathBuf {
         let text = std::fs::read_to_string(self.work().join("config.toml")).unwrap();
         let changed: String = text
             .lines()
@@ -120,14 +130,14 @@ impl S3Cli {
         path
     }
 
-    fn json(&self, args: &[&str]) -> Json {
+    pub(crate) fn json(&self, args: &[&str]) -> Json {
         let mut with_json = vec!["--json"];
         with_json.extend_from_slice(args);
         parse_json(args, &self.ok(&with_json))
     }
 
     /// The blob keys under this store's prefix, listed from the bucket itself.
-    fn bucket_blobs(&self) -> BTreeSet<Blake3> {
+    pub(crate) fn bucket_blobs(&self) -> BTreeSet<Blake3> {
         let store: S3BlobStore = self
             .target
             .options()
