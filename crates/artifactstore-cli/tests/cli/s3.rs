@@ -34,6 +34,8 @@ pub(crate) struct S3Cli {
     pub(crate) runtime: tokio::runtime::Runtime,
     /// writer + retention-admin token for `--server` runs.
     token: String,
+    /// A PostgreSQL catalog instead of the embedded SQLite one.
+    database_url: Option<String>,
 }
 
 impl S3Cli {
@@ -47,6 +49,17 @@ impl S3Cli {
         runtime: tokio::runtime::Runtime,
         test: &str,
         more: &str,
+    ) -> Self {
+        Self::new_on(target, runtime, test, more, None)
+    }
+
+    /// [`S3Cli::new_with`] on the catalog `database_url` (PostgreSQL) when given.
+    pub(crate) fn new_on(
+        target: &S3Target,
+        runtime: tokio::runtime::Runtime,
+        test: &str,
+        more: &str,
+        database_url: Option<String>,
     ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let target = target.clone();
@@ -68,6 +81,7 @@ impl S3Cli {
             prefix,
             runtime,
             token: String::new(),
+            database_url,
         };
         cli.ok(&["init"]);
         cli.token = token_of(&cli.json(&token_args(
@@ -94,6 +108,9 @@ impl S3Cli {
             .env("AWS_ACCESS_KEY_ID", &self.target.access_key_id)
             .env("AWS_SECRET_ACCESS_KEY", &self.target.secret_access_key)
             .env("ARTIFACTSTORE_S3_PART_SIZE_MIB", "5");
+        if let Some(url) = &self.database_url {
+            command.arg("--database-url").arg(url);
+        }
         command
     }
 
