@@ -960,6 +960,22 @@ mod tests {
                 extra: Extra::new(),
             }
             .into(),
+            BlobLockExtended {
+                blake3,
+                version_id: "3HL4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY+MTRCxf3vjVBH40Nr8X8gdRQBpUMLUo"
+                    .into(),
+                mode: crate::blob::LockMode::Compliance,
+                retain_until: ts("2037-11-23T10:00:00Z"),
+                extra: Extra::new(),
+            }
+            .into(),
+            BlobLegalHoldSet {
+                blake3,
+                version_id: "v2".into(),
+                on: true,
+                extra: Extra::new(),
+            }
+            .into(),
         ]
     }
 
@@ -968,7 +984,7 @@ mod tests {
         let samples = samples();
         let types: std::collections::BTreeSet<&str> =
             samples.iter().map(EventData::event_type).collect();
-        assert_eq!(types.len(), 14, "a sample of every known type");
+        assert_eq!(types.len(), 16, "a sample of every known type");
         for sample in samples {
             let value = sample.encode();
             let decoded = EventData::decode(sample.event_type(), &value).unwrap();

@@ -44,8 +44,8 @@ impl Locked {
     /// With `postgres`, on a fresh PostgreSQL catalog (`artifact_core::testing_postgres`).
     fn start_on(test: &str, mode: &str, postgres: bool) -> Self {
         let runtime = tokio::runtime::Runtime::new().unwrap();
-        let database_url = postgres
-            .then(|| runtime.block_on(artifact_core::testing_postgres::fresh_database()));
+        let database_url =
+            postgres.then(|| runtime.block_on(artifact_core::testing_postgres::fresh_database()));
         let weed = runtime.block_on(SeaweedFs::start());
         let mut target = weed.target().clone();
         target.bucket = LOCKED_BUCKET.to_owned();
@@ -56,7 +56,7 @@ impl Locked {
             runtime,
             test,
             &format!(
-                "object_lock = \"{mode}\"\n\n[retention.classes.short]\ndefault = \"6s\"\n\n\
+                "object_lock = \"{mode}\"\nobject_lock_horizon = \"20s\"\n\n[retention.classes.short]\ndefault = \"6s\"\n\n\
                  [retention.classes.long]\ndefault = \"1h\"\n"
             ),
             database_url,
@@ -230,6 +230,11 @@ fn lock_scenario(store: Locked) {
         "a",
         &[("shared.txt", shared), ("a-only.txt", a_only)],
     );
+    // Larger than one 5 MiB part: staged in a multipart upload, then copied into place.
+    let large: Vec<u8> = (0..6 * 1024 * 1024 + 17u32)
+        .map(|i| (i.wrapping_mul(31) >> 3) as u8)
+        .collect();
+    std::fs::write(a_dir.join("large.bin"), &large).unwrap();
     cli.ok(&push_args(
         b_dir.to_str().unwrap(),
         "lock-demo",
@@ -253,6 +258,18 @@ fn lock_scenario(store: Locked) {
     );
     let shared_lock = store.on_storage(&blob_of(shared)).retention.unwrap().1;
     assert!(shared_lock >= a_expiry, "shared follows A: {shared_lock}");
+    // The staging object of the large blob is gone, every version of it (a plain DELETE would
+    // have left a version under a delete marker).
+    let staging = format!("{}/staging/", cli.prefix);
+    assert_eq!(
+        store.block(store.s3.list_versions(&staging)).unwrap(),
+        vec![],
+        "staging leaves nothing on a versioned bucket"
+    );
+    // A scrub reads the version each blob's lock is on.
+    let verified = cli.json(&["verify"]);
+    assert_eq!(verified["ok"], Json::Bool(true), "{verified}");
+    assert!(verified["checked"].as_u64().unwrap() >= 6, "{verified}");
 
     // The storage refuses an operator's delete of a locked version; the bytes stay.
     let a_key = store.key(&blob_of(a_only));
@@ -339,6 +356,30 @@ fn lock_scenario(store: Locked) {
     assert!(store.head_seq() > head, "the repair is recorded");
     assert!(store.on_storage(&a_blob).legal_hold);
     store.assert_fsck_clean("after reconcile-locks");
+    // An operator's plain DELETE stacks a delete marker on a locked blob: the locked version
+    // stays (a scrub reads it), fsck names the marker, reconcile-locks removes it and plain
+    // reads work again.
+    let shared_key = store.key(&blob_of(shared));
+    let status = store.block(store.s3.delete(&shared_key, None)).unwrap();
+    assert!(
+        status.is_success(),
+        "a plain DELETE adds a marker: {status}"
+    );
+    let verified = cli.json(&["verify"]);
+    assert_eq!(verified["ok"], Json::Bool(true), "{verified}");
+    let (ok, report) = store.fsck();
+    assert!(
+        !ok && report["findings"].to_string().contains("delete-marker"),
+        "{report}"
+    );
+    let repaired = cli.json(&["admin", "reconcile-locks"]);
+    assert_eq!(
+        repaired["markers_removed"].as_array().unwrap().len(),
+        1,
+        "{repaired}"
+    );
+    assert_eq!(cli.ok(&["cat", a, "shared.txt"]), shared.as_bytes());
+    store.assert_fsck_clean("after the marker was removed");
     cli.ok(&["retention", "release", a, &a_hold, "--reason", "cleared"]);
     assert!(!store.on_storage(&blob_of(shared)).legal_hold);
     assert!(!store.on_storage(&a_blob).legal_hold);
@@ -379,7 +420,10 @@ fn lock_scenario(store: Locked) {
     let gc = cli.json(&["gc", "--grace", "0s"]);
     assert_eq!(gc["kept"], serde_json::json!([]), "{gc}");
     let deleted = cli.json(&["events", "--type", "v1.blob.deleted"]);
-    let named = deleted.to_string().matches(&blob_of(b_only).to_string()).count();
+    let named = deleted
+        .to_string()
+        .matches(&blob_of(b_only).to_string())
+        .count();
     assert_eq!(named, 1, "{deleted}");
     assert_eq!(
         store.block(store.s3.list_versions(&b_key)).unwrap(),
@@ -408,6 +452,33 @@ fn a_shortened_governance_retention_is_found_and_repaired() {
     store.assert_retained("gov@1", LockMode::Governance, expiry);
     store.assert_fsck_clean("after push");
 
+    // The server starts on the locked bucket (its write probe deletes its exact version) and a
+    // push over HTTP is locked like a local one.
+    let server = cli.serve();
+    let remote = write_tree(cli.work(), "r", &[("remote.txt", "pushed over http")]);
+    cli.remote_ok(
+        &server,
+        &push_args(
+            remote.to_str().unwrap(),
+            "gov",
+            "remote",
+            &["--class", "long"],
+        ),
+    );
+    drop(server);
+    store.assert_retained(
+        "gov@remote",
+        LockMode::Governance,
+        store.expiry("gov@remote"),
+    );
+    assert_eq!(
+        store
+            .block(store.s3.list_versions(&format!("{}/staging/", cli.prefix)))
+            .unwrap(),
+        vec![],
+        "the start-up probe left no version behind"
+    );
+
     let blob = blob_of("two");
     let key = store.key(&blob);
     let version = store.on_storage(&blob).version;
@@ -434,6 +505,36 @@ fn a_shortened_governance_retention_is_found_and_repaired() {
     );
     store.assert_retained("gov@1", LockMode::Governance, expiry);
     store.assert_fsck_clean("after reconcile-locks");
+
+    // A permanent package: retained to the horizon (20 s in this config) with a legal hold;
+    // a sweep pushes the retention forward once less than half the horizon is left.
+    let dir = write_tree(cli.work(), "p", &[("record.txt", "kept for ever")]);
+    let pushed = Instant::now();
+    cli.ok(&push_args(
+        dir.to_str().unwrap(),
+        "gov",
+        "permanent",
+        &["--class", "permanent-record"],
+    ));
+    let record = blob_of("kept for ever");
+    let first = store.on_storage(&record);
+    assert!(first.legal_hold, "{first:?}");
+    let first_until = first.retention.unwrap().1;
+    assert!(first_until >= in_seconds(15), "{first:?}");
+    cli.ok(&["retention", "sweep"]);
+    assert_eq!(
+        store.on_storage(&record).retention.unwrap().1,
+        first_until,
+        "not due yet"
+    );
+    std::thread::sleep(Duration::from_secs(11).saturating_sub(pushed.elapsed()));
+    cli.ok(&["retention", "sweep"]);
+    let renewed = store.on_storage(&record);
+    assert!(
+        renewed.retention.unwrap().1 > first_until && renewed.legal_hold,
+        "{renewed:?}"
+    );
+    store.assert_fsck_clean("after the renewal");
 }
 
 /// A small deterministic generator for kill points.

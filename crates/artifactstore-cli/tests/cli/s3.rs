@@ -186,7 +186,7 @@ impl S3Cli {
     }
 
     /// Starts `artifactstore serve --listen 127.0.0.1:0` over this store.
-    fn serve(&self) -> Server {
+    pub(crate) fn serve(&self) -> Server {
         let mut command = self.command();
         command.args(["serve", "--listen", "127.0.0.1:0"]);
         let log = self.work().join("server.log");
@@ -196,7 +196,7 @@ impl S3Cli {
     }
 
     /// Runs a command with `--server` and the writer token.
-    fn remote_ok(&self, server: &Server, args: &[&str]) -> Vec<u8> {
+    pub(crate) fn remote_ok(&self, server: &Server, args: &[&str]) -> Vec<u8> {
         let output = self
             .command()
             .arg("--server")
@@ -208,7 +208,7 @@ impl S3Cli {
         ok(args, output)
     }
 
-    fn remote_json(&self, server: &Server, args: &[&str]) -> Json {
+    pub(crate) fn remote_json(&self, server: &Server, args: &[&str]) -> Json {
         let mut with_json = vec!["--json"];
         with_json.extend_from_slice(args);
         parse_json(args, &self.remote_ok(server, &with_json))
