@@ -269,6 +269,15 @@ pub enum VersionsDeleted {
     },
 }
 
+/// A version of a blob's key other than the one its lock is on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OtherVersion {
+    /// Its version id.
+    pub version_id: String,
+    /// A delete marker rather than an object version.
+    pub delete_marker: bool,
+}
+
 /// A backend's Object Lock calls (S3 `PutObjectRetention`, `PutObjectLegalHold`, versioned
 /// reads and deletes). The library decides what each blob needs from the log; the storage then
 /// refuses early deletes even to whoever holds the bucket's credentials.
@@ -310,10 +319,12 @@ pub trait ObjectLocks: Send + Sync {
     /// Deletes every version and delete marker of a blob, or reports the one still locked.
     async fn delete_versions(&self, key: &Blake3) -> Result<VersionsDeleted>;
 
-    /// Delete markers stacked on a blob's key (an operator's unversioned DELETE hides the
-    /// current version from plain reads); reconcile removes them.
-    async fn delete_markers(&self, key: &Blake3) -> Result<Vec<String>>;
+    /// Every version and delete marker of a blob's key other than `keep` (an operator's
+    /// unversioned DELETE stacks a marker that hides `keep` from plain reads; a PUT under the
+    /// key, or a rare concurrent duplicate upload, adds a version).
+    async fn other_versions(&self, key: &Blake3, keep: &str) -> Result<Vec<OtherVersion>>;
 
-    /// Removes one delete marker (the version under it becomes current again).
-    async fn remove_delete_marker(&self, key: &Blake3, marker_version_id: &str) -> Result<()>;
+    /// Deletes one version or delete marker: `true` once it is gone (or was absent), `false`
+    /// when the storage refuses because it is locked.
+    async fn delete_version(&self, key: &Blake3, version_id: &str) -> Result<bool>;
 }

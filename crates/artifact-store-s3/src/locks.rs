@@ -3,7 +3,8 @@
 //! object_store has none for retention, legal holds or versioned deletes.
 
 use artifact_core::blob::{
-    BlobRead, ByteRange, LockMode, ObjectLocks, VersionLock, VersionsDeleted, blob_key,
+    BlobRead, ByteRange, LockMode, ObjectLocks, OtherVersion, VersionLock, VersionsDeleted,
+    blob_key,
 };
 use artifact_core::digest::Blake3;
 use artifact_core::time::{Period, Timestamp};
@@ -192,27 +193,29 @@ impl ObjectLocks for S3BlobStore {
         Ok(locked.unwrap_or(VersionsDeleted::Deleted))
     }
 
-    async fn delete_markers(&self, key: &Blake3) -> Result<Vec<String>> {
+    async fn other_versions(&self, key: &Blake3, keep: &str) -> Result<Vec<OtherVersion>> {
         Ok(self
             .versions_of(key)
             .await?
             .into_iter()
-            .filter(|entry| entry.delete_marker)
-            .map(|entry| entry.version_id)
+            .filter(|entry| entry.version_id != keep)
+            .map(|entry| OtherVersion {
+                version_id: entry.version_id,
+                delete_marker: entry.delete_marker,
+            })
             .collect())
     }
 
-    async fn remove_delete_marker(&self, key: &Blake3, marker_version_id: &str) -> Result<()> {
+    async fn delete_version(&self, key: &Blake3, version_id: &str) -> Result<bool> {
         let object = self.lock_key(key);
-        let status = self
-            .signed()?
-            .delete(&object, Some(marker_version_id))
-            .await?;
+        let status = self.signed()?.delete(&object, Some(version_id)).await?;
         if status.is_success() || status == http::StatusCode::NOT_FOUND {
-            Ok(())
+            Ok(true)
+        } else if status == http::StatusCode::FORBIDDEN {
+            Ok(false)
         } else {
             Err(backend(format!(
-                "removing the delete marker {marker_version_id} of `{object}` was answered {status}"
+                "deleting `{object}` version {version_id} was answered {status}"
             )))
         }
     }

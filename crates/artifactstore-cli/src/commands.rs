@@ -213,13 +213,13 @@ async fn run_on<C: Client>(
             for key in &report.holds_cleared {
                 println!("  legal hold cleared on {key}");
             }
-            for marker in &report.markers_removed {
-                println!("  delete marker removed from {marker}");
+            for removed in &report.versions_removed {
+                println!("  removed from over the locked version: {removed}");
             }
             let changes = report.extended.len()
                 + report.holds_set.len()
                 + report.holds_cleared.len()
-                + report.markers_removed.len();
+                + report.versions_removed.len();
             println!("{changes} change(s) recorded");
             return Ok(failure);
         }

@@ -135,7 +135,7 @@ impl ArtifactStore {
         started: Instant,
         progress: &mut (impl FnMut(u64) + Send),
     ) -> Result<std::result::Result<(), String>> {
-        let mut read = match self.open_recorded_version(&info.blake3).await {
+        let mut read = match self.open_recorded_version(&info.blake3, None).await {
             Ok(read) => read,
             Err(Error::NotFound { .. }) => return Ok(Err("bytes are missing".to_owned())),
             Err(e) => return Err(e),

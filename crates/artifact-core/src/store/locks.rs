@@ -33,8 +33,9 @@ pub struct ReconcileReport {
     pub holds_set: Vec<String>,
     /// Legal holds cleared (no live package referencing the blob is held or permanent).
     pub holds_cleared: Vec<String>,
-    /// Delete markers removed, so plain reads see the locked version again.
-    pub markers_removed: Vec<String>,
+    /// Delete markers and versions stacked over a live blob's locked version, removed so plain
+    /// reads of the bucket see the locked version again.
+    pub versions_removed: Vec<String>,
     /// Blobs whose recorded version is gone from the storage and that have no other version.
     pub missing: Vec<Refusal>,
 }
@@ -53,7 +54,7 @@ impl ReconcileReport {
             ),
             ("holds_set".to_owned(), texts(&self.holds_set)),
             ("holds_cleared".to_owned(), texts(&self.holds_cleared)),
-            ("markers_removed".to_owned(), texts(&self.markers_removed)),
+            ("versions_removed".to_owned(), texts(&self.versions_removed)),
             (
                 "missing".to_owned(),
                 crate::maintenance::refusals_value(&self.missing),
@@ -265,19 +266,25 @@ impl ArtifactStore {
             .map(|state| (current, state)))
     }
 
-    /// Opens a blob for a scrub: with Object Lock, the version the log recorded (what the
-    /// storage retains), not whatever version is current; otherwise the blob.
-    pub(crate) async fn open_recorded_version(&self, key: &Blake3) -> Result<BlobRead> {
+    /// Opens a blob (or a range of it) for a read or a scrub: with Object Lock, the version
+    /// the log recorded (what the storage retains), not whatever version is current — a
+    /// delete marker or a newer version an operator wrote under the key changes nothing;
+    /// otherwise the blob.
+    pub(crate) async fn open_recorded_version(
+        &self,
+        key: &Blake3,
+        range: Option<ByteRange>,
+    ) -> Result<BlobRead> {
         if let Some(locks) = self.object_locks() {
             let recorded = {
                 let mut conn = self.catalog.read().await?;
                 catalog::views_blob_lock(&mut conn, key).await?
             };
             if let Some(version) = recorded.and_then(|r| r.version_id) {
-                return locks.get_version(key, &version, None).await;
+                return locks.get_version(key, &version, range).await;
             }
         }
-        self.blob_store().get(key, None).await
+        self.blob_store().get(key, range).await
     }
 
     /// The blobs of a package as its manifest (read back and verified against the package id)
@@ -390,12 +397,23 @@ impl ArtifactStore {
                     continue;
                 }
                 report.checked += 1;
-                if !permanent_only {
-                    for marker in locks.delete_markers(&need.blake3).await? {
-                        locks.remove_delete_marker(&need.blake3, &marker).await?;
-                        report
-                            .markers_removed
-                            .push(format!("{} (marker {marker})", need.blake3));
+                if !permanent_only && let Some(keep) = &need.recorded.version_id {
+                    // Markers and versions stacked over the locked one: plain reads of the
+                    // bucket see the locked version again (a locked other version stays).
+                    for other in locks.other_versions(&need.blake3, keep).await? {
+                        if locks
+                            .delete_version(&need.blake3, &other.version_id)
+                            .await?
+                        {
+                            let what = if other.delete_marker {
+                                "delete marker"
+                            } else {
+                                "version"
+                            };
+                            report
+                                .versions_removed
+                                .push(format!("{} ({what} {})", need.blake3, other.version_id));
+                        }
                     }
                 }
                 self.lock_one(
@@ -465,6 +483,7 @@ impl ArtifactStore {
         };
         let mut after = String::new();
         let mut excess_holds = 0u64;
+        let mut other_versions = 0u64;
         loop {
             let page = {
                 let mut conn = self.catalog.read().await?;
@@ -536,19 +555,30 @@ impl ArtifactStore {
                 } else if !required.legal_hold && state.legal_hold {
                     excess_holds += 1;
                 }
-                let markers = locks.delete_markers(&need.blake3).await?;
-                if !markers.is_empty() {
+                let others = locks.other_versions(&need.blake3, version).await?;
+                let markers = others.iter().filter(|o| o.delete_marker).count();
+                if markers > 0 {
                     report.findings.push(Finding {
                         kind: "delete-marker",
-                        subject,
+                        subject: subject.clone(),
                         detail: format!(
-                            "{} delete marker(s) hide the locked version {version} from plain \
-                             reads; run `artifactstore admin reconcile-locks`",
-                            markers.len()
+                            "{markers} delete marker(s) hide the locked version {version} from \
+                             plain reads of the bucket (the store reads that version); run \
+                             `artifactstore admin reconcile-locks`"
                         ),
                     });
                 }
+                if others.len() > markers {
+                    other_versions += 1;
+                }
             }
+        }
+        if other_versions > 0 {
+            report.notes.push(format!(
+                "{other_versions} live blob(s) have object versions besides the locked one (a \
+                 PUT under the key, or a concurrent duplicate upload); the store reads the locked \
+                 version; `artifactstore admin reconcile-locks` removes the others"
+            ));
         }
         if excess_holds > 0 {
             report.notes.push(format!(

@@ -41,7 +41,7 @@ impl ArtifactStore {
                 info.size
             )));
         }
-        let read = self.blobs.get(&info.blake3, range).await?;
+        let read = self.open_recorded_version(&info.blake3, range).await?;
         if read.size != info.size {
             return Err(Error::Corrupt {
                 blake3: info.blake3.to_string(),

@@ -367,6 +367,11 @@ fn lock_scenario(store: Locked) {
     );
     let verified = cli.json(&["verify"]);
     assert_eq!(verified["ok"], Json::Bool(true), "{verified}");
+    assert_eq!(
+        cli.ok(&["cat", a, "shared.txt"]),
+        shared.as_bytes(),
+        "reads take the recorded version, under the marker"
+    );
     let (ok, report) = store.fsck();
     assert!(
         !ok && report["findings"].to_string().contains("delete-marker"),
@@ -374,12 +379,42 @@ fn lock_scenario(store: Locked) {
     );
     let repaired = cli.json(&["admin", "reconcile-locks"]);
     assert_eq!(
-        repaired["markers_removed"].as_array().unwrap().len(),
+        repaired["versions_removed"].as_array().unwrap().len(),
         1,
         "{repaired}"
     );
     assert_eq!(cli.ok(&["cat", a, "shared.txt"]), shared.as_bytes());
     store.assert_fsck_clean("after the marker was removed");
+    // An operator PUTs other bytes (same size) under the blob's key: a new current version.
+    // The store keeps reading the locked version; fsck notes it; reconcile-locks removes it.
+    let forged = "X".repeat(shared.len());
+    let bucket = cli.target.options().build().unwrap().object_store();
+    store
+        .block(object_store::ObjectStoreExt::put(
+            bucket.as_ref(),
+            &object_store::path::Path::from(shared_key.as_str()),
+            forged.clone().into(),
+        ))
+        .unwrap();
+    assert_eq!(cli.ok(&["cat", a, "shared.txt"]), shared.as_bytes());
+    let (ok, report) = store.fsck();
+    assert!(
+        ok && report["notes"]
+            .to_string()
+            .contains("versions besides the locked one"),
+        "{report}"
+    );
+    let repaired = cli.json(&["admin", "reconcile-locks"]);
+    assert_eq!(
+        repaired["versions_removed"].as_array().unwrap().len(),
+        1,
+        "{repaired}"
+    );
+    assert_eq!(
+        store.block(store.s3.get(&shared_key)).unwrap().as_deref(),
+        Some(shared.as_bytes()),
+        "plain reads of the bucket see the locked bytes again"
+    );
     cli.ok(&["retention", "release", a, &a_hold, "--reason", "cleared"]);
     assert!(!store.on_storage(&blob_of(shared)).legal_hold);
     assert!(!store.on_storage(&a_blob).legal_hold);
