@@ -255,6 +255,7 @@ async fn gc_purges_the_eligible_package_and_only_its_unique_blobs(backend: Backe
             orphans: vec![],
             bytes_reclaimed: only_old.len() as u64,
             refused: vec![],
+            kept: vec![],
         }
     );
 

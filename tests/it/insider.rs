@@ -362,6 +362,17 @@ async fn audit_names_chained_events_that_break_the_rules(backend: Backend) {
     tx.append(Some(id), "system:janitor", now, purged)
         .await
         .unwrap();
+    // A storage lock recorded, then "moved earlier" on the same version.
+    let blob = id;
+    let lock = |days: i64| types::BlobLockExtended {
+        blake3: blob,
+        version_id: "v1".into(),
+        mode: artifact_core::blob::LockMode::Compliance,
+        retain_until: now.checked_add(Period::Millis(days * 86_400_000)).unwrap(),
+        extra: Default::default(),
+    };
+    tx.append(Some(id), "ops", now, lock(30)).await.unwrap();
+    tx.append(Some(id), "ops", now, lock(1)).await.unwrap();
     tx.commit().await.unwrap();
 
     let audit = store.audit().await.unwrap();
@@ -376,6 +387,7 @@ async fn audit_names_chained_events_that_break_the_rules(backend: Backend) {
             (eligible_seq + 1, "unknown-actor"),
             (eligible_seq + 1, "purged-while-held"),
             (eligible_seq + 1, "purged-before-expiry"),
+            (eligible_seq + 3, "lock-shortened"),
         ]
     );
     let fsck = store.fsck().await.unwrap();
