@@ -215,7 +215,7 @@ impl ArtifactStore {
             locks.set_legal_hold(key, &version, true).await?;
             self.record_legal_hold(tx, actor, package_id, key, &version, true)
                 .await?;
-            if let Some(report) = report.as_deref_mut() {
+            if let Some(report) = report {
                 report.holds_set.push(key.to_string());
             }
         } else if state.legal_hold && (!recorded.legal_hold || version_changed) {

@@ -310,12 +310,8 @@ fn lock_scenario(store: Locked) {
     };
     let a_hold = hold(a);
     let b_hold = hold(b);
-    for blob in store
-        .package_blobs(a)
-        .union(&store.package_blobs(b))
-        .copied()
-    {
-        assert!(store.on_storage(&blob).legal_hold, "{blob} is held");
+    for blob in store.package_blobs(a).union(&store.package_blobs(b)) {
+        assert!(store.on_storage(blob).legal_hold, "{blob} is held");
     }
     cli.ok(&["retention", "release", b, &b_hold, "--reason", "cleared"]);
     assert!(!store.on_storage(&blob_of(b_only)).legal_hold);
