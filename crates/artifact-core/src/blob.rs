@@ -292,6 +292,9 @@ pub trait ObjectLocks: Send + Sync {
     /// The version id of the current version of a blob; `None` when there is none.
     async fn current_version(&self, key: &Blake3) -> Result<Option<String>>;
 
+    /// The size of one version; `None` when that version does not exist.
+    async fn version_size(&self, key: &Blake3, version_id: &str) -> Result<Option<u64>>;
+
     /// What the storage enforces on one version; `None` when that version does not exist.
     async fn version_lock(&self, key: &Blake3, version_id: &str) -> Result<Option<VersionLock>>;
 

@@ -232,7 +232,18 @@ impl S3BlobStore {
                 source,
             })?;
         for location in &stale {
-            self.inner.delete_location(location).await?;
+            match &self.inner.signed {
+                // A versioned (Object Lock) bucket: every version goes, not just the current
+                // one under a new delete marker.
+                Some(signed) => {
+                    for entry in signed.list_versions(location.as_ref()).await? {
+                        if entry.key == location.as_ref() {
+                            let _ = signed.delete(&entry.key, Some(&entry.version_id)).await?;
+                        }
+                    }
+                }
+                None => self.inner.delete_location(location).await?,
+            }
         }
         Ok(stale.len())
     }
@@ -635,7 +646,8 @@ impl BlobStore for S3BlobStore {
                 Ok(())
             } else {
                 Err(Error::Config(format!(
-                    "the start-up probe `{probe_key}` version {version} could not be deleted                      ({status}): does the bucket `{}` apply a default retention?",
+                    "the start-up probe `{probe_key}` version {version} could not be deleted \
+                     ({status}): does the bucket `{}` apply a default retention?",
                     inner.bucket
                 )))
             };

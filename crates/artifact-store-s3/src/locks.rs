@@ -74,7 +74,15 @@ fn backend(detail: String) -> Error {
 }
 
 fn parse_date(object: &str, version: &str, text: &str) -> Result<Timestamp> {
-    text.parse().map_err(|e| {
+    // Servers may answer with more than millisecond precision: drop the extra digits (the
+    // date reads at most 1 ms early, which only ever asks for a longer lock).
+    let trimmed = match (text.find('.'), text.rfind(['Z', '+', '-'])) {
+        (Some(dot), Some(zone)) if zone > dot && zone - dot > 4 => {
+            format!("{}{}", &text[..dot + 4], &text[zone..])
+        }
+        _ => text.to_owned(),
+    };
+    trimmed.parse().map_err(|e| {
         backend(format!(
             "the retention of `{object}` version {version} has a RetainUntilDate `{text}` that \
              is not a timestamp: {e}"
@@ -109,10 +117,16 @@ impl ObjectLocks for S3BlobStore {
         }
     }
 
+    async fn version_size(&self, key: &Blake3, version_id: &str) -> Result<Option<u64>> {
+        self.signed()?
+            .version_size(&self.lock_key(key), version_id)
+            .await
+    }
+
     async fn version_lock(&self, key: &Blake3, version_id: &str) -> Result<Option<VersionLock>> {
         let signed = self.signed()?;
         let object = self.lock_key(key);
-        if !signed.version_exists(&object, version_id).await? {
+        if signed.version_size(&object, version_id).await?.is_none() {
             return Ok(None);
         }
         let retention = match signed.version_retention(&object, Some(version_id)).await? {
@@ -177,6 +191,15 @@ impl ObjectLocks for S3BlobStore {
                         None => None,
                     };
                     let legal_hold = signed.legal_hold(&object, Some(&entry.version_id)).await?;
+                    let now = artifact_core::time::Clock::now(&artifact_core::time::SystemClock);
+                    if !legal_hold && retain_until.is_none_or(|until| until <= now) {
+                        return Err(Error::Config(format!(
+                            "deleting `{object}` version {} was refused (403) although it has no \
+                             retention and no legal hold: do the credentials have \
+                             s3:DeleteObjectVersion?",
+                            entry.version_id
+                        )));
+                    }
                     locked = Some(VersionsDeleted::Locked {
                         version_id: entry.version_id.clone(),
                         retain_until,

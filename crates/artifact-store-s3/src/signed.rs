@@ -204,18 +204,24 @@ impl SignedClient {
         self.version_retention(key, None).await
     }
 
-    /// Whether a version of `key` exists (`HEAD ?versionId=`).
-    pub async fn version_exists(&self, key: &str, version_id: &str) -> Result<bool> {
+    /// The size of a version of `key` (`HEAD ?versionId=`); `None` when there is no such
+    /// version.
+    pub async fn version_size(&self, key: &str, version_id: &str) -> Result<Option<u64>> {
         let query = format!("versionId={}", encode_query(version_id)?);
         let answer = self.bodiless(Method::HEAD, Some(key), &query).await?;
         // A HEAD answer has no body: any 404 of a version means "no such version" (the bucket
         // is checked at start-up). A delete marker answers 405: not an object version.
         if answer.status == StatusCode::NOT_FOUND || answer.status == StatusCode::METHOD_NOT_ALLOWED
         {
-            return Ok(false);
+            return Ok(None);
         }
         answer.ok("stat a version of", key)?;
-        Ok(true)
+        let length = answer.header("content-length").unwrap_or_default();
+        length.parse().map(Some).map_err(|_| {
+            backend(format!(
+                "HEAD of `{key}` version {version_id} has no usable Content-Length (`{length}`)"
+            ))
+        })
     }
 
     /// The retention of a version of `key` (`GET ?retention[&versionId=]`); `None` when it
@@ -236,9 +242,20 @@ impl SignedClient {
             return Ok(None);
         }
         answer.ok("read the retention of", key)?;
-        Ok(xml_text(&body, "Mode")
-            .and_then(LockMode::parse)
-            .zip(xml_text(&body, "RetainUntilDate").map(str::to_owned)))
+        match (xml_text(&body, "Mode"), xml_text(&body, "RetainUntilDate")) {
+            (None, None) => Ok(None),
+            (Some(mode), Some(date)) => {
+                let mode = LockMode::parse(mode).ok_or_else(|| {
+                    backend(format!(
+                        "the retention of `{key}` has the unknown mode `{mode}`"
+                    ))
+                })?;
+                Ok(Some((mode, date.to_owned())))
+            }
+            _ => Err(backend(format!(
+                "the retention of `{key}` names a mode or a date without the other: {body}"
+            ))),
+        }
     }
 
     /// Every version and delete marker under `prefix` (`GET ?versions&prefix=`, all pages).

@@ -196,7 +196,8 @@ pub(crate) async fn apply(conn: &mut AnyConnection, event: &Event, data: &EventD
         }
         EventData::BlobLockExtended(p) => {
             sqlx::query(
-                "UPDATE blobs SET lock_version = $1, lock_mode = $2, lock_until = $3 WHERE blake3 = $4",
+                "UPDATE blobs SET legal_hold = CASE WHEN lock_version = $1 THEN legal_hold ELSE 0 END, \
+                 lock_version = $1, lock_mode = $2, lock_until = $3 WHERE blake3 = $4",
             )
             .bind(p.version_id.as_str())
             .bind(p.mode.as_str())
@@ -206,7 +207,13 @@ pub(crate) async fn apply(conn: &mut AnyConnection, event: &Event, data: &EventD
             .await?;
         }
         EventData::BlobLegalHoldSet(p) => {
-            sqlx::query("UPDATE blobs SET lock_version = $1, legal_hold = $2 WHERE blake3 = $3")
+            // A legal hold on another version than the recorded one: that version's
+            // retention is not known yet (its own `lock_extended` follows).
+            sqlx::query(
+                "UPDATE blobs SET lock_mode = CASE WHEN lock_version = $1 THEN lock_mode ELSE NULL END, \
+                 lock_until = CASE WHEN lock_version = $1 THEN lock_until ELSE NULL END, \
+                 lock_version = $1, legal_hold = $2 WHERE blake3 = $3",
+            )
                 .bind(p.version_id.as_str())
                 .bind(i64::from(p.on))
                 .bind(p.blake3.to_string())

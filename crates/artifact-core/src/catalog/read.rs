@@ -997,7 +997,9 @@ pub(crate) async fn live_referrers(
             let text: String = row.try_get("package_id")?;
             text.parse().map_err(|e| Error::Integrity {
                 seq: 0,
-                reason: format!("package_files row for {key}: package_id `{text}`: {e}"),
+                reason: format!(
+                    "package_files or packages row for {key}: package_id `{text}`: {e}"
+                ),
             })
         })
         .collect()

@@ -93,7 +93,7 @@ impl ArtifactStore {
                 let found = if checked.contains(&blob.info.blake3) || blob.deleting_seq.is_some() {
                     None
                 } else {
-                    Some(self.blob_store().head(&blob.info.blake3).await?)
+                    Some(self.stat_recorded_version(&blob.info.blake3).await?)
                 };
                 match found {
                     None => {}
@@ -219,7 +219,7 @@ impl ArtifactStore {
         subject: String,
         report: &mut FsckReport,
     ) -> Result<()> {
-        match self.blob_store().head(key).await? {
+        match self.stat_recorded_version(key).await? {
             Some(meta) if meta.size == size => {}
             Some(meta) => report.findings.push(Finding {
                 kind: "wrong-size",

@@ -72,7 +72,7 @@ impl ArtifactStore {
                         if let Some(kept) =
                             self.lock_keeps(&mut conn, &blob.info.blake3, now).await?
                         {
-                            report.kept.push(kept);
+                            push_kept(&mut report, kept);
                         } else {
                             blobs.push(blob);
                         }
@@ -157,7 +157,7 @@ impl ArtifactStore {
                     // A blob the storage still locks is not committed to deletion yet: a later
                     // run takes it once its lock has passed.
                     None => match self.lock_keeps(tx.conn(), &blob.info.blake3, at).await? {
-                        Some(kept) => report.kept.push(kept),
+                        Some(kept) => push_kept(&mut report, kept),
                         None => candidates.push(blob),
                     },
                     Some(why) => report.refused.push(blob_refused(&blob.info.blake3, why)),
@@ -201,19 +201,20 @@ impl ArtifactStore {
                 Some(locks) => {
                     let mut gone = Vec::with_capacity(orphans.len());
                     for key in orphans {
-                        match locks.delete_versions(&key).await? {
-                            crate::blob::VersionsDeleted::Deleted => gone.push(key),
-                            crate::blob::VersionsDeleted::Locked { retain_until, .. } => {
-                                report.kept.push(Refusal {
+                        match self
+                            .delete_unheld_versions(actor, locks, &key, None)
+                            .await?
+                        {
+                            None => gone.push(key),
+                            Some(why) => push_kept(
+                                &mut report,
+                                Refusal {
                                     subject: key.to_string(),
                                     detail: format!(
-                                        "kept: unrecorded bytes the storage locks{}",
-                                        retain_until
-                                            .map(|u| format!(" until {u}"))
-                                            .unwrap_or_default()
+                                        "kept: unrecorded bytes the storage locks: {why}"
                                     ),
-                                });
-                            }
+                                },
+                            ),
                         }
                     }
                     gone
@@ -251,7 +252,12 @@ impl ArtifactStore {
         refs: &mut Option<LogReferences>,
     ) -> Result<Vec<BlobInfo>> {
         let mut finished = Vec::new();
-        let mut refused: BTreeSet<Blake3> = BTreeSet::new();
+        // Blobs this run already found the storage keeping are not tried again.
+        let mut refused: BTreeSet<Blake3> = report
+            .kept
+            .iter()
+            .filter_map(|kept| kept.subject.parse().ok())
+            .collect();
         loop {
             {
                 // Cheap pre-check without the write lock (the usual answer is "none").
@@ -319,7 +325,9 @@ impl ArtifactStore {
                 continue;
             }
             // Bytes first, then the events that say they are gone (SPEC §5).
-            let confirmed = self.delete_bytes(confirmed, report, &mut refused).await?;
+            let confirmed = self
+                .delete_bytes(&mut tx, actor, confirmed, report, &mut refused)
+                .await?;
             if confirmed.is_empty() {
                 tx.rollback().await?;
                 continue;
@@ -355,10 +363,15 @@ impl ArtifactStore {
     }
 
     /// Deletes the bytes of `blobs`; returns those now gone. On a backend with Object Lock each
-    /// blob's every version and delete marker goes, and one the storage still locks is kept
-    /// (reported in `report.kept`, added to `skip`, its deletion left pending for a later run).
+    /// blob's every version and delete marker goes, and one the storage still retains is kept
+    /// (reported once in `report.kept`, added to `skip`, its deletion left pending for a later
+    /// run). A legal hold on such a blob is a leftover (no live package references it, so none
+    /// is held: a release whose clearing did not finish, or a creation that never committed):
+    /// it is cleared, recorded, and the delete retried.
     async fn delete_bytes(
         &self,
+        tx: &mut catalog::WriteTx,
+        actor: &str,
         blobs: Vec<BlobRecord>,
         report: &mut GcReport,
         skip: &mut BTreeSet<Blake3>,
@@ -371,29 +384,76 @@ impl ArtifactStore {
         let mut gone = Vec::with_capacity(blobs.len());
         for blob in blobs {
             let key = blob.info.blake3;
-            match locks.delete_versions(&key).await? {
-                crate::blob::VersionsDeleted::Deleted => gone.push(blob),
+            // What the log recorded as retained is not asked of the storage again.
+            let now = self.clock().now();
+            if let Some(kept) = self.lock_keeps(tx.conn(), &key, now).await? {
+                skip.insert(key);
+                push_kept(report, kept);
+                continue;
+            }
+            match self
+                .delete_unheld_versions(actor, locks, &key, Some(&mut *tx))
+                .await?
+            {
+                None => gone.push(blob),
+                Some(why) => {
+                    skip.insert(key);
+                    push_kept(
+                        report,
+                        Refusal {
+                            subject: key.to_string(),
+                            detail: format!("kept: the storage refuses to delete it: {why}"),
+                        },
+                    );
+                }
+            }
+        }
+        Ok(gone)
+    }
+
+    /// Deletes every version of `key`, clearing a leftover legal hold once (recorded as
+    /// `v1.blob.legal_hold_set` in `record_in`, the caller's write transaction, for a recorded
+    /// blob). `None` once gone; else why the storage keeps it.
+    async fn delete_unheld_versions(
+        &self,
+        actor: &str,
+        locks: &dyn crate::blob::ObjectLocks,
+        key: &Blake3,
+        mut record_in: Option<&mut catalog::WriteTx>,
+    ) -> Result<Option<String>> {
+        let mut cleared = false;
+        loop {
+            match locks.delete_versions(key).await? {
+                crate::blob::VersionsDeleted::Deleted => return Ok(None),
                 crate::blob::VersionsDeleted::Locked {
                     version_id,
                     retain_until,
                     legal_hold,
                 } => {
-                    skip.insert(key);
-                    let why = match (legal_hold, retain_until) {
-                        (true, _) => format!("a legal hold on version {version_id}"),
-                        (false, Some(until)) => {
-                            format!("locked until {until} (version {version_id})")
+                    let retained = retain_until.filter(|until| *until > self.clock().now());
+                    if legal_hold && !cleared {
+                        locks.set_legal_hold(key, &version_id, false).await?;
+                        if let Some(tx) = record_in.as_deref_mut() {
+                            let data = crate::event::types::BlobLegalHoldSet {
+                                blake3: *key,
+                                version_id: version_id.clone(),
+                                on: false,
+                                extra: Extra::new(),
+                            };
+                            tx.append(None, actor, self.clock().now(), data).await?;
                         }
-                        (false, None) => format!("version {version_id} is locked"),
-                    };
-                    report.kept.push(Refusal {
-                        subject: key.to_string(),
-                        detail: format!("kept: the storage refuses to delete it: {why}"),
-                    });
+                        cleared = true;
+                        if retained.is_none() {
+                            continue;
+                        }
+                    }
+                    return Ok(Some(match retained {
+                        Some(until) => format!("locked until {until} (version {version_id})"),
+                        None => format!("a legal hold on version {version_id}"),
+                    }));
                 }
             }
         }
-        Ok(gone)
     }
 
     pub(super) async fn recorded_keys(&self) -> Result<BTreeSet<Blake3>> {
@@ -424,5 +484,12 @@ impl ArtifactStore {
             })
             .map(|(key, _)| key)
             .collect())
+    }
+}
+
+/// Adds a kept blob to the report once.
+fn push_kept(report: &mut GcReport, kept: Refusal) {
+    if !report.kept.iter().any(|k| k.subject == kept.subject) {
+        report.kept.push(kept);
     }
 }

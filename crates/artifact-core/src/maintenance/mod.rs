@@ -82,16 +82,12 @@ fn blob_refused(blob: &Blake3, why: &str) -> Refusal {
     }
 }
 
-/// An unreferenced blob the storage still locks, by what the log recorded of its lock: its
-/// retain-until not passed by `now`, or its legal hold on. `None` when nothing is recorded as
-/// locking it (the storage is still the last word when the bytes are deleted).
+/// An unreferenced blob the storage still retains, by what the log recorded of its lock: its
+/// retain-until not passed by `now`. `None` when nothing recorded retains it (the storage is
+/// still the last word when the bytes are deleted).
+/// A recorded legal hold does not keep it: no live package references an unreferenced blob,
+/// so none can be held, and deletion clears such a leftover hold.
 fn recorded_lock_keeps(lock: &crate::catalog::RecordedLock, now: Timestamp) -> Option<String> {
-    if lock.legal_hold {
-        return Some(format!(
-            "kept: the storage has a legal hold on version {}",
-            lock.version_id.as_deref().unwrap_or("?")
-        ));
-    }
     lock.retain_until
         .filter(|until| *until > now)
         .map(|until| format!("kept: locked until {until}"))

@@ -142,7 +142,9 @@ impl ArtifactStore {
         need: Need,
         mut report: Option<&mut ReconcileReport>,
     ) -> Result<()> {
-        let Some((version, state)) = self.stored_version(locks, key, recorded).await? else {
+        let rebind = report.is_some();
+        let Some((version, state)) = self.stored_version(locks, key, recorded, rebind).await?
+        else {
             let detail = format!(
                 "no stored version in the `{}` backend (recorded version {})",
                 self.blob_store().name(),
@@ -244,26 +246,90 @@ impl ArtifactStore {
         Ok(())
     }
 
-    /// The blob's stored version and what the storage enforces on it: the recorded version,
-    /// or (none recorded, or it is gone) the current one. `None` when there is no version.
+    /// The blob's stored version and what the storage enforces on it: the recorded version;
+    /// when none is recorded yet (its first lock), the current one. A recorded version that is
+    /// gone is an integrity error naming it — unless `rebind` (reconcile), which takes the
+    /// current version only once its bytes verify as the blob. `None` when there is no
+    /// usable version.
     async fn stored_version(
         &self,
         locks: &dyn ObjectLocks,
         key: &Blake3,
         recorded: &RecordedLock,
+        rebind: bool,
     ) -> Result<Option<(String, VersionLock)>> {
-        if let Some(version) = &recorded.version_id
-            && let Some(state) = locks.version_lock(key, version).await?
-        {
-            return Ok(Some((version.clone(), state)));
+        if let Some(version) = &recorded.version_id {
+            if let Some(state) = locks.version_lock(key, version).await? {
+                return Ok(Some((version.clone(), state)));
+            }
+            if !rebind {
+                return Err(Error::Integrity {
+                    seq: 0,
+                    reason: format!(
+                        "blob {key}: its locked version {version} is gone from the `{}` backend; \
+                         restore it (fsck reports it), or run `artifactstore admin \
+                         reconcile-locks` to lock another version holding the same bytes",
+                        self.blob_store().name()
+                    ),
+                });
+            }
         }
         let Some(current) = locks.current_version(key).await? else {
             return Ok(None);
         };
+        if recorded.version_id.is_some() && !self.version_holds(locks, key, &current).await? {
+            return Ok(None);
+        }
         Ok(locks
             .version_lock(key, &current)
             .await?
             .map(|state| (current, state)))
+    }
+
+    /// Whether a version's bytes are the blob's (BLAKE3 of a full read).
+    async fn version_holds(
+        &self,
+        locks: &dyn ObjectLocks,
+        key: &Blake3,
+        version: &str,
+    ) -> Result<bool> {
+        use tokio::io::AsyncReadExt as _;
+        let mut read = match locks.get_version(key, version, None).await {
+            Ok(read) => read,
+            Err(Error::NotFound { .. }) => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        let mut hasher = crate::digest::DualHasher::new();
+        let mut buffer = vec![0u8; CHUNK_SIZE];
+        loop {
+            let n = read.reader.read(&mut buffer).await?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buffer[..n]);
+        }
+        Ok(hasher.finalize().blake3 == *key)
+    }
+
+    /// Stats a blob as reads see it: with Object Lock, the recorded version (a delete marker
+    /// or a newer version over it changes nothing); otherwise the blob.
+    pub(crate) async fn stat_recorded_version(
+        &self,
+        key: &Blake3,
+    ) -> Result<Option<crate::blob::BlobMeta>> {
+        if let Some(locks) = self.object_locks() {
+            let recorded = {
+                let mut conn = self.catalog.read().await?;
+                catalog::views_blob_lock(&mut conn, key).await?
+            };
+            if let Some(version) = recorded.and_then(|r| r.version_id) {
+                return Ok(locks
+                    .version_size(key, &version)
+                    .await?
+                    .map(|size| crate::blob::BlobMeta { size }));
+            }
+        }
+        self.blob_store().head(key).await
     }
 
     /// Opens a blob (or a range of it) for a read or a scrub: with Object Lock, the version
@@ -315,7 +381,8 @@ impl ArtifactStore {
             if self.needs_legal_hold(&mut tx, key).await? {
                 continue;
             }
-            let Some((version, state)) = self.stored_version(locks, key, &recorded).await? else {
+            let Some((version, state)) = self.stored_version(locks, key, &recorded, false).await?
+            else {
                 continue;
             };
             if state.legal_hold {
@@ -349,10 +416,12 @@ impl ArtifactStore {
                 now.unix_millis() + (horizon.unix_millis() - now.unix_millis()) / 2,
             )
             .unwrap_or(horizon);
-            match need.recorded.retain_until {
-                Some(recorded) if recorded >= half => Some(recorded),
-                _ => Some(horizon),
-            }
+            let until = match need.recorded.retain_until {
+                Some(recorded) if recorded >= half => recorded,
+                _ => horizon,
+            };
+            // A finite referrer may need longer than the horizon.
+            Some(need.expires_at.map_or(until, |e| e.max(until)))
         } else {
             need.expires_at.map(whole_second_ceil)
         };
@@ -397,7 +466,10 @@ impl ArtifactStore {
                     continue;
                 }
                 report.checked += 1;
-                if !permanent_only && let Some(keep) = &need.recorded.version_id {
+                if !permanent_only
+                    && let Some(keep) = &need.recorded.version_id
+                    && locks.version_lock(&need.blake3, keep).await?.is_some()
+                {
                     // Markers and versions stacked over the locked one: plain reads of the
                     // bucket see the locked version again (a locked other version stays).
                     for other in locks.other_versions(&need.blake3, keep).await? {
@@ -429,7 +501,7 @@ impl ArtifactStore {
                 .await?;
                 if !wanted.legal_hold
                     && let Some((version, state)) = self
-                        .stored_version(locks, &need.blake3, &need.recorded)
+                        .stored_version(locks, &need.blake3, &need.recorded, true)
                         .await?
                     && (state.legal_hold || need.recorded.legal_hold)
                     && !self.needs_legal_hold(&mut tx, &need.blake3).await?
@@ -461,7 +533,9 @@ impl ArtifactStore {
                 if self.needs_legal_hold(&mut tx, key).await? {
                     continue;
                 }
-                if let Some((version, state)) = self.stored_version(locks, key, recorded).await? {
+                if let Some((version, state)) =
+                    self.stored_version(locks, key, recorded, true).await?
+                {
                     if state.legal_hold {
                         locks.set_legal_hold(key, &version, false).await?;
                     }

@@ -429,7 +429,13 @@ fn lock_scenario(store: Locked) {
             operator_lock,
         ))
         .unwrap();
-    sleep_until_past(b_expiry);
+    // …and left a legal hold on it: no live package will reference it, so GC clears that
+    // leftover hold (recorded) instead of being blocked by it for ever.
+    store
+        .block(store.s3.put_legal_hold(&b_key, Some(&b_version), true))
+        .unwrap();
+    // Past B's expiry and past its lock (whole seconds, rounded up).
+    sleep_until_past(b_expiry.checked_add(Period::Millis(1000)).unwrap());
     cli.ok(&["retention", "sweep"]);
     let gc = cli.json(&["gc", "--grace", "0s"]);
     assert_eq!(gc["purged"].as_array().unwrap().len(), 1, "{gc}");
@@ -444,7 +450,14 @@ fn lock_scenario(store: Locked) {
             .contains(&blob_of(b_only).to_string()),
         "{gc}"
     );
-    assert_eq!(store.on_storage(&blob_of(b_only)).version, b_version);
+    let b_state = store.on_storage(&blob_of(b_only));
+    assert_eq!(b_state.version, b_version);
+    assert!(!b_state.legal_hold, "GC cleared the leftover legal hold");
+    let cleared = cli.json(&["events", "--type", "v1.blob.legal_hold_set"]);
+    assert!(
+        cleared.to_string().contains(&blob_of(b_only).to_string()),
+        "{cleared}"
+    );
     sleep_until_past(operator_lock);
     // The deletion GC committed to is finished by the next run (or already by opening the
     // store, which finishes pending deletions): `v1.blob.deleted` for b-only, once.
