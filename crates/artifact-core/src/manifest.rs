@@ -83,7 +83,7 @@ impl FileEntry {
 #[macro_export]
 macro_rules! __name_re {
     () => {
-        "[A-Za-z0-9][A-Za-z0-9._-]{0,127}"
+        "[A-Za-z0-9][A-Za-z0-9._-]{0,127}(/[A-Za-z0-9][A-Za-z0-9._-]{0,40}){0,3}"
     };
 }
 
@@ -97,7 +97,9 @@ macro_rules! __version_re {
 }
 
 /// What [`validate_name`] accepts, as an ECMA-262 regular expression (the OpenAPI document's
-/// `pattern`): 1-128 of `A-Z a-z 0-9 . _ -`, starting with a letter or digit.
+/// `pattern`): 1-128 of `A-Z a-z 0-9 . _ -`, starting with a letter or digit, then up to three
+/// more `/`-separated components of 1-41 (OCI repository names such as `guide/board/site`;
+/// at most 254 characters in all).
 pub const NAME_PATTERN: &str = concat!("^", crate::__name_re!(), "$");
 /// What [`validate_version`] accepts: 1-128 of `A-Z a-z 0-9 . _ - +`, starting with a letter
 /// or digit.
@@ -132,11 +134,17 @@ fn charset_ok(text: &str, max: usize, extra: &[u8], first_alpha_only: bool) -> b
 
 /// Checks a package name against the documented charset.
 pub fn validate_name(name: &str) -> Result<()> {
-    if charset_ok(name, 128, b"._-", false) {
+    let mut components = name.split('/');
+    let first_ok = components
+        .next()
+        .is_some_and(|first| charset_ok(first, 128, b"._-", false));
+    let rest: Vec<&str> = components.collect();
+    if first_ok && rest.len() <= 3 && rest.iter().all(|c| charset_ok(c, 41, b"._-", false)) {
         Ok(())
     } else {
         Err(Error::invalid(format!(
-            "package name `{}` must be 1-128 characters of A-Z a-z 0-9 . _ - starting with a letter or digit",
+            "package name `{}` must be 1-128 characters of A-Z a-z 0-9 . _ - starting with a letter or digit, \
+             optionally followed by up to three `/`-separated components of 1-41 such characters",
             name.escape_debug()
         )))
     }

@@ -50,6 +50,14 @@ impl FromRequestParts<AppState> for Caller {
             .ok_or_else(|| {
                 ApiError::unauthorized("the Authorization header must be `Bearer <token>`")
             })?;
+        principal_of(state, token).await.map(Caller)
+    }
+}
+
+/// The principal a bearer token authenticates (401 when it is unknown, revoked or expired,
+/// saying which). Shared by the native API and `/v2/` (where it may arrive as Basic auth).
+pub(crate) async fn principal_of(state: &AppState, token: &str) -> Result<Principal, ApiError> {
+    {
         let hash = token_hash(token);
         if let Some((_, principal)) = state
             .options()
@@ -57,12 +65,12 @@ impl FromRequestParts<AppState> for Caller {
             .iter()
             .find(|(known, _)| *known == hash)
         {
-            return Ok(Caller(principal.clone()));
+            return Ok(principal.clone());
         }
         // Read from the catalog on every request: a revocation committed through any replica
         // refuses the token on the next request everywhere.
         match state.store().check_token(token).await? {
-            TokenCheck::Valid(principal) => Ok(Caller(principal)),
+            TokenCheck::Valid(principal) => Ok(principal),
             TokenCheck::Unknown => Err(ApiError::unauthorized("unknown bearer token")),
             TokenCheck::Revoked {
                 token_id,

@@ -240,18 +240,16 @@ async fn head(
     Ok(response)
 }
 
-/// `PUT /blobs/{digest}`: the whole blob in the body, streamed to storage while hashing;
-/// 201 when stored, 200 when it already was; digest mismatch → 400, nothing stored.
-async fn upload(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(digest): Path<String>,
-    _: NoQuery,
+/// Streams a request body into the store as one blob checked against `digests`, recorded by
+/// `actor`, enforcing `[server] max_blob_bytes` (413 above it; 400 for a body cut short or a
+/// digest mismatch, nothing stored). Shared by `PUT /blobs/{digest}` and the OCI
+/// single-request upload.
+pub(crate) async fn ingest_body(
+    state: &AppState,
+    actor: &str,
     body: Body,
-) -> ApiResult<Response> {
-    let actor = caller.require(Role::Writer)?.to_owned();
-    let digest = parse_digest(&digest)?;
-    let existed = state.store().blob(&digest).await?.is_some();
+    digests: &[AnyDigest],
+) -> ApiResult<BlobRecord> {
     let limit = state.options().max_blob_bytes;
     let metrics = state.metrics().clone();
     let mut received: u64 = 0;
@@ -273,18 +271,31 @@ async fn upload(
         Err(e) => Err(std::io::Error::other(e)),
     });
     let reader = tokio_util::io::StreamReader::new(stream);
-    let record = match state.store().ingest_blob(&actor, reader, &[digest]).await {
-        Ok(record) => record,
+    match state.store().ingest_blob(actor, reader, digests).await {
+        Ok(record) => Ok(record),
         Err(artifact_core::Error::Io(e)) if e.kind() == std::io::ErrorKind::FileTooLarge => {
-            return Err(ApiError::too_large(e.to_string()));
+            Err(ApiError::too_large(e.to_string()))
         }
-        Err(artifact_core::Error::Io(e)) => {
-            return Err(ApiError::bad_request(format!(
-                "the request body was interrupted: {e}"
-            )));
-        }
-        Err(e) => return Err(e.into()),
-    };
+        Err(artifact_core::Error::Io(e)) => Err(ApiError::bad_request(format!(
+            "the request body was interrupted: {e}"
+        ))),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `PUT /blobs/{digest}`: the whole blob in the body, streamed to storage while hashing;
+/// 201 when stored, 200 when it already was; digest mismatch → 400, nothing stored.
+async fn upload(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(digest): Path<String>,
+    _: NoQuery,
+    body: Body,
+) -> ApiResult<Response> {
+    let actor = caller.require(Role::Writer)?.to_owned();
+    let digest = parse_digest(&digest)?;
+    let existed = state.store().blob(&digest).await?.is_some();
+    let record = ingest_body(&state, &actor, body, &[digest]).await?;
     let status = if existed {
         StatusCode::OK
     } else {

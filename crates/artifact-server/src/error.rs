@@ -20,6 +20,11 @@ pub struct ApiError {
 }
 
 impl ApiError {
+    /// Its detail.
+    pub(crate) fn detail(&self) -> &str {
+        &self.detail
+    }
+
     /// A problem with a status, a short title and a specific detail.
     pub fn new(status: StatusCode, title: &'static str, detail: impl Into<String>) -> Self {
         Self {
@@ -310,7 +315,9 @@ pub(crate) async fn problem_responses(response: Response) -> Response {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/problem+json"));
-    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+    // OCI error bodies under `/v2/` are JSON of their own shape, not problems.
+    let is_oci = response.extensions().get::<crate::oci::OciBody>().is_some();
+    if !(status.is_client_error() || status.is_server_error()) || is_problem || is_oci {
         return response;
     }
     let (parts, body) = response.into_parts();

@@ -26,6 +26,7 @@ mod extract;
 mod limits;
 mod log;
 mod metrics;
+pub mod oci;
 pub mod openapi;
 mod ops;
 mod packages;
@@ -251,6 +252,7 @@ pub fn app(state: AppState) -> Router {
     let streaming = Router::new()
         .merge(uploads::router())
         .merge(blobs::router())
+        .merge(oci::router())
         .merge(packages::streaming_router())
         .merge(events::streaming_router())
         .layer(DefaultBodyLimit::disable());

@@ -57,8 +57,9 @@ parameters it does not declare with 400. Bearer tokens: the scheme is case-insen
 operation names the role it needs. JSON (JCS) by default; operations that offer application/cbor \
 answer it when Accept names it with q > 0 and at least JSON's q. Write endpoints record the \
 authenticated principal as the event actor. Times are RFC 3339; an `as_of` later than the \
-store's clock is refused with 400. The OCI distribution routes (`/v2/`) are not served by this \
-release and are therefore not described. This document is generated \
+store's clock is refused with 400. The OCI Distribution API (`/v2/`, OCI distribution-spec \
+v1.1, OCI error bodies) is served beside this API and specified by that standard, so it is not \
+described here. This document is generated \
 (crates/artifact-server/src/openapi.rs) from the result types and the validators' constants.";
 
 /// The generated OpenAPI 3.1 document of this server.

@@ -583,15 +583,11 @@ async fn append(
     caller.require(Role::Writer)?;
     let claimed = expected_offset(&headers)?
         .ok_or_else(|| ApiError::bad_request("PATCH needs an `Upload-Offset` header"))?;
-    let slot = state.uploads().get(&id, &caller).await?;
-    let (mut session, mut claim) = slot.acquire().await;
-    // A chunk a dropped or taken-over request left in flight lands before the offset counts.
-    finish_chunk(&mut session, &mut None).await?;
-    if claimed != session.offset {
-        return Err(offset_conflict(&id, session.offset, claimed));
-    }
-    append_body(&state, &mut session, &mut claim, body).await?;
-    Ok((StatusCode::ACCEPTED, offset_headers(&id, session.offset)).into_response())
+    let offset = state
+        .uploads()
+        .append_to(&state, &caller, &id, Some(claimed), body)
+        .await?;
+    Ok((StatusCode::ACCEPTED, offset_headers(&id, offset)).into_response())
 }
 
 /// `HEAD /uploads/{id}` → `Upload-Offset`.
@@ -602,11 +598,8 @@ async fn status(
     _: NoQuery,
 ) -> ApiResult<Response> {
     caller.require(Role::Writer)?;
-    let slot = state.uploads().get(&id, &caller).await?;
-    let (mut session, _claim) = slot.acquire().await;
-    // The offset is what was written: a chunk left in flight lands first.
-    finish_chunk(&mut session, &mut None).await?;
-    Ok((StatusCode::NO_CONTENT, offset_headers(&id, session.offset)).into_response())
+    let offset = state.uploads().offset(&caller, &id).await?;
+    Ok((StatusCode::NO_CONTENT, offset_headers(&id, offset)).into_response())
 }
 
 /// Query of `PUT /uploads/{id}`: `digest` repeatable.
@@ -692,60 +685,21 @@ async fn finish(
         ));
     }
     let claimed = expected_offset(&headers)?;
-    let slot = state.uploads().get(&id, &caller).await?;
-    let (mut session, mut claim) = slot.acquire().await;
-    finish_chunk(&mut session, &mut None).await?;
-    if let Some(claimed) = claimed
-        && claimed != session.offset
-    {
-        return Err(offset_conflict(&id, session.offset, claimed));
-    }
-    ensure_hasher(&mut session).await?;
-    let before = (session.offset, session.hasher.clone());
-    append_body(&state, &mut session, &mut claim, body).await?;
-    ensure_hasher(&mut session).await?;
-    let info: BlobInfo = session.hasher.clone().unwrap_or_default().finalize();
-    let result = state
-        .store()
-        .ingest_file(&actor, &session.path, Some(info), &digests.0)
-        .await;
-    match result {
-        Ok(record) => {
-            state.uploads().forget(&id);
-            state.metrics().upload_completed();
-            let body =
-                artifact_core::results::encode(&artifact_core::results::BlobResult::from(&record))?;
-            Ok((
-                StatusCode::CREATED,
-                [(
-                    header::LOCATION,
-                    HeaderValue::from_str(&format!("/blobs/{}", record.info.blake3))
-                        .unwrap_or(HeaderValue::from_static("/blobs")),
-                )],
-                json(&body),
-            )
-                .into_response())
-        }
-        // A digest mismatch stores nothing and changes nothing else: the session is cut back
-        // to where it was before this request (its body is not appended), so the client can
-        // finish it again with the digest it meant, or DELETE it. `ingest_file` leaves the
-        // file in place for that.
-        Err(error @ artifact_core::Error::DigestMismatch { .. }) => {
-            let (offset, hasher) = before;
-            if session.offset != offset {
-                let (files, sid) = (session.files.clone(), session.id.clone());
-                blocking(move || files.truncate(&sid, offset))
-                    .await
-                    .map_err(write_error)?;
-                session.offset = offset;
-                session.hasher = hasher;
-                // The writeback window restarts at the cut (nothing after it is unflushed).
-                session.unflushed = 0;
-            }
-            Err(error.into())
-        }
-        Err(error) => Err(error.into()),
-    }
+    let record = state
+        .uploads()
+        .complete(&state, &caller, &actor, &id, claimed, &digests.0, body)
+        .await?;
+    let body = artifact_core::results::encode(&artifact_core::results::BlobResult::from(&record))?;
+    Ok((
+        StatusCode::CREATED,
+        [(
+            header::LOCATION,
+            HeaderValue::from_str(&format!("/blobs/{}", record.info.blake3))
+                .unwrap_or(HeaderValue::from_static("/blobs")),
+        )],
+        json(&body),
+    )
+        .into_response())
 }
 
 /// `DELETE /uploads/{id}` aborts and deletes the bytes.
@@ -756,12 +710,117 @@ async fn abort(
     _: NoQuery,
 ) -> ApiResult<StatusCode> {
     caller.require(Role::Writer)?;
-    let slot = state.uploads().get(&id, &caller).await?;
-    let (mut session, _claim) = slot.acquire().await;
-    let _ = finish_chunk(&mut session, &mut None).await;
-    session.files.remove_part(&session.id);
-    state.uploads().forget(&id);
+    state.uploads().cancel(&caller, &id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The protocol-neutral session operations: the native `/uploads` routes and the OCI
+/// `/v2/<name>/blobs/uploads/` routes are two dialects over these.
+impl UploadSessions {
+    /// Opens a session owned by `owner`; its id.
+    pub(crate) async fn open_for(&self, owner: &str) -> ApiResult<String> {
+        self.create(owner).await
+    }
+
+    /// Appends `body` at the session's offset; with `claimed`, only if that is the offset
+    /// (else 409 naming the current offset). Returns the new offset.
+    pub(crate) async fn append_to(
+        &self,
+        state: &AppState,
+        caller: &Caller,
+        id: &str,
+        claimed: Option<u64>,
+        body: Body,
+    ) -> ApiResult<u64> {
+        let slot = self.get(id, caller).await?;
+        let (mut session, mut claim) = slot.acquire().await;
+        // A chunk a dropped or taken-over request left in flight lands before the offset counts.
+        finish_chunk(&mut session, &mut None).await?;
+        if let Some(claimed) = claimed
+            && claimed != session.offset
+        {
+            return Err(offset_conflict(id, session.offset, claimed));
+        }
+        append_body(state, &mut session, &mut claim, body).await?;
+        Ok(session.offset)
+    }
+
+    /// The number of bytes the session holds (a chunk left in flight lands first).
+    pub(crate) async fn offset(&self, caller: &Caller, id: &str) -> ApiResult<u64> {
+        let slot = self.get(id, caller).await?;
+        let (mut session, _claim) = slot.acquire().await;
+        finish_chunk(&mut session, &mut None).await?;
+        Ok(session.offset)
+    }
+
+    /// Appends a final `body` (at `claimed`, if given) and ingests the session as a blob
+    /// checked against `digests`, recorded by `actor`. A digest mismatch stores nothing and
+    /// leaves the session as it was before the request.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn complete(
+        &self,
+        state: &AppState,
+        caller: &Caller,
+        actor: &str,
+        id: &str,
+        claimed: Option<u64>,
+        digests: &[AnyDigest],
+        body: Body,
+    ) -> ApiResult<artifact_core::catalog::BlobRecord> {
+        let slot = self.get(id, caller).await?;
+        let (mut session, mut claim) = slot.acquire().await;
+        finish_chunk(&mut session, &mut None).await?;
+        if let Some(claimed) = claimed
+            && claimed != session.offset
+        {
+            return Err(offset_conflict(id, session.offset, claimed));
+        }
+        ensure_hasher(&mut session).await?;
+        let before = (session.offset, session.hasher.clone());
+        append_body(state, &mut session, &mut claim, body).await?;
+        ensure_hasher(&mut session).await?;
+        let info: BlobInfo = session.hasher.clone().unwrap_or_default().finalize();
+        let result = state
+            .store()
+            .ingest_file(actor, &session.path, Some(info), digests)
+            .await;
+        match result {
+            Ok(record) => {
+                self.forget(id);
+                state.metrics().upload_completed();
+                Ok(record)
+            }
+            // A digest mismatch stores nothing and changes nothing else: the session is cut
+            // back to where it was before this request (its body is not appended), so the
+            // client can finish it again with the digest it meant, or DELETE it.
+            // `ingest_file` leaves the file in place for that.
+            Err(error @ artifact_core::Error::DigestMismatch { .. }) => {
+                let (offset, hasher) = before;
+                if session.offset != offset {
+                    let (files, sid) = (session.files.clone(), session.id.clone());
+                    blocking(move || files.truncate(&sid, offset))
+                        .await
+                        .map_err(write_error)?;
+                    session.offset = offset;
+                    session.hasher = hasher;
+                    // The writeback window restarts at the cut (nothing after it is unflushed).
+                    session.unflushed = 0;
+                }
+                Err(error.into())
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Aborts a session and deletes its bytes.
+    pub(crate) async fn cancel(&self, caller: &Caller, id: &str) -> ApiResult<()> {
+        let slot = self.get(id, caller).await?;
+        let (mut session, _claim) = slot.acquire().await;
+        let _ = finish_chunk(&mut session, &mut None).await;
+        session.files.remove_part(&session.id);
+        self.forget(id);
+        Ok(())
+    }
 }
 
 #[cfg(test)]

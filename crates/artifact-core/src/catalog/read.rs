@@ -1004,3 +1004,32 @@ pub(crate) async fn live_referrers(
         })
         .collect()
 }
+
+/// A live package named `name` with a file at `path` whose SHA-256 is `sha256` (the OCI
+/// façade's lookup of a manifest by digest).
+pub(crate) async fn package_with_file(
+    conn: &mut AnyConnection,
+    name: &str,
+    path: &str,
+    sha256: &crate::digest::Sha256,
+) -> Result<Option<PackageId>> {
+    let row = sqlx::query(
+        "SELECT p.package_id AS package_id FROM package_files f \
+         JOIN packages p ON p.package_id = f.package_id \
+         WHERE p.name = $1 AND f.path = $2 AND f.sha256 = $3 AND p.purged_seq IS NULL \
+         ORDER BY p.created_seq LIMIT 1",
+    )
+    .bind(name)
+    .bind(path)
+    .bind(sha256.to_string())
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.map(|row| {
+        let text: String = row.try_get("package_id")?;
+        text.parse().map_err(|e| Error::Integrity {
+            seq: 0,
+            reason: format!("packages row `{text}`: package_id: {e}"),
+        })
+    })
+    .transpose()
+}

@@ -185,6 +185,18 @@ impl ArtifactStore {
         found.ok_or_else(|| Error::not_found("package", package.to_string()))
     }
 
+    /// The first live package named `name` that has a file at `path` with SHA-256 `sha256`
+    /// (how the OCI façade finds a manifest by digest).
+    pub async fn package_with_file(
+        &self,
+        name: &str,
+        path: &str,
+        sha256: &crate::digest::Sha256,
+    ) -> Result<Option<PackageId>> {
+        let mut conn = self.catalog.read().await?;
+        catalog::views_package_with_file(&mut conn, name, path, sha256).await
+    }
+
     /// A package's record.
     pub async fn package(&self, package: &PackageRef) -> Result<PackageRecord> {
         let id = self.resolve(package).await?;

@@ -14,6 +14,7 @@ mod follow;
 mod local_safety;
 mod maintenance;
 mod object_lock;
+mod oci;
 mod replicas;
 mod s3;
 mod server;
