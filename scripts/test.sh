@@ -3,7 +3,8 @@
 # - b3sum (Debian package): the CLI tests compare digests with an independent implementation.
 # - SeaweedFS (`weed`): the S3 backend's tests run against a real S3-compatible server.
 # - skopeo (Debian package) and oras-py (PyPI `oras`, in a venv under target/tools): the OCI
-#   clients the `/v2/` tests drive.
+#   clients the `/v2/` tests drive; docker-registry (Debian, the CNCF distribution registry):
+#   the reference their differential test compares with.
 # Later backends (PostgreSQL) are provisioned here too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +13,7 @@ need_apt=()
 command -v b3sum >/dev/null || need_apt+=(b3sum)
 command -v sha256sum >/dev/null || need_apt+=(coreutils)
 command -v skopeo >/dev/null || need_apt+=(skopeo)
+command -v docker-registry >/dev/null || need_apt+=(docker-registry)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "scripts/test.sh: installing ${need_apt[*]}" >&2

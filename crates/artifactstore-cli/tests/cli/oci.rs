@@ -337,3 +337,451 @@ mod sha2_free {
         artifact_core::digest::Sha256::of(bytes).to_hex()
     }
 }
+
+/// The CNCF distribution registry (Debian `docker-registry`) on a free loopback port, its
+/// storage in a temp dir; killed on drop.
+struct Distribution {
+    child: std::process::Child,
+    base: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Distribution {
+    fn start() -> Self {
+        let probe = Command::new("docker-registry").arg("--version").output();
+        assert!(
+            probe.is_ok_and(|o| o.status.success()),
+            "docker-registry is not installed (Debian package `docker-registry`; .ci/run installs it)"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let config = dir.path().join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                dir.path().join("data").display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("docker-registry starts");
+        let base = format!("http://127.0.0.1:{port}");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let ready = runtime().block_on(async {
+                reqwest::Client::new()
+                    .get(format!("{base}/v2/"))
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().is_success())
+            });
+            if ready {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "docker-registry did not answer on {base}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Distribution {
+            child,
+            base,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for Distribution {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One registry under test: its base URL and credentials (none for the reference).
+struct Registry {
+    base: String,
+    token: Option<String>,
+}
+
+/// What a request got: status, the first OCI error code, and the headers.
+struct Answer {
+    status: u16,
+    code: Option<String>,
+    headers: reqwest::header::HeaderMap,
+}
+
+impl Registry {
+    fn send(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Vec<u8>) -> Answer {
+        let url = if path.starts_with("http") {
+            path.to_owned()
+        } else {
+            format!("{}{path}", self.base)
+        };
+        runtime().block_on(async {
+            let mut request = reqwest::Client::new()
+                .request(reqwest::Method::from_bytes(method.as_bytes()).unwrap(), url)
+                .body(body);
+            if let Some(token) = &self.token {
+                request = request.bearer_auth(token);
+            }
+            for (name, value) in headers {
+                request = request.header(*name, *value);
+            }
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            let headers = response.headers().clone();
+            let text = response.text().await.unwrap_or_default();
+            let code = serde_json::from_str::<Json>(&text)
+                .ok()
+                .and_then(|j| j["errors"][0]["code"].as_str().map(str::to_owned));
+            Answer {
+                status,
+                code,
+                headers,
+            }
+        })
+    }
+
+    /// An absolute upload URL from a `Location` header (relative or absolute).
+    fn location(&self, answer: &Answer) -> String {
+        let location = answer.headers["location"].to_str().unwrap().to_owned();
+        if location.starts_with("http") {
+            location
+        } else {
+            format!("{}{location}", self.base)
+        }
+    }
+
+    fn with_query(url: &str, query: &str) -> String {
+        if url.contains('?') {
+            format!("{url}&{query}")
+        } else {
+            format!("{url}?{query}")
+        }
+    }
+}
+
+/// The same sequence of raw requests, good and bad, against artifactstore and the CNCF
+/// distribution registry: the same status and OCI error code from both, except where the
+/// issue's design differs from distribution on purpose (listed with the reason).
+#[test]
+fn raw_requests_answer_like_the_distribution_registry() {
+    let store = Store::with_actor("ops");
+    let token = store.mint("ci-pipeline", &["writer", "retention-admin"]);
+    let server = store.serve(None);
+    let reference = Distribution::start();
+    let ours = Registry {
+        base: server.base.clone(),
+        token: Some(token),
+    };
+    let theirs = Registry {
+        base: reference.base.clone(),
+        token: None,
+    };
+    let content = b"differential blob".to_vec();
+    let digest = format!("sha256:{}", sha2_free::sha256_hex(&content));
+    let wrong = format!("sha256:{}", "0".repeat(64));
+    let unknown_blob = format!("sha256:{}", "1".repeat(64));
+    let config = b"{}".to_vec();
+    let config_digest = format!("sha256:{}", sha2_free::sha256_hex(&config));
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": config_digest, "size": config.len()},
+        "layers": [{"mediaType": "application/octet-stream", "digest": digest, "size": content.len()}],
+    })
+    .to_string()
+    .into_bytes();
+    let manifest_digest = format!("sha256:{}", sha2_free::sha256_hex(&manifest));
+    let dangling = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": config_digest, "size": config.len()},
+        "layers": [{"mediaType": "application/octet-stream", "digest": unknown_blob, "size": 3}],
+    })
+    .to_string()
+    .into_bytes();
+    let manifest_type = [("content-type", "application/vnd.oci.image.manifest.v1+json")];
+    let accept = [("accept", "application/vnd.oci.image.manifest.v1+json")];
+
+    let mut compared = 0;
+    let mut differences: Vec<String> = Vec::new();
+    // Each step runs on both and compares status and OCI error code.
+    let mut step = |what: &str, run: &dyn Fn(&Registry) -> Answer| -> (Answer, Answer) {
+        let a = run(&ours);
+        let b = run(&theirs);
+        compared += 1;
+        if (a.status, &a.code) != (b.status, &b.code) {
+            differences.push(format!(
+                "{what}: artifactstore {} {:?}, distribution {} {:?}",
+                a.status, a.code, b.status, b.code
+            ));
+        }
+        (a, b)
+    };
+
+    step("GET /v2/", &|r| r.send("GET", "/v2/", &[], vec![]));
+    let (a, b) = step("POST an upload", &|r| {
+        r.send("POST", "/v2/diff/repo/blobs/uploads/", &[], vec![])
+    });
+    assert_eq!(a.status, 202);
+    // Each answer's Location is where the upload continues (distribution rotates its state
+    // token in it).
+    let uploads = std::cell::RefCell::new([ours.location(&a), theirs.location(&b)]);
+    let upload =
+        |r: &Registry| -> String { uploads.borrow()[usize::from(!std::ptr::eq(r, &ours))].clone() };
+    let follow = |a: &Answer, b: &Answer| {
+        if a.headers.contains_key("location") && b.headers.contains_key("location") {
+            *uploads.borrow_mut() = [ours.location(a), theirs.location(b)];
+        }
+    };
+    let (a, b) = step("PATCH a streamed chunk", &|r| {
+        r.send("PATCH", &upload(r), &[], content[..5].to_vec())
+    });
+    follow(&a, &b);
+    let (a, b) = step("GET the upload's status", &|r| {
+        r.send("GET", &upload(r), &[], vec![])
+    });
+    follow(&a, &b);
+    assert_eq!(
+        a.headers.get("range"),
+        b.headers.get("range"),
+        "the received range ({} vs {}; {differences:?})",
+        a.status,
+        b.status
+    );
+    let (a, b) = step("PATCH a chunk at the wrong offset", &|r| {
+        r.send(
+            "PATCH",
+            &upload(r),
+            &[
+                ("content-range", "100-104"),
+                ("content-type", "application/octet-stream"),
+            ],
+            content[5..10].to_vec(),
+        )
+    });
+    follow(&a, &b);
+    step("PUT to close with a wrong digest", &|r| {
+        r.send(
+            "PUT",
+            &Registry::with_query(&upload(r), &format!("digest={wrong}")),
+            &[],
+            content[5..].to_vec(),
+        )
+    });
+    step("GET an unknown upload", &|r| {
+        r.send(
+            "GET",
+            "/v2/diff/repo/blobs/uploads/6a4e6cde-61b2-4d4e-9d8f-7d4d2bb3c0de",
+            &[],
+            vec![],
+        )
+    });
+    // A fresh upload closed with the right digest in one PUT.
+    let (a, b) = step("POST a second upload", &|r| {
+        r.send("POST", "/v2/diff/repo/blobs/uploads/", &[], vec![])
+    });
+    let second = [ours.location(&a), theirs.location(&b)];
+    let second_of = |r: &Registry| -> &String {
+        if std::ptr::eq(r, &ours) {
+            &second[0]
+        } else {
+            &second[1]
+        }
+    };
+    let (a, b) = step("PUT the whole blob with its digest", &|r| {
+        r.send(
+            "PUT",
+            &Registry::with_query(second_of(r), &format!("digest={digest}")),
+            &[("content-type", "application/octet-stream")],
+            content.clone(),
+        )
+    });
+    assert_eq!(a.status, 201);
+    assert_eq!(
+        a.headers["docker-content-digest"],
+        b.headers["docker-content-digest"]
+    );
+    // The config blob: POST, then PUT with the body and its digest.
+    let (a, b) = step("POST a third upload", &|r| {
+        r.send("POST", "/v2/diff/repo/blobs/uploads/", &[], vec![])
+    });
+    let third = [ours.location(&a), theirs.location(&b)];
+    step("PUT the config blob", &|r| {
+        r.send(
+            "PUT",
+            &Registry::with_query(
+                &third[usize::from(!std::ptr::eq(r, &ours))],
+                &format!("digest={config_digest}"),
+            ),
+            &[("content-type", "application/octet-stream")],
+            config.clone(),
+        )
+    });
+    let single = b"single request".to_vec();
+    let single_digest = format!("sha256:{}", sha2_free::sha256_hex(&single));
+    step("POST a single-request upload", &|r| {
+        r.send(
+            "POST",
+            &format!("/v2/diff/repo/blobs/uploads/?digest={single_digest}"),
+            &[("content-type", "application/octet-stream")],
+            single.clone(),
+        )
+    });
+    let (a, b) = step("HEAD the blob", &|r| {
+        r.send(
+            "HEAD",
+            &format!("/v2/diff/repo/blobs/{digest}"),
+            &[],
+            vec![],
+        )
+    });
+    assert_eq!(a.headers["content-length"], b.headers["content-length"]);
+    step("GET a range of the blob", &|r| {
+        r.send(
+            "GET",
+            &format!("/v2/diff/repo/blobs/{digest}"),
+            &[("range", "bytes=1-3")],
+            vec![],
+        )
+    });
+    step("GET an unknown blob", &|r| {
+        r.send(
+            "GET",
+            &format!("/v2/diff/repo/blobs/{unknown_blob}"),
+            &[],
+            vec![],
+        )
+    });
+    step("GET a malformed digest", &|r| {
+        r.send("GET", "/v2/diff/repo/blobs/sha256:xyz", &[], vec![])
+    });
+    step("mount a stored blob from another repository", &|r| {
+        r.send(
+            "POST",
+            &format!("/v2/diff/other/blobs/uploads/?mount={digest}&from=diff/repo"),
+            &[],
+            vec![],
+        )
+    });
+    step("GET an unknown manifest", &|r| {
+        r.send("GET", "/v2/diff/repo/manifests/nope", &accept, vec![])
+    });
+    step("PUT a manifest naming an unknown blob", &|r| {
+        r.send(
+            "PUT",
+            "/v2/diff/repo/manifests/dangling",
+            &manifest_type,
+            dangling.clone(),
+        )
+    });
+    step("PUT a manifest that is not JSON", &|r| {
+        r.send(
+            "PUT",
+            "/v2/diff/repo/manifests/broken",
+            &manifest_type,
+            b"{".to_vec(),
+        )
+    });
+    step("PUT a manifest by a digest it does not have", &|r| {
+        r.send(
+            "PUT",
+            &format!("/v2/diff/repo/manifests/{wrong}"),
+            &manifest_type,
+            manifest.clone(),
+        )
+    });
+    let (a, b) = step("PUT a manifest by tag", &|r| {
+        r.send(
+            "PUT",
+            "/v2/diff/repo/manifests/v1",
+            &manifest_type,
+            manifest.clone(),
+        )
+    });
+    assert_eq!((a.status, b.status), (201, 201), "{differences:?}");
+    assert_eq!(
+        a.headers["docker-content-digest"],
+        b.headers["docker-content-digest"]
+    );
+    assert_eq!(
+        a.headers["docker-content-digest"].to_str().unwrap(),
+        manifest_digest
+    );
+    for (what, path) in [
+        (
+            "GET the manifest by tag",
+            "/v2/diff/repo/manifests/v1".to_owned(),
+        ),
+        (
+            "GET the manifest by digest",
+            format!("/v2/diff/repo/manifests/{manifest_digest}"),
+        ),
+    ] {
+        // Clients say what they accept (distribution answers OCI manifests only then).
+        let (a, b) = step(what, &|r| r.send("GET", &path, &accept, vec![]));
+        for header in ["docker-content-digest", "content-type", "content-length"] {
+            assert_eq!(
+                a.headers.get(header),
+                b.headers.get(header),
+                "{what}: {header} ({} vs {})",
+                a.status,
+                b.status
+            );
+        }
+    }
+    step("HEAD the manifest", &|r| {
+        r.send("HEAD", "/v2/diff/repo/manifests/v1", &accept, vec![])
+    });
+    step("GET the tags", &|r| {
+        r.send("GET", "/v2/diff/repo/tags/list", &[], vec![])
+    });
+    step("GET the tags of an unknown repository", &|r| {
+        r.send("GET", "/v2/diff/none/tags/list", &[], vec![])
+    });
+
+    // Where the design differs from distribution on purpose (distribution-spec section):
+    let expected: Vec<&str> = vec![
+        // "Pushing a blob in chunks": a chunk whose Content-Range does not start at the end of
+        // what was received MUST be refused with 416; distribution 2.8 does not check it.
+        "PATCH a chunk at the wrong offset: artifactstore 416 Some(\"BLOB_UPLOAD_INVALID\"), distribution 202 None",
+        // "Error Codes" (BLOB_UPLOAD_UNKNOWN: "blob upload unknown to registry"); distribution
+        // wants its own `_state` token first and answers BLOB_UPLOAD_INVALID without one.
+        "GET an unknown upload: artifactstore 404 Some(\"BLOB_UPLOAD_UNKNOWN\"), distribution 404 Some(\"BLOB_UPLOAD_INVALID\")",
+        // "Single POST": a registry MAY store the blob at once (201); distribution 2.8 opens a
+        // session instead (202), which the spec also allows.
+        "POST a single-request upload: artifactstore 201 None, distribution 202 None",
+    ];
+    assert_eq!(
+        differences, expected,
+        "{compared} requests compared; unexpected differences"
+    );
+
+    // Deletion (spec "Deleting manifests" / "Deleting blobs"): distribution has it disabled by
+    // default (405 UNSUPPORTED); here retention decides (403 DENIED with the reason), and blob
+    // deletes are always UNSUPPORTED (GC owns bytes).
+    let a = ours.send("DELETE", "/v2/diff/repo/manifests/v1", &[], vec![]);
+    let b = theirs.send("DELETE", "/v2/diff/repo/manifests/v1", &[], vec![]);
+    assert_eq!((a.status, a.code.as_deref()), (403, Some("DENIED")));
+    assert_eq!((b.status, b.code.as_deref()), (405, Some("UNSUPPORTED")));
+    let a = ours.send(
+        "DELETE",
+        &format!("/v2/diff/repo/blobs/{digest}"),
+        &[],
+        vec![],
+    );
+    assert_eq!((a.status, a.code.as_deref()), (405, Some("UNSUPPORTED")));
+}
