@@ -72,6 +72,7 @@ pub mod tlog;
 
 pub use error::{Error, Result};
 pub use store::{
-    ArtifactStore, AuditReport, CreatedPackage, LiveFile, MintedToken, PACKAGE_REF_PATTERN,
-    PackageRef, StoreOptions, SweepReport, TokenCheck,
+    ArtifactStore, AuditReport, CreatedPackage, LiveFile, MintedToken, OCI_MANIFEST_FILE,
+    PACKAGE_REF_PATTERN, PackageRef, ReconcileReport, SUBJECT_LABEL, StoreOptions, SweepReport,
+    TokenCheck,
 };

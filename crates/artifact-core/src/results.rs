@@ -112,6 +112,9 @@ pub struct SweepResult {
     pub package_ids: Vec<String>,
     /// Candidates left alone.
     pub refused: Vec<RefusalResult>,
+    /// Expired packages kept for now: referrers whose OCI subject is still retained.
+    #[serde(default)]
+    pub deferred: Vec<RefusalResult>,
 }
 
 impl From<&SweepReport> for SweepResult {
@@ -125,6 +128,7 @@ impl From<&SweepReport> for SweepResult {
                 .map(ToString::to_string)
                 .collect(),
             refused: refusals(&report.refused),
+            deferred: refusals(&report.deferred),
         }
     }
 }
@@ -145,7 +149,8 @@ pub struct GcResult {
     pub bytes_reclaimed: u64,
     /// Candidates left alone.
     pub refused: Vec<RefusalResult>,
-    /// Unreferenced blobs the storage still locks (Object Lock): kept, retried by a later run.
+    /// Candidates kept for now, retried by a later run: unreferenced blobs the storage still
+    /// locks (Object Lock), eligible referrers whose OCI subject is retained.
     #[serde(default)]
     pub kept: Vec<RefusalResult>,
 }
@@ -675,12 +680,14 @@ mod tests {
             as_of: ymd(2026, 1, 2),
             newly_eligible: vec![],
             refused: vec![],
+            deferred: vec![],
         };
         check(&SweepResult::from(&empty), &empty.to_value());
         let full = SweepReport {
             as_of: ymd(2026, 1, 2),
             newly_eligible: vec![Blake3::of(b"a"), Blake3::of(b"b")],
             refused: vec![refusal()],
+            deferred: vec![refusal()],
         };
         check(&SweepResult::from(&full), &full.to_value());
     }
@@ -871,6 +878,7 @@ mod tests {
             as_of: ymd(2026, 1, 2),
             newly_eligible: vec![],
             refused: vec![],
+            deferred: vec![],
         }
         .to_value();
         if let Value::Map(map) = &mut value {

@@ -48,9 +48,10 @@ pub const RETENTION_CLASS_ANNOTATION: &str = "org.artifactstore.retention-class"
 /// The class of a manifest without that annotation.
 pub const DEFAULT_OCI_CLASS: &str = "build-cache";
 /// The file of an OCI package that holds the manifest's exact bytes.
-pub const MANIFEST_FILE: &str = "manifest.json";
-/// The label that records a manifest's `subject` (for the referrers API).
-const SUBJECT_LABEL: &str = "oci.subject";
+pub const MANIFEST_FILE: &str = artifact_core::OCI_MANIFEST_FILE;
+/// The label that records a manifest's `subject` (referrers API; the store keeps a referrer
+/// at least as long as its subject).
+const SUBJECT_LABEL: &str = artifact_core::SUBJECT_LABEL;
 /// The label that records a manifest's artifact type.
 const ARTIFACT_TYPE_LABEL: &str = "oci.artifact-type";
 

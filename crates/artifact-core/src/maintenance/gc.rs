@@ -52,6 +52,18 @@ impl ArtifactStore {
                 for id in chunk {
                     match log_facts::purge_refusal(states.get(id), now) {
                         None => {
+                            if let Some((_, _, why)) =
+                                self.subject_keeps(&mut conn, id, now).await?
+                            {
+                                push_kept(
+                                    &mut report,
+                                    Refusal {
+                                        subject: id.to_string(),
+                                        detail: format!("kept: {why}"),
+                                    },
+                                );
+                                continue;
+                            }
                             purged.insert(*id);
                             report.purged.push(*id);
                         }
@@ -106,6 +118,18 @@ impl ArtifactStore {
                 let state = states.get(package_id);
                 if let Some(why) = log_facts::purge_refusal(state, at) {
                     report.refused.push(purge_refused(package_id, why));
+                    continue;
+                }
+                // A referrer is purged no earlier than its subject (held or retained again
+                // since the sweep marked the referrer).
+                if let Some((_, _, why)) = self.subject_keeps(tx.conn(), package_id, at).await? {
+                    push_kept(
+                        &mut report,
+                        Refusal {
+                            subject: package_id.to_string(),
+                            detail: format!("kept: {why}"),
+                        },
+                    );
                     continue;
                 }
                 let data = PackagePurged {

@@ -19,8 +19,8 @@ pub struct GcReport {
     /// as being deleted) that the log does not support: kept, and reported. An integrity
     /// problem of the views, never a licence to delete.
     pub refused: Vec<Refusal>,
-    /// Unreferenced blobs the storage still locks (Object Lock retention not yet passed, or a
-    /// legal hold): kept, not an error, and retried by a later run.
+    /// Candidates kept for now, not an error, and retried by a later run: unreferenced blobs
+    /// the storage still locks (Object Lock), eligible referrers whose OCI subject is retained.
     pub kept: Vec<Refusal>,
 }
 

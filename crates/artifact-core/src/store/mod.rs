@@ -8,11 +8,13 @@ mod locks;
 mod log;
 mod packages;
 mod read;
+mod referrers;
 mod reports;
 mod retention;
 mod tokens;
 
 pub use locks::ReconcileReport;
+pub use referrers::{OCI_MANIFEST_FILE, SUBJECT_LABEL};
 pub use reports::{AuditReport, SweepReport};
 
 use std::collections::BTreeMap;

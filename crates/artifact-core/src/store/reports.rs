@@ -12,6 +12,9 @@ pub struct SweepReport {
     /// Candidates the `retention_state` view nominated that the log does not support (left
     /// alone; an integrity problem of the views).
     pub refused: Vec<Refusal>,
+    /// Expired packages kept for now by retention itself: referrers whose OCI subject is
+    /// still retained (a later sweep marks them once it is not).
+    pub deferred: Vec<Refusal>,
 }
 
 /// What [`ArtifactStore::audit`] found.
@@ -69,7 +72,7 @@ impl AuditReport {
 }
 
 impl SweepReport {
-    /// As a data-model value: `{as_of, newly_eligible, package_ids, refused}`.
+    /// As a data-model value: `{as_of, newly_eligible, package_ids, refused, deferred}`.
     pub fn to_value(&self) -> Value {
         Value::Map(BTreeMap::from([
             ("as_of".to_owned(), Value::Text(self.as_of.to_string())),
@@ -89,6 +92,10 @@ impl SweepReport {
             (
                 "refused".to_owned(),
                 crate::maintenance::refusals_value(&self.refused),
+            ),
+            (
+                "deferred".to_owned(),
+                crate::maintenance::refusals_value(&self.deferred),
             ),
         ]))
     }

@@ -223,6 +223,7 @@ impl ArtifactStore {
         };
         let mut newly_eligible = Vec::new();
         let mut refused = Vec::new();
+        let mut deferred = Vec::new();
         let mut cursor = None;
         // Bounded batches keep each transaction short on large back-fills.
         loop {
@@ -254,6 +255,14 @@ impl ArtifactStore {
                     });
                     continue;
                 };
+                // A referrer lives at least as long as its subject.
+                if let Some((_, _, why)) = self.subject_keeps(tx.conn(), package_id, as_of).await? {
+                    deferred.push(Refusal {
+                        subject: package_id.to_string(),
+                        detail: format!("expired at {expires_at}, but kept: {why}"),
+                    });
+                    continue;
+                }
                 let data = RetentionDeletionEligible {
                     as_of,
                     expires_at,
@@ -273,6 +282,7 @@ impl ArtifactStore {
             as_of,
             newly_eligible,
             refused,
+            deferred,
         })
     }
 
@@ -313,6 +323,26 @@ impl ArtifactStore {
     ) -> Result<Explanation> {
         let id = self.resolve(package).await?;
         let events = self.package_events(&id).await?;
-        crate::retention::explain(id, &events, as_of.unwrap_or_else(|| self.clock.now()))
+        let as_of = as_of.unwrap_or_else(|| self.clock.now());
+        let mut explanation = crate::retention::explain(id, &events, as_of)?;
+        if explanation.verdict.starts_with("purged") {
+            return Ok(explanation);
+        }
+        let mut conn = self.catalog.read().await?;
+        if let Some((subject, seq, why)) = self.subject_keeps(&mut conn, &id, as_of).await? {
+            explanation.lines.push(crate::retention::ExplainLine {
+                seq,
+                text: format!(
+                    "a referrer of package {subject} (OCI subject): kept at least as long as it; {why}"
+                ),
+            });
+            explanation.verdict = format!(
+                "{}; kept while its subject is retained: {why}",
+                explanation.verdict
+            );
+            explanation.eligible_for_deletion = false;
+            explanation.cites.push(seq);
+        }
+        Ok(explanation)
     }
 }

@@ -174,6 +174,20 @@ fn oras_pushes_and_pulls_files_and_a_referrer_under_retention() {
         "manifest, config and two layers: {manifest}"
     );
 
+    // The referrer is kept at least as long as its subject, and explain says so.
+    let explained = store.json(&["retention", "explain", "guide/board@v1-signature"]);
+    assert!(
+        explained["verdict"]
+            .as_str()
+            .unwrap()
+            .contains("kept while its subject is retained"),
+        "{explained}"
+    );
+    assert!(
+        explained["lines"].to_string().contains("a referrer of package"),
+        "{explained}"
+    );
+
     // DELETE of the retained manifest: refused with the explain verdict, nothing changes.
     let head = store.json(&["audit", "verify"])["head_seq"].clone();
     let (status, _, body) = request(
