@@ -184,7 +184,9 @@ fn oras_pushes_and_pulls_files_and_a_referrer_under_retention() {
         "{explained}"
     );
     assert!(
-        explained["lines"].to_string().contains("a referrer of package"),
+        explained["lines"]
+            .to_string()
+            .contains("a referrer of package"),
         "{explained}"
     );
 
