@@ -25,6 +25,14 @@ impl ApiError {
         &self.detail
     }
 
+    /// The `upload_offset` member of a wrong-offset problem.
+    pub(crate) fn upload_offset(&self) -> Option<u64> {
+        match self.extra.get("upload_offset") {
+            Some(Value::Int(n)) => u64::try_from(*n).ok(),
+            _ => None,
+        }
+    }
+
     /// A problem with a status, a short title and a specific detail.
     pub fn new(status: StatusCode, title: &'static str, detail: impl Into<String>) -> Self {
         Self {

@@ -528,17 +528,19 @@ fn upload_answer(status: StatusCode, name: &str, id: &str, offset: u64) -> Respo
     response
 }
 
-fn blob_created(name: &str, sha256: &Sha256) -> Response {
+/// 201 with `Location` and `Docker-Content-Digest` (a stored blob or manifest).
+fn created(location: &str, sha256: &Sha256) -> Response {
     let mut response = StatusCode::CREATED.into_response();
     let out = response.headers_mut();
-    out.insert(
-        header::LOCATION,
-        header_value(&format!("/v2/{name}/blobs/{sha256}")),
-    );
+    out.insert(header::LOCATION, header_value(location));
     let (digest_name, value) = docker_digest(sha256);
     out.insert(digest_name, value);
     out.insert(header::CONTENT_LENGTH, HeaderValue::from(0));
     response
+}
+
+fn blob_created(name: &str, sha256: &Sha256) -> Response {
+    created(&format!("/v2/{name}/blobs/{sha256}"), sha256)
 }
 
 /// `POST /v2/<name>/blobs/uploads/`: a session (202), a single-request upload with
@@ -615,12 +617,7 @@ fn chunk_start(headers: &HeaderMap) -> OciResult<Option<u64>> {
 fn session_error(error: ApiError, name: &str, id: &str) -> OciError {
     if error.status() == StatusCode::CONFLICT {
         let detail = error.detail().to_owned();
-        let offset = detail
-            .split("is at offset ")
-            .nth(1)
-            .and_then(|rest| rest.split(',').next())
-            .and_then(|n| n.trim().parse::<u64>().ok())
-            .unwrap_or(0);
+        let offset = error.upload_offset().unwrap_or(0);
         return OciError::new(
             StatusCode::RANGE_NOT_SATISFIABLE,
             "BLOB_UPLOAD_INVALID",
@@ -1007,17 +1004,9 @@ async fn put_manifest(
 }
 
 fn manifest_created(name: &str, sha256: &Sha256, subject: Option<&Sha256>) -> Response {
-    let mut response = StatusCode::CREATED.into_response();
-    let out = response.headers_mut();
-    out.insert(
-        header::LOCATION,
-        header_value(&format!("/v2/{name}/manifests/{sha256}")),
-    );
-    let (digest_name, value) = docker_digest(sha256);
-    out.insert(digest_name, value);
-    out.insert(header::CONTENT_LENGTH, HeaderValue::from(0));
+    let mut response = created(&format!("/v2/{name}/manifests/{sha256}"), sha256);
     if let Some(subject) = subject {
-        out.insert(
+        response.headers_mut().insert(
             HeaderName::from_static("oci-subject"),
             header_value(&subject.to_string()),
         );
