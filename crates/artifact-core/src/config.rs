@@ -31,6 +31,132 @@ pub struct Config {
     pub verify: VerifyConfig,
     /// `[log]`: the verifiable log's signing key and checkpoints.
     pub log: LogConfig,
+    /// `[oci]`: the OCI Distribution API's mapping onto packages (ADR 0016).
+    pub oci: OciConfig,
+}
+
+/// `[oci]` (ADR 0016): which retention class a manifest pushed through `/v2/` gets, and
+/// whether a repository's tags may move.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OciConfig {
+    /// The class of a manifest without the `org.artifactstore.retention-class` annotation in
+    /// a repository no `[oci.repositories]` entry gives a class.
+    pub default_class: String,
+    /// `[oci.repositories."PATTERN"]`: per-repository rules; `*` in a pattern matches any run
+    /// of characters (`/` included). Each setting comes from the longest matching pattern
+    /// that sets it.
+    pub repositories: BTreeMap<String, OciRepositoryConfig>,
+}
+
+impl Default for OciConfig {
+    fn default() -> Self {
+        Self {
+            default_class: "build-cache".to_owned(),
+            repositories: BTreeMap::new(),
+        }
+    }
+}
+
+/// `[oci.repositories."PATTERN"]`.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct OciRepositoryConfig {
+    /// The class of a manifest without the retention-class annotation.
+    pub class: Option<String>,
+    /// Tags may be moved to another manifest (each move is a `v1.oci.tag_set` event; the
+    /// manifest a tag named before keeps its own package and retention). Default: tags are
+    /// immutable, like package versions.
+    pub mutable_tags: Option<bool>,
+}
+
+/// What `[oci]` decides for one repository.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OciRepositoryPolicy {
+    /// The class of a manifest without the retention-class annotation.
+    pub class: String,
+    /// Whether tags may move.
+    pub mutable_tags: bool,
+    /// The patterns that decided the class and the tags' mutability, if any.
+    pub patterns: Vec<String>,
+}
+
+impl OciConfig {
+    /// The rules for `repository`: each setting from the longest matching
+    /// `[oci.repositories]` pattern that sets it, else the defaults (class
+    /// [`OciConfig::default_class`], immutable tags).
+    pub fn policy(&self, repository: &str) -> OciRepositoryPolicy {
+        let mut matching: Vec<(&String, &OciRepositoryConfig)> = self
+            .repositories
+            .iter()
+            .filter(|(pattern, _)| glob_matches(pattern, repository))
+            .collect();
+        // Longest first; equal lengths in name order, so the answer never depends on the
+        // file's order.
+        matching.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then_with(|| a.0.cmp(b.0)));
+        let class = matching
+            .iter()
+            .find_map(|(pattern, rule)| rule.class.clone().map(|c| (c, (*pattern).clone())));
+        let mutable = matching
+            .iter()
+            .find_map(|(pattern, rule)| rule.mutable_tags.map(|m| (m, (*pattern).clone())));
+        let mut patterns: Vec<String> = class
+            .iter()
+            .map(|(_, p)| p.clone())
+            .chain(mutable.iter().map(|(_, p)| p.clone()))
+            .collect();
+        patterns.dedup();
+        OciRepositoryPolicy {
+            class: class.map_or_else(|| self.default_class.clone(), |(c, _)| c),
+            mutable_tags: mutable.is_some_and(|(m, _)| m),
+            patterns,
+        }
+    }
+
+    /// Checks every class named exists and every pattern is non-empty.
+    fn validate(&self, classes: &RetentionClasses) -> Result<()> {
+        classes
+            .period(&self.default_class)
+            .map_err(|e| Error::Config(format!("[oci] default_class: {e}")))?;
+        for (pattern, rule) in &self.repositories {
+            if pattern.is_empty() || pattern.chars().any(|c| c.is_whitespace()) {
+                return Err(Error::Config(format!(
+                    "[oci.repositories.\"{}\"]: a pattern is a repository name in which `*` \
+                     matches any run of characters; it cannot be empty or hold whitespace",
+                    pattern.escape_debug()
+                )));
+            }
+            if let Some(class) = &rule.class {
+                classes.period(class).map_err(|e| {
+                    Error::Config(format!("[oci.repositories.\"{pattern}\"] class: {e}"))
+                })?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether `text` matches `pattern`, in which `*` matches any run of characters.
+fn glob_matches(pattern: &str, text: &str) -> bool {
+    let (p, t) = (pattern.as_bytes(), text.as_bytes());
+    let (mut pi, mut ti) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        if pi < p.len() && p[pi] == b'*' {
+            star = Some((pi, ti));
+            pi += 1;
+        } else if pi < p.len() && p[pi] == t[ti] {
+            pi += 1;
+            ti += 1;
+        } else if let Some((star_pi, star_ti)) = star {
+            pi = star_pi + 1;
+            ti = star_ti + 1;
+            star = Some((star_pi, star_ti + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == b'*')
 }
 
 /// `[log]` (ADR 0011).
@@ -391,7 +517,8 @@ impl Config {
     pub fn from_toml(text: &str, origin: &str) -> Result<Self> {
         let config: Config = toml::from_str(text)
             .map_err(|e| Error::Config(format!("{origin}: {}", e.to_string().trim_end())))?;
-        config.retention_classes()?;
+        let classes = config.retention_classes()?;
+        config.oci.validate(&classes)?;
         config.sweep_interval()?;
         config.server_durations()?;
         config.server_limits()?;
@@ -690,6 +817,66 @@ mod tests {
                 .to_string()
                 .contains("unknown retention class `nope`")
         );
+    }
+
+    #[test]
+    fn oci_repository_rules_pick_the_longest_matching_pattern() {
+        let config = Config::from_toml(
+            r#"
+            [oci]
+            default_class = "ephemeral"
+            [oci.repositories."guide/*"]
+            class = "release-evidence"
+            [oci.repositories."guide/tools/*"]
+            mutable_tags = true
+            [oci.repositories."*-cache"]
+            class = "build-cache"
+            mutable_tags = true
+            "#,
+            "test",
+        )
+        .unwrap();
+        let policy = |name| {
+            let p = config.oci.policy(name);
+            (p.class, p.mutable_tags, p.patterns)
+        };
+        assert_eq!(
+            policy("guide/app"),
+            ("release-evidence".into(), false, vec!["guide/*".to_owned()])
+        );
+        // Each setting from the longest pattern that sets it.
+        assert_eq!(
+            policy("guide/tools/lint"),
+            (
+                "release-evidence".into(),
+                true,
+                vec!["guide/*".to_owned(), "guide/tools/*".to_owned()]
+            )
+        );
+        assert_eq!(
+            policy("ci/build-cache"),
+            ("build-cache".into(), true, vec!["*-cache".to_owned()])
+        );
+        assert_eq!(policy("other"), ("ephemeral".into(), false, vec![]));
+        assert!(!glob_matches("guide/*", "guide"));
+        assert!(glob_matches("a*b*c", "a/x/b/y/c"));
+        assert!(!glob_matches("a*b*c", "a/x/b/y/d"));
+        assert!(glob_matches("*", ""));
+        for (text, needle) in [
+            ("[oci]\ndefault_class = \"nope\"\n", "[oci] default_class"),
+            (
+                "[oci.repositories.\"a/*\"]\nclass = \"nope\"\n",
+                "[oci.repositories.\"a/*\"] class",
+            ),
+            ("[oci.repositories.\"\"]\n", "cannot be empty"),
+            (
+                "[oci.repositories.\"a\"]\nmutable = true\n",
+                "unknown field",
+            ),
+        ] {
+            let err = Config::from_toml(text, "test").unwrap_err().to_string();
+            assert!(err.contains(needle), "{text}: {err}");
+        }
     }
 
     #[test]

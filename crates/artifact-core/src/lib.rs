@@ -72,7 +72,7 @@ pub mod tlog;
 
 pub use error::{Error, Result};
 pub use store::{
-    ArtifactStore, AuditReport, CreatedPackage, LiveFile, MintedToken, OCI_MANIFEST_FILE,
-    PACKAGE_REF_PATTERN, PackageRef, ReconcileReport, SUBJECT_LABEL, StoreOptions, SweepReport,
-    TokenCheck,
+    ArtifactStore, AuditReport, CreatedPackage, LiveFile, MAX_KEEP_DEPTH, MintedToken,
+    OCI_MANIFEST_FILE, PACKAGE_REF_PATTERN, PackageRef, ReconcileReport, SUBJECT_LABEL,
+    StoreOptions, SweepReport, TokenCheck, oci_blob_path,
 };

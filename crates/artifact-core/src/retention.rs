@@ -342,6 +342,10 @@ pub fn explain(package_id: PackageId, events: &[Event], as_of: Timestamp) -> Res
                     "was cleared: no package referencing it is held"
                 }
             ),
+            EventData::OciTagSet(p) => format!(
+                "tag `{}` of OCI repository `{}` set to this manifest ({}) by {}",
+                p.tag, p.repository, p.manifest_sha256, event.actor
+            ),
             _ => continue,
         };
         lines.push(ExplainLine {

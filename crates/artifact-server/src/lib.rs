@@ -98,6 +98,8 @@ pub struct ServerOptions {
     /// Directory sink (`[log] publish_dir`): every checkpoint the server makes or serves is
     /// also written there as `<tree_size>.checkpoint`, never overwriting a different one.
     pub publish_dir: Option<PathBuf>,
+    /// `[oci]`: the class and tag mutability of manifests pushed through `/v2/` (ADR 0016).
+    pub oci: artifact_core::config::OciConfig,
 }
 
 impl ServerOptions {
@@ -120,6 +122,7 @@ impl ServerOptions {
             log_signer: None,
             checkpoint_interval: None,
             publish_dir: None,
+            oci: artifact_core::config::OciConfig::default(),
         }
     }
 }
@@ -145,6 +148,7 @@ impl ServerOptions {
         let (verify_interval, sample, rate) = config.verify_schedule()?;
         Ok(Self {
             log_signer,
+            oci: config.oci.clone(),
             checkpoint_interval: config.log.checkpoint_interval()?,
             publish_dir: None,
             header_read_timeout: limits.header_read_timeout,

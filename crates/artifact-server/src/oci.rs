@@ -10,9 +10,14 @@
 //!   the tag as its version (by digest only: version `sha256-<hex>`). Its files are
 //!   `manifest.json` (the exact bytes pushed, with their media type) and every blob the
 //!   manifest references (`blobs/sha256/<hex>`, with the descriptor's media type), so GC keeps
-//!   every blob a live manifest references. The retention class comes from the annotation
-//!   `org.artifactstore.retention-class`, else `build-cache`. Tags are immutable, like
-//!   package versions.
+//!   every blob a live manifest references; an index also lists every file of its children,
+//!   so GC keeps what pulling the index needs. The retention class comes from the annotation
+//!   `org.artifactstore.retention-class`, else the repository's `[oci.repositories]` class,
+//!   else `[oci] default_class` (`build-cache`). Tags are immutable, like package versions,
+//!   unless the repository's rule sets `mutable_tags`: then every manifest is a package by
+//!   digest and a tag is a `v1.oci.tag_set` event that moves it.
+//! - **Retention beyond a package's own**: a referrer is kept while its subject is, an index's
+//!   children while the index is (`ArtifactStore::explain` says so).
 //! - **Errors** are OCI error bodies (`{"errors":[{"code","message","detail"}]}`), never
 //!   problem+json.
 //! - **Auth**: the server's bearer tokens, as `Bearer <token>` or HTTP Basic with any user
@@ -45,8 +50,6 @@ pub(crate) struct OciBody;
 
 /// The annotation that names a manifest's retention class.
 pub const RETENTION_CLASS_ANNOTATION: &str = "org.artifactstore.retention-class";
-/// The class of a manifest without that annotation.
-pub const DEFAULT_OCI_CLASS: &str = "build-cache";
 /// The file of an OCI package that holds the manifest's exact bytes.
 pub const MANIFEST_FILE: &str = artifact_core::OCI_MANIFEST_FILE;
 /// The label that records a manifest's `subject` (referrers API; the store keeps a referrer
@@ -745,16 +748,23 @@ async fn manifest_package(
     };
     let store = state.store();
     let package_id = match digest {
-        None => store
-            .resolve(&PackageRef::NameVersion {
-                name: name.to_owned(),
-                version,
-            })
+        None => match store
+            .oci_tag(name, &version)
             .await
-            .map_err(|e| match e {
-                Error::NotFound { .. } => unknown(),
-                other => OciError::from_store(other, "MANIFEST_UNKNOWN"),
-            })?,
+            .map_err(|e| OciError::from_store(e, "MANIFEST_UNKNOWN"))?
+        {
+            Some(tagged) => tagged,
+            None => store
+                .resolve(&PackageRef::NameVersion {
+                    name: name.to_owned(),
+                    version,
+                })
+                .await
+                .map_err(|e| match e {
+                    Error::NotFound { .. } => unknown(),
+                    other => OciError::from_store(other, "MANIFEST_UNKNOWN"),
+                })?,
+        },
         Some(sha256) => store
             .package_with_file(name, MANIFEST_FILE, &sha256)
             .await
@@ -891,8 +901,9 @@ async fn put_manifest(
             "`schemaVersion` must be 2",
         ));
     }
-    // Every blob (and child manifest) it references, as descriptors.
+    // Every blob and child manifest it references, as descriptors.
     let mut referenced = Vec::new();
+    let mut children = Vec::new();
     if let Some(config) = parsed.get("config") {
         referenced.push(descriptor(config, "config")?);
     }
@@ -906,7 +917,11 @@ async fn put_manifest(
                 )
             })?;
             for item in items {
-                referenced.push(descriptor(item, field)?);
+                let described = descriptor(item, field)?;
+                if field == "manifests" {
+                    children.push(described.0);
+                }
+                referenced.push(described);
             }
         }
     }
@@ -915,6 +930,7 @@ async fn put_manifest(
         None => None,
     };
     let store = state.store();
+    let policy = state.options().oci.policy(name);
     let mut files = vec![FileEntry {
         path: MANIFEST_FILE.to_owned(),
         size: info.size,
@@ -940,20 +956,43 @@ async fn put_manifest(
                 )
             })?;
         files.push(FileEntry {
-            path: format!("blobs/sha256/{}", sha256.to_hex()),
+            path: artifact_core::oci_blob_path(&sha256),
             size: record.info.size,
             blake3: record.info.blake3,
             sha256,
             media_type: descriptor_type,
         });
     }
+    // An index lists its children's files too: GC keeps what pulling the index needs, by
+    // the index's own package, whatever becomes of the children's packages.
+    for child in &children {
+        let (child_record, _) = manifest_package(state, name, &child.to_string())
+            .await
+            .map_err(|_| {
+                OciError::new(
+                    StatusCode::BAD_REQUEST,
+                    "MANIFEST_BLOB_UNKNOWN",
+                    format!(
+                        "the index lists manifest {child}, which repository `{name}` does not hold"
+                    ),
+                )
+            })?;
+        let (child_manifest, _) = store
+            .manifest(&PackageRef::Id(child_record.package_id))
+            .await
+            .map_err(|e| OciError::from_store(e, "MANIFEST_BLOB_UNKNOWN"))?;
+        for file in child_manifest.files {
+            if file.path != MANIFEST_FILE && seen.insert(file.sha256) {
+                files.push(file);
+            }
+        }
+    }
     files.sort_by(|a, b| a.path.cmp(&b.path));
     let annotations = parsed.get("annotations");
     let retention_class = annotations
         .and_then(|a| a.get(RETENTION_CLASS_ANNOTATION))
         .and_then(Json::as_str)
-        .unwrap_or(DEFAULT_OCI_CLASS)
-        .to_owned();
+        .map_or_else(|| policy.class.clone(), str::to_owned);
     let mut labels = std::collections::BTreeMap::new();
     if let Some(subject) = subject {
         labels.insert(SUBJECT_LABEL.to_owned(), subject.to_string());
@@ -961,14 +1000,45 @@ async fn put_manifest(
     if let Some(artifact_type) = parsed.get("artifactType").and_then(Json::as_str) {
         labels.insert(ARTIFACT_TYPE_LABEL.to_owned(), artifact_type.to_owned());
     }
-    // A manifest pushed by digest that the repository already holds (under a tag) is there.
-    if by_digest.is_some()
-        && store
+    // Under a tag of a repository with mutable tags, the manifest is a package by digest and
+    // the tag an event naming it.
+    let tag = (by_digest.is_none()).then(|| version.clone());
+    let version = if policy.mutable_tags {
+        format!("sha256-{}", info.sha256.to_hex())
+    } else {
+        if let Some(tag) = &tag
+            && store
+                .oci_tag(name, tag)
+                .await
+                .map_err(|e| OciError::from_store(e, "MANIFEST_INVALID"))?
+                .is_some()
+        {
+            return Err(OciError::new(
+                StatusCode::CONFLICT,
+                "DENIED",
+                format!(
+                    "tag `{tag}` of `{name}` was set while the repository's tags were mutable; \
+                     it can move only under a rule with `mutable_tags = true`"
+                ),
+            ));
+        }
+        version
+    };
+    // A manifest the repository already holds (under a tag, or by digest) is there.
+    let existing = if by_digest.is_some() || policy.mutable_tags {
+        store
             .package_with_file(name, MANIFEST_FILE, &info.sha256)
             .await
             .map_err(|e| OciError::from_store(e, "MANIFEST_INVALID"))?
-            .is_some()
-    {
+    } else {
+        None
+    };
+    if let Some(existing) = existing {
+        if policy.mutable_tags
+            && let Some(tag) = &tag
+        {
+            set_tag(state, actor, name, tag, &existing, &info.sha256).await?;
+        }
         return Ok(manifest_created(name, &info.sha256, subject.as_ref()));
     }
     let manifest = Manifest {
@@ -983,7 +1053,7 @@ async fn put_manifest(
         .write_blob(&bytes[..], &[AnyDigest::Sha256(info.sha256)])
         .await
         .map_err(|e| OciError::from_store(e, "MANIFEST_INVALID"))?;
-    store
+    let created = store
         .create_package_with_blobs(actor, &manifest, &[written])
         .await
         .map_err(|e| match e {
@@ -1000,7 +1070,30 @@ async fn put_manifest(
             }
             other => OciError::from_store(other, "MANIFEST_BLOB_UNKNOWN"),
         })?;
+    if policy.mutable_tags
+        && let Some(tag) = &tag
+    {
+        set_tag(state, actor, name, tag, &created.package_id, &info.sha256).await?;
+    }
     Ok(manifest_created(name, &info.sha256, subject.as_ref()))
+}
+
+/// Moves `tag` of `name` to the package `package_id` (a `v1.oci.tag_set` event, none when the
+/// tag names it already).
+async fn set_tag(
+    state: &AppState,
+    actor: &str,
+    name: &str,
+    tag: &str,
+    package_id: &artifact_core::digest::PackageId,
+    sha256: &Sha256,
+) -> OciResult<()> {
+    state
+        .store()
+        .set_oci_tag(actor, name, tag, package_id, sha256)
+        .await
+        .map_err(|e| OciError::from_store(e, "MANIFEST_INVALID"))?;
+    Ok(())
 }
 
 fn manifest_created(name: &str, sha256: &Sha256, subject: Option<&Sha256>) -> Response {
@@ -1087,13 +1180,27 @@ async fn tags(state: &AppState, name: &str, uri: &Uri) -> OciResult<Response> {
             format!("repository `{name}` has no manifests"),
         ));
     }
-    let mut tags: Vec<String> = packages
+    let live: BTreeSet<_> = packages.iter().map(|p| p.package_id).collect();
+    // Tags set by events (mutable tags) whose manifest is live, and versions that are tags.
+    let mut tags: BTreeSet<String> = state
+        .store()
+        .oci_tags(name)
+        .await
+        .map_err(|e| OciError::from_store(e, "NAME_UNKNOWN"))?
         .into_iter()
-        .map(|p| p.version)
-        .filter(|v| !v.starts_with("sha256-"))
+        .filter(|(_, package_id)| live.contains(package_id))
+        .map(|(tag, _)| tag)
+        .collect();
+    tags.extend(
+        packages
+            .into_iter()
+            .map(|p| p.version)
+            .filter(|v| !v.starts_with("sha256-")),
+    );
+    let mut tags: Vec<String> = tags
+        .into_iter()
         .filter(|v| last.is_none_or(|last| v.as_str() > last))
         .collect();
-    tags.sort();
     let more = n.is_some_and(|n| tags.len() > n);
     if let Some(n) = n {
         tags.truncate(n);

@@ -10,7 +10,7 @@ use crate::manifest::Manifest;
 use crate::time::Timestamp;
 
 /// Every view table, in the order `rebuild_views` clears them.
-pub(crate) const VIEW_TABLES: [&str; 7] = [
+pub(crate) const VIEW_TABLES: [&str; 8] = [
     "blobs",
     "packages",
     "package_files",
@@ -18,6 +18,7 @@ pub(crate) const VIEW_TABLES: [&str; 7] = [
     "holds",
     "retention_classes",
     "auth_tokens",
+    "oci_tags",
 ];
 
 fn package_id_of(event: &Event) -> Result<String> {
@@ -219,6 +220,24 @@ pub(crate) async fn apply(conn: &mut AnyConnection, event: &Event, data: &EventD
                 .bind(p.blake3.to_string())
                 .execute(&mut *conn)
                 .await?;
+        }
+        EventData::OciTagSet(p) => {
+            // A tag names one manifest at a time: the latest event wins.
+            sqlx::query("DELETE FROM oci_tags WHERE repository = $1 AND tag = $2")
+                .bind(p.repository.as_str())
+                .bind(p.tag.as_str())
+                .execute(&mut *conn)
+                .await?;
+            sqlx::query(
+                "INSERT INTO oci_tags (repository, tag, package_id, manifest_sha256, set_seq) VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(p.repository.as_str())
+            .bind(p.tag.as_str())
+            .bind(package_id_of(event)?)
+            .bind(p.manifest_sha256.to_string())
+            .bind(seq)
+            .execute(&mut *conn)
+            .await?;
         }
         EventData::AuthTokenCreated(p) => {
             let roles = Value::Array(p.roles.iter().map(|r| Value::Text(r.clone())).collect());

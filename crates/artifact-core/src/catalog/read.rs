@@ -636,6 +636,22 @@ pub(crate) async fn events_of_type(
     rows.iter().map(event_of_row).collect()
 }
 
+/// The events of `package_id` of type `event_type`, in seq order (through `events_by_package`).
+pub(crate) async fn events_of_package_type(
+    conn: &mut AnyConnection,
+    package_id: &PackageId,
+    event_type: &str,
+) -> Result<Vec<Event>> {
+    let rows = sqlx::query(
+        "SELECT seq, body FROM events WHERE package_id = $1 AND type = $2 ORDER BY seq",
+    )
+    .bind(package_id.to_string())
+    .bind(event_type)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter().map(event_of_row).collect()
+}
+
 /// The events with these seqs, in seq order.
 pub(crate) async fn events_at(conn: &mut AnyConnection, seqs: &[u64]) -> Result<Vec<Event>> {
     if seqs.is_empty() {
@@ -1005,6 +1021,36 @@ pub(crate) async fn live_referrers(
         .collect()
 }
 
+/// Every live package named `name` with a file at `path` whose SHA-256 is `sha256`, in
+/// creation order (the indexes that list a manifest).
+pub(crate) async fn packages_with_file(
+    conn: &mut AnyConnection,
+    name: &str,
+    path: &str,
+    sha256: &crate::digest::Sha256,
+) -> Result<Vec<PackageId>> {
+    let rows = sqlx::query(
+        "SELECT p.package_id AS package_id FROM package_files f \
+         JOIN packages p ON p.package_id = f.package_id \
+         WHERE f.sha256 = $3 AND f.path = $2 AND p.name = $1 AND p.purged_seq IS NULL \
+         ORDER BY p.created_seq",
+    )
+    .bind(name)
+    .bind(path)
+    .bind(sha256.to_string())
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            let text: String = row.try_get("package_id")?;
+            text.parse().map_err(|e| Error::Integrity {
+                seq: 0,
+                reason: format!("packages row `{text}`: package_id: {e}"),
+            })
+        })
+        .collect()
+}
+
 /// A live package named `name` with a file at `path` whose SHA-256 is `sha256` (the OCI
 /// façade's lookup of a manifest by digest).
 pub(crate) async fn package_with_file(
@@ -1032,4 +1078,52 @@ pub(crate) async fn package_with_file(
         })
     })
     .transpose()
+}
+
+/// The package a tag of an OCI repository names now (the `oci_tags` view), with the manifest
+/// digest the tag was set to.
+pub(crate) async fn oci_tag(
+    conn: &mut AnyConnection,
+    repository: &str,
+    tag: &str,
+) -> Result<Option<(PackageId, crate::digest::Sha256)>> {
+    let row = sqlx::query(
+        "SELECT package_id, manifest_sha256, set_seq FROM oci_tags WHERE repository = $1 AND tag = $2",
+    )
+    .bind(repository)
+    .bind(tag)
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.map(|row| oci_tag_row(&row, repository, tag))
+        .transpose()
+}
+
+/// Every tag of an OCI repository set by `v1.oci.tag_set` (the `oci_tags` view), sorted.
+pub(crate) async fn oci_tags(
+    conn: &mut AnyConnection,
+    repository: &str,
+) -> Result<Vec<(String, PackageId)>> {
+    let rows = sqlx::query(
+        "SELECT tag, package_id, manifest_sha256, set_seq FROM oci_tags WHERE repository = $1 ORDER BY tag",
+    )
+    .bind(repository)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            let tag: String = row.try_get("tag")?;
+            let (package_id, _) = oci_tag_row(row, repository, &tag)?;
+            Ok((tag, package_id))
+        })
+        .collect()
+}
+
+fn oci_tag_row(
+    row: &sqlx::any::AnyRow,
+    repository: &str,
+    tag: &str,
+) -> Result<(PackageId, crate::digest::Sha256)> {
+    let mut view = ViewRow::named(row, 0, format!("oci_tags row {repository}:{tag}"));
+    view.seq = view.count("set_seq")?;
+    Ok((view.parse("package_id")?, view.parse("manifest_sha256")?))
 }

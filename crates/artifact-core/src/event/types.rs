@@ -48,6 +48,10 @@ pub const INTEGRITY_FAILED: &str = "v1.integrity.failed";
 pub const BLOB_LOCK_EXTENDED: &str = "v1.blob.lock_extended";
 /// The storage's legal hold on a blob's stored version was set or cleared.
 pub const BLOB_LEGAL_HOLD_SET: &str = "v1.blob.legal_hold_set";
+/// A tag of an OCI repository was set to name the event's package's manifest (ADR 0016: in a
+/// repository with mutable tags, moving a tag is this event; the manifest it named before keeps
+/// its own package and retention).
+pub const OCI_TAG_SET: &str = "v1.oci.tag_set";
 /// A bearer token was minted (data: principal, roles, token_sha256 — never the token).
 pub const AUTH_TOKEN_CREATED: &str = "v1.auth.token_created";
 /// A bearer token was revoked.
@@ -383,6 +387,20 @@ pub struct BlobLegalHoldSet {
     pub extra: Extra,
 }
 
+/// `v1.oci.tag_set`: the tag `tag` of the OCI repository `repository` names the manifest
+/// `manifest_sha256`, the `manifest.json` of the event's package.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OciTagSet {
+    /// The repository (the package's name).
+    pub repository: String,
+    /// The tag.
+    pub tag: String,
+    /// The `sha256:` digest of the manifest the tag names.
+    pub manifest_sha256: Sha256,
+    /// Fields this release does not know.
+    pub extra: Extra,
+}
+
 /// `v1.auth.token_created`: a bearer token was minted (its hash, never the token).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuthTokenCreated {
@@ -442,6 +460,8 @@ pub enum EventData {
     BlobLockExtended(BlobLockExtended),
     /// `v1.blob.legal_hold_set`.
     BlobLegalHoldSet(BlobLegalHoldSet),
+    /// `v1.oci.tag_set`.
+    OciTagSet(OciTagSet),
     /// `v1.auth.token_created`.
     AuthTokenCreated(AuthTokenCreated),
     /// `v1.auth.token_revoked`.
@@ -480,6 +500,7 @@ from_payload!(
     IntegrityFailed,
     BlobLockExtended,
     BlobLegalHoldSet,
+    OciTagSet,
     AuthTokenCreated,
     AuthTokenRevoked,
 );
@@ -502,6 +523,7 @@ impl EventData {
             EventData::IntegrityFailed(_) => INTEGRITY_FAILED,
             EventData::BlobLockExtended(_) => BLOB_LOCK_EXTENDED,
             EventData::BlobLegalHoldSet(_) => BLOB_LEGAL_HOLD_SET,
+            EventData::OciTagSet(_) => OCI_TAG_SET,
             EventData::AuthTokenCreated(_) => AUTH_TOKEN_CREATED,
             EventData::AuthTokenRevoked(_) => AUTH_TOKEN_REVOKED,
             EventData::Unknown { event_type, .. } => event_type,
@@ -592,6 +614,14 @@ impl EventData {
                     ("blake3", text(p.blake3)),
                     ("version_id", text(&p.version_id)),
                     ("on", Value::Bool(p.on)),
+                ],
+            ),
+            EventData::OciTagSet(p) => map(
+                &p.extra,
+                [
+                    ("repository", text(&p.repository)),
+                    ("tag", text(&p.tag)),
+                    ("manifest_sha256", text(p.manifest_sha256)),
                 ],
             ),
             EventData::AuthTokenCreated(p) => {
@@ -790,6 +820,16 @@ impl EventData {
                 }
                 .into()
             }
+            OCI_TAG_SET => {
+                let mut f = Fields::new(OCI_TAG_SET, data)?;
+                OciTagSet {
+                    repository: f.text("repository")?,
+                    tag: f.text("tag")?,
+                    manifest_sha256: f.parsed("manifest_sha256", "a sha256 digest")?,
+                    extra: f.extra(),
+                }
+                .into()
+            }
             AUTH_TOKEN_CREATED => {
                 let mut f = Fields::new(AUTH_TOKEN_CREATED, data)?;
                 AuthTokenCreated {
@@ -976,6 +1016,13 @@ mod tests {
                 extra: Extra::new(),
             }
             .into(),
+            OciTagSet {
+                repository: "guide/app".into(),
+                tag: "latest".into(),
+                manifest_sha256: sha256,
+                extra: Extra::new(),
+            }
+            .into(),
         ]
     }
 
@@ -984,7 +1031,7 @@ mod tests {
         let samples = samples();
         let types: std::collections::BTreeSet<&str> =
             samples.iter().map(EventData::event_type).collect();
-        assert_eq!(types.len(), 16, "a sample of every known type");
+        assert_eq!(types.len(), 17, "a sample of every known type");
         for sample in samples {
             let value = sample.encode();
             let decoded = EventData::decode(sample.event_type(), &value).unwrap();

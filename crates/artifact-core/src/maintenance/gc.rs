@@ -52,9 +52,7 @@ impl ArtifactStore {
                 for id in chunk {
                     match log_facts::purge_refusal(states.get(id), now) {
                         None => {
-                            if let Some((_, _, why)) =
-                                self.subject_keeps(&mut conn, id, now).await?
-                            {
+                            if let Some((_, _, why)) = self.oci_keeper(&mut conn, id, now).await? {
                                 push_kept(
                                     &mut report,
                                     Refusal {
@@ -122,7 +120,7 @@ impl ArtifactStore {
                 }
                 // A referrer is purged no earlier than its subject (held or retained again
                 // since the sweep marked the referrer).
-                if let Some((_, _, why)) = self.subject_keeps(tx.conn(), package_id, at).await? {
+                if let Some((_, _, why)) = self.oci_keeper(tx.conn(), package_id, at).await? {
                     push_kept(
                         &mut report,
                         Refusal {

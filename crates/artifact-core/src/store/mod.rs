@@ -14,7 +14,7 @@ mod retention;
 mod tokens;
 
 pub use locks::ReconcileReport;
-pub use referrers::{OCI_MANIFEST_FILE, SUBJECT_LABEL};
+pub use referrers::{MAX_KEEP_DEPTH, OCI_MANIFEST_FILE, SUBJECT_LABEL, oci_blob_path};
 pub use reports::{AuditReport, SweepReport};
 
 use std::collections::BTreeMap;

@@ -256,7 +256,7 @@ impl ArtifactStore {
                     continue;
                 };
                 // A referrer lives at least as long as its subject.
-                if let Some((_, _, why)) = self.subject_keeps(tx.conn(), package_id, as_of).await? {
+                if let Some((_, _, why)) = self.oci_keeper(tx.conn(), package_id, as_of).await? {
                     deferred.push(Refusal {
                         subject: package_id.to_string(),
                         detail: format!("expired at {expires_at}, but kept: {why}"),
@@ -329,17 +329,15 @@ impl ArtifactStore {
             return Ok(explanation);
         }
         let mut conn = self.catalog.read().await?;
-        if let Some((subject, seq, why)) = self.subject_keeps(&mut conn, &id, as_of).await? {
+        if let Some((keeper, seq, why)) = self.oci_keeper(&mut conn, &id, as_of).await? {
             explanation.lines.push(crate::retention::ExplainLine {
                 seq,
                 text: format!(
-                    "a referrer of package {subject} (OCI subject): kept at least as long as it; {why}"
+                    "kept at least as long as package {keeper} (an OCI referrer lives as long \
+                     as its subject, an index's child as long as the index): {why}"
                 ),
             });
-            explanation.verdict = format!(
-                "{}; kept while its subject is retained: {why}",
-                explanation.verdict
-            );
+            explanation.verdict = format!("{}; kept: {why}", explanation.verdict);
             explanation.eligible_for_deletion = false;
             explanation.cites.push(seq);
         }

@@ -180,13 +180,13 @@ fn oras_pushes_and_pulls_files_and_a_referrer_under_retention() {
         explained["verdict"]
             .as_str()
             .unwrap()
-            .contains("kept while its subject is retained"),
+            .contains("kept: its subject"),
         "{explained}"
     );
     assert!(
         explained["lines"]
             .to_string()
-            .contains("a referrer of package"),
+            .contains("an OCI referrer lives as long as its subject"),
         "{explained}"
     );
 
@@ -800,4 +800,333 @@ fn raw_requests_answer_like_the_distribution_registry() {
         vec![],
     );
     assert_eq!((a.status, a.code.as_deref()), (405, Some("UNSUPPORTED")));
+}
+
+/// Pushes `bytes` as a blob in one request (`POST …/blobs/uploads/?digest=`); returns its digest.
+fn push_blob(registry: &Registry, repo: &str, bytes: &[u8]) -> String {
+    let digest = format!("sha256:{}", sha2_free::sha256_hex(bytes));
+    let answer = registry.send(
+        "POST",
+        &format!("/v2/{repo}/blobs/uploads/?digest={digest}"),
+        &[("content-type", "application/octet-stream")],
+        bytes.to_vec(),
+    );
+    assert_eq!(answer.status, 201, "blob {digest}: {:?}", answer.code);
+    digest
+}
+
+/// Pushes a manifest under `reference`; returns its digest.
+fn push_manifest(registry: &Registry, repo: &str, reference: &str, manifest: &Json) -> String {
+    let bytes = serde_json::to_vec(manifest).unwrap();
+    let digest = format!("sha256:{}", sha2_free::sha256_hex(&bytes));
+    let reference = if reference.is_empty() {
+        digest.as_str()
+    } else {
+        reference
+    };
+    let media_type = manifest["mediaType"].as_str().unwrap().to_owned();
+    let answer = registry.send(
+        "PUT",
+        &format!("/v2/{repo}/manifests/{reference}"),
+        &[("content-type", media_type.as_str())],
+        bytes,
+    );
+    assert_eq!(
+        answer.status, 201,
+        "manifest {reference}: {:?}",
+        answer.code
+    );
+    digest
+}
+
+/// An image manifest of one config and `layers`, optionally a referrer of `subject`.
+fn image(config: &str, layers: &[&str], subject: Option<&str>, class: Option<&str>) -> Json {
+    let descriptor = |media_type: &str, digest: &str, size: usize| serde_json::json!({"mediaType": media_type, "digest": digest, "size": size});
+    let mut manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": descriptor("application/vnd.oci.empty.v1+json", config, 2),
+        "layers": layers
+            .iter()
+            .map(|l| descriptor("application/octet-stream", l, 16))
+            .collect::<Vec<_>>(),
+    });
+    if let Some(subject) = subject {
+        manifest["artifactType"] = serde_json::json!("application/vnd.example.sbom");
+        manifest["subject"] = serde_json::json!({
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": subject,
+            "size": 1,
+        });
+    }
+    if let Some(class) = class {
+        manifest["annotations"] = serde_json::json!({"org.artifactstore.retention-class": class});
+    }
+    manifest
+}
+
+/// Retention, holds, explain, events and GC on OCI-pushed packages, through raw `/v2/`
+/// requests: a held image keeps its referrers (transitively: a signature of its SBOM) and
+/// refuses DELETE; an index keeps its children; once released and expired, DELETE is accepted
+/// and GC removes the image's unique blobs but not what the retained index needs. Classes
+/// come from `[oci.repositories]`; a repository with mutable tags moves a tag by an event.
+#[test]
+fn oci_packages_follow_retention_holds_referrers_and_index_children() {
+    let store = Store::with_actor("ops");
+    store.configure(
+        "[retention.classes.flash]\ndefault = \"2s\"\n\
+         [oci.repositories.\"guide/*\"]\nclass = \"flash\"\n\
+         [oci.repositories.\"guide/live*\"]\nmutable_tags = true\n",
+    );
+    let token = store.mint("ci-pipeline", &["writer", "retention-admin"]);
+    let server = store.serve(None);
+    let registry = Registry {
+        base: server.base.clone(),
+        token: Some(token.clone()),
+    };
+    let repo = "guide/app";
+    let url = |path: &str| format!("/v2/{repo}/{path}");
+    let config = push_blob(&registry, repo, b"{}");
+    let layer = |n: u8| push_blob(&registry, repo, &[n; 16]);
+    let (image_layer, sbom_layer, signature_layer, child_layer) =
+        (layer(1), layer(2), layer(3), layer(4));
+    let image_digest = push_manifest(
+        &registry,
+        repo,
+        "v1",
+        &image(&config, &[&image_layer], None, None),
+    );
+    let sbom = push_manifest(
+        &registry,
+        repo,
+        "",
+        &image(&config, &[&sbom_layer], Some(&image_digest), None),
+    );
+    let signature = push_manifest(
+        &registry,
+        repo,
+        "",
+        &image(&config, &[&signature_layer], Some(&sbom), None),
+    );
+    let child = push_manifest(
+        &registry,
+        repo,
+        "",
+        &image(&config, &[&child_layer], None, None),
+    );
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": child,
+            "size": serde_json::to_vec(&image(&config, &[&child_layer], None, None)).unwrap().len(),
+            "platform": {"architecture": "amd64", "os": "linux"},
+        }],
+        "annotations": {"org.artifactstore.retention-class": "release-evidence"},
+    });
+    push_manifest(&registry, repo, "multi", &index);
+    let by_digest = |d: &str| format!("{repo}@sha256-{}", d.trim_start_matches("sha256:"));
+    // The class of an unannotated manifest is the repository rule's.
+    assert_eq!(
+        store.json(&["retention", "status", "guide/app@v1"])["retention_class"],
+        "flash"
+    );
+    assert_eq!(
+        store.json(&["retention", "status", "guide/app@multi"])["retention_class"],
+        "release-evidence"
+    );
+    // The index lists its child's files: GC keeps what pulling the index needs.
+    let index_files = store.json(&["manifest", "guide/app@multi"])["files"].to_string();
+    assert!(
+        index_files.contains(child_layer.trim_start_matches("sha256:")),
+        "{index_files}"
+    );
+    // An index naming a manifest the repository does not hold is refused.
+    let mut dangling = index.clone();
+    dangling["manifests"][0]["digest"] = serde_json::json!(format!("sha256:{}", "0".repeat(64)));
+    let head = store.head_seq();
+    let answer = registry.send(
+        "PUT",
+        &url("manifests/dangling"),
+        &[("content-type", "application/vnd.oci.image.index.v1+json")],
+        serde_json::to_vec(&dangling).unwrap(),
+    );
+    assert_eq!(
+        (answer.status, answer.code.as_deref()),
+        (400, Some("MANIFEST_BLOB_UNKNOWN"))
+    );
+    assert_eq!(store.head_seq(), head);
+
+    // Held: DELETE is refused with the reason, nothing changes.
+    store.json(&["retention", "hold", "guide/app@v1", "--reason", "inquiry 7"]);
+    let head = store.head_seq();
+    let (status, _, body) = request(
+        reqwest::Method::DELETE,
+        &format!("{}{}", server.base, url("manifests/v1")),
+        &token,
+    );
+    assert_eq!(status, reqwest::StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["errors"][0]["code"], "DENIED", "{body}");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("1 active hold(s)"),
+        "{body}"
+    );
+    assert_eq!(store.head_seq(), head);
+
+    // Everything but the index has expired; the sweep marks none of the held image's
+    // referrers, nor the index's child.
+    let expiry: artifact_core::time::Timestamp =
+        store.json(&["retention", "status", &by_digest(&child)])["current_expires_at"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+    crate::kit::sleep_until_past(expiry);
+    let sweep = store.json(&["retention", "sweep"]);
+    assert_eq!(sweep["newly_eligible"], 0, "{sweep}");
+    let deferred = sweep["deferred"].to_string();
+    assert_eq!(sweep["deferred"].as_array().unwrap().len(), 3, "{sweep}");
+    assert!(deferred.contains("is held"), "{sweep}");
+    assert!(deferred.contains("its index"), "{sweep}");
+    let explained = store.json(&["retention", "explain", &by_digest(&signature)]);
+    let verdict = explained["verdict"].as_str().unwrap();
+    assert!(
+        verdict.contains("its subject")
+            && verdict.contains("whose subject")
+            && verdict.contains("is held"),
+        "a signature of the SBOM of a held image is kept: {explained}"
+    );
+    assert_eq!(explained["eligible_for_deletion"], false, "{explained}");
+    let gc = store.json(&["gc", "--grace", "0s"]);
+    assert_eq!(gc["purged"], serde_json::json!([]), "{gc}");
+    assert_eq!(gc["deleted_blobs"], serde_json::json!([]), "{gc}");
+    for path in [
+        format!("manifests/{signature}"),
+        format!("manifests/{sbom}"),
+        format!("manifests/{child}"),
+        format!("blobs/{image_layer}"),
+    ] {
+        assert_eq!(
+            registry.send("GET", &url(&path), &[], vec![]).status,
+            200,
+            "{path}"
+        );
+    }
+
+    // Released: the image and its referrers become eligible; DELETE is accepted, and GC
+    // removes their unique blobs but keeps what the retained index needs.
+    let hold_id = store.json(&["retention", "status", "guide/app@v1"])["holds"][0]["hold_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    store.json(&[
+        "retention",
+        "release",
+        "guide/app@v1",
+        &hold_id,
+        "--reason",
+        "closed",
+    ]);
+    let sweep = store.json(&["retention", "sweep"]);
+    assert_eq!(sweep["newly_eligible"], 3, "{sweep}");
+    let answer = registry.send("DELETE", &url("manifests/v1"), &[], vec![]);
+    assert_eq!(answer.status, 202, "{:?}", answer.code);
+    let gc = store.json(&["gc", "--grace", "0s"]);
+    assert_eq!(gc["purged"].as_array().unwrap().len(), 3, "{gc}");
+    for gone in [&image_layer, &sbom_layer, &signature_layer] {
+        let answer = registry.send("GET", &url(&format!("blobs/{gone}")), &[], vec![]);
+        assert_eq!(
+            (answer.status, answer.code.as_deref()),
+            (404, Some("BLOB_UNKNOWN")),
+            "{gone}"
+        );
+    }
+    let answer = registry.send("GET", &url("manifests/v1"), &[], vec![]);
+    assert_eq!(
+        (answer.status, answer.code.as_deref()),
+        (404, Some("MANIFEST_UNKNOWN"))
+    );
+    for kept in [
+        format!("manifests/{child}"),
+        format!("blobs/{child_layer}"),
+        "manifests/multi".to_owned(),
+    ] {
+        assert_eq!(
+            registry.send("GET", &url(&kept), &[], vec![]).status,
+            200,
+            "{kept}"
+        );
+    }
+
+    // Mutable tags: the tag moves by an event; the manifest it named keeps its package.
+    let live = "guide/live";
+    let first = push_manifest(
+        &registry,
+        live,
+        "latest",
+        &image(&config, &[&child_layer], None, None),
+    );
+    let second = push_manifest(
+        &registry,
+        live,
+        "latest",
+        &image(&config, &[&child_layer], None, Some("ephemeral")),
+    );
+    let answer = registry.send("GET", &format!("/v2/{live}/manifests/latest"), &[], vec![]);
+    assert_eq!(
+        answer.headers["docker-content-digest"].to_str().unwrap(),
+        second
+    );
+    let answer = registry.send("GET", &format!("/v2/{live}/manifests/{first}"), &[], vec![]);
+    assert_eq!(answer.status, 200);
+    let tag_events = store.json(&["events", "--type", "v1.oci.tag_set"]);
+    assert_eq!(tag_events.as_array().unwrap().len(), 2, "{tag_events}");
+    assert!(
+        tag_events
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["actor"] == "ci-pipeline")
+    );
+    let (_, _, tags) = request(
+        reqwest::Method::GET,
+        &format!("{}/v2/{live}/tags/list", server.base),
+        &token,
+    );
+    assert_eq!(tags["tags"], serde_json::json!(["latest"]), "{tags}");
+    assert_eq!(
+        store.json(&[
+            "retention",
+            "status",
+            &format!("{live}@sha256-{}", first.trim_start_matches("sha256:"))
+        ])["retention_class"],
+        "flash"
+    );
+    // The same manifest again under the same tag: no new event.
+    let head = store.head_seq();
+    push_manifest(
+        &registry,
+        live,
+        "latest",
+        &image(&config, &[&child_layer], None, Some("ephemeral")),
+    );
+    assert_eq!(store.head_seq(), head);
+    // In a repository with immutable tags, a tag is a version: another manifest conflicts.
+    let answer = registry.send(
+        "PUT",
+        &url("manifests/multi"),
+        &[("content-type", "application/vnd.oci.image.manifest.v1+json")],
+        serde_json::to_vec(&image(&config, &[&child_layer], None, None)).unwrap(),
+    );
+    assert_eq!(answer.status, 409, "{:?}", answer.code);
+    assert_eq!(store.head_seq(), head);
+
+    let verify = store.json(&["audit", "verify"]);
+    assert_eq!(verify["ok"], true, "{verify}");
+    let fsck = store.json(&["fsck"]);
+    assert_eq!(fsck["ok"], true, "{fsck}");
 }
