@@ -42,8 +42,9 @@ pub(crate) use read::{
     live_referrers as views_live_referrers, lock_needs_page as views_lock_needs_page,
     package as views_package, package_id_by_name as views_package_id_by_name,
     package_with_file as views_package_with_file, retention_events_of as views_retention_events_of,
-    retention_status as views_retention_status, token_by_hash as views_token_by_hash,
-    token_by_seq as views_token_by_seq, unreferenced_blobs as views_unreferenced_blobs,
+    retention_status as views_retention_status, retention_statuses as views_retention_statuses,
+    token_by_hash as views_token_by_hash, token_by_seq as views_token_by_seq,
+    unreferenced_blobs as views_unreferenced_blobs,
 };
 pub use rows::{
     BlobRecord, EventQuery, HoldRecord, PackageFilter, PackageRecord, RetentionStatus, TokenRecord,
