@@ -6,6 +6,7 @@
 //! cargo bench -p artifact-store-fs --bench scale                        # 100,000 vs 10,000,000 events
 //! cargo bench -p artifact-store-fs --bench scale -- --events 1000000 --small 100000 --rounds 31
 //! cargo bench -p artifact-store-fs --bench scale -- --backend sqlite    # or postgres; default both
+//! cargo bench -p artifact-store-fs --bench scale -- --explain           # also print each query plan
 //! ```
 //!
 //! Each store is built once per size. The SQLite store is filled through the catalog's write
@@ -17,7 +18,7 @@
 //! the library (a real file, extended, held and released); they are what the per-package
 //! operations read. The PostgreSQL store is then a copy of the SQLite one, table by table
 //! (`INSERT … SELECT * FROM unnest(…)` in batches, followed by `VACUUM ANALYZE`, as autovacuum
-//! would), so both backends hold the same rows; appending 10,000,000 events one statement at a
+//! would, and a `CHECKPOINT`), so both backends hold the same rows; appending 10,000,000 events one statement at a
 //! time over a socket would take the better part of an hour on two cores.
 //!
 //! Figures, per backend and operation: the median of `--rounds` timed calls (after 3 untimed)
@@ -39,7 +40,7 @@ use artifact_core::event::types::{
 };
 use artifact_core::testing::{bench_arg, bench_dir, bench_runtime, median, one_file_manifest};
 use artifact_core::testing_postgres::{self, Cluster, ClusterOptions};
-use artifact_core::time::{ManualClock, Period, Timestamp, ymd};
+use artifact_core::time::{Clock as _, ManualClock, Period, Timestamp, ymd};
 use artifact_core::{ArtifactStore, PackageRef};
 use artifact_store_fs::EmbeddedOptions;
 use sqlx::Row as _;
@@ -313,6 +314,11 @@ async fn copy_to_postgres(filled: &Filled, pg_url: &str, clock: &ManualClock) ->
         .execute(&pg)
         .await
         .expect("vacuum analyze");
+    // Flush the load now, so that no checkpoint of it runs while the operations are timed.
+    sqlx::raw_sql("CHECKPOINT")
+        .execute(&pg)
+        .await
+        .expect("checkpoint");
     pg.close().await;
     sqlite.close().await;
     copy_start.elapsed().as_secs_f64()
@@ -482,11 +488,157 @@ async fn measure(
     figures
 }
 
+/// The statements the operations above run (as `catalog/read.rs` and `catalog/mod.rs` spell
+/// them), with sample values, for `--explain`.
+const STATEMENTS: [(&str, &str, &[Sample]); 14] = [
+    (
+        "resolve name@version",
+        "SELECT package_id FROM packages WHERE name = $1 AND version = $2",
+        &[Sample::Text("probe"), Sample::Text("1.1")],
+    ),
+    (
+        "package by id",
+        "SELECT * FROM packages WHERE package_id = $1",
+        &[Sample::Probe],
+    ),
+    (
+        "events of a package (history, explain)",
+        "SELECT seq, body FROM events WHERE 1 = 1 AND seq > $1 AND package_id = $2 ORDER BY seq LIMIT $3",
+        &[Sample::Int(0), Sample::Probe, Sample::Int(5000)],
+    ),
+    (
+        "retention events of packages (fold_states)",
+        "SELECT seq, body FROM events WHERE type <> $1 AND package_id IN ($2) ORDER BY seq",
+        &[Sample::Text("v1.package.created"), Sample::Probe],
+    ),
+    (
+        "blob by blake3 (manifest)",
+        "SELECT * FROM blobs WHERE blake3 = $1",
+        &[Sample::Probe],
+    ),
+    (
+        "retention_state of a package",
+        "SELECT * FROM retention_state WHERE package_id = $1",
+        &[Sample::Probe],
+    ),
+    (
+        "active holds of a package",
+        "SELECT * FROM holds WHERE package_id = $1 AND released_seq IS NULL ORDER BY applied_seq",
+        &[Sample::Probe],
+    ),
+    (
+        "retention_state of a page",
+        "SELECT * FROM retention_state WHERE package_id IN ($1, $2)",
+        &[Sample::Probe, Sample::Text("x")],
+    ),
+    (
+        "active holds of a page",
+        "SELECT * FROM holds WHERE package_id IN ($1, $2) AND released_seq IS NULL ORDER BY package_id, applied_seq",
+        &[Sample::Probe, Sample::Text("x")],
+    ),
+    (
+        "ls page",
+        "SELECT p.* FROM packages p LEFT JOIN retention_state r ON r.package_id = p.package_id WHERE 1 = 1 AND p.created_seq > $1 ORDER BY p.created_seq LIMIT $2",
+        &[Sample::Int(0), Sample::Int(1000)],
+    ),
+    (
+        "sweep: due packages",
+        "SELECT package_id, current_expires_at FROM retention_state WHERE eligible_for_deletion = 0 AND active_holds = 0 AND current_expires_at IS NOT NULL AND current_expires_at <= $1 AND (current_expires_at > $3 OR (current_expires_at = $3 AND package_id > $4)) ORDER BY current_expires_at, package_id LIMIT $2",
+        &[
+            Sample::Int(1_795_000_000_000),
+            Sample::Int(1000),
+            Sample::Int(i64::MIN),
+            Sample::Text(""),
+        ],
+    ),
+    (
+        "write: log head",
+        "SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1",
+        &[],
+    ),
+    (
+        "write: tree nodes",
+        "SELECT level, idx, hash FROM tlog_nodes WHERE (level = $1 AND idx = $2) OR (level = $3 AND idx = $4)",
+        &[
+            Sample::Int(0),
+            Sample::Int(5),
+            Sample::Int(1),
+            Sample::Int(2),
+        ],
+    ),
+    (
+        "write: leaf count",
+        "SELECT MAX(idx) AS m FROM tlog_nodes WHERE level = 0",
+        &[],
+    ),
+];
+
+/// A sample value bound to a statement of [`STATEMENTS`].
+enum Sample {
+    Int(i64),
+    Text(&'static str),
+    /// The id of the middle probe.
+    Probe,
+}
+
+/// Prints the plan of each of [`STATEMENTS`] on `url` (PostgreSQL: the custom and the generic
+/// plan, as a prepared statement gets after five executions).
+async fn explain(url: &str, probe: &str) {
+    use sqlx::Connection as _;
+    let postgres = url.starts_with("postgres");
+    let mut conn = sqlx::AnyConnection::connect(url).await.expect("connect");
+    let modes: &[&str] = if postgres {
+        &["force_custom_plan", "force_generic_plan"]
+    } else {
+        &[""]
+    };
+    for (name, sql, samples) in STATEMENTS {
+        for mode in modes {
+            if postgres {
+                sqlx::query(sqlx::AssertSqlSafe(format!("SET plan_cache_mode = {mode}")))
+                    .execute(&mut conn)
+                    .await
+                    .expect("set");
+            }
+            let prefix = if postgres {
+                "EXPLAIN (COSTS OFF) "
+            } else {
+                "EXPLAIN QUERY PLAN "
+            };
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(format!("{prefix}{sql}")));
+            for sample in samples {
+                query = match sample {
+                    Sample::Int(n) => query.bind(*n),
+                    Sample::Text(text) => query.bind(*text),
+                    Sample::Probe => query.bind(probe),
+                };
+            }
+            let rows = query.fetch_all(&mut conn).await.expect("explain");
+            let column = if postgres { "QUERY PLAN" } else { "detail" };
+            let plan: Vec<String> = rows
+                .iter()
+                .map(|r| r.try_get::<String, _>(column).expect("plan line"))
+                .collect();
+            println!(
+                "    {name}{}: {}",
+                if mode.is_empty() {
+                    String::new()
+                } else {
+                    format!(" [{mode}]")
+                },
+                plan.join(" / ")
+            );
+        }
+    }
+    let _ = conn.close().await;
+}
+
 fn main() {
     let large = bench_arg("--events", 10_000_000u64);
     let small = bench_arg("--small", 100_000u64);
     let rounds = bench_arg("--rounds", 31usize).max(1);
     let only = bench_arg("--backend", String::from("both"));
+    let show_plans = std::env::args().any(|a| a == "--explain");
     let backends: Vec<Backend> = match only.as_str() {
         "sqlite" => vec![Backend::Sqlite],
         "postgres" => vec![Backend::Postgres],
@@ -546,6 +698,22 @@ fn main() {
                     Backend::Postgres => pg_url.as_deref(),
                 };
                 let store = open(&data_dir, url, &clock, false).await;
+                if show_plans {
+                    let probe = store
+                        .resolve(&PackageRef::NameVersion {
+                            name: "probe".into(),
+                            version: "1.1".into(),
+                        })
+                        .await
+                        .expect("probe")
+                        .to_string();
+                    let url = url.map_or_else(
+                        || format!("sqlite://{}", data_dir.join("catalog.db").display()),
+                        str::to_owned,
+                    );
+                    println!("  plans, {} at {} events:", backend.name(), filled.events);
+                    explain(&url, &probe).await;
+                }
                 let tag = format!("{}-{size_index}", backend.name());
                 let measured = measure(&store, &filled, rounds, &tag).await;
                 store.catalog().close().await;
