@@ -164,6 +164,18 @@ async fn pilot_guide_board_release_evidence_lifecycle(backend: Backend) {
     assert_eq!(status.active_holds.len(), 1);
     assert_eq!(status.active_holds[0].hold_id, hold_id);
     assert_eq!(status.active_holds[0].actor, "legal");
+    // `ls` and `show` read the same state in one batch (issue 16: not two lookups a package).
+    let listed = store
+        .list_package_views(&PackageFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].0, store.package(&package).await.unwrap());
+    assert_eq!(listed[0].1, status);
+    assert_eq!(
+        store.package_view(&package).await.unwrap(),
+        listed[0].clone()
+    );
 
     // A sweep during the hold, before the expiry: nothing.
     clock.set(ymd(2029, 4, 15));

@@ -67,11 +67,7 @@ impl EmbeddedClient {
     }
 
     async fn view(&self, package: &PackageRef) -> Result<PackageViewResult> {
-        let record = self.store.package(package).await?;
-        let retention = self
-            .store
-            .retention_status(&PackageRef::Id(record.package_id))
-            .await?;
+        let (record, retention) = self.store.package_view(package).await?;
         Ok(PackageViewResult::new(&record, &retention))
     }
 
@@ -162,9 +158,9 @@ impl Client for EmbeddedClient {
     }
 
     async fn list_packages(&self, query: &PackageQuery) -> Result<Vec<PackageViewResult>> {
-        let records = self
+        let views = self
             .store
-            .list_packages(&PackageFilter {
+            .list_package_views(&PackageFilter {
                 name: query.name.clone(),
                 version: None,
                 retention_class: query.class.clone(),
@@ -173,15 +169,10 @@ impl Client for EmbeddedClient {
                 limit: query.limit,
             })
             .await?;
-        let mut views = Vec::with_capacity(records.len());
-        for record in &records {
-            let retention = self
-                .store
-                .retention_status(&PackageRef::Id(record.package_id))
-                .await?;
-            views.push(PackageViewResult::new(record, &retention));
-        }
-        Ok(views)
+        Ok(views
+            .iter()
+            .map(|(record, retention)| PackageViewResult::new(record, retention))
+            .collect())
     }
 
     async fn manifest(&self, package: &str) -> Result<(Manifest, Vec<u8>)> {

@@ -209,14 +209,13 @@ async fn list(
     } else {
         None
     };
-    let mut items = Vec::with_capacity(packages.len());
-    for package in &packages {
-        let retention = state
-            .store()
-            .retention_status(&PackageRef::Id(package.package_id))
-            .await?;
-        items.push(PackageViewResult::new(package, &retention));
-    }
+    let items = state
+        .store()
+        .with_retention(packages)
+        .await?
+        .iter()
+        .map(|(package, retention)| PackageViewResult::new(package, retention))
+        .collect();
     result_response(&PackagePageResult {
         packages: items,
         next_cursor,
@@ -231,11 +230,7 @@ async fn show(
     _: NoQuery,
 ) -> ApiResult<Response> {
     caller.require(Role::Reader)?;
-    let package = state.store().package(&package_ref(&pkg)?).await?;
-    let retention = state
-        .store()
-        .retention_status(&PackageRef::Id(package.package_id))
-        .await?;
+    let (package, retention) = state.store().package_view(&package_ref(&pkg)?).await?;
     result_response(&PackageViewResult::new(&package, &retention))
 }
 

@@ -44,8 +44,8 @@ pub(crate) use read::{
     package as views_package, package_id_by_name as views_package_id_by_name,
     package_with_file as views_package_with_file, packages_with_file as views_packages_with_file,
     retention_events_of as views_retention_events_of, retention_status as views_retention_status,
-    token_by_hash as views_token_by_hash, token_by_seq as views_token_by_seq,
-    unreferenced_blobs as views_unreferenced_blobs,
+    retention_statuses as views_retention_statuses, token_by_hash as views_token_by_hash,
+    token_by_seq as views_token_by_seq, unreferenced_blobs as views_unreferenced_blobs,
 };
 pub use rows::{
     BlobRecord, EventQuery, HoldRecord, PackageFilter, PackageRecord, RetentionStatus, TokenRecord,

@@ -1,6 +1,6 @@
 //! Reading the views and the log: the queries, and decoding rows into [`super::rows`] types.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row as _};
@@ -148,45 +148,82 @@ pub(crate) async fn retention_status(
     conn: &mut AnyConnection,
     package_id: &PackageId,
 ) -> Result<Option<RetentionStatus>> {
-    let Some(row) = sqlx::query("SELECT * FROM retention_state WHERE package_id = $1")
-        .bind(package_id.to_string())
-        .fetch_optional(&mut *conn)
+    Ok(retention_statuses(conn, std::slice::from_ref(package_id))
         .await?
-    else {
-        return Ok(None);
-    };
-    let holds = sqlx::query(
-        "SELECT * FROM holds WHERE package_id = $1 AND released_seq IS NULL ORDER BY applied_seq",
-    )
-    .bind(package_id.to_string())
-    .fetch_all(&mut *conn)
-    .await?;
-    let active_holds = holds
-        .iter()
-        .map(|h| {
-            let hold = ViewRow::keyed(h, "holds", "hold_id", "applied_seq")?;
-            Ok(HoldRecord {
+        .remove(package_id))
+}
+
+/// How many ids one `IN (…)` list binds: far below SQLite's and PostgreSQL's parameter limits,
+/// and a page of `ls` (at most [`crate::paging::DEFAULT_LIST_LIMIT`] packages) in one query.
+const IN_LIST_CHUNK: usize = 1000;
+
+/// `$<first>, $<first + 1>, …` for `n` values.
+fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|n| format!("${n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The retention states of `packages` (those that have one), each with its active holds: two
+/// queries per [`IN_LIST_CHUNK`] packages (`retention_state` by primary key, `holds` through
+/// `holds_by_package`), instead of two per package.
+pub(crate) async fn retention_statuses(
+    conn: &mut AnyConnection,
+    packages: &[PackageId],
+) -> Result<HashMap<PackageId, RetentionStatus>> {
+    let mut statuses = HashMap::with_capacity(packages.len());
+    for chunk in packages.chunks(IN_LIST_CHUNK) {
+        let keys: Vec<String> = chunk.iter().map(|p| p.to_string()).collect();
+        let list = placeholders(1, keys.len());
+        // Only numbered placeholders are formatted in; every value is bound.
+        let mut holds_query = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT * FROM holds WHERE package_id IN ({list}) AND released_seq IS NULL \
+             ORDER BY package_id, applied_seq"
+        )));
+        for key in &keys {
+            holds_query = holds_query.bind(key.as_str());
+        }
+        let mut holds: HashMap<String, Vec<HoldRecord>> = HashMap::new();
+        for row in holds_query.fetch_all(&mut *conn).await? {
+            let hold = ViewRow::keyed(&row, "holds", "hold_id", "applied_seq")?;
+            let package: String = hold.text("package_id")?;
+            holds.entry(package).or_default().push(HoldRecord {
                 applied_at: hold.ts("applied_at")?,
                 hold_id: hold.text("hold_id")?,
                 reason: hold.text("reason")?,
                 actor: hold.text("actor")?,
                 applied_seq: hold.seq,
                 released_seq: hold.opt_count("released_seq")?,
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let view = ViewRow::keyed(&row, "retention_state", "package_id", "updated_seq")?;
-    Ok(Some(RetentionStatus {
-        package_id: *package_id,
-        retention_class: view.text("retention_class")?,
-        default_period: view.text("default_period")?,
-        default_expires_at: view.opt_ts("default_expires_at")?,
-        current_expires_at: view.opt_ts("current_expires_at")?,
-        active_holds,
-        eligible_for_deletion: view.flag("eligible_for_deletion")?,
-        eligible_seq: view.opt_count("eligible_seq")?,
-        updated_seq: view.seq,
-    }))
+            });
+        }
+        let mut state_query = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT * FROM retention_state WHERE package_id IN ({list})"
+        )));
+        for key in &keys {
+            state_query = state_query.bind(key.as_str());
+        }
+        for row in state_query.fetch_all(&mut *conn).await? {
+            let view = ViewRow::keyed(&row, "retention_state", "package_id", "updated_seq")?;
+            let key: String = view.text("package_id")?;
+            let package_id: PackageId = view.parse("package_id")?;
+            statuses.insert(
+                package_id,
+                RetentionStatus {
+                    package_id,
+                    retention_class: view.text("retention_class")?,
+                    default_period: view.text("default_period")?,
+                    default_expires_at: view.opt_ts("default_expires_at")?,
+                    current_expires_at: view.opt_ts("current_expires_at")?,
+                    active_holds: holds.remove(&key).unwrap_or_default(),
+                    eligible_for_deletion: view.flag("eligible_for_deletion")?,
+                    eligible_seq: view.opt_count("eligible_seq")?,
+                    updated_seq: view.seq,
+                },
+            );
+        }
+    }
+    Ok(statuses)
 }
 
 impl PackageRecord {

@@ -222,6 +222,61 @@ impl ArtifactStore {
         catalog::views_list_packages(&mut conn, filter).await
     }
 
+    /// A package's record and its retention state, read on one connection (what `show` and
+    /// `GET /packages/{pkg}` answer): three indexed lookups whatever the store's size.
+    pub async fn package_view(
+        &self,
+        package: &PackageRef,
+    ) -> Result<(PackageRecord, RetentionStatus)> {
+        let mut conn = self.catalog.read().await?;
+        let record = match package {
+            PackageRef::Id(id) => catalog::views_package(&mut conn, id).await?,
+            PackageRef::NameVersion { name, version } => {
+                match catalog::views_package_id_by_name(&mut conn, name, version).await? {
+                    Some(id) => catalog::views_package(&mut conn, &id).await?,
+                    None => None,
+                }
+            }
+        }
+        .ok_or_else(|| Error::not_found("package", package.to_string()))?;
+        let retention = catalog::views_retention_status(&mut conn, &record.package_id)
+            .await?
+            .ok_or_else(|| Error::not_found("retention state", record.package_id.to_string()))?;
+        Ok((record, retention))
+    }
+
+    /// Lists packages in creation order like [`ArtifactStore::list_packages`], each with its
+    /// retention state (what `ls` and `GET /packages` show). A page costs three queries — the
+    /// packages, their retention states, their active holds — not two more per package.
+    pub async fn list_package_views(
+        &self,
+        filter: &PackageFilter,
+    ) -> Result<Vec<(PackageRecord, RetentionStatus)>> {
+        let records = self.list_packages(filter).await?;
+        self.with_retention(records).await
+    }
+
+    /// Each of `records` with its retention state, in two queries (states, active holds) per
+    /// page; a package without one is [`Error::NotFound`], as
+    /// [`ArtifactStore::retention_status`] says.
+    pub async fn with_retention(
+        &self,
+        records: Vec<PackageRecord>,
+    ) -> Result<Vec<(PackageRecord, RetentionStatus)>> {
+        let mut conn = self.catalog.read().await?;
+        let ids: Vec<PackageId> = records.iter().map(|r| r.package_id).collect();
+        let mut statuses = catalog::views_retention_statuses(&mut conn, &ids).await?;
+        records
+            .into_iter()
+            .map(|record| {
+                let retention = statuses.remove(&record.package_id).ok_or_else(|| {
+                    Error::not_found("retention state", record.package_id.to_string())
+                })?;
+                Ok((record, retention))
+            })
+            .collect()
+    }
+
     /// A package's manifest and its canonical bytes, read from the blob backend and verified.
     pub async fn manifest(&self, package: &PackageRef) -> Result<(Manifest, Vec<u8>)> {
         let record = self.package(package).await?;

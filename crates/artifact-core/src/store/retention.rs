@@ -2,6 +2,9 @@
 
 use super::*;
 
+/// Events a package's history reads a query.
+const PACKAGE_EVENTS_PAGE: usize = 5000;
+
 impl ArtifactStore {
     /// A package's retention state.
     pub async fn retention_status(&self, package: &PackageRef) -> Result<RetentionStatus> {
@@ -174,7 +177,7 @@ impl ArtifactStore {
             let page = self
                 .events(&EventQuery {
                     after,
-                    limit: Some(5000),
+                    limit: Some(PACKAGE_EVENTS_PAGE as u32),
                     event_type: None,
                     package_id: Some(*package_id),
                 })
@@ -183,7 +186,12 @@ impl ArtifactStore {
                 break;
             };
             after = last.seq;
+            let full = page.len() >= PACKAGE_EVENTS_PAGE;
             all.extend(page);
+            // A short page is the last one: no query to find the end.
+            if !full {
+                break;
+            }
         }
         Ok(all)
     }
