@@ -40,7 +40,7 @@ pub struct RuleViolation {
     pub seq: u64,
     /// A short name of the rule (`expiry-moved-earlier`, `eligible-while-held`,
     /// `eligible-before-expiry`, `purged-not-eligible`, `deleted-while-referenced`,
-    /// `manifest-deleted`, `unknown-actor`, `unknown-package`, `unknown-hold`, `missing-reason`, `malformed`, `checkpoint-mismatch` (added by
+    /// `manifest-deleted`, `unknown-actor`, `unknown-package`, `unknown-hold`, `missing-reason`, `malformed`, `tag-mismatch`, `checkpoint-mismatch` (added by
     /// [`crate::ArtifactStore::audit`]), …).
     pub rule: &'static str,
     /// What happened, naming the package or blob.
@@ -56,6 +56,8 @@ struct PackageFacts {
     files: Vec<Blake3>,
     /// Whether `v1.package.created` was seen.
     created: bool,
+    /// The package's name and the SHA-256 of its OCI `manifest.json`, if it has one.
+    oci_manifest: Option<(String, crate::digest::Sha256)>,
 }
 
 /// Replays the log through the rules. Feed every event in seq order with [`LogRules::check`],
@@ -150,8 +152,41 @@ impl LogRules {
             | EventData::RetentionHoldReleased(_)
             | EventData::RetentionDeletionEligible(_)
             | EventData::PackagePurged(_) => self.retention(event, &data),
+            EventData::OciTagSet(tag) => self.tag_set(event, tag),
             _ => {}
         }
+    }
+
+    /// A tag names a live package of its repository whose `manifest.json` is the digest.
+    fn tag_set(&mut self, event: &Event, tag: &crate::event::types::OciTagSet) {
+        let facts = event
+            .package_id
+            .and_then(|id| self.packages.get(&id).map(|f| (id, f)))
+            .filter(|(_, f)| f.created);
+        let Some((package_id, facts)) = facts else {
+            let detail = format!(
+                "tag `{}` of `{}` names a package that was never created",
+                tag.tag, tag.repository
+            );
+            self.flag(event, "unknown-package", detail);
+            return;
+        };
+        let purged = facts.state.as_ref().and_then(|s| s.purged_seq);
+        let wanted = Some((tag.repository.clone(), tag.manifest_sha256));
+        let detail = if let Some(purged_seq) = purged {
+            format!(
+                "tag `{}` of `{}` set to package {package_id}, purged at seq {purged_seq}",
+                tag.tag, tag.repository
+            )
+        } else if facts.oci_manifest != wanted {
+            format!(
+                "tag `{}` of `{}` names manifest {}, which is not package {package_id}'s",
+                tag.tag, tag.repository, tag.manifest_sha256
+            )
+        } else {
+            return;
+        };
+        self.flag(event, "tag-mismatch", detail);
     }
 
     fn check_actor(&mut self, event: &Event) {
@@ -223,6 +258,9 @@ impl LogRules {
             return;
         }
         facts.created = true;
+        facts.oci_manifest = manifest
+            .file(crate::store::OCI_MANIFEST_FILE)
+            .map(|f| (manifest.name.clone(), f.sha256));
         let files: BTreeSet<Blake3> = manifest.files.iter().map(|f| f.blake3).collect();
         facts.files = files.into_iter().collect();
         for blob in &facts.files {
@@ -585,6 +623,63 @@ mod tests {
             ],
         );
         id
+    }
+
+    #[test]
+    fn a_tag_must_name_a_live_oci_manifest_of_its_repository() {
+        let mut log = Log::new();
+        let manifest_sha256 = Sha256::of(b"{}");
+        let manifest = Manifest {
+            name: "guide/app".to_owned(),
+            version: "sha256-00".to_owned(),
+            retention_class: "short".to_owned(),
+            files: vec![FileEntry {
+                path: crate::store::OCI_MANIFEST_FILE.to_owned(),
+                size: 2,
+                blake3: Blake3::of(b"{}"),
+                sha256: manifest_sha256,
+                media_type: None,
+            }],
+            labels: BTreeMap::new(),
+        };
+        let id = Blake3::of(&manifest.canonical_bytes().unwrap());
+        log.push(
+            types::PACKAGE_CREATED,
+            Some(id),
+            "ci",
+            "2026-01-01T00:00:00Z",
+            vec![("manifest", manifest.to_value())],
+        );
+        let tag = |log: &mut Log, package: PackageId, repository: &str, digest: Sha256| {
+            log.push(
+                types::OCI_TAG_SET,
+                Some(package),
+                "ci",
+                "2026-01-01T00:00:01Z",
+                vec![
+                    ("repository", text(repository)),
+                    ("tag", text("latest")),
+                    ("manifest_sha256", text(&digest.to_string())),
+                ],
+            );
+        };
+        tag(&mut log, id, "guide/app", manifest_sha256);
+        tag(&mut log, id, "guide/other", manifest_sha256);
+        tag(&mut log, id, "guide/app", Sha256::of(b"x"));
+        tag(
+            &mut log,
+            Blake3::of(b"nothing"),
+            "guide/app",
+            manifest_sha256,
+        );
+        assert_eq!(
+            log.violations(),
+            vec![
+                (3, "tag-mismatch"),
+                (4, "tag-mismatch"),
+                (5, "unknown-package")
+            ]
+        );
     }
 
     #[test]

@@ -1,0 +1,231 @@
+//! OCI push benchmark (issue 14): one large blob pushed through `/v2/` the way OCI clients
+//! push it — `POST /v2/<name>/blobs/uploads/`, one streamed `PATCH` (no `Content-Range`),
+//! `PUT <location>?digest=` — beside the native `PUT /blobs/{digest}` of the same file on the
+//! same server build, and beside the CNCF distribution registry (Debian `docker-registry`,
+//! started here on loopback, its storage on the same filesystem) doing the same `/v2/` push.
+//!
+//! ```sh
+//! cargo bench -p artifactstore-cli --bench oci                         # 1 GiB, 3 rounds
+//! cargo bench -p artifactstore-cli --bench oci -- --size-mib 256 --rounds 1
+//! ```
+//! `BENCH_DIR` chooses the filesystem. Each figure is the median of `--rounds` rounds taken in
+//! turn (a fresh store and a fresh registry each round, so no push finds the blob stored). The
+//! store acknowledges a blob only once it is durable (fsync'd, ADR 0004); distribution does not
+//! fsync its blobs, so its figure is a write-back one.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use artifact_core::auth::Role;
+use artifact_core::digest::BlobInfo;
+use artifact_core::testing::{bench_arg, bench_dir, bench_runtime};
+use artifact_store_fs::EmbeddedOptions;
+
+/// A server on loopback over `store`: its base URL and a handle that stops it.
+async fn start_server(
+    store: artifact_core::ArtifactStore,
+    upload_dir: std::path::PathBuf,
+) -> (
+    String,
+    impl FnOnce() -> tokio::task::JoinHandle<std::io::Result<()>>,
+) {
+    let options = artifact_server::ServerOptions::new(upload_dir);
+    let state = artifact_server::AppState::new(store, options).expect("state");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(artifact_server::serve(listener, state, async move {
+        let _ = stopped.await;
+    }));
+    (base, move || {
+        let _ = stop.send(());
+        server
+    })
+}
+
+/// The distribution registry on a free loopback port, its storage under `root`; killed on drop.
+struct Distribution {
+    child: Child,
+    base: String,
+}
+
+impl Distribution {
+    async fn start(root: &Path) -> Self {
+        let probe = Command::new("docker-registry").arg("--version").output();
+        assert!(
+            probe.is_ok_and(|o| o.status.success()),
+            "docker-registry is not installed (Debian package `docker-registry`)"
+        );
+        std::fs::create_dir_all(root).expect("registry dir");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let config = root.join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                root.join("data").display()
+            ),
+        )
+        .expect("registry config");
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("docker-registry starts");
+        let base = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let client = reqwest::Client::new();
+        while !client
+            .get(format!("{base}/v2/"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            assert!(Instant::now() < deadline, "docker-registry did not answer");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Distribution { child, base }
+    }
+}
+
+impl Drop for Distribution {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn file_body(path: &Path) -> reqwest::Body {
+    let file = tokio::fs::File::open(path).await.expect("open");
+    reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(file, 1 << 20))
+}
+
+fn absolute(base: &str, location: &str) -> String {
+    if location.starts_with("http") {
+        location.to_owned()
+    } else {
+        format!("{base}{location}")
+    }
+}
+
+/// POST + one streamed PATCH + PUT ?digest=, as OCI clients push a blob.
+async fn oci_push(base: &str, token: Option<&str>, source: &Path, digest: &str) {
+    let client = reqwest::Client::new();
+    let auth = |request: reqwest::RequestBuilder| match token {
+        Some(token) => request.bearer_auth(token),
+        None => request,
+    };
+    let started = auth(client.post(format!("{base}/v2/bench/blob/blobs/uploads/")))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(started.status(), 202, "{:?}", started.text().await);
+    let location = absolute(
+        base,
+        started.headers()["location"].to_str().expect("location"),
+    );
+    let patched = auth(client.patch(&location))
+        .header("content-type", "application/octet-stream")
+        .body(file_body(source).await)
+        .send()
+        .await
+        .expect("PATCH");
+    assert_eq!(patched.status(), 202, "{:?}", patched.text().await);
+    let location = absolute(
+        base,
+        patched.headers()["location"].to_str().expect("location"),
+    );
+    let separator = if location.contains('?') { '&' } else { '?' };
+    let finished = auth(client.put(format!("{location}{separator}digest={digest}")))
+        .send()
+        .await
+        .expect("PUT");
+    assert_eq!(finished.status(), 201, "{:?}", finished.text().await);
+}
+
+fn gbps(bytes: u64, elapsed: Duration) -> f64 {
+    bytes as f64 / elapsed.as_secs_f64() / 1e9
+}
+
+/// The middle value (upper middle for an even count).
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(|a, b| a.total_cmp(b));
+    sorted[sorted.len() / 2]
+}
+
+fn main() {
+    let size_mib = bench_arg("--size-mib", 1024);
+    let rounds = bench_arg("--rounds", 3).max(1);
+    let dir = bench_dir();
+    let runtime = bench_runtime();
+    println!("# artifactstore OCI push benchmark ({size_mib} MiB, {rounds} round(s))");
+    let size = (size_mib << 20) as u64;
+    let source = dir.path().join("source.bin");
+    std::fs::write(&source, artifact_core::testing::test_bytes(size, 3)).expect("source");
+    std::fs::File::open(&source)
+        .and_then(|f| f.sync_all())
+        .expect("sync source");
+    let info = BlobInfo::of(&std::fs::read(&source).expect("read source"));
+    let digest = info.sha256.to_string();
+
+    runtime.block_on(async {
+        let (mut native, mut oci, mut distribution) = (Vec::new(), Vec::new(), Vec::new());
+        for round in 0..rounds {
+            // artifactstore: native PUT /blobs, then /v2/, each on a fresh store.
+            for (index, rates) in [&mut native, &mut oci].into_iter().enumerate() {
+                let data_dir = dir.path().join(format!("store-{round}-{index}"));
+                let store = EmbeddedOptions::new(&data_dir).open().await.expect("open");
+                let token = store
+                    .create_token("bench", "bench", &[Role::Admin], &[5; 32])
+                    .await
+                    .expect("token");
+                let (base, stop) = start_server(store, data_dir.join("uploads")).await;
+                let start = Instant::now();
+                if index == 0 {
+                    let response = reqwest::Client::new()
+                        .put(format!("{base}/blobs/{}", info.blake3))
+                        .bearer_auth(&token)
+                        .body(file_body(&source).await)
+                        .send()
+                        .await
+                        .expect("put");
+                    assert_eq!(response.status(), 201, "{:?}", response.text().await);
+                } else {
+                    oci_push(&base, Some(&token), &source, &digest).await;
+                }
+                rates.push(gbps(size, start.elapsed()));
+                let _ = stop().await;
+                std::fs::remove_dir_all(&data_dir).expect("clean");
+            }
+            // The distribution registry, fresh, on the same filesystem.
+            let root = dir.path().join(format!("registry-{round}"));
+            let registry = Distribution::start(&root).await;
+            let start = Instant::now();
+            oci_push(&registry.base, None, &source, &digest).await;
+            distribution.push(gbps(size, start.elapsed()));
+            drop(registry);
+            std::fs::remove_dir_all(&root).expect("clean");
+        }
+        let (native, oci, distribution) =
+            (median(&native), median(&oci), median(&distribution));
+        println!("one {size_mib} MiB blob, one stream on loopback, medians of {rounds} round(s):");
+        println!("  artifactstore PUT /blobs/{{digest}}          {native:6.3} GB/s");
+        println!(
+            "  artifactstore /v2/ POST+PATCH+PUT          {oci:6.3} GB/s   = {:.2} x PUT /blobs",
+            oci / native
+        );
+        println!(
+            "  distribution /v2/ POST+PATCH+PUT           {distribution:6.3} GB/s   -> artifactstore /v2/ = {:.2} x distribution",
+            oci / distribution
+        );
+    });
+}
