@@ -29,6 +29,7 @@ use std::collections::BTreeSet;
 use artifact_core::auth::{Principal, Role};
 use artifact_core::catalog::PackageFilter;
 use artifact_core::digest::{AnyDigest, BlobInfo, Sha256};
+use artifact_core::error::ConflictKind;
 use artifact_core::manifest::{FileEntry, Manifest};
 use artifact_core::{Error, PackageRef};
 use axum::Router;
@@ -732,11 +733,30 @@ fn version_of(reference: &str) -> OciResult<(String, Option<Sha256>)> {
     Ok((reference.to_owned(), None))
 }
 
-/// The live package of `name` whose `manifest.json` is `reference` (a tag, or a digest).
+/// The media types a manifest may have (what `GET /v2/<name>/manifests/<digest>` may serve
+/// from an index's listing of a child).
+const MANIFEST_MEDIA_TYPES: [&str; 4] = [
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+];
+/// The most children an index may list.
+const MAX_INDEX_CHILDREN: usize = 4096;
+/// How many times one manifest may be pushed again after GC purged it (each push is a package
+/// `sha256-<hex>`, `sha256-<hex>.2`, …: a purged package's version is never reused).
+const MAX_INCARNATIONS: u32 = 1000;
+
+/// The live package of `name` whose `manifest.json` is `reference` (a tag, or a digest). A
+/// tag names what its latest `v1.oci.tag_set` set while that package is live, else the
+/// version of that name. With `from_index`, a digest no live package has as `manifest.json`
+/// is also found as a child a live index of the repository lists (so an index stays pullable
+/// whatever becomes of its children's packages): then the record is the index's.
 async fn manifest_package(
     state: &AppState,
     name: &str,
     reference: &str,
+    from_index: bool,
 ) -> OciResult<(artifact_core::catalog::PackageRecord, FileEntry)> {
     let (version, digest) = version_of(reference)?;
     let unknown = || {
@@ -747,29 +767,69 @@ async fn manifest_package(
         )
     };
     let store = state.store();
-    let package_id = match digest {
-        None => match store
+    let tagged = match digest {
+        None => store
             .oci_tag(name, &version)
             .await
-            .map_err(|e| OciError::from_store(e, "MANIFEST_UNKNOWN"))?
-        {
-            Some(tagged) => tagged,
-            None => store
-                .resolve(&PackageRef::NameVersion {
-                    name: name.to_owned(),
-                    version,
-                })
-                .await
-                .map_err(|e| match e {
-                    Error::NotFound { .. } => unknown(),
-                    other => OciError::from_store(other, "MANIFEST_UNKNOWN"),
-                })?,
-        },
-        Some(sha256) => store
-            .package_with_file(name, MANIFEST_FILE, &sha256)
+            .map_err(|e| OciError::from_store(e, "MANIFEST_UNKNOWN"))?,
+        Some(_) => None,
+    };
+    let tagged = match tagged {
+        Some((id, _)) => store
+            .live_package(&PackageRef::Id(id))
             .await
-            .map_err(|e| OciError::from_store(e, "MANIFEST_UNKNOWN"))?
-            .ok_or_else(unknown)?,
+            .ok()
+            .map(|record| record.package_id),
+        None => None,
+    };
+    let package_id = match (tagged, digest) {
+        (Some(id), _) => id,
+        (None, None) => store
+            .resolve(&PackageRef::NameVersion {
+                name: name.to_owned(),
+                version,
+            })
+            .await
+            .map_err(|e| match e {
+                Error::NotFound { .. } => unknown(),
+                other => OciError::from_store(other, "MANIFEST_UNKNOWN"),
+            })?,
+        (None, Some(sha256)) => {
+            match store
+                .package_with_file(name, MANIFEST_FILE, &sha256)
+                .await
+                .map_err(|e| OciError::from_store(e, "MANIFEST_UNKNOWN"))?
+            {
+                Some(id) => id,
+                None if from_index => {
+                    let path = artifact_core::oci_blob_path(&sha256);
+                    let index = store
+                        .package_with_file(name, &path, &sha256)
+                        .await
+                        .map_err(|e| OciError::from_store(e, "MANIFEST_UNKNOWN"))?
+                        .ok_or_else(unknown)?;
+                    let record = store
+                        .live_package(&PackageRef::Id(index))
+                        .await
+                        .map_err(|_| unknown())?;
+                    let (manifest, _) = store
+                        .manifest(&PackageRef::Id(index))
+                        .await
+                        .map_err(|e| OciError::from_store(e, "MANIFEST_UNKNOWN"))?;
+                    let entry = manifest
+                        .file(&path)
+                        .filter(|f| {
+                            f.media_type
+                                .as_deref()
+                                .is_some_and(|t| MANIFEST_MEDIA_TYPES.contains(&t))
+                        })
+                        .cloned()
+                        .ok_or_else(unknown)?;
+                    return Ok((record, entry));
+                }
+                None => return Err(unknown()),
+            }
+        }
     };
     let record = store
         .live_package(&PackageRef::Id(package_id))
@@ -792,7 +852,7 @@ async fn get_manifest(
     reference: &str,
     head: bool,
 ) -> OciResult<Response> {
-    let (_, entry) = manifest_package(state, name, reference).await?;
+    let (_, entry) = manifest_package(state, name, reference, true).await?;
     let media_type = entry
         .media_type
         .clone()
@@ -918,7 +978,16 @@ async fn put_manifest(
             })?;
             for item in items {
                 let described = descriptor(item, field)?;
-                if field == "manifests" {
+                if field == "manifests" && !children.contains(&described.0) {
+                    if children.len() == MAX_INDEX_CHILDREN {
+                        return Err(OciError::new(
+                            StatusCode::BAD_REQUEST,
+                            "MANIFEST_INVALID",
+                            format!(
+                                "an index may list at most {MAX_INDEX_CHILDREN} distinct manifests"
+                            ),
+                        ));
+                    }
                     children.push(described.0);
                 }
                 referenced.push(described);
@@ -966,16 +1035,20 @@ async fn put_manifest(
     // An index lists its children's files too: GC keeps what pulling the index needs, by
     // the index's own package, whatever becomes of the children's packages.
     for child in &children {
-        let (child_record, _) = manifest_package(state, name, &child.to_string())
+        let (child_record, _) = manifest_package(state, name, &child.to_string(), false)
             .await
-            .map_err(|_| {
-                OciError::new(
-                    StatusCode::BAD_REQUEST,
-                    "MANIFEST_BLOB_UNKNOWN",
-                    format!(
-                        "the index lists manifest {child}, which repository `{name}` does not hold"
-                    ),
-                )
+            .map_err(|e| {
+                if e.code == "MANIFEST_UNKNOWN" {
+                    OciError::new(
+                        StatusCode::BAD_REQUEST,
+                        "MANIFEST_BLOB_UNKNOWN",
+                        format!(
+                            "the index lists manifest {child}, which repository `{name}` does not hold"
+                        ),
+                    )
+                } else {
+                    e
+                }
             })?;
         let (child_manifest, _) = store
             .manifest(&PackageRef::Id(child_record.package_id))
@@ -1003,79 +1076,139 @@ async fn put_manifest(
     // Under a tag of a repository with mutable tags, the manifest is a package by digest and
     // the tag an event naming it.
     let tag = (by_digest.is_none()).then(|| version.clone());
-    let version = if policy.mutable_tags {
-        format!("sha256-{}", info.sha256.to_hex())
-    } else {
-        if let Some(tag) = &tag
-            && store
-                .oci_tag(name, tag)
-                .await
-                .map_err(|e| OciError::from_store(e, "MANIFEST_INVALID"))?
-                .is_some()
-        {
-            return Err(OciError::new(
-                StatusCode::CONFLICT,
-                "DENIED",
-                format!(
-                    "tag `{tag}` of `{name}` was set while the repository's tags were mutable; \
-                     it can move only under a rule with `mutable_tags = true`"
-                ),
-            ));
-        }
-        version
-    };
-    // A manifest the repository already holds (under a tag, or by digest) is there.
-    let existing = if by_digest.is_some() || policy.mutable_tags {
-        store
-            .package_with_file(name, MANIFEST_FILE, &info.sha256)
+    if !policy.mutable_tags
+        && let Some(tag) = &tag
+        && let Some((_, tagged)) = store
+            .oci_tag(name, tag)
             .await
             .map_err(|e| OciError::from_store(e, "MANIFEST_INVALID"))?
-    } else {
-        None
-    };
-    if let Some(existing) = existing {
-        if policy.mutable_tags
-            && let Some(tag) = &tag
-        {
-            set_tag(state, actor, name, tag, &existing, &info.sha256).await?;
+    {
+        // A tag set while the rule was mutable is frozen: the same manifest again is fine.
+        if tagged == info.sha256 {
+            return Ok(manifest_created(name, &info.sha256, subject.as_ref()));
         }
-        return Ok(manifest_created(name, &info.sha256, subject.as_ref()));
+        return Err(OciError::new(
+            StatusCode::CONFLICT,
+            "DENIED",
+            format!(
+                "tag `{tag}` of `{name}` was set to {tagged} while the repository's tags were \
+                 mutable; it can move only under a rule with `mutable_tags = true`"
+            ),
+        ));
     }
-    let manifest = Manifest {
-        name: name.to_owned(),
-        version,
-        retention_class,
-        files,
-        labels,
-    };
+    let by_version = policy.mutable_tags || by_digest.is_some();
+    // A manifest the repository already holds by digest is reused while retention keeps it
+    // (not while it is eligible for deletion: GC would purge it under the new tag).
+    if by_version {
+        for existing in store
+            .packages_with_file(name, MANIFEST_FILE, &info.sha256)
+            .await
+            .map_err(|e| OciError::from_store(e, "MANIFEST_INVALID"))?
+        {
+            if deletable(state, &existing).await? {
+                continue;
+            }
+            if policy.mutable_tags
+                && let Some(tag) = &tag
+            {
+                set_tag(state, actor, name, tag, &existing, &info.sha256).await?;
+            }
+            return Ok(manifest_created(name, &info.sha256, subject.as_ref()));
+        }
+    }
     // The manifest's bytes are a blob of the package, durable before it.
     let written = store
         .write_blob(&bytes[..], &[AnyDigest::Sha256(info.sha256)])
         .await
         .map_err(|e| OciError::from_store(e, "MANIFEST_INVALID"))?;
-    let created = store
-        .create_package_with_blobs(actor, &manifest, &[written])
-        .await
-        .map_err(|e| match e {
-            Error::Conflict { .. } => OciError::new(
+    let mut manifest = Manifest {
+        name: name.to_owned(),
+        version: version.clone(),
+        retention_class,
+        files,
+        labels,
+    };
+    // By digest, the version is `sha256-<hex>`, then `sha256-<hex>.2`, … for a manifest pushed
+    // again once its earlier package is purged (or while it is eligible): a purged package's
+    // version is never reused, and the new push gets retention of its own.
+    let mut incarnation = 1;
+    let package_id = loop {
+        if by_version {
+            manifest.version = if incarnation == 1 {
+                format!("sha256-{}", info.sha256.to_hex())
+            } else {
+                format!("sha256-{}.{incarnation}", info.sha256.to_hex())
+            };
+        }
+        match store
+            .create_package_with_blobs(actor, &manifest, &[written])
+            .await
+        {
+            Ok(created)
+                if !by_version
+                    || created.created
+                    || !deletable(state, &created.package_id).await? =>
+            {
+                break created.package_id;
+            }
+            Ok(_) => {}
+            Err(Error::Conflict(conflict))
+                if by_version
+                    && matches!(
+                        conflict.kind(),
+                        ConflictKind::NameRetired | ConflictKind::ManifestDiffers
+                    ) => {}
+            Err(Error::Conflict(conflict)) => {
+                return Err(OciError::new(
+                    StatusCode::CONFLICT,
+                    "DENIED",
+                    format!(
+                        "tag `{reference}` of `{name}` already names another manifest: tags are \
+                         immutable, like package versions ({})",
+                        &*conflict
+                    ),
+                ));
+            }
+            Err(Error::InvalidInput(detail)) => {
+                return Err(OciError::new(
+                    StatusCode::BAD_REQUEST,
+                    "MANIFEST_INVALID",
+                    detail,
+                ));
+            }
+            Err(other) => return Err(OciError::from_store(other, "MANIFEST_BLOB_UNKNOWN")),
+        }
+        incarnation += 1;
+        if incarnation > MAX_INCARNATIONS {
+            return Err(OciError::new(
                 StatusCode::CONFLICT,
                 "DENIED",
                 format!(
-                    "tag `{reference}` of `{name}` already names another manifest: tags are \
-                     immutable, like package versions ({e})"
+                    "manifest {} of `{name}` was pushed and purged {MAX_INCARNATIONS} times",
+                    info.sha256
                 ),
-            ),
-            Error::InvalidInput(detail) => {
-                OciError::new(StatusCode::BAD_REQUEST, "MANIFEST_INVALID", detail)
-            }
-            other => OciError::from_store(other, "MANIFEST_BLOB_UNKNOWN"),
-        })?;
+            ));
+        }
+    };
     if policy.mutable_tags
         && let Some(tag) = &tag
     {
-        set_tag(state, actor, name, tag, &created.package_id, &info.sha256).await?;
+        set_tag(state, actor, name, tag, &package_id, &info.sha256).await?;
     }
     Ok(manifest_created(name, &info.sha256, subject.as_ref()))
+}
+
+/// Whether retention (the log, by the store's clock) lets `package_id` be deleted now.
+async fn deletable(
+    state: &AppState,
+    package_id: &artifact_core::digest::PackageId,
+) -> OciResult<bool> {
+    let explanation = state
+        .store()
+        .explain(&PackageRef::Id(*package_id), None)
+        .await
+        .map_err(|e| OciError::from_store(e, "MANIFEST_INVALID"))?;
+    Ok(explanation.eligible_for_deletion)
 }
 
 /// Moves `tag` of `name` to the package `package_id` (a `v1.oci.tag_set` event, none when the
@@ -1111,7 +1244,7 @@ fn manifest_created(name: &str, sha256: &Sha256, subject: Option<&Sha256>) -> Re
 /// eligible for deletion (not expired, or held) is refused with the explanation; an eligible
 /// one is accepted (202): garbage collection purges it and its unique blobs.
 async fn delete_manifest(state: &AppState, name: &str, reference: &str) -> OciResult<Response> {
-    let (record, _) = manifest_package(state, name, reference).await?;
+    let (record, _) = manifest_package(state, name, reference, false).await?;
     let explanation = state
         .store()
         .explain(&PackageRef::Id(record.package_id), None)

@@ -1088,6 +1088,45 @@ pub(crate) async fn packages_with_file(
         .collect()
 }
 
+/// The media types of an OCI image index (and Docker's manifest list).
+pub(crate) const INDEX_MEDIA_TYPES: [&str; 2] = [
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+];
+
+/// Every live package named `name` whose own `manifest.json` is an index and which lists the
+/// manifest `sha256` (as `blobs/sha256/<hex>`), in creation order.
+pub(crate) async fn indexes_listing(
+    conn: &mut AnyConnection,
+    name: &str,
+    sha256: &crate::digest::Sha256,
+) -> Result<Vec<PackageId>> {
+    let rows = sqlx::query(
+        "SELECT p.package_id AS package_id FROM package_files f \
+         JOIN packages p ON p.package_id = f.package_id \
+         JOIN package_files m ON m.package_id = p.package_id AND m.path = $4 \
+         WHERE f.sha256 = $3 AND f.path = $2 AND p.name = $1 AND p.purged_seq IS NULL \
+         AND m.media_type IN ($5, $6) ORDER BY p.created_seq",
+    )
+    .bind(name)
+    .bind(crate::store::oci_blob_path(sha256))
+    .bind(sha256.to_string())
+    .bind(crate::store::OCI_MANIFEST_FILE)
+    .bind(INDEX_MEDIA_TYPES[0])
+    .bind(INDEX_MEDIA_TYPES[1])
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            let text: String = row.try_get("package_id")?;
+            text.parse().map_err(|e| Error::Integrity {
+                seq: 0,
+                reason: format!("packages row `{text}`: package_id: {e}"),
+            })
+        })
+        .collect()
+}
+
 /// A live package named `name` with a file at `path` whose SHA-256 is `sha256` (the OCI
 /// façade's lookup of a manifest by digest).
 pub(crate) async fn package_with_file(

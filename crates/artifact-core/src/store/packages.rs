@@ -197,6 +197,18 @@ impl ArtifactStore {
         catalog::views_package_with_file(&mut conn, name, path, sha256).await
     }
 
+    /// Every live package named `name` with a file at `path` whose SHA-256 is `sha256`, in
+    /// creation order.
+    pub async fn packages_with_file(
+        &self,
+        name: &str,
+        path: &str,
+        sha256: &crate::digest::Sha256,
+    ) -> Result<Vec<PackageId>> {
+        let mut conn = self.catalog.read().await?;
+        catalog::views_packages_with_file(&mut conn, name, path, sha256).await
+    }
+
     /// A package's record.
     pub async fn package(&self, package: &PackageRef) -> Result<PackageRecord> {
         let id = self.resolve(package).await?;

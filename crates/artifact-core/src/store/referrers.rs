@@ -23,7 +23,7 @@ pub const SUBJECT_LABEL: &str = "oci.subject";
 /// The file of an OCI package that holds the manifest's exact bytes.
 pub const OCI_MANIFEST_FILE: &str = "manifest.json";
 /// How many subject/index links are followed from a package to the one that keeps it.
-pub const MAX_KEEP_DEPTH: usize = 16;
+pub const MAX_KEEP_DEPTH: usize = 64;
 
 /// The path under which an OCI package lists a blob (or a child manifest) by its SHA-256.
 pub fn oci_blob_path(sha256: &crate::digest::Sha256) -> String {
@@ -54,8 +54,10 @@ impl ArtifactStore {
         }
     }
 
-    /// The packages that keep `package_id` directly, with how: its subject, and every index
-    /// that lists it (live packages of the same name, by the `package_files` view).
+    /// The packages that keep `package_id` directly, with how: every live package of the same
+    /// name holding its subject (the same manifest may be several packages: pushed by digest
+    /// and under tags), and every live index of the name that lists it (by the `package_files`
+    /// view).
     async fn oci_keepers_of(
         conn: &mut sqlx::AnyConnection,
         package_id: &PackageId,
@@ -64,18 +66,18 @@ impl ArtifactStore {
         let mut keepers = Vec::new();
         if let Some(subject) = manifest.labels.get(SUBJECT_LABEL)
             && let Ok(sha256) = subject.parse::<crate::digest::Sha256>()
-            && let Some(subject_id) =
-                catalog::views_package_with_file(conn, &manifest.name, OCI_MANIFEST_FILE, &sha256)
-                    .await?
-            && subject_id != *package_id
         {
-            keepers.push((subject_id, format!("subject {subject_id} ({subject})")));
+            for subject_id in
+                catalog::views_packages_with_file(conn, &manifest.name, OCI_MANIFEST_FILE, &sha256)
+                    .await?
+            {
+                if subject_id != *package_id {
+                    keepers.push((subject_id, format!("subject {subject_id} ({subject})")));
+                }
+            }
         }
         if let Some(own) = manifest.file(OCI_MANIFEST_FILE) {
-            let path = oci_blob_path(&own.sha256);
-            for index in
-                catalog::views_packages_with_file(conn, &manifest.name, &path, &own.sha256).await?
-            {
+            for index in catalog::views_indexes_listing(conn, &manifest.name, &own.sha256).await? {
                 if index != *package_id {
                     keepers.push((index, format!("index {index}")));
                 }
@@ -96,36 +98,43 @@ impl ArtifactStore {
         let mut visited = std::collections::BTreeSet::from([*package_id]);
         let mut frontier = vec![(*package_id, "its".to_owned())];
         for _ in 0..MAX_KEEP_DEPTH {
-            let mut next = Vec::new();
+            // This level's keepers, their states folded from the log in one read.
+            let mut level = Vec::new();
             for (id, chain) in frontier {
                 for (keeper, relation) in Self::oci_keepers_of(conn, &id).await? {
-                    if !visited.insert(keeper) {
-                        continue;
+                    if visited.insert(keeper) {
+                        level.push((keeper, format!("{chain} {relation}")));
                     }
-                    let states = crate::log_facts::fold_states(conn, &[keeper]).await?;
-                    let Some(state) = states.get(&keeper) else {
-                        continue;
-                    };
-                    if state.purged_seq.is_some() {
-                        continue;
-                    }
-                    let via = format!("{chain} {relation}");
-                    let why = if state.active_holds() > 0 {
-                        Some(format!("{via} is held"))
-                    } else {
-                        match state.current_expires_at {
-                            None => Some(format!("{via} is retained permanently")),
-                            Some(until) if until > now => {
-                                Some(format!("{via} is retained until {until}"))
-                            }
-                            Some(_) => None,
-                        }
-                    };
-                    if let Some(why) = why {
-                        return Ok(Some((keeper, state.updated_seq, why)));
-                    }
-                    next.push((keeper, format!("{via}, whose")));
                 }
+            }
+            let ids: Vec<PackageId> = level.iter().map(|(id, _)| *id).collect();
+            let mut states = std::collections::HashMap::new();
+            for chunk in ids.chunks(500) {
+                states.extend(crate::log_facts::fold_states(conn, chunk).await?);
+            }
+            let mut next = Vec::new();
+            for (keeper, via) in level {
+                let Some(state) = states.get(&keeper) else {
+                    continue;
+                };
+                if state.purged_seq.is_some() {
+                    continue;
+                }
+                let why = if state.active_holds() > 0 {
+                    Some(format!("{via} is held"))
+                } else {
+                    match state.current_expires_at {
+                        None => Some(format!("{via} is retained permanently")),
+                        Some(until) if until > now => {
+                            Some(format!("{via} is retained until {until}"))
+                        }
+                        Some(_) => None,
+                    }
+                };
+                if let Some(why) = why {
+                    return Ok(Some((keeper, state.updated_seq, why)));
+                }
+                next.push((keeper, format!("{via}, whose")));
             }
             if next.is_empty() {
                 break;
@@ -185,12 +194,14 @@ impl ArtifactStore {
     }
 
     /// The package `tag` of `repository` names by `v1.oci.tag_set` (repositories with mutable
-    /// tags), if any.
-    pub async fn oci_tag(&self, repository: &str, tag: &str) -> Result<Option<PackageId>> {
+    /// tags), if any, with the manifest digest the tag was set to.
+    pub async fn oci_tag(
+        &self,
+        repository: &str,
+        tag: &str,
+    ) -> Result<Option<(PackageId, crate::digest::Sha256)>> {
         let mut conn = self.catalog.read().await?;
-        Ok(catalog::views_oci_tag(&mut conn, repository, tag)
-            .await?
-            .map(|(id, _)| id))
+        catalog::views_oci_tag(&mut conn, repository, tag).await
     }
 
     /// Every tag of `repository` set by `v1.oci.tag_set`, sorted, with the package it names.

@@ -1130,3 +1130,102 @@ fn oci_packages_follow_retention_holds_referrers_and_index_children() {
     let fsck = store.json(&["fsck"]);
     assert_eq!(fsck["ok"], true, "{fsck}");
 }
+
+/// One manifest pushed twice (by digest, then under a tag) is two packages: a referrer is kept
+/// while either is retained. In a repository with mutable tags, a manifest pushed again after
+/// GC purged its package is a new package with retention of its own, and the tag names it.
+#[test]
+fn the_same_manifest_pushed_again_keeps_referrers_and_comes_back_after_purge() {
+    let store = Store::with_actor("ops");
+    store.configure(
+        "[retention.classes.flash]\ndefault = \"2s\"\n\
+         [oci.repositories.\"guide/*\"]\nclass = \"flash\"\n\
+         [oci.repositories.\"guide/live\"]\nmutable_tags = true\n",
+    );
+    let token = store.mint("ci-pipeline", &["writer", "retention-admin"]);
+    let server = store.serve(None);
+    let registry = Registry {
+        base: server.base.clone(),
+        token: Some(token.clone()),
+    };
+    let repo = "guide/app";
+    let config = push_blob(&registry, repo, b"{}");
+    let layer = push_blob(&registry, repo, &[7; 16]);
+    let signed = image(&config, &[&layer], None, None);
+    let digest = push_manifest(&registry, repo, "", &signed);
+    assert_eq!(push_manifest(&registry, repo, "v1", &signed), digest);
+    let signature_layer = push_blob(&registry, repo, &[8; 16]);
+    let signature = push_manifest(
+        &registry,
+        repo,
+        "",
+        &image(&config, &[&signature_layer], Some(&digest), None),
+    );
+    store.json(&["retention", "hold", "guide/app@v1", "--reason", "inquiry 9"]);
+    let expiry: artifact_core::time::Timestamp = store.json(&[
+        "retention",
+        "status",
+        &format!("{repo}@sha256-{}", signature.trim_start_matches("sha256:")),
+    ])["current_expires_at"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    crate::kit::sleep_until_past(expiry);
+    // The by-digest package expires; the signature stays, kept by the held `v1`.
+    let sweep = store.json(&["retention", "sweep"]);
+    assert_eq!(sweep["newly_eligible"], 1, "{sweep}");
+    assert!(sweep["deferred"].to_string().contains("is held"), "{sweep}");
+    store.json(&["gc", "--grace", "0s"]);
+    let answer = registry.send(
+        "GET",
+        &format!("/v2/{repo}/manifests/{signature}"),
+        &[],
+        vec![],
+    );
+    assert_eq!(answer.status, 200, "the held image's signature survives GC");
+
+    // Mutable tags: M1, then M2 under `latest`; M1 expires and is purged; M1 pushed again.
+    let live = "guide/live";
+    let first = image(&config, &[&layer], None, Some("flash"));
+    let second = image(&config, &[&signature_layer], None, Some("release-evidence"));
+    let first_digest = push_manifest(&registry, live, "latest", &first);
+    push_manifest(&registry, live, "latest", &second);
+    let first_package = format!(
+        "{live}@sha256-{}",
+        first_digest.trim_start_matches("sha256:")
+    );
+    let expiry: artifact_core::time::Timestamp =
+        store.json(&["retention", "status", &first_package])["current_expires_at"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+    crate::kit::sleep_until_past(expiry);
+    store.json(&["retention", "sweep"]);
+    let gc = store.json(&["gc", "--grace", "0s"]);
+    assert!(!gc["purged"].as_array().unwrap().is_empty(), "{gc}");
+    let answer = registry.send(
+        "GET",
+        &format!("/v2/{live}/manifests/{first_digest}"),
+        &[],
+        vec![],
+    );
+    assert_eq!(answer.status, 404, "purged");
+    assert_eq!(
+        push_manifest(&registry, live, "latest", &first),
+        first_digest
+    );
+    let answer = registry.send("GET", &format!("/v2/{live}/manifests/latest"), &[], vec![]);
+    assert_eq!(answer.status, 200);
+    assert_eq!(
+        answer.headers["docker-content-digest"].to_str().unwrap(),
+        first_digest
+    );
+    let again = store.json(&["retention", "status", &format!("{first_package}.2")]);
+    assert_eq!(again["eligible_for_deletion"], false, "{again}");
+    let verify = store.json(&["audit", "verify"]);
+    assert_eq!(verify["ok"], true, "{verify}");
+    let fsck = store.json(&["fsck"]);
+    assert_eq!(fsck["ok"], true, "{fsck}");
+}
