@@ -41,6 +41,11 @@ pub use log_key::{create_log_signer, load_log_signer, log_signer};
 
 /// Start writeback after this many dirty bytes, so the final fsync has little left to do.
 const WRITEBACK_WINDOW: u64 = 8 << 20;
+/// A staged blob is kept in memory up to this size and written, synced and renamed in one
+/// blocking call at commit; a larger one gets a writer thread as soon as it passes this size
+/// (its writes then overlap the caller's hashing). Small blobs so cost no thread and no temp
+/// file until they are committed.
+pub const SMALL_BLOB_BYTES: usize = 256 << 10;
 
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
@@ -164,12 +169,14 @@ enum WriterMessage {
     Commit(PathBuf, oneshot::Sender<std::result::Result<(), FsError>>),
 }
 
-/// A blob being written to a temp file by a dedicated thread (so the caller's hashing overlaps
-/// the disk writes).
+/// A blob being staged: in memory while small, then written to a temp file by a dedicated
+/// thread (so the caller's hashing overlaps the disk writes).
 struct FsStagedBlob {
+    /// The bytes so far while the blob is small (`None` once a writer thread owns them).
+    buffered: Option<Vec<u8>>,
     sender: Option<mpsc::Sender<WriterMessage>>,
     thread: Option<std::thread::JoinHandle<std::result::Result<(), FsError>>>,
-    temp_path: PathBuf,
+    store: FsBlobStore,
     root: PathBuf,
 }
 
@@ -265,11 +272,35 @@ impl FsStagedBlob {
             None => Err(FsError::WriterGone.into()),
         }
     }
-}
 
-#[async_trait]
-impl StagedBlob for FsStagedBlob {
-    async fn write(&mut self, chunk: Bytes) -> Result<()> {
+    /// Moves the buffered bytes to a temp file owned by a new writer thread.
+    async fn start_writer(&mut self, buffered: Vec<u8>) -> Result<()> {
+        let store = self.store.clone();
+        let (file, temp_path) = tokio::task::spawn_blocking(move || store.create_temp())
+            .await
+            .map_err(|_| Error::from(FsError::WriterGone))??;
+        let (sender, receiver) = mpsc::channel(4);
+        let root = self.root.clone();
+        let thread_temp = temp_path.clone();
+        let thread = std::thread::Builder::new()
+            .name("artifactstore-fs-writer".to_owned())
+            .spawn(move || writer_thread(file, thread_temp, root, receiver))
+            .map_err(|source| {
+                let _ = fs::remove_file(&temp_path);
+                FsError::CreateTemp {
+                    dir: self.store.tmp.clone(),
+                    source,
+                }
+            })?;
+        self.sender = Some(sender);
+        self.thread = Some(thread);
+        if !buffered.is_empty() {
+            self.send(Bytes::from(buffered)).await?;
+        }
+        Ok(())
+    }
+
+    async fn send(&mut self, chunk: Bytes) -> Result<()> {
         let sent = match &self.sender {
             Some(sender) => sender.send(WriterMessage::Data(chunk)).await.is_ok(),
             None => false,
@@ -281,9 +312,52 @@ impl StagedBlob for FsStagedBlob {
         self.writer_result().await?;
         Err(FsError::WriterGone.into())
     }
+}
+
+/// Writes a small staged blob to a temp file, makes it durable and publishes it at
+/// `final_path` (the same steps as the writer thread's, in one blocking call).
+fn write_small(
+    store: &FsBlobStore,
+    bytes: &[u8],
+    final_path: &Path,
+) -> std::result::Result<(), Error> {
+    let (mut file, temp_path) = store.create_temp()?;
+    let written = file.write_all(bytes).map_err(|source| FsError::Write {
+        path: temp_path.clone(),
+        source,
+    });
+    let result = written.and_then(|()| publish(&file, &temp_path, final_path, &store.root));
+    if result.is_err() {
+        drop(file);
+        let _ = fs::remove_file(&temp_path);
+    }
+    result.map_err(Error::from)
+}
+
+#[async_trait]
+impl StagedBlob for FsStagedBlob {
+    async fn write(&mut self, chunk: Bytes) -> Result<()> {
+        if let Some(buffered) = &mut self.buffered {
+            if buffered.len() + chunk.len() <= SMALL_BLOB_BYTES {
+                buffered.extend_from_slice(&chunk);
+                return Ok(());
+            }
+            let buffered = self.buffered.take().unwrap_or_default();
+            self.start_writer(buffered).await?;
+        }
+        self.send(chunk).await
+    }
 
     async fn commit(mut self: Box<Self>, key: &Blake3) -> Result<()> {
         let final_path = blob_path_in(&self.root, key);
+        if let Some(buffered) = self.buffered.take() {
+            let store = self.store.clone();
+            return tokio::task::spawn_blocking(move || {
+                write_small(&store, &buffered, &final_path)
+            })
+            .await
+            .map_err(|_| Error::from(FsError::WriterGone))?;
+        }
         let (reply, answer) = oneshot::channel();
         let sent = match &self.sender {
             Some(sender) => sender
@@ -302,15 +376,18 @@ impl StagedBlob for FsStagedBlob {
     }
 
     async fn abort(mut self: Box<Self>) -> Result<()> {
+        if self.buffered.take().is_some() {
+            // Nothing reached the disk.
+            return Ok(());
+        }
         self.writer_result().await
     }
 }
 
 impl Drop for FsStagedBlob {
     fn drop(&mut self) {
-        // Closing the channel makes the thread delete the temp file.
+        // Closing the channel makes the thread delete the temp file (a buffered blob has none).
         self.sender = None;
-        let _ = &self.temp_path;
     }
 }
 
@@ -326,24 +403,11 @@ impl BlobStore for FsBlobStore {
     }
 
     async fn stage(&self) -> Result<Box<dyn StagedBlob>> {
-        let store = self.clone();
-        let (file, temp_path) = tokio::task::spawn_blocking(move || store.create_temp())
-            .await
-            .map_err(|_| Error::from(FsError::WriterGone))??;
-        let (sender, receiver) = mpsc::channel(4);
-        let thread_temp = temp_path.clone();
-        let root = self.root.clone();
-        let thread = std::thread::Builder::new()
-            .name("artifactstore-fs-writer".to_owned())
-            .spawn(move || writer_thread(file, thread_temp, root, receiver))
-            .map_err(|source| FsError::CreateTemp {
-                dir: self.tmp.clone(),
-                source,
-            })?;
         Ok(Box::new(FsStagedBlob {
-            sender: Some(sender),
-            thread: Some(thread),
-            temp_path,
+            buffered: Some(Vec::new()),
+            sender: None,
+            thread: None,
+            store: self.clone(),
             root: self.root.clone(),
         }))
     }
