@@ -629,3 +629,61 @@ impl BlobStore for FsBlobStore {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt as _;
+
+    async fn read_back(store: &FsBlobStore, key: &Blake3) -> Vec<u8> {
+        let mut read = store.get(key, None).await.unwrap();
+        let mut out = Vec::new();
+        read.reader.read_to_end(&mut out).await.unwrap();
+        out
+    }
+
+    /// Small blobs stay in memory until commit (no temp file meanwhile); a blob that grows
+    /// past `SMALL_BLOB_BYTES` in small writes moves to the writer thread with its buffered
+    /// bytes first; an aborted or dropped small blob leaves nothing behind.
+    #[tokio::test]
+    async fn small_blobs_are_buffered_and_larger_ones_move_to_the_writer_thread() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsBlobStore::open(dir.path()).unwrap();
+        for size in [
+            SMALL_BLOB_BYTES,
+            SMALL_BLOB_BYTES + 1,
+            3 * SMALL_BLOB_BYTES + 5,
+        ] {
+            let data = artifact_core::testing::test_bytes(size as u64, size as u64);
+            let key = Blake3::of(&data);
+            let mut staged = store.stage().await.unwrap();
+            for chunk in data.chunks(100_000) {
+                staged.write(Bytes::copy_from_slice(chunk)).await.unwrap();
+            }
+            let temp_files = store.temp_files().unwrap().len();
+            assert_eq!(
+                temp_files,
+                usize::from(size > SMALL_BLOB_BYTES),
+                "{size} bytes: a temp file only once past the small-blob size"
+            );
+            staged.commit(&key).await.unwrap();
+            assert_eq!(read_back(&store, &key).await, data, "{size} bytes");
+            assert!(store.temp_files().unwrap().is_empty());
+        }
+        for abort in [true, false] {
+            let mut staged = store.stage().await.unwrap();
+            staged.write(Bytes::from_static(b"never")).await.unwrap();
+            if abort {
+                staged.abort().await.unwrap();
+            } else {
+                drop(staged);
+            }
+            assert!(store.temp_files().unwrap().is_empty());
+            assert_eq!(
+                store.head(&Blake3::of(b"never")).await.unwrap(),
+                None,
+                "aborted bytes are never visible"
+            );
+        }
+    }
+}
