@@ -633,7 +633,6 @@ impl BlobStore for FsBlobStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio::io::AsyncReadExt as _;
 
     async fn read_back(store: &FsBlobStore, key: &Blake3) -> Vec<u8> {
         let mut read = store.get(key, None).await.unwrap();
