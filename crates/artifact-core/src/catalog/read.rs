@@ -1077,15 +1077,7 @@ pub(crate) async fn packages_with_file(
     .bind(sha256.to_string())
     .fetch_all(&mut *conn)
     .await?;
-    rows.iter()
-        .map(|row| {
-            let text: String = row.try_get("package_id")?;
-            text.parse().map_err(|e| Error::Integrity {
-                seq: 0,
-                reason: format!("packages row `{text}`: package_id: {e}"),
-            })
-        })
-        .collect()
+    rows.iter().map(package_id_column).collect()
 }
 
 /// The media types of an OCI image index (and Docker's manifest list).
@@ -1116,15 +1108,7 @@ pub(crate) async fn indexes_listing(
     .bind(INDEX_MEDIA_TYPES[1])
     .fetch_all(&mut *conn)
     .await?;
-    rows.iter()
-        .map(|row| {
-            let text: String = row.try_get("package_id")?;
-            text.parse().map_err(|e| Error::Integrity {
-                seq: 0,
-                reason: format!("packages row `{text}`: package_id: {e}"),
-            })
-        })
-        .collect()
+    rows.iter().map(package_id_column).collect()
 }
 
 /// A live package named `name` with a file at `path` whose SHA-256 is `sha256` (the OCI
@@ -1146,14 +1130,17 @@ pub(crate) async fn package_with_file(
     .bind(sha256.to_string())
     .fetch_optional(&mut *conn)
     .await?;
-    row.map(|row| {
-        let text: String = row.try_get("package_id")?;
-        text.parse().map_err(|e| Error::Integrity {
-            seq: 0,
-            reason: format!("packages row `{text}`: package_id: {e}"),
-        })
+    row.as_ref().map(package_id_column).transpose()
+}
+
+/// The `package_id` column of a row: text that does not parse is an integrity error naming
+/// it.
+fn package_id_column(row: &AnyRow) -> Result<PackageId> {
+    let text: String = row.try_get("package_id")?;
+    text.parse().map_err(|e| Error::Integrity {
+        seq: 0,
+        reason: format!("packages row `{text}`: package_id: {e}"),
     })
-    .transpose()
 }
 
 /// The package a tag of an OCI repository names now (the `oci_tags` view), with the manifest
