@@ -6,8 +6,12 @@
 //!
 //! ```sh
 //! cargo bench -p artifactstore-cli --bench oci                         # 1 GiB, 3 rounds
-//! cargo bench -p artifactstore-cli --bench oci -- --size-mib 256 --rounds 1
+//! cargo bench -p artifactstore-cli --bench oci -- --size-mib 256 --rounds 1 --small 200
 //! ```
+//! Then `--small` (default 500) small pushes from one client, each a 1 KiB blob and a package
+//! of it: natively (`PUT /blobs` + `POST /packages`), through `/v2/` (`POST`, `PUT ?digest=`
+//! with the bytes, `PUT` of a manifest naming it), and the same `/v2/` requests to
+//! distribution (issue 16's peer).
 //! `BENCH_DIR` chooses the filesystem. Each figure is the median of `--rounds` rounds taken in
 //! turn (a fresh store and a fresh registry each round, so no push finds the blob stored). The
 //! store acknowledges a blob only once it is durable (fsync'd, ADR 0004); distribution does not
@@ -162,8 +166,109 @@ fn median(values: &[f64]) -> f64 {
     sorted[sorted.len() / 2]
 }
 
+/// `count` small pushes from one client: a 1 KiB blob and a package (or manifest) naming it.
+/// `native`: `PUT /blobs` + `POST /packages`; else `/v2/` `POST` + `PUT ?digest=` + `PUT`
+/// manifest.
+async fn small_pushes(base: &str, token: Option<&str>, native: bool, count: usize) -> f64 {
+    let client = reqwest::Client::new();
+    let auth = |request: reqwest::RequestBuilder| match token {
+        Some(token) => request.bearer_auth(token),
+        None => request,
+    };
+    let start = Instant::now();
+    for i in 0..count {
+        let content = artifact_core::testing::test_bytes(1024, 10_000 + i as u64);
+        let blob = BlobInfo::of(&content);
+        if native {
+            let put = auth(client.put(format!("{base}/blobs/{}", blob.blake3)))
+                .body(content)
+                .send()
+                .await
+                .expect("put");
+            assert_eq!(put.status(), 201, "{:?}", put.text().await);
+            let manifest =
+                artifact_core::testing::one_file_manifest("small", format!("1.{i}"), &blob);
+            let post = auth(client.post(format!("{base}/packages")))
+                .header("content-type", "application/cbor")
+                .body(manifest.canonical_bytes().expect("manifest"))
+                .send()
+                .await
+                .expect("post");
+            assert_eq!(post.status(), 201, "{:?}", post.text().await);
+        } else {
+            let digest = blob.sha256.to_string();
+            monolithic_blob(&client, base, token, &digest, content).await;
+            let config = "{}";
+            let manifest = serde_json::json!({
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": {
+                    "mediaType": "application/vnd.oci.empty.v1+json",
+                    "digest": artifact_core::digest::Sha256::of(config.as_bytes()).to_string(),
+                    "size": 2,
+                },
+                "layers": [{"mediaType": "application/octet-stream", "digest": digest, "size": 1024}],
+            });
+            let put = auth(client.put(format!("{base}/v2/bench/small/manifests/1.{i}")))
+                .header("content-type", "application/vnd.oci.image.manifest.v1+json")
+                .body(manifest.to_string())
+                .send()
+                .await
+                .expect("manifest");
+            assert_eq!(put.status(), 201, "{:?}", put.text().await);
+        }
+    }
+    count as f64 / start.elapsed().as_secs_f64()
+}
+
+/// A blob in two requests, as both servers take it: `POST` (202 + Location), then `PUT
+/// <location>?digest=` with the bytes (distribution 2.8 ignores `?digest=` on the POST).
+async fn monolithic_blob(
+    client: &reqwest::Client,
+    base: &str,
+    token: Option<&str>,
+    digest: &str,
+    bytes: Vec<u8>,
+) {
+    let auth = |request: reqwest::RequestBuilder| match token {
+        Some(token) => request.bearer_auth(token),
+        None => request,
+    };
+    let started = auth(client.post(format!("{base}/v2/bench/small/blobs/uploads/")))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(started.status(), 202, "{:?}", started.text().await);
+    let location = absolute(
+        base,
+        started.headers()["location"].to_str().expect("location"),
+    );
+    let separator = if location.contains('?') { '&' } else { '?' };
+    let put = auth(client.put(format!("{location}{separator}digest={digest}")))
+        .header("content-type", "application/octet-stream")
+        .body(bytes)
+        .send()
+        .await
+        .expect("PUT");
+    assert_eq!(put.status(), 201, "{:?}", put.text().await);
+}
+
+/// Pushes the empty config `{}` every small manifest names.
+async fn push_empty_config(base: &str, token: Option<&str>) {
+    let digest = artifact_core::digest::Sha256::of(b"{}").to_string();
+    monolithic_blob(
+        &reqwest::Client::new(),
+        base,
+        token,
+        &digest,
+        b"{}".to_vec(),
+    )
+    .await;
+}
+
 fn main() {
     let size_mib = bench_arg("--size-mib", 1024);
+    let small = bench_arg("--small", 500);
     let rounds = bench_arg("--rounds", 3).max(1);
     let dir = bench_dir();
     let runtime = bench_runtime();
@@ -225,6 +330,45 @@ fn main() {
         );
         println!(
             "  distribution /v2/ POST+PATCH+PUT           {distribution:6.3} GB/s   -> artifactstore /v2/ = {:.2} x distribution",
+            oci / distribution
+        );
+
+        // Small pushes from one client, each server fresh.
+        let (mut native, mut oci, mut distribution) = (Vec::new(), Vec::new(), Vec::new());
+        for round in 0..rounds {
+            for (index, rates) in [&mut native, &mut oci].into_iter().enumerate() {
+                let data_dir = dir.path().join(format!("small-{round}-{index}"));
+                let store = EmbeddedOptions::new(&data_dir).open().await.expect("open");
+                let token = store
+                    .create_token("bench", "bench", &[Role::Admin], &[6; 32])
+                    .await
+                    .expect("token");
+                let (base, stop) = start_server(store, data_dir.join("uploads")).await;
+                if index == 1 {
+                    push_empty_config(&base, Some(&token)).await;
+                }
+                rates.push(small_pushes(&base, Some(&token), index == 0, small).await);
+                let _ = stop().await;
+                std::fs::remove_dir_all(&data_dir).expect("clean");
+            }
+            let root = dir.path().join(format!("small-registry-{round}"));
+            let registry = Distribution::start(&root).await;
+            push_empty_config(&registry.base, None).await;
+            distribution.push(small_pushes(&registry.base, None, false, small).await);
+            drop(registry);
+            std::fs::remove_dir_all(&root).expect("clean");
+        }
+        let (native, oci, distribution) =
+            (median(&native), median(&oci), median(&distribution));
+        println!("{small} small pushes (1 KiB blob + package/manifest), one client, medians of {rounds} round(s):");
+        println!("  artifactstore PUT /blobs + POST /packages    {native:7.0} /s");
+        println!(
+            "  artifactstore /v2/ blob + manifest          {oci:7.0} /s   = {:.2} x native",
+            oci / native
+        );
+        println!(
+            "  distribution /v2/ blob + manifest           {distribution:7.0} /s   -> artifactstore native = {:.2} x, /v2/ = {:.2} x distribution",
+            native / distribution,
             oci / distribution
         );
     });
