@@ -77,8 +77,6 @@ pub struct OciRepositoryPolicy {
     pub class: String,
     /// Whether tags may move.
     pub mutable_tags: bool,
-    /// The patterns that decided the class and the tags' mutability, if any.
-    pub patterns: Vec<String>,
 }
 
 impl OciConfig {
@@ -94,22 +92,15 @@ impl OciConfig {
         // Longest first; equal lengths in name order, so the answer never depends on the
         // file's order.
         matching.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then_with(|| a.0.cmp(b.0)));
-        let class = matching
-            .iter()
-            .find_map(|(pattern, rule)| rule.class.clone().map(|c| (c, (*pattern).clone())));
-        let mutable = matching
-            .iter()
-            .find_map(|(pattern, rule)| rule.mutable_tags.map(|m| (m, (*pattern).clone())));
-        let mut patterns: Vec<String> = class
-            .iter()
-            .map(|(_, p)| p.clone())
-            .chain(mutable.iter().map(|(_, p)| p.clone()))
-            .collect();
-        patterns.dedup();
         OciRepositoryPolicy {
-            class: class.map_or_else(|| self.default_class.clone(), |(c, _)| c),
-            mutable_tags: mutable.is_some_and(|(m, _)| m),
-            patterns,
+            class: matching
+                .iter()
+                .find_map(|(_, rule)| rule.class.clone())
+                .unwrap_or_else(|| self.default_class.clone()),
+            mutable_tags: matching
+                .iter()
+                .find_map(|(_, rule)| rule.mutable_tags)
+                .unwrap_or(false),
         }
     }
 
@@ -829,6 +820,8 @@ mod tests {
             class = "release-evidence"
             [oci.repositories."guide/tools/*"]
             mutable_tags = true
+            [oci.repositories."guide/special"]
+            class = "compliance-record"
             [oci.repositories."*-cache"]
             class = "build-cache"
             mutable_tags = true
@@ -838,26 +831,17 @@ mod tests {
         .unwrap();
         let policy = |name| {
             let p = config.oci.policy(name);
-            (p.class, p.mutable_tags, p.patterns)
+            (p.class, p.mutable_tags)
         };
-        assert_eq!(
-            policy("guide/app"),
-            ("release-evidence".into(), false, vec!["guide/*".to_owned()])
-        );
+        assert_eq!(policy("guide/app"), ("release-evidence".into(), false));
         // Each setting from the longest pattern that sets it.
         assert_eq!(
             policy("guide/tools/lint"),
-            (
-                "release-evidence".into(),
-                true,
-                vec!["guide/*".to_owned(), "guide/tools/*".to_owned()]
-            )
+            ("release-evidence".into(), true)
         );
-        assert_eq!(
-            policy("ci/build-cache"),
-            ("build-cache".into(), true, vec!["*-cache".to_owned()])
-        );
-        assert_eq!(policy("other"), ("ephemeral".into(), false, vec![]));
+        assert_eq!(policy("guide/special"), ("compliance-record".into(), false));
+        assert_eq!(policy("ci/build-cache"), ("build-cache".into(), true));
+        assert_eq!(policy("other"), ("ephemeral".into(), false));
         assert!(!glob_matches("guide/*", "guide"));
         assert!(glob_matches("a*b*c", "a/x/b/y/c"));
         assert!(!glob_matches("a*b*c", "a/x/b/y/d"));

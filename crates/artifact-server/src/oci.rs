@@ -751,13 +751,14 @@ const MAX_INCARNATIONS: u32 = 1000;
 /// tag names what its latest `v1.oci.tag_set` set while that package is live, else the
 /// version of that name. With `from_index`, a digest no live package has as `manifest.json`
 /// is also found as a child a live index of the repository lists (so an index stays pullable
-/// whatever becomes of its children's packages): then the record is the index's.
+/// whatever becomes of its children's packages): then the record and the manifest are the
+/// index's. Returns the package's record, its manifest, and the entry of the OCI manifest.
 async fn manifest_package(
     state: &AppState,
     name: &str,
     reference: &str,
     from_index: bool,
-) -> OciResult<(artifact_core::catalog::PackageRecord, FileEntry)> {
+) -> OciResult<(artifact_core::catalog::PackageRecord, Manifest, FileEntry)> {
     let (version, digest) = version_of(reference)?;
     let unknown = || {
         OciError::new(
@@ -774,12 +775,13 @@ async fn manifest_package(
             .map_err(|e| OciError::from_store(e, "MANIFEST_UNKNOWN"))?,
         Some(_) => None,
     };
+    // A tag whose package is gone falls back to the version of that name.
     let tagged = match tagged {
-        Some((id, _)) => store
-            .live_package(&PackageRef::Id(id))
-            .await
-            .ok()
-            .map(|record| record.package_id),
+        Some((id, _)) => match store.live_package(&PackageRef::Id(id)).await {
+            Ok(record) => Some(record.package_id),
+            Err(Error::Gone(_) | Error::NotFound { .. }) => None,
+            Err(other) => return Err(OciError::from_store(other, "MANIFEST_UNKNOWN")),
+        },
         None => None,
     };
     let package_id = match (tagged, digest) {
@@ -825,7 +827,7 @@ async fn manifest_package(
                         })
                         .cloned()
                         .ok_or_else(unknown)?;
-                    return Ok((record, entry));
+                    return Ok((record, manifest, entry));
                 }
                 None => return Err(unknown()),
             }
@@ -843,7 +845,7 @@ async fn manifest_package(
         .await
         .map_err(|e| OciError::from_store(e, "MANIFEST_UNKNOWN"))?;
     let entry = manifest.file(MANIFEST_FILE).cloned().ok_or_else(unknown)?;
-    Ok((record, entry))
+    Ok((record, manifest, entry))
 }
 
 async fn get_manifest(
@@ -852,7 +854,7 @@ async fn get_manifest(
     reference: &str,
     head: bool,
 ) -> OciResult<Response> {
-    let (_, entry) = manifest_package(state, name, reference, true).await?;
+    let (_, _, entry) = manifest_package(state, name, reference, true).await?;
     let media_type = entry
         .media_type
         .clone()
@@ -1035,7 +1037,7 @@ async fn put_manifest(
     // An index lists its children's files too: GC keeps what pulling the index needs, by
     // the index's own package, whatever becomes of the children's packages.
     for child in &children {
-        let (child_record, _) = manifest_package(state, name, &child.to_string(), false)
+        let (_, child_manifest, _) = manifest_package(state, name, &child.to_string(), false)
             .await
             .map_err(|e| {
                 if e.code == "MANIFEST_UNKNOWN" {
@@ -1050,10 +1052,6 @@ async fn put_manifest(
                     e
                 }
             })?;
-        let (child_manifest, _) = store
-            .manifest(&PackageRef::Id(child_record.package_id))
-            .await
-            .map_err(|e| OciError::from_store(e, "MANIFEST_BLOB_UNKNOWN"))?;
         for file in child_manifest.files {
             if file.path != MANIFEST_FILE && seen.insert(file.sha256) {
                 files.push(file);
@@ -1244,7 +1242,7 @@ fn manifest_created(name: &str, sha256: &Sha256, subject: Option<&Sha256>) -> Re
 /// eligible for deletion (not expired, or held) is refused with the explanation; an eligible
 /// one is accepted (202): garbage collection purges it and its unique blobs.
 async fn delete_manifest(state: &AppState, name: &str, reference: &str) -> OciResult<Response> {
-    let (record, _) = manifest_package(state, name, reference, false).await?;
+    let (record, _, _) = manifest_package(state, name, reference, false).await?;
     let explanation = state
         .store()
         .explain(&PackageRef::Id(record.package_id), None)

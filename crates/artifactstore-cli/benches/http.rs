@@ -16,9 +16,8 @@
 //! `--packages` packages of one 1 KiB file (`PUT /blobs` + `POST /packages`, the latter by
 //! `HttpClient::create_package`).
 
-use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use artifact_client::{Client as _, HttpClient, NoProgress};
 use artifact_core::auth::Role;
@@ -28,45 +27,9 @@ use artifact_core::testing::{bench_arg, bench_dir, bench_runtime};
 use artifact_store_fs::EmbeddedOptions;
 use reqwest::Method;
 
-/// A server on loopback over `store`: its base URL and a handle that stops it.
-async fn start_server(
-    store: artifact_core::ArtifactStore,
-    upload_dir: std::path::PathBuf,
-) -> (
-    String,
-    impl FnOnce() -> tokio::task::JoinHandle<std::io::Result<()>>,
-) {
-    let options = artifact_server::ServerOptions::new(upload_dir);
-    let state = artifact_server::AppState::new(store, options).expect("state");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(artifact_server::serve(listener, state, async move {
-        let _ = stopped.await;
-    }));
-    (base, move || {
-        let _ = stop.send(());
-        server
-    })
-}
-
-fn gbps(bytes: u64, elapsed: Duration) -> f64 {
-    bytes as f64 / elapsed.as_secs_f64() / 1e9
-}
-
-async fn file_body(path: &Path) -> reqwest::Body {
-    let file = tokio::fs::File::open(path).await.expect("open");
-    reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(file, 1 << 20))
-}
-
-/// The middle value (upper middle for an even count).
-fn median(values: &[f64]) -> f64 {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(|a, b| a.total_cmp(b));
-    sorted[sorted.len() / 2]
-}
+#[path = "support/server.rs"]
+mod support;
+use support::{file_body, gbps, median, start_server};
 
 fn main() {
     let size_mib = bench_arg("--size-mib", 1024);

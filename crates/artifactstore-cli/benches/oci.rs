@@ -26,29 +26,9 @@ use artifact_core::digest::BlobInfo;
 use artifact_core::testing::{bench_arg, bench_dir, bench_runtime};
 use artifact_store_fs::EmbeddedOptions;
 
-/// A server on loopback over `store`: its base URL and a handle that stops it.
-async fn start_server(
-    store: artifact_core::ArtifactStore,
-    upload_dir: std::path::PathBuf,
-) -> (
-    String,
-    impl FnOnce() -> tokio::task::JoinHandle<std::io::Result<()>>,
-) {
-    let options = artifact_server::ServerOptions::new(upload_dir);
-    let state = artifact_server::AppState::new(store, options).expect("state");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(artifact_server::serve(listener, state, async move {
-        let _ = stopped.await;
-    }));
-    (base, move || {
-        let _ = stop.send(());
-        server
-    })
-}
+#[path = "support/server.rs"]
+mod support;
+use support::{file_body, gbps, median, start_server};
 
 /// The distribution registry on a free loopback port, its storage under `root`; killed on drop.
 struct Distribution {
@@ -107,9 +87,15 @@ impl Drop for Distribution {
     }
 }
 
-async fn file_body(path: &Path) -> reqwest::Body {
-    let file = tokio::fs::File::open(path).await.expect("open");
-    reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(file, 1 << 20))
+/// `request` with `token` as its bearer credential, if any.
+pub fn with_token(
+    request: reqwest::RequestBuilder,
+    token: Option<&str>,
+) -> reqwest::RequestBuilder {
+    match token {
+        Some(token) => request.bearer_auth(token),
+        None => request,
+    }
 }
 
 fn absolute(base: &str, location: &str) -> String {
@@ -123,10 +109,7 @@ fn absolute(base: &str, location: &str) -> String {
 /// POST + one streamed PATCH + PUT ?digest=, as OCI clients push a blob.
 async fn oci_push(base: &str, token: Option<&str>, source: &Path, digest: &str) {
     let client = reqwest::Client::new();
-    let auth = |request: reqwest::RequestBuilder| match token {
-        Some(token) => request.bearer_auth(token),
-        None => request,
-    };
+    let auth = |request| with_token(request, token);
     let started = auth(client.post(format!("{base}/v2/bench/blob/blobs/uploads/")))
         .send()
         .await
@@ -155,26 +138,12 @@ async fn oci_push(base: &str, token: Option<&str>, source: &Path, digest: &str) 
     assert_eq!(finished.status(), 201, "{:?}", finished.text().await);
 }
 
-fn gbps(bytes: u64, elapsed: Duration) -> f64 {
-    bytes as f64 / elapsed.as_secs_f64() / 1e9
-}
-
-/// The middle value (upper middle for an even count).
-fn median(values: &[f64]) -> f64 {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(|a, b| a.total_cmp(b));
-    sorted[sorted.len() / 2]
-}
-
 /// `count` small pushes from one client: a 1 KiB blob and a package (or manifest) naming it.
 /// `native`: `PUT /blobs` + `POST /packages`; else `/v2/` `POST` + `PUT ?digest=` + `PUT`
 /// manifest.
 async fn small_pushes(base: &str, token: Option<&str>, native: bool, count: usize) -> f64 {
     let client = reqwest::Client::new();
-    let auth = |request: reqwest::RequestBuilder| match token {
-        Some(token) => request.bearer_auth(token),
-        None => request,
-    };
+    let auth = |request| with_token(request, token);
     let start = Instant::now();
     for i in 0..count {
         let content = artifact_core::testing::test_bytes(1024, 10_000 + i as u64);
@@ -230,10 +199,7 @@ async fn monolithic_blob(
     digest: &str,
     bytes: Vec<u8>,
 ) {
-    let auth = |request: reqwest::RequestBuilder| match token {
-        Some(token) => request.bearer_auth(token),
-        None => request,
-    };
+    let auth = |request| with_token(request, token);
     let started = auth(client.post(format!("{base}/v2/bench/small/blobs/uploads/")))
         .send()
         .await

@@ -957,6 +957,30 @@ fn oci_packages_follow_retention_holds_referrers_and_index_children() {
         (400, Some("MANIFEST_BLOB_UNKNOWN"))
     );
     assert_eq!(store.head_seq(), head);
+    // An index of more than 4,096 distinct children is refused before any lookup.
+    let mut huge = index.clone();
+    huge["manifests"] = Json::Array(
+        (0..4097u32)
+            .map(|n| {
+                serde_json::json!({
+                    "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                    "digest": format!("sha256:{}", sha2_free::sha256_hex(&n.to_be_bytes())),
+                    "size": 2,
+                })
+            })
+            .collect(),
+    );
+    let answer = registry.send(
+        "PUT",
+        &url("manifests/huge"),
+        &[("content-type", "application/vnd.oci.image.index.v1+json")],
+        serde_json::to_vec(&huge).unwrap(),
+    );
+    assert_eq!(
+        (answer.status, answer.code.as_deref()),
+        (400, Some("MANIFEST_INVALID"))
+    );
+    assert_eq!(store.head_seq(), head);
 
     // Held: DELETE is refused with the reason, nothing changes.
     store.json(&["retention", "hold", "guide/app@v1", "--reason", "inquiry 7"]);
